@@ -1,0 +1,135 @@
+// Command canary-controller is the canary.io system in one binary: the
+// admission webhook that holds new pod templates of opted-in Deployments
+// back, and (with leader election) the stepper that runs their analyses.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/canary-io/canary/webhook"
+)
+
+// options are the controller's flags.
+type options struct {
+	controllerIdentity string
+	webhookHost        string
+	webhookPort        int
+	certDir            string
+	registerURL        string
+	metricsAddr        string
+	probeAddr          string
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.controllerIdentity, "controller-identity", "system:serviceaccount:canary-system:canary-controller",
+		"the user name the controller's own writes arrive as (its service account, or a user out of cluster): only it may unpause a revision being promoted and write status annotations")
+	flag.StringVar(&o.webhookHost, "webhook-host", "", "address the webhook server listens on (empty: all)")
+	flag.IntVar(&o.webhookPort, "webhook-port", 9443, "port of the webhook server")
+	flag.StringVar(&o.certDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory holding the webhook's tls.crt and tls.key")
+	flag.StringVar(&o.registerURL, "register-webhook-url", "",
+		"for running out of cluster: write a self-signed certificate into --webhook-cert-dir and register the webhook configurations at this base URL (e.g. https://127.0.0.1:9443)")
+	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address of the metrics endpoint (0 disables it)")
+	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the health probes")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+
+	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
+		ctrl.Log.Error(err, "canary-controller failed")
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("load kubeconfig: %w", err)
+	}
+	var caBundle []byte
+	if o.registerURL != "" {
+		host, err := urlHost(o.registerURL)
+		if err != nil {
+			return err
+		}
+		if caBundle, err = webhook.WriteSelfSignedCert(o.certDir, host); err != nil {
+			return err
+		}
+	}
+	mgr, err := ctrl.NewManager(cfg, manager.Options{
+		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress: o.probeAddr,
+		WebhookServer: crwebhook.NewServer(crwebhook.Options{
+			Host: o.webhookHost, Port: o.webhookPort, CertDir: o.certDir,
+		}),
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	decisions := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "canary_webhook_decisions_total",
+		Help: "Admission decisions on opted-in Deployments, by webhook (mutate, validate) and outcome (allowed, denied, invalid).",
+	}, []string{"webhook", "outcome"})
+	metrics.Registry.MustRegister(decisions)
+	count := func(w, outcome string) { decisions.WithLabelValues(w, outcome).Inc() }
+	srv := mgr.GetWebhookServer()
+	srv.Register(webhook.MutatePath, &crwebhook.Admission{Handler: &webhook.Handler{
+		ControllerUser: o.controllerIdentity, Clock: clock.RealClock{}, Decisions: count,
+	}})
+	srv.Register(webhook.ValidatePath, &crwebhook.Admission{Handler: &webhook.Handler{
+		ControllerUser: o.controllerIdentity, Clock: clock.RealClock{}, Validating: true, Decisions: count,
+	}})
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return fmt.Errorf("add health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
+		return fmt.Errorf("add ready check: %w", err)
+	}
+	if o.registerURL != "" {
+		cs, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			return fmt.Errorf("client: %w", err)
+		}
+		if err := webhook.Register(ctx, cs, webhook.URLClientConfig(o.registerURL, caBundle)); err != nil {
+			return err
+		}
+		ctrl.Log.Info("registered the webhook configurations", "url", o.registerURL)
+	}
+	ctrl.Log.Info("starting", "controllerIdentity", o.controllerIdentity, "webhookPort", o.webhookPort)
+	return mgr.Start(ctx)
+}
+
+// urlHost is the host of a base URL, without its port.
+func urlHost(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return "", fmt.Errorf("--register-webhook-url %q: want https://HOST:PORT", raw)
+	}
+	host, port, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		return u.Host, nil //nolint:nilerr // no port: the host is the whole
+	}
+	if _, err := strconv.Atoi(port); err != nil {
+		return "", errors.New("--register-webhook-url: the port is not a number")
+	}
+	return host, nil
+}

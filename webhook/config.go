@@ -1,0 +1,112 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/canary-io/canary/contract"
+)
+
+// ConfigurationName names both webhook configurations.
+const ConfigurationName = "canary.io"
+
+// optedInCondition is the CEL match condition that limits the webhooks to
+// opted-in Deployments, on the old or the new object: the apiserver never
+// calls us (and an outage never touches) any other Deployment. Any value
+// but "false" counts, so that a typo such as "yes" reaches validation and
+// is denied instead of being ignored.
+var optedInCondition = fmt.Sprintf(
+	`(has(object.metadata.annotations) && '%[1]s' in object.metadata.annotations && object.metadata.annotations['%[1]s'] != 'false') || `+
+		`(oldObject != null && has(oldObject.metadata.annotations) && '%[1]s' in oldObject.metadata.annotations && oldObject.metadata.annotations['%[1]s'] != 'false')`,
+	contract.KeyEnabled)
+
+// ClientConfig says where the apiserver reaches the webhook server: a
+// function of the handler's path.
+type ClientConfig func(path string) admissionregistrationv1.WebhookClientConfig
+
+// URLClientConfig reaches the server at a base URL (out of cluster, e.g.
+// https://127.0.0.1:9443), trusting caBundle.
+func URLClientConfig(base string, caBundle []byte) ClientConfig {
+	return func(path string) admissionregistrationv1.WebhookClientConfig {
+		return admissionregistrationv1.WebhookClientConfig{URL: ptr.To(base + path), CABundle: caBundle}
+	}
+}
+
+// Configurations are the mutating and validating webhook configurations:
+// Deployments opted in on the old or new object, CREATE and UPDATE,
+// failurePolicy Fail (an outage refuses template updates of opted-in
+// Deployments and never rolls them unanalysed), no side effects, and
+// reinvocation when a later mutating webhook changes the object.
+func Configurations(cc ClientConfig) (*admissionregistrationv1.MutatingWebhookConfiguration, *admissionregistrationv1.ValidatingWebhookConfiguration) {
+	rules := []admissionregistrationv1.RuleWithOperations{{
+		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+		Rule: admissionregistrationv1.Rule{
+			APIGroups: []string{"apps"}, APIVersions: []string{"v1"}, Resources: []string{"deployments"},
+			Scope: ptr.To(admissionregistrationv1.NamespacedScope),
+		},
+	}}
+	match := []admissionregistrationv1.MatchCondition{{Name: "opted-in", Expression: optedInCondition}}
+	mutating := &admissionregistrationv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: ConfigurationName},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{
+			Name:                    "deployments.mutate.canary.io",
+			ClientConfig:            cc(MutatePath),
+			Rules:                   rules,
+			MatchConditions:         match,
+			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
+			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+			ReinvocationPolicy:      ptr.To(admissionregistrationv1.IfNeededReinvocationPolicy),
+			TimeoutSeconds:          ptr.To[int32](10),
+			AdmissionReviewVersions: []string{"v1"},
+		}},
+	}
+	validating := &admissionregistrationv1.ValidatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: ConfigurationName},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
+			Name:                    "deployments.validate.canary.io",
+			ClientConfig:            cc(ValidatePath),
+			Rules:                   rules,
+			MatchConditions:         match,
+			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
+			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+			TimeoutSeconds:          ptr.To[int32](10),
+			AdmissionReviewVersions: []string{"v1"},
+		}},
+	}
+	return mutating, validating
+}
+
+// Register creates or replaces both webhook configurations (for running
+// out of cluster: make run, tests; a real cluster applies manifests/).
+func Register(ctx context.Context, cs kubernetes.Interface, cc ClientConfig) error {
+	m, v := Configurations(cc)
+	mc := cs.AdmissionregistrationV1().MutatingWebhookConfigurations()
+	if old, err := mc.Get(ctx, m.Name, metav1.GetOptions{}); err == nil {
+		m.ResourceVersion = old.ResourceVersion
+		if _, err := mc.Update(ctx, m, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("update mutating webhook configuration: %w", err)
+		}
+	} else if !apierrors.IsNotFound(err) {
+		return fmt.Errorf("get mutating webhook configuration: %w", err)
+	} else if _, err := mc.Create(ctx, m, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create mutating webhook configuration: %w", err)
+	}
+	vc := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations()
+	if old, err := vc.Get(ctx, v.Name, metav1.GetOptions{}); err == nil {
+		v.ResourceVersion = old.ResourceVersion
+		if _, err := vc.Update(ctx, v, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("update validating webhook configuration: %w", err)
+		}
+	} else if !apierrors.IsNotFound(err) {
+		return fmt.Errorf("get validating webhook configuration: %w", err)
+	} else if _, err := vc.Create(ctx, v, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create validating webhook configuration: %w", err)
+	}
+	return nil
+}

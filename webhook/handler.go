@@ -1,0 +1,90 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+)
+
+// Paths the handlers are served on.
+const (
+	MutatePath   = "/mutate-deployments"
+	ValidatePath = "/validate-deployments"
+)
+
+// Handler serves the admission reviews for Deployments: decode, decide
+// (Mutate or Validate, pure), answer.
+type Handler struct {
+	// ControllerUser is the identity the system's controller writes as
+	// (a user name or system:serviceaccount:NS:NAME).
+	ControllerUser string
+	// Clock gives the admission time.
+	Clock clock.PassiveClock
+	// Validating selects Validate instead of Mutate.
+	Validating bool
+	// Decisions, if set, counts each decision by outcome.
+	Decisions func(webhook, outcome string)
+}
+
+var _ admission.Handler = (*Handler)(nil)
+
+// Handle implements admission.Handler.
+func (h *Handler) Handle(_ context.Context, req admission.Request) admission.Response {
+	r, err := h.decode(req)
+	if err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	if h.Validating {
+		errs, reason := Validate(r)
+		switch {
+		case len(errs) > 0:
+			h.count("validate", "invalid")
+			invalid := apierrors.NewInvalid(schema.GroupKind{Group: appsv1.GroupName, Kind: "Deployment"}, req.Name, errs)
+			return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: &invalid.ErrStatus}}
+		case reason != "":
+			h.count("validate", "denied")
+			return admission.Denied(reason)
+		}
+		h.count("validate", "allowed")
+		return admission.Allowed("")
+	}
+	resp := Mutate(r)
+	if resp.Denied != "" {
+		h.count("mutate", "denied")
+		return admission.Denied(resp.Denied)
+	}
+	out, err := json.Marshal(resp.Object)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	h.count("mutate", "allowed")
+	return admission.PatchResponseFromRaw(req.Object.Raw, out).WithWarnings(resp.Warnings...)
+}
+
+func (h *Handler) decode(req admission.Request) (Request, error) {
+	r := Request{ByController: req.UserInfo.Username == h.ControllerUser, Now: h.Clock.Now()}
+	r.New = &appsv1.Deployment{}
+	if err := json.Unmarshal(req.Object.Raw, r.New); err != nil {
+		return r, err
+	}
+	if len(req.OldObject.Raw) > 0 && req.Operation == admissionv1.Update {
+		r.Old = &appsv1.Deployment{}
+		if err := json.Unmarshal(req.OldObject.Raw, r.Old); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+func (h *Handler) count(webhook, outcome string) {
+	if h.Decisions != nil {
+		h.Decisions(webhook, outcome)
+	}
+}
