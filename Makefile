@@ -40,6 +40,19 @@ lint: tools ## gofmt, go vet and staticcheck
 	go vet -tags sigchild ./e2e/cluster/internal/sigchild/
 	$(BIN)/staticcheck $(GO_PACKAGES)
 
+.PHONY: run
+run: ## run the controller in the foreground against the local cluster (after make cluster-up)
+	@test -f .local/kubeconfig || { echo "no local cluster: run make cluster-up first"; exit 1; }
+	go run ./cmd/canary-controller --kubeconfig .local/cluster/controller.kubeconfig \
+		--controller-identity canary-controller \
+		--webhook-host 127.0.0.1 --webhook-port 9443 --webhook-cert-dir .local/webhook-certs \
+		--register-webhook-url https://127.0.0.1:9443 \
+		--metrics-bind-address 127.0.0.1:8080 --health-probe-bind-address 127.0.0.1:8081
+
+.PHONY: bench
+bench: ## Go benchmarks (admission handler on one core)
+	go test -run '^$$' -bench . -cpu 1 ./webhook/
+
 .PHONY: cluster-up
 cluster-up: tools ## start the local cluster in the background (.local/kubeconfig)
 	@go run ./hack/localcluster up

@@ -60,12 +60,8 @@ func (h *Handler) Handle(_ context.Context, req admission.Request) admission.Res
 		h.count("mutate", "denied")
 		return admission.Denied(resp.Denied)
 	}
-	out, err := json.Marshal(resp.Object)
-	if err != nil {
-		return admission.Errored(http.StatusInternalServerError, err)
-	}
 	h.count("mutate", "allowed")
-	return admission.PatchResponseFromRaw(req.Object.Raw, out).WithWarnings(resp.Warnings...)
+	return admission.Patched("", patch(r.New, resp.Object)...).WithWarnings(resp.Warnings...)
 }
 
 func (h *Handler) decode(req admission.Request) (Request, error) {

@@ -150,6 +150,10 @@ func (d *decision) byUser() {
 // would either roll the held template out unanalysed or leave the
 // Deployment paused with nobody to end the hold.
 func (d *decision) optOut(st status) {
+	if st.Phase == contract.PhasePromoting {
+		d.deny("canary.io/enabled cannot be turned off while revision %s is being promoted: retry when the rollout completes", st.Revision)
+		return
+	}
 	if held(d.req.Old, st) {
 		d.deny("canary.io/enabled cannot be turned off while revision %s is held (phase %s): "+
 			"end the hold first: set a new canary.io/abort or canary.io/promote value, or apply the stable template (%s) again",
@@ -163,7 +167,8 @@ func (d *decision) optOut(st status) {
 // labels, annotations, controls. A held Deployment stays paused.
 func (d *decision) sameTemplate(st status, optingIn bool) {
 	old := d.req.Old
-	if optingIn {
+	if optingIn || st.Phase == "" {
+		// Opted in now, or before the webhook was installed: start Idle.
 		rev := TemplateHash(&d.obj.Spec.Template)
 		d.set(contract.KeyRevision, rev)
 		d.set(contract.KeyStableRevision, rev)

@@ -290,6 +290,18 @@ func TestMutate(t *testing.T) {
 			want: want{denied: "cannot be turned off while revision"},
 		},
 		{
+			name: "opting out while promoting: refused",
+			old:  promotingV2, new: edit(promotingV2, annotate(contract.KeyEnabled, "-")),
+			want: want{denied: "retry when the rollout completes"},
+		},
+		{
+			name: "opted in before the webhook existed (no status yet): initialised Idle on the next write",
+			old:  v1, new: edit(v1, annotate("team", "books")),
+			want: want{paused: ptr.To(false), ann: map[string]string{
+				contract.KeyPhase: "Idle", contract.KeyRevision: hash(v1), contract.KeyStableRevision: hash(v1),
+			}},
+		},
+		{
 			name: "opting out while Idle: the system's annotations go",
 			old:  idle, new: edit(idle, annotate(contract.KeyEnabled, "false")),
 			want: want{ann: map[string]string{contract.KeyPhase: "-", contract.KeyRevision: "-", contract.KeyStableRevision: "-"}},

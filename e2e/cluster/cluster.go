@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -115,16 +116,17 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 
 // ports are the loopback ports of the components.
 type ports struct {
-	etcdClient, etcdPeer, apiserver, prometheus, kwok   int
-	istiodHTTP, istiodGRPC, istiodMonitoring, scheduler int
+	etcdClient, etcdPeer, apiserver, prometheus, kwok int
+	istiodHTTP, istiodGRPC, istiodMonitoring          int
+	istiodHTTPS, istiodCtrlz                          int
 }
 
 func (c *Cluster) start(ctx context.Context) error {
-	p, err := freePorts(9)
+	p, err := freePorts(10)
 	if err != nil {
 		return err
 	}
-	pt := ports{p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]}
+	pt := ports{p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]}
 	for _, d := range []string{"logs", "pki", "etcd", "prometheus/targets", "prometheus/data"} {
 		if err := os.MkdirAll(filepath.Join(c.Dir, d), 0o755); err != nil {
 			return fmt.Errorf("create run directory: %w", err)
@@ -326,3 +328,8 @@ func (c *Cluster) poll(ctx context.Context, what string, timeout time.Duration, 
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// Kubectl is a kubectl command (the pinned v1.36.3 build) run as the admin.
+func (c *Cluster) Kubectl(ctx context.Context, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, c.tools.bin("kubectl"), append([]string{"--kubeconfig=" + c.AdminKubeconfig}, args...)...)
+}

@@ -58,8 +58,11 @@ func (c *Cluster) writePKI() (pkiFiles, error) {
 	}{
 		{c.AdminKubeconfig, AdminUser, []string{"system:masters"}},
 		{c.ControllerKubeconfig, ControllerUser, nil},
-		// The components' own users, which the default RBAC roles name.
-		{f.controllerManager, "system:kube-controller-manager", nil},
+		// The components' own users, which the default RBAC roles name. The
+		// controller manager runs every controller under its own credential
+		// (--use-service-account-credentials=false), which its default role
+		// does not cover: on a throwaway cluster it may do anything.
+		{f.controllerManager, "system:kube-controller-manager", []string{"system:masters"}},
 		{f.scheduler, "system:kube-scheduler", nil},
 	} {
 		if err := ca.writeKubeconfig(k.path, c.APIServerURL, k.user, k.groups); err != nil {
@@ -154,6 +157,10 @@ func istiodArgs(kubeconfig string, p ports) []string {
 		"--httpAddr=" + fmt.Sprintf("127.0.0.1:%d", p.istiodHTTP),
 		"--grpcAddr=" + fmt.Sprintf("127.0.0.1:%d", p.istiodGRPC),
 		"--monitoringAddr=" + fmt.Sprintf("127.0.0.1:%d", p.istiodMonitoring),
+		// Every listener on loopback and a port of its own, so that two
+		// clusters (two test packages) can run side by side.
+		"--httpsAddr=" + fmt.Sprintf("127.0.0.1:%d", p.istiodHTTPS),
+		"--ctrlz_address=127.0.0.1", "--ctrlz_port=" + itoa(p.istiodCtrlz),
 		"--secureGRPCAddr=", "--caCertFile=", "--domain=cluster.local",
 	}
 }

@@ -44,18 +44,19 @@ func TestNothingLeftBehind(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
+			done := make(chan struct{})
+			var waitErr error
+			go func() { waitErr = cmd.Wait(); close(done) }()
 
-			pids := waitForPIDs(t, ready, exited, &out)
+			pids := waitForPIDs(t, ready, done, &out)
 			if tc.sig != 0 {
 				if err := syscall.Kill(-cmd.Process.Pid, tc.sig); err != nil {
 					t.Fatal(err)
 				}
 			}
 			select {
-			case err := <-exited:
-				if err == nil {
+			case <-done:
+				if waitErr == nil {
 					t.Fatalf("child passed; want it interrupted or panicked\n%s", out.String())
 				}
 			case <-time.After(60 * time.Second):
@@ -89,27 +90,30 @@ func TestNothingLeftBehind(t *testing.T) {
 	}
 }
 
-func waitForPIDs(t *testing.T, path string, exited <-chan error, out fmt.Stringer) map[string]int {
+// waitForPIDs waits for the child to report its components. done is
+// closed when the child exits.
+func waitForPIDs(t *testing.T, path string, done <-chan struct{}, out fmt.Stringer) map[string]int {
 	t.Helper()
 	deadline := time.After(5 * time.Minute) // includes compiling the child
 	for {
+		// Read first: a child that panics may exit right after writing.
+		if data, err := os.ReadFile(path); err == nil {
+			var pids map[string]int
+			if json.Unmarshal(data, &pids) == nil {
+				return pids
+			}
+		} else if !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
 		select {
-		case err := <-exited:
-			t.Fatalf("child exited before its cluster was up: %v\n%s", err, out.String())
+		case <-done:
+			if data, err := os.ReadFile(path); err == nil && len(data) > 0 {
+				continue // written just before exiting
+			}
+			t.Fatalf("child exited before its cluster was up\n%s", out.String())
 		case <-deadline:
 			t.Fatalf("child's cluster not up within 5 minutes\n%s", out.String())
 		case <-time.After(200 * time.Millisecond):
 		}
-		data, err := os.ReadFile(path)
-		if errors.Is(err, os.ErrNotExist) || len(data) == 0 {
-			continue
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		var pids map[string]int
-		if err := json.Unmarshal(data, &pids); err != nil {
-			continue // half written
-		}
-		return pids
 	}
 }

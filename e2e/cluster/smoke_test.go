@@ -17,6 +17,7 @@ import (
 	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
 	istioclient "istio.io/client-go/pkg/clientset/versioned"
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -91,7 +92,7 @@ func TestControllerCredentialIsNotTheAdmin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	review, err := cs.AuthenticationV1().SelfSubjectReviews().Create(t.Context(), nil, metav1.CreateOptions{})
+	review, err := cs.AuthenticationV1().SelfSubjectReviews().Create(t.Context(), &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +138,7 @@ func TestDeploymentRollsAndEndpointsFollow(t *testing.T) {
 	}
 
 	waitRolledOut(t, cs, ns, "smoke", 3)
-	v1IPs := waitReadyEndpoints(t, cs, ns, "smoke", podIPs(t, cs, ns, "example.com/smoke:v1"))
+	v1Pods := waitReadyEndpoints(t, cs, ns, "smoke", podNames(t, cs, ns, "example.com/smoke:v1"))
 
 	d, err := cs.AppsV1().Deployments(ns).Get(ctx, "smoke", metav1.GetOptions{})
 	if err != nil {
@@ -148,10 +149,10 @@ func TestDeploymentRollsAndEndpointsFollow(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitRolledOut(t, cs, ns, "smoke", 3)
-	v2IPs := waitReadyEndpoints(t, cs, ns, "smoke", podIPs(t, cs, ns, "example.com/smoke:v2"))
-	for _, ip := range v2IPs {
-		if slices.Contains(v1IPs, ip) {
-			t.Fatalf("endpoint %s of the old pods is still served after the update (v1 %v, v2 %v)", ip, v1IPs, v2IPs)
+	v2Pods := waitReadyEndpoints(t, cs, ns, "smoke", podNames(t, cs, ns, "example.com/smoke:v2"))
+	for _, p := range v2Pods {
+		if slices.Contains(v1Pods, p) {
+			t.Fatalf("pod %s of v1 is still an endpoint after the update (v1 %v, v2 %v)", p, v1Pods, v2Pods)
 		}
 	}
 }
@@ -178,32 +179,33 @@ func waitRolledOut(t *testing.T, cs kubernetes.Interface, ns, name string, repli
 	})
 }
 
-// podIPs lists the IPs of the running pods with an image, once there are 3.
-func podIPs(t *testing.T, cs kubernetes.Interface, ns, image string) []string {
+// podNames lists the running pods with an image that have an IP, once
+// there are 3.
+func podNames(t *testing.T, cs kubernetes.Interface, ns, image string) []string {
 	t.Helper()
-	var ips []string
+	var names []string
 	eventually(t, 30*time.Second, "pods of "+image, func(ctx context.Context) error {
 		pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return err
 		}
-		ips = nil
+		names = nil
 		for _, p := range pods.Items {
 			if p.Spec.Containers[0].Image == image && p.DeletionTimestamp == nil && p.Status.PodIP != "" {
-				ips = append(ips, p.Status.PodIP)
+				names = append(names, p.Name)
 			}
 		}
-		if len(ips) != 3 {
-			return fmt.Errorf("%d pods with an IP", len(ips))
+		if len(names) != 3 {
+			return fmt.Errorf("%d pods with an IP", len(names))
 		}
 		return nil
 	})
-	slices.Sort(ips)
-	return ips
+	slices.Sort(names)
+	return names
 }
 
-// waitReadyEndpoints waits until the Service's EndpointSlices hold exactly
-// the given addresses, all ready, and returns them.
+// waitReadyEndpoints waits until the Service's ready endpoints are exactly
+// the given pods, and returns them.
 func waitReadyEndpoints(t *testing.T, cs kubernetes.Interface, ns, svc string, want []string) []string {
 	t.Helper()
 	eventually(t, 30*time.Second, "endpoints of "+svc, func(ctx context.Context) error {
@@ -214,8 +216,8 @@ func waitReadyEndpoints(t *testing.T, cs kubernetes.Interface, ns, svc string, w
 		var ready []string
 		for _, s := range list.Items {
 			for _, e := range s.Endpoints {
-				if e.Conditions.Ready != nil && *e.Conditions.Ready {
-					ready = append(ready, e.Addresses...)
+				if e.Conditions.Ready != nil && *e.Conditions.Ready && e.TargetRef != nil {
+					ready = append(ready, e.TargetRef.Name)
 				}
 			}
 		}

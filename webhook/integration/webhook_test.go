@@ -1,0 +1,530 @@
+package integration_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/canary-io/canary/contract"
+	"github.com/canary-io/canary/e2e/cluster"
+	"github.com/canary-io/canary/webhook"
+)
+
+var (
+	env  *cluster.Cluster
+	ctrl *controllerProcess
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(cluster.RunTests(m, cluster.Options{}, func(c *cluster.Cluster) {
+		env = c
+		var err error
+		if ctrl, err = startController(c); err != nil {
+			fmt.Fprintln(os.Stderr, "start canary-controller:", err)
+			os.Exit(1)
+		}
+	}))
+}
+
+// controllerProcess is the real canary-controller binary, serving the
+// webhook over TLS and registered with the cluster's apiserver.
+type controllerProcess struct {
+	bin, dir             string
+	port, probe, metrics int
+	cmd                  *exec.Cmd
+	exited               chan struct{}
+}
+
+func startController(c *cluster.Cluster) (*controllerProcess, error) {
+	dir, err := os.MkdirTemp(c.Dir, "controller-")
+	if err != nil {
+		return nil, err
+	}
+	p := &controllerProcess{bin: filepath.Join(dir, "canary-controller"), dir: dir}
+	root, err := cluster.RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	build := exec.Command("go", "build", "-o", p.bin, "./cmd/canary-controller")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build: %v\n%s", err, out)
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	p.port, p.probe, p.metrics = ports[0], ports[1], ports[2]
+	return p, p.start()
+}
+
+func (p *controllerProcess) start() error {
+	log, err := os.OpenFile(filepath.Join(env.LogDir(), "canary-controller.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+	p.cmd = exec.Command(p.bin,
+		"--kubeconfig="+env.ControllerKubeconfig,
+		"--controller-identity="+cluster.ControllerUser,
+		"--webhook-host=127.0.0.1", fmt.Sprintf("--webhook-port=%d", p.port),
+		"--webhook-cert-dir="+filepath.Join(p.dir, "certs"),
+		fmt.Sprintf("--register-webhook-url=https://127.0.0.1:%d", p.port),
+		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", p.probe),
+		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", p.metrics),
+	)
+	p.cmd.Stdout, p.cmd.Stderr = log, log
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		return err
+	}
+	p.exited = make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(p.exited) }()
+	return wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		select {
+		case <-p.exited:
+			return false, fmt.Errorf("canary-controller exited; log in %s", env.LogDir())
+		default:
+		}
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", p.probe))
+		if err != nil {
+			return false, nil
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+}
+
+func (p *controllerProcess) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// warnings collects the admission warnings a client receives.
+type warnings struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warnings) HandleWarningHeader(_ int, _ string, text string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.msgs = append(w.msgs, text)
+}
+
+func (w *warnings) take() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := strings.Join(w.msgs, "\n")
+	w.msgs = nil
+	return s
+}
+
+// client is a client as a user (the admin) and the warnings it received.
+func client(t *testing.T) (*kubernetes.Clientset, *warnings) {
+	t.Helper()
+	w := &warnings{}
+	cfg := rest.CopyConfig(env.Admin)
+	cfg.WarningHandler = w
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs, w
+}
+
+func controllerClient(t *testing.T) *kubernetes.Clientset {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(env.Controller)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+func namespace(t *testing.T, cs kubernetes.Interface) string {
+	t.Helper()
+	ns, err := cs.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "webhook-"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+// manifest is the user's reviews Deployment as YAML, the way it sits in git.
+func manifest(ns, image string, extra ...string) string {
+	annotations := `    canary.io/enabled: "true"`
+	spec := ""
+	for _, e := range extra {
+		if strings.HasPrefix(e, "spec:") {
+			spec += "  " + strings.TrimPrefix(e, "spec:") + "\n"
+		} else {
+			annotations += "\n    " + e
+		}
+	}
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: reviews
+  namespace: %s
+  labels: {app: reviews}
+  annotations:
+%s
+spec:
+%s  replicas: 3
+  selector: {matchLabels: {app: reviews}}
+  template:
+    metadata:
+      labels: {app: reviews, version: %s}
+    spec:
+      containers:
+      - name: reviews
+        image: %s
+        ports: [{containerPort: 9080}]
+`, ns, annotations, spec, image[strings.LastIndex(image, ":")+1:], image)
+}
+
+// kubectl runs kubectl as a user with stdin; it returns the combined output
+// and the error.
+func kubectl(t *testing.T, stdin string, args ...string) (string, error) {
+	t.Helper()
+	cmd := env.Kubectl(t.Context(), args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func mustKubectl(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	out, err := kubectl(t, stdin, args...)
+	if err != nil {
+		t.Fatalf("kubectl %v: %v\n%s", args, err, out)
+	}
+	return out
+}
+
+func get(t *testing.T, cs kubernetes.Interface, ns string) *appsv1.Deployment {
+	t.Helper()
+	d, err := cs.AppsV1().Deployments(ns).Get(t.Context(), "reviews", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// waitRolledOut waits until every replica runs the Deployment's template.
+func waitRolledOut(t *testing.T, cs kubernetes.Interface, ns string) {
+	t.Helper()
+	var last appsv1.DeploymentStatus
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		d, err := cs.AppsV1().Deployments(ns).Get(ctx, "reviews", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		last = d.Status
+		s := d.Status
+		return s.ObservedGeneration >= d.Generation && s.UpdatedReplicas == *d.Spec.Replicas &&
+			s.Replicas == s.UpdatedReplicas && s.AvailableReplicas == s.UpdatedReplicas, nil
+	})
+	if err != nil {
+		t.Fatalf("reviews not rolled out: %v (status %+v)", err, last)
+	}
+}
+
+// heldDeployment applies reviews v1, waits for it, then applies v2: the
+// second apply must be held.
+func heldDeployment(t *testing.T) (ns string, cs *kubernetes.Clientset, w *warnings) {
+	t.Helper()
+	cs, w = client(t)
+	ns = namespace(t, cs)
+	mustKubectl(t, manifest(ns, "reviews:v1"), "apply", "-f", "-")
+	waitRolledOut(t, cs, ns)
+	out := mustKubectl(t, manifest(ns, "reviews:v2"), "apply", "-f", "-")
+	if !strings.Contains(out, "is held for canary analysis") || !strings.Contains(out, "kubectl rollout status deployment/reviews -n "+ns) {
+		t.Fatalf("kubectl apply of v2 printed no warning naming the hold and the command to follow it:\n%s", out)
+	}
+	return ns, cs, w
+}
+
+func assertHeld(t *testing.T, d *appsv1.Deployment, image string) {
+	t.Helper()
+	if !d.Spec.Paused {
+		t.Errorf("spec.paused is false: the hold was lost")
+	}
+	if got := d.Spec.Template.Spec.Containers[0].Image; got != image {
+		t.Errorf("stored image %q, want %q (exactly what the user applied)", got, image)
+	}
+	a := d.Annotations
+	if a[contract.KeyPhase] != string(contract.PhaseProgressing) {
+		t.Errorf("phase %q, want Progressing (annotations %v)", a[contract.KeyPhase], a)
+	}
+	if a[contract.KeyRevision] != webhook.TemplateHash(&d.Spec.Template) {
+		t.Errorf("canary.io/revision %q, want the hash of the stored template %q", a[contract.KeyRevision], webhook.TemplateHash(&d.Spec.Template))
+	}
+	if a[contract.KeyStableRevision] == "" || a[contract.KeyStableRevision] == a[contract.KeyRevision] {
+		t.Errorf("canary.io/stable-revision %q: want the v1 template's hash", a[contract.KeyStableRevision])
+	}
+}
+
+func TestImageUpdateIsHeldAndNothingRolls(t *testing.T) {
+	cs, w := client(t)
+	ns := namespace(t, cs)
+	mustKubectl(t, manifest(ns, "reviews:v1"), "apply", "-f", "-")
+	waitRolledOut(t, cs, ns)
+
+	d := get(t, cs, ns)
+	d.Spec.Template.Spec.Containers[0].Image = "reviews:v2"
+	updated, err := cs.AppsV1().Deployments(ns).Update(t.Context(), d, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertHeld(t, updated, "reviews:v2")
+	if msg := w.take(); !strings.Contains(msg, "is held for canary analysis") {
+		t.Errorf("client received warnings %q, want one naming the hold", msg)
+	}
+	// Nothing rolls: give the deployment controller time to act, then
+	// check that no ReplicaSet of v2 appeared and all pods run v1.
+	time.Sleep(2 * time.Second)
+	rss, err := cs.AppsV1().ReplicaSets(ns).List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rs := range rss.Items {
+		if img := rs.Spec.Template.Spec.Containers[0].Image; img != "reviews:v1" {
+			t.Errorf("ReplicaSet %s of %s exists: the held template rolled", rs.Name, img)
+		}
+	}
+}
+
+func TestEveryWritePathKeepsTheHold(t *testing.T) {
+	ns, cs, _ := heldDeployment(t)
+	type path struct {
+		name string
+		run  func() (string, error)
+	}
+	for _, p := range []path{
+		{"client-side kubectl apply of the manifest", func() (string, error) {
+			return kubectl(t, manifest(ns, "reviews:v2", "team: books"), "apply", "-f", "-")
+		}},
+		{"server-side apply with force (Argo CD, Flux)", func() (string, error) {
+			return kubectl(t, manifest(ns, "reviews:v2", "team: books"), "apply", "--server-side", "--force-conflicts", "--field-manager=argocd", "-f", "-")
+		}},
+		{"kubectl replace (sends no paused)", func() (string, error) {
+			return kubectl(t, manifest(ns, "reviews:v2", "replaced: yes"), "replace", "-f", "-")
+		}},
+		{"a chart that renders paused: false", func() (string, error) {
+			return kubectl(t, manifest(ns, "reviews:v2", "chart: v2", "spec:paused: false"), "apply", "-f", "-")
+		}},
+	} {
+		t.Run(p.name, func(t *testing.T) {
+			before := get(t, cs, ns).Annotations
+			out, err := p.run()
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			d := get(t, cs, ns)
+			assertHeld(t, d, "reviews:v2")
+			for _, k := range contract.StatusKeys {
+				if d.Annotations[k] != before[k] {
+					t.Errorf("status annotation %s changed from %q to %q", k, before[k], d.Annotations[k])
+				}
+			}
+		})
+	}
+
+	t.Run("kubectl rollout resume by a user is refused", func(t *testing.T) {
+		out, err := kubectl(t, "", "rollout", "resume", "deployment/reviews", "-n", ns)
+		if err == nil || !strings.Contains(out, "canary.io/promote") || !strings.Contains(out, "canary.io/skip-analysis") {
+			t.Fatalf("rollout resume: err %v, output %q: want a refusal naming canary.io/promote and canary.io/skip-analysis", err, out)
+		}
+		assertHeld(t, get(t, cs, ns), "reviews:v2")
+	})
+
+	t.Run("a hand-written status annotation does not stick", func(t *testing.T) {
+		out := mustKubectl(t, "", "annotate", "--overwrite", "deployment/reviews", "-n", ns, "canary.io/phase=Succeeded")
+		if !strings.Contains(out, "written only by the system") {
+			t.Errorf("kubectl annotate printed %q, want a warning", out)
+		}
+		if got := get(t, cs, ns).Annotations[contract.KeyPhase]; got != "Progressing" {
+			t.Fatalf("canary.io/phase = %q after a user wrote it, want Progressing", got)
+		}
+	})
+
+	t.Run("kubectl scale passes and the hold stays", func(t *testing.T) {
+		mustKubectl(t, "", "scale", "deployment/reviews", "-n", ns, "--replicas=5")
+		d := get(t, cs, ns)
+		if *d.Spec.Replicas != 5 {
+			t.Errorf("replicas %d, want 5", *d.Spec.Replicas)
+		}
+		assertHeld(t, d, "reviews:v2")
+	})
+
+	t.Run("the controller unpauses only a revision it promotes", func(t *testing.T) {
+		cc := controllerClient(t)
+		d := get(t, cc, ns)
+		d.Spec.Paused = false
+		if _, err := cc.AppsV1().Deployments(ns).Update(t.Context(), d, metav1.UpdateOptions{}); err == nil ||
+			!strings.Contains(err.Error(), "may unpause only a revision being promoted") {
+			t.Fatalf("controller unpausing a Progressing revision: err %v, want a refusal", err)
+		}
+		d.Annotations[contract.KeyPhase] = string(contract.PhasePromoting)
+		promoted, err := cc.AppsV1().Deployments(ns).Update(t.Context(), d, metav1.UpdateOptions{})
+		if err != nil {
+			t.Fatalf("controller promoting: %v", err)
+		}
+		if promoted.Spec.Paused || promoted.Annotations[contract.KeyPhase] != "Promoting" {
+			t.Fatalf("after the controller's promotion: paused %v, phase %q", promoted.Spec.Paused, promoted.Annotations[contract.KeyPhase])
+		}
+		waitRolledOut(t, cs, ns)
+	})
+}
+
+// TestRolloutUndoKeepsTheStatus: kubectl rollout undo replaces the
+// Deployment's annotations with the old ReplicaSet's copy; the template it
+// brings back is a new template like any other, and is held.
+func TestRolloutUndoKeepsTheStatus(t *testing.T) {
+	ns, cs, _ := heldDeployment(t)
+	cc := controllerClient(t)
+	// Promote v2 as the controller does, and finish as the stepper would.
+	d := get(t, cc, ns)
+	d.Spec.Paused = false
+	d.Annotations[contract.KeyPhase] = string(contract.PhasePromoting)
+	if _, err := cc.AppsV1().Deployments(ns).Update(t.Context(), d, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitRolledOut(t, cs, ns)
+	d = get(t, cc, ns)
+	d.Annotations[contract.KeyPhase] = string(contract.PhaseSucceeded)
+	d.Annotations[contract.KeyStableRevision] = d.Annotations[contract.KeyRevision]
+	if _, err := cc.AppsV1().Deployments(ns).Update(t.Context(), d, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	out := mustKubectl(t, "", "rollout", "undo", "deployment/reviews", "-n", ns)
+	d = get(t, cs, ns)
+	assertHeld(t, d, "reviews:v1")
+	if !strings.Contains(out, "is held for canary analysis") {
+		t.Errorf("rollout undo printed %q, want the hold's warning", out)
+	}
+}
+
+func TestInvalidAnnotationIsDeniedWithFieldAndReason(t *testing.T) {
+	cs, _ := client(t)
+	ns := namespace(t, cs)
+	mustKubectl(t, manifest(ns, "reviews:v1"), "apply", "-f", "-")
+	out, err := kubectl(t, "", "annotate", "deployment/reviews", "-n", ns, "canary.io/steps=20,abc")
+	if err == nil || !strings.Contains(out, `metadata.annotations[canary.io/steps]: Invalid value: "20,abc"`) {
+		t.Fatalf("err %v, output %q: want the field path and value", err, out)
+	}
+	out, err = kubectl(t, manifest(ns, "reviews:v1", `canary.io/enabled: "yes"`), "apply", "-f", "-")
+	if err == nil || !strings.Contains(out, "metadata.annotations[canary.io/enabled]") {
+		t.Fatalf("enabled: yes: err %v, output %q: want a denial naming the field", err, out)
+	}
+}
+
+// TestWebhookOutage stops the webhook server: only opted-in Deployments
+// are affected, and their template updates are refused, never rolled.
+func TestWebhookOutage(t *testing.T) {
+	cs, _ := client(t)
+	ns := namespace(t, cs)
+	mustKubectl(t, manifest(ns, "reviews:v1"), "apply", "-f", "-")
+	plain := strings.Replace(strings.Replace(manifest(ns, "plain:v1"), "name: reviews", "name: plain", 1), `canary.io/enabled: "true"`, `team: books`, 1)
+	mustKubectl(t, plain, "apply", "-f", "-")
+
+	ctrl.stop()
+	t.Cleanup(func() {
+		if err := ctrl.start(); err != nil {
+			t.Errorf("restart canary-controller: %v", err)
+		}
+	})
+	mustKubectl(t, strings.ReplaceAll(plain, "plain:v1", "plain:v2"), "apply", "-f", "-")
+	out, err := kubectl(t, manifest(ns, "reviews:v2"), "apply", "-f", "-")
+	if err == nil || !strings.Contains(out, "deployments.mutate.canary.io") {
+		t.Fatalf("template update of an opted-in Deployment during an outage: err %v, output %q: want a refusal by the webhook", err, out)
+	}
+	if img := get(t, cs, ns).Spec.Template.Spec.Containers[0].Image; img != "reviews:v1" {
+		t.Fatalf("stored image %q during an outage, want reviews:v1", img)
+	}
+}
+
+// TestAdmissionLatency records what the webhook adds to a Deployment
+// update: label updates of an opted-in Deployment (both webhooks called)
+// against a Deployment the webhooks never see. Printed, not asserted.
+func TestAdmissionLatency(t *testing.T) {
+	cs, _ := client(t)
+	ns := namespace(t, cs)
+	mustKubectl(t, manifest(ns, "reviews:v1"), "apply", "-f", "-")
+	plain := strings.Replace(strings.Replace(manifest(ns, "plain:v1"), "name: reviews", "name: plain", 1), `canary.io/enabled: "true"`, `team: books`, 1)
+	mustKubectl(t, plain, "apply", "-f", "-")
+	const n = 300
+	measure := func(name string) []time.Duration {
+		var ds []time.Duration
+		for i := range n {
+			patch := fmt.Sprintf(`{"metadata":{"labels":{"round":"r%d"}}}`, i)
+			start := time.Now()
+			if _, err := cs.AppsV1().Deployments(ns).Patch(t.Context(), name, "application/merge-patch+json", []byte(patch), metav1.PatchOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			ds = append(ds, time.Since(start))
+		}
+		slices.Sort(ds)
+		return ds
+	}
+	without, with := measure("plain"), measure("reviews")
+	pct := func(ds []time.Duration, p float64) time.Duration { return ds[int(float64(len(ds)-1)*p)] }
+	fmt.Printf("BENCH admission latency over %d updates: without webhook median %v p99 %v; with webhook median %v p99 %v; added median %v\n",
+		n, pct(without, 0.5), pct(without, 0.99), pct(with, 0.5), pct(with, 0.99), pct(with, 0.5)-pct(without, 0.5))
+
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", ctrl.metrics))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var lines []string
+	for _, l := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(l, "controller_runtime_webhook_latency_seconds") || strings.HasPrefix(l, "canary_webhook_decisions_total") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) == 0 {
+		t.Fatalf("the metrics endpoint serves no webhook latency histogram")
+	}
+	fmt.Printf("BENCH webhook server handling time (controller-runtime histogram):\n%s\n", strings.Join(lines, "\n"))
+}
