@@ -34,7 +34,7 @@ tools: ## build the pinned upstream binaries into the cache (a no-op when warm)
 
 .PHONY: lint
 lint: tools ## gofmt, go vet and staticcheck
-	@unformatted=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
+	@unformatted=$$(gofmt -l $$(find . -name '*.go' -not -path './.local/*')); \
 	if [[ -n "$$unformatted" ]]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	go vet $(GO_PACKAGES)
 	go vet -tags sigchild ./e2e/cluster/internal/sigchild/

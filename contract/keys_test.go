@@ -38,7 +38,7 @@ func TestKeysAreTheContracts(t *testing.T) {
 
 func TestKeyGroupsMatchTheLookup(t *testing.T) {
 	seen := map[string]keyKind{}
-	for kind, keys := range map[keyKind][]string{kindSetting: SettingKeys, kindControl: ControlKeys, kindStatus: StatusKeys} {
+	for kind, keys := range map[keyKind][]string{kindSetting: SettingKeys, kindControl: ControlKeys, kindStatus: SystemKeys} {
 		for _, k := range keys {
 			if !strings.HasPrefix(k, Prefix) {
 				t.Errorf("%q lacks the prefix %q", k, Prefix)

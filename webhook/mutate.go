@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -36,17 +37,18 @@ type Response struct {
 	Warnings []string
 }
 
-func deny(format string, args ...any) Response {
-	return Response{Denied: fmt.Sprintf(format, args...)}
-}
-
 // Mutate decides what becomes of a write to a Deployment: see the package
 // documentation for the table. It never modifies its arguments.
 func Mutate(req Request) Response {
-	d := &decision{req: req, obj: req.New.DeepCopy()}
-	if d.obj.Annotations == nil {
-		d.obj.Annotations = map[string]string{}
+	// Mutate changes only spec.paused and the annotations: a shallow copy
+	// with its own annotations map is enough, and an admission review
+	// never pays for a deep copy of the whole object.
+	obj := *req.New
+	obj.Annotations = maps.Clone(req.New.Annotations)
+	if obj.Annotations == nil {
+		obj.Annotations = map[string]string{}
 	}
+	d := &decision{req: req, obj: &obj}
 	switch {
 	case req.Old == nil:
 		d.create()
@@ -67,10 +69,33 @@ func Mutate(req Request) Response {
 // decision is one Mutate call's working state.
 type decision struct {
 	req      Request
-	obj      *appsv1.Deployment // the object being decided, a copy of New
+	obj      *appsv1.Deployment // the object being decided: New with its own annotations; only they and spec.paused change
 	warnings []string
 	denied   string
+
+	oldJSON, newJSON []byte // the templates' canonical JSON, computed once
 }
+
+// templates returns the canonical JSON of the old and new templates.
+func (d *decision) templates() (old, new []byte) {
+	if d.newJSON == nil {
+		d.newJSON = templateJSON(&d.obj.Spec.Template)
+		if d.req.Old != nil {
+			d.oldJSON = templateJSON(&d.req.Old.Spec.Template)
+		}
+	}
+	return d.oldJSON, d.newJSON
+}
+
+// templateChanged reports whether the update changes the pod template.
+func (d *decision) templateChanged() bool {
+	old, new := d.templates()
+	return !bytes.Equal(old, new)
+}
+
+// newRevision and oldRevision are the templates' short hashes.
+func (d *decision) newRevision() string { _, n := d.templates(); return hashOf(n) }
+func (d *decision) oldRevision() string { o, _ := d.templates(); return hashOf(o) }
 
 func (d *decision) warn(format string, args ...any) {
 	d.warnings = append(d.warnings, "canary.io: "+fmt.Sprintf(format, args...))
@@ -88,7 +113,7 @@ func (d *decision) create() {
 		return
 	}
 	d.clearStatus()
-	rev := TemplateHash(&d.obj.Spec.Template)
+	rev := d.newRevision()
 	d.set(contract.KeyRevision, rev)
 	d.set(contract.KeyStableRevision, rev)
 	d.transition(contract.PhaseIdle, fmt.Sprintf("canary analysis enabled; revision %s is stable", rev))
@@ -101,13 +126,13 @@ func (d *decision) create() {
 // resourceVersion it decided on, a user's newer template cannot slip in.
 func (d *decision) byController() {
 	old := d.req.Old
-	if !apiequality.Semantic.DeepEqual(old.Spec.Template, d.obj.Spec.Template) {
+	if d.templateChanged() {
 		d.deny("the controller may not change spec.template")
 		return
 	}
 	if old.Spec.Paused && !d.obj.Spec.Paused {
 		phase := contract.Phase(d.obj.Annotations[contract.KeyPhase])
-		rev := TemplateHash(&d.obj.Spec.Template)
+		rev := d.newRevision()
 		if phase != contract.PhasePromoting || rev != d.obj.Annotations[contract.KeyRevision] {
 			d.deny("the controller may unpause only a revision being promoted: phase is %q (want %s), template is %s, canary.io/revision is %q",
 				phase, contract.PhasePromoting, rev, d.obj.Annotations[contract.KeyRevision])
@@ -130,14 +155,13 @@ func (d *decision) byUser() {
 	}
 	if !held(old, st) || st.Stable == "" {
 		// Nothing held: the template stored now is the one serving users.
-		st.Stable = TemplateHash(&old.Spec.Template)
+		st.Stable = d.oldRevision()
 	}
 	if wasOn && !isOn {
 		d.optOut(st)
 		return
 	}
-	templateChanged := !apiequality.Semantic.DeepEqual(old.Spec.Template, d.obj.Spec.Template)
-	if !templateChanged {
+	if !d.templateChanged() {
 		d.sameTemplate(st, !wasOn)
 		return
 	}
@@ -169,7 +193,7 @@ func (d *decision) sameTemplate(st status, optingIn bool) {
 	old := d.req.Old
 	if optingIn || st.Phase == "" {
 		// Opted in now, or before the webhook was installed: start Idle.
-		rev := TemplateHash(&d.obj.Spec.Template)
+		rev := d.newRevision()
 		d.set(contract.KeyRevision, rev)
 		d.set(contract.KeyStableRevision, rev)
 		d.transition(contract.PhaseIdle, fmt.Sprintf("canary analysis enabled; revision %s is stable", rev))
@@ -193,7 +217,7 @@ func (d *decision) sameTemplate(st status, optingIn bool) {
 // newTemplate handles an update that changes the pod template.
 func (d *decision) newTemplate(st status) {
 	old := d.req.Old
-	rev := TemplateHash(&d.obj.Spec.Template)
+	rev := d.newRevision()
 	skip := d.obj.Annotations[contract.KeySkipAnalysis] == "true" && old.Annotations[contract.KeySkipAnalysis] != "true"
 	if skip {
 		// The emergency path: roll out as plain Kubernetes would, even over a
@@ -256,7 +280,7 @@ func (d *decision) startAnalysis(st status, rev, msg string) {
 	d.set(contract.KeyStep, fmt.Sprintf("0/%d", len(settings.Steps)))
 	d.set(contract.KeyWeight, "0")
 	d.set(contract.KeyFailedChecks, fmt.Sprintf("0/%d", settings.Threshold))
-	d.set(KeySettings, frozenSettings(d.obj.Annotations))
+	d.set(contract.KeyAnalysisSettings, frozenSettings(d.obj.Annotations))
 	acted := st.Acted
 	for _, k := range controlKeys {
 		if v, ok := old.Annotations[k]; ok && v == d.obj.Annotations[k] {
@@ -266,8 +290,9 @@ func (d *decision) startAnalysis(st status, rev, msg string) {
 	if d.controlChanged(contract.KeyRetry, st) {
 		acted[contract.KeyRetry] = d.obj.Annotations[contract.KeyRetry] // consumed by this analysis
 	}
-	d.set(KeyActed, encodeActed(acted))
-	d.delete(KeyStepStarted)
+	d.set(contract.KeyActed, encodeActed(acted))
+	d.delete(contract.KeyStepStarted)
+	d.delete(contract.KeyWaitingSince)
 	d.transition(contract.PhaseProgressing, msg)
 	d.warn("revision %s is held for canary analysis (stable revision %s); follow it with: kubectl rollout status deployment/%s -n %s",
 		rev, st.Stable, d.obj.Name, d.obj.Namespace)
@@ -326,7 +351,7 @@ func (d *decision) delete(key string)     { delete(d.obj.Annotations, key) }
 // a different value is warned about.
 func (d *decision) restoreStatus() {
 	var overridden []string
-	for _, k := range SystemKeys {
+	for _, k := range contract.SystemKeys {
 		v, had := d.req.Old.Annotations[k]
 		nv, has := d.obj.Annotations[k]
 		if has && nv != v {
@@ -347,7 +372,7 @@ func (d *decision) restoreStatus() {
 // wrote.
 func (d *decision) clearStatus() {
 	var written []string
-	for _, k := range SystemKeys {
+	for _, k := range contract.SystemKeys {
 		if _, ok := d.obj.Annotations[k]; ok {
 			if d.req.Old == nil || d.req.Old.Annotations[k] != d.obj.Annotations[k] {
 				written = append(written, k)
@@ -379,8 +404,8 @@ func statusOf(d *appsv1.Deployment) status {
 		Rejected:       a[contract.KeyRejectedRevision],
 		Message:        a[contract.KeyMessage],
 		LastTransition: a[contract.KeyLastTransition],
-		Rejection:      a[KeyRejection],
-		Acted:          decodeActed(a[KeyActed]),
+		Rejection:      a[contract.KeyRejection],
+		Acted:          decodeActed(a[contract.KeyActed]),
 	}
 }
 

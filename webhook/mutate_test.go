@@ -73,20 +73,6 @@ func edit(d *appsv1.Deployment, mods ...func(*appsv1.Deployment)) *appsv1.Deploy
 	return d
 }
 
-func mutate(t *testing.T, old, new *appsv1.Deployment) Response {
-	t.Helper()
-	return Mutate(Request{Old: old, New: new, Now: now})
-}
-
-func mustMutate(t *testing.T, old, new *appsv1.Deployment) *appsv1.Deployment {
-	t.Helper()
-	r := mutate(t, old, new)
-	if r.Denied != "" {
-		t.Fatalf("denied: %s", r.Denied)
-	}
-	return r.Object
-}
-
 // Scenarios: objects as the system would have stored them.
 var (
 	v1     = deployment("reviews:v1")
@@ -96,7 +82,7 @@ var (
 	rolledBackV2 = edit(heldV2, annotate(
 		contract.KeyPhase, string(contract.PhaseRolledBack),
 		contract.KeyRejectedRevision, TemplateHash(&heldV2.Spec.Template),
-		KeyRejection, "at 2026-11-27T11:00:00Z: success rate 80% below 99%",
+		contract.KeyRejection, "at 2026-11-27T11:00:00Z: success rate 80% below 99%",
 		contract.KeyMessage, "rolled back: success rate 80% below 99%"))
 	promotingV2 = edit(heldV2, paused(false), annotate(contract.KeyPhase, string(contract.PhasePromoting)),
 		func(d *appsv1.Deployment) { d.Status.UpdatedReplicas = 1 })
@@ -151,8 +137,8 @@ func TestMutate(t *testing.T) {
 			want: want{paused: ptr.To(true), warning: "kubectl rollout status deployment/reviews -n bookinfo", ann: map[string]string{
 				contract.KeyPhase: "Progressing", contract.KeyRevision: hash(v2), contract.KeyStableRevision: hash(v1),
 				contract.KeyStep: "0/2", contract.KeyWeight: "0", contract.KeyFailedChecks: "0/3",
-				KeySettings:                `{"canary.io/enabled":"true","canary.io/steps":"10,50"}`,
-				contract.KeyLastTransition: now.Format(time.RFC3339),
+				contract.KeyAnalysisSettings: `{"canary.io/enabled":"true","canary.io/steps":"10,50"}`,
+				contract.KeyLastTransition:   now.Format(time.RFC3339),
 			}},
 		},
 		{
@@ -221,20 +207,20 @@ func TestMutate(t *testing.T) {
 			name: "rejected template applied with a new retry value: analysed again",
 			old:  mustMutateNoT(rolledBackV2, edit(rolledBackV2, image("reviews:v1"))), new: edit(idle, image("reviews:v2"), annotate(contract.KeyRetry, "1")),
 			want: want{paused: ptr.To(true), ann: map[string]string{
-				contract.KeyPhase: "Progressing", contract.KeyRevision: hash(heldV2), KeyActed: `{"canary.io/retry":"1"}`,
+				contract.KeyPhase: "Progressing", contract.KeyRevision: hash(heldV2), contract.KeyActed: `{"canary.io/retry":"1"}`,
 			}},
 		},
 		{
 			name: "retry changed on the held rejected revision: analysed again",
 			old:  rolledBackV2, new: edit(rolledBackV2, annotate(contract.KeyRetry, "2026-11-27")),
 			want: want{paused: ptr.To(true), ann: map[string]string{
-				contract.KeyPhase: "Progressing", contract.KeyRevision: hash(heldV2), KeyActed: `{"canary.io/retry":"2026-11-27"}`,
+				contract.KeyPhase: "Progressing", contract.KeyRevision: hash(heldV2), contract.KeyActed: `{"canary.io/retry":"2026-11-27"}`,
 			}},
 		},
 		{
 			name: "retry value already acted on: stays rolled back",
-			old:  edit(rolledBackV2, annotate(contract.KeyRetry, "a", KeyActed, `{"canary.io/retry":"a"}`)),
-			new:  edit(rolledBackV2, annotate(contract.KeyRetry, "a", KeyActed, `{"canary.io/retry":"a"}`)),
+			old:  edit(rolledBackV2, annotate(contract.KeyRetry, "a", contract.KeyActed, `{"canary.io/retry":"a"}`)),
+			new:  edit(rolledBackV2, annotate(contract.KeyRetry, "a", contract.KeyActed, `{"canary.io/retry":"a"}`)),
 			want: want{noChange: true},
 		},
 		{
@@ -270,7 +256,7 @@ func TestMutate(t *testing.T) {
 			name: "control values kept in git are consumed when an analysis starts; new ones count",
 			old:  edit(idle, annotate(contract.KeyPromote, "old", contract.KeyAbort, "a1")),
 			new:  edit(idle, image("reviews:v2"), annotate(contract.KeyPromote, "old", contract.KeyAbort, "a2")),
-			want: want{paused: ptr.To(true), ann: map[string]string{KeyActed: `{"canary.io/promote":"old"}`}},
+			want: want{paused: ptr.To(true), ann: map[string]string{contract.KeyActed: `{"canary.io/promote":"old"}`}},
 		},
 		{
 			name: "opting in an existing Deployment: Idle, nothing restarts",

@@ -1,8 +1,6 @@
 package webhook
 
 import (
-	"maps"
-	"slices"
 	"strings"
 
 	"gomodules.xyz/jsonpatch/v2"
@@ -32,12 +30,13 @@ func patch(in, out *appsv1.Deployment) []jsonpatch.Operation {
 	case len(in.Annotations) > 0 && len(out.Annotations) == 0:
 		ops = append(ops, jsonpatch.NewOperation("remove", "/metadata/annotations", nil))
 	default:
-		for _, k := range slices.Sorted(maps.Keys(out.Annotations)) {
-			if v, ok := in.Annotations[k]; !ok || v != out.Annotations[k] {
-				ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations/"+escape(k), out.Annotations[k]))
+		// Operations on distinct keys commute: map order is fine.
+		for k, v := range out.Annotations {
+			if old, ok := in.Annotations[k]; !ok || old != v {
+				ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations/"+escape(k), v))
 			}
 		}
-		for _, k := range slices.Sorted(maps.Keys(in.Annotations)) {
+		for k := range in.Annotations {
 			if _, ok := out.Annotations[k]; !ok {
 				ops = append(ops, jsonpatch.NewOperation("remove", "/metadata/annotations/"+escape(k), nil))
 			}

@@ -21,7 +21,9 @@ func TestPatchMatchesFullDiff(t *testing.T) {
 	}{
 		{"create", nil, v1},
 		{"hold", idle, edit(idle, image("reviews:v2"))},
-		{"restore after replace", heldV2, edit(heldV2, paused(false), func(d *appsv1.Deployment) { d.Annotations = map[string]string{contract.KeyEnabled: "true", "x/y~z": "1"} })},
+		{"restore after replace", heldV2, edit(heldV2, paused(false), func(d *appsv1.Deployment) {
+			d.Annotations = map[string]string{contract.KeyEnabled: "true", "x/y~z": "1"}
+		})},
 		{"opt out clears", idle, edit(idle, annotate(contract.KeyEnabled, "false"))},
 		{"stable again", heldV2, edit(heldV2, image("reviews:v1"))},
 		{"no annotations at all", nil, noAnnotations},

@@ -1,10 +1,7 @@
 package webhook
 
 import (
-	"maps"
-
 	appsv1 "k8s.io/api/apps/v1"
-	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/canary-io/canary/contract"
@@ -22,7 +19,7 @@ import (
 func Validate(req Request) (field.ErrorList, string) {
 	var errs field.ErrorList
 	if _, present := req.New.Annotations[contract.KeyEnabled]; present || OptedIn(req.Old) {
-		errs = contract.Validate(userAnnotations(req.New.Annotations))
+		errs = contract.Validate(req.New.Annotations)
 	}
 	if len(errs) > 0 {
 		return errs, ""
@@ -38,25 +35,23 @@ func Validate(req Request) (field.ErrorList, string) {
 	return nil, ""
 }
 
-// userAnnotations drops the system's bookkeeping annotations, which are
-// not the user's to write and are checked by Mutate's fixed point instead.
-func userAnnotations(a map[string]string) map[string]string {
-	out := maps.Clone(a)
-	for _, k := range []string{KeySettings, KeyActed, KeyStepStarted, KeyRejection} {
-		delete(out, k)
-	}
-	return out
-}
-
-// sameIgnoringTransitionTime compares two Deployments but for
-// canary.io/last-transition, whose value depends on when Mutate ran.
+// sameIgnoringTransitionTime compares two Deployments that differ at
+// most where Mutate changes them (spec.paused and the annotations), but
+// for canary.io/last-transition, whose value depends on when Mutate ran.
 func sameIgnoringTransitionTime(a, b *appsv1.Deployment) bool {
-	a, b = a.DeepCopy(), b.DeepCopy()
-	for _, d := range []*appsv1.Deployment{a, b} {
-		delete(d.Annotations, contract.KeyLastTransition)
-		if len(d.Annotations) == 0 {
-			d.Annotations = nil
+	if a.Spec.Paused != b.Spec.Paused {
+		return false
+	}
+	skip := func(k string) bool { return k == contract.KeyLastTransition }
+	for k, v := range a.Annotations {
+		if w, ok := b.Annotations[k]; !skip(k) && (!ok || v != w) {
+			return false
 		}
 	}
-	return apiequality.Semantic.DeepEqual(a, b)
+	for k := range b.Annotations {
+		if _, ok := a.Annotations[k]; !skip(k) && !ok {
+			return false
+		}
+	}
+	return true
 }

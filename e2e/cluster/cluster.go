@@ -261,7 +261,10 @@ func (c *Cluster) Stop() {
 // StopKeepLogs ends every component and keeps the run directory (logs,
 // state) for a person to read, e.g. after a failed test.
 func (c *Cluster) StopKeepLogs() {
-	c.stopOnce.Do(c.stopProcesses)
+	c.stopOnce.Do(func() {
+		c.stopProcesses()
+		removeData(c.Dir)
+	})
 }
 
 func (c *Cluster) stopProcesses() {

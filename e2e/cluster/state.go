@@ -132,13 +132,26 @@ func checkOrphans(base string) error {
 			orphans = append(orphans, fmt.Sprintf("%s: %s", dir, strings.Join(alive, ", ")))
 			continue
 		}
+		// A crashed or failed run: keep its logs a day for a person to read,
+		// but not its data.
 		_ = os.Remove(filepath.Join(dir, stateFile))
+		removeData(dir)
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > 24*time.Hour {
+			_ = os.RemoveAll(dir)
+		}
 	}
 	if len(orphans) > 0 {
 		return fmt.Errorf("a previous cluster is still running without the process that started it; "+
 			"stop it with `go run ./hack/localcluster down -dir DIR` or kill its processes: %s", strings.Join(orphans, "; "))
 	}
 	return nil
+}
+
+// removeData deletes the bulky parts of a stopped cluster's run directory
+// (etcd's and Prometheus' data), keeping logs and certificates.
+func removeData(dir string) {
+	_ = os.RemoveAll(filepath.Join(dir, "etcd"))
+	_ = os.RemoveAll(filepath.Join(dir, "prometheus", "data"))
 }
 
 // StopDir stops the cluster whose run directory is dir (started detached,

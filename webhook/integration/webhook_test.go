@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/e2e/cluster"
@@ -162,6 +163,7 @@ func client(t *testing.T) (*kubernetes.Clientset, *warnings) {
 	w := &warnings{}
 	cfg := rest.CopyConfig(env.Admin)
 	cfg.WarningHandler = w
+	cfg.QPS, cfg.Burst = 1000, 1000 // client-go's default of 5/s would be all the latency measured
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -176,6 +178,28 @@ func controllerClient(t *testing.T) *kubernetes.Clientset {
 		t.Fatal(err)
 	}
 	return cs
+}
+
+// controllerUpdate writes as the controller does: read, change, write
+// with that resourceVersion, again on a conflict (the deployment controller
+// writes status in between).
+func controllerUpdate(t *testing.T, ns string, change func(*appsv1.Deployment)) *appsv1.Deployment {
+	t.Helper()
+	cc := controllerClient(t)
+	var out *appsv1.Deployment
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d, err := cc.AppsV1().Deployments(ns).Get(t.Context(), "reviews", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		change(d)
+		out, err = cc.AppsV1().Deployments(ns).Update(t.Context(), d, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("controller update: %v", err)
+	}
+	return out
 }
 
 func namespace(t *testing.T, cs kubernetes.Interface) string {
@@ -346,7 +370,7 @@ func TestEveryWritePathKeepsTheHold(t *testing.T) {
 			return kubectl(t, manifest(ns, "reviews:v2", "team: books"), "apply", "--server-side", "--force-conflicts", "--field-manager=argocd", "-f", "-")
 		}},
 		{"kubectl replace (sends no paused)", func() (string, error) {
-			return kubectl(t, manifest(ns, "reviews:v2", "replaced: yes"), "replace", "-f", "-")
+			return kubectl(t, manifest(ns, "reviews:v2", `replaced: "yes"`), "replace", "-f", "-")
 		}},
 		{"a chart that renders paused: false", func() (string, error) {
 			return kubectl(t, manifest(ns, "reviews:v2", "chart: v2", "spec:paused: false"), "apply", "-f", "-")
@@ -403,11 +427,10 @@ func TestEveryWritePathKeepsTheHold(t *testing.T) {
 			!strings.Contains(err.Error(), "may unpause only a revision being promoted") {
 			t.Fatalf("controller unpausing a Progressing revision: err %v, want a refusal", err)
 		}
-		d.Annotations[contract.KeyPhase] = string(contract.PhasePromoting)
-		promoted, err := cc.AppsV1().Deployments(ns).Update(t.Context(), d, metav1.UpdateOptions{})
-		if err != nil {
-			t.Fatalf("controller promoting: %v", err)
-		}
+		promoted := controllerUpdate(t, ns, func(d *appsv1.Deployment) {
+			d.Spec.Paused = false
+			d.Annotations[contract.KeyPhase] = string(contract.PhasePromoting)
+		})
 		if promoted.Spec.Paused || promoted.Annotations[contract.KeyPhase] != "Promoting" {
 			t.Fatalf("after the controller's promotion: paused %v, phase %q", promoted.Spec.Paused, promoted.Annotations[contract.KeyPhase])
 		}
@@ -420,24 +443,19 @@ func TestEveryWritePathKeepsTheHold(t *testing.T) {
 // brings back is a new template like any other, and is held.
 func TestRolloutUndoKeepsTheStatus(t *testing.T) {
 	ns, cs, _ := heldDeployment(t)
-	cc := controllerClient(t)
 	// Promote v2 as the controller does, and finish as the stepper would.
-	d := get(t, cc, ns)
-	d.Spec.Paused = false
-	d.Annotations[contract.KeyPhase] = string(contract.PhasePromoting)
-	if _, err := cc.AppsV1().Deployments(ns).Update(t.Context(), d, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	controllerUpdate(t, ns, func(d *appsv1.Deployment) {
+		d.Spec.Paused = false
+		d.Annotations[contract.KeyPhase] = string(contract.PhasePromoting)
+	})
 	waitRolledOut(t, cs, ns)
-	d = get(t, cc, ns)
-	d.Annotations[contract.KeyPhase] = string(contract.PhaseSucceeded)
-	d.Annotations[contract.KeyStableRevision] = d.Annotations[contract.KeyRevision]
-	if _, err := cc.AppsV1().Deployments(ns).Update(t.Context(), d, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	controllerUpdate(t, ns, func(d *appsv1.Deployment) {
+		d.Annotations[contract.KeyPhase] = string(contract.PhaseSucceeded)
+		d.Annotations[contract.KeyStableRevision] = d.Annotations[contract.KeyRevision]
+	})
 
 	out := mustKubectl(t, "", "rollout", "undo", "deployment/reviews", "-n", ns)
-	d = get(t, cs, ns)
+	d := get(t, cs, ns)
 	assertHeld(t, d, "reviews:v1")
 	if !strings.Contains(out, "is held for canary analysis") {
 		t.Errorf("rollout undo printed %q, want the hold's warning", out)

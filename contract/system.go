@@ -1,0 +1,31 @@
+package contract
+
+// Bookkeeping annotations the system writes beside the contract's status
+// annotations, so that everything it knows lives in the cluster and a
+// restarted controller resumes exactly. Users cannot write them (the
+// webhook keeps them as the system last wrote them) and need not read them.
+const (
+	// KeyAnalysisSettings freezes the settings annotations in force when a
+	// template is held, as a JSON object of key to value: they stay fixed
+	// for that analysis.
+	KeyAnalysisSettings = Prefix + "analysis-settings"
+	// KeyActed records the last value of each once-per-value control
+	// (promote, abort, retry) the system acted on, as a JSON object of
+	// annotation key to value.
+	KeyActed = Prefix + "acted"
+	// KeyStepStarted is when the current weight took effect (RFC 3339).
+	KeyStepStarted = Prefix + "step-started"
+	// KeyWaitingSince is when the current wait began (canary pods, data, a
+	// gate), for the progress deadline (RFC 3339).
+	KeyWaitingSince = Prefix + "waiting-since"
+	// KeyRejection says when and why [KeyRejectedRevision] was rolled back,
+	// for the warning given when that template is applied again.
+	KeyRejection = Prefix + "rejection"
+)
+
+// BookkeepingKeys are the bookkeeping annotations above.
+var BookkeepingKeys = []string{KeyAnalysisSettings, KeyActed, KeyStepStarted, KeyWaitingSince, KeyRejection}
+
+// SystemKeys are every annotation only the system writes: the status
+// annotations and the bookkeeping ones.
+var SystemKeys = append(append([]string(nil), StatusKeys...), BookkeepingKeys...)

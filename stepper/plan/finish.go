@@ -1,0 +1,180 @@
+package plan
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/canary-io/canary/contract"
+)
+
+// promote enters Promoting: the user's Service is unpinned (it then
+// selects the stable and the canary pods), all traffic goes to it, and the
+// Deployment is unpaused so its rolling update moves it to the revision.
+// why is the sentence that led here.
+func promote(spec Spec, st State, obs Observations, reason, why string) Decision {
+	st = consumeControls(st, obs)
+	st.Phase = contract.PhasePromoting
+	st.Weight = 0
+	st.StepStarted = stamp(obs.Now)
+	st.WaitingSince = st.StepStarted
+	msg := fmt.Sprintf("%s; promoting revision %s: all traffic to the Deployment's Service, rolling update started", why, st.Revision)
+	return Decision{
+		Next:    st,
+		Actions: []Action{UnpinService(), SetWeight(0), Unpause()},
+		Requeue: RecheckAfter,
+		Message: msg,
+		Event:   normal(reason, msg),
+	}
+}
+
+// shouldPromoteRejected reports whether a new promote value overrides a
+// rollback: the rolled-back revision is still held (it is not the stable
+// one, which the webhook records when the stable template is applied
+// again).
+func shouldPromoteRejected(st State, obs Observations) bool {
+	return st.Revision != "" && st.Revision != st.Stable && isNewControl(st, contract.KeyPromote, obs.Promote)
+}
+
+// promoting waits for the rolling update, then removes the canary and
+// declares success. Past the progress deadline it reports the failure
+// once and keeps waiting: see the package documentation.
+func promoting(spec Spec, st State, obs Observations) Decision {
+	now := obs.Now
+	var acts []Action
+	if obs.ServicePinned {
+		acts = append(acts, UnpinService())
+	}
+	if obs.RoutingChangedBySomeoneElse == "" && obs.RoutedWeight > 0 {
+		acts = append(acts, SetWeight(0))
+		st.StepStarted = stamp(now)
+	}
+	if isNewControl(st, contract.KeyAbort, obs.Abort) {
+		st = consumeControls(st, obs)
+		msg := fmt.Sprintf("canary.io/abort %q ignored: revision %s passed its analysis and is being rolled out; once the rollout completes, apply the previous template to go back",
+			obs.Abort, st.Revision)
+		return Decision{Next: st, Actions: acts, Requeue: RecheckAfter, Message: msg, Event: warning(ReasonAbortIgnored, msg)}
+	}
+	st = consumeControls(st, obs) // a new promote value changes nothing now
+	if !obs.RolloutComplete {
+		return awaitRollout(spec, st, obs, acts)
+	}
+	if obs.CanaryObjectsExist {
+		if obs.RoutingChangedBySomeoneElse != "" {
+			return Decision{Next: st, Actions: acts, Requeue: RecheckAfter,
+				Message: fmt.Sprintf("promoting revision %s: rolled out, but %s; the canary is kept until no traffic is routed to it",
+					st.Revision, obs.RoutingChangedBySomeoneElse)}
+		}
+		// Never in the pass that moves the weight, even with no delay.
+		if free := st.StepStarted.Add(spec.PropagationDelay); now.Before(free) || setsWeight(acts) {
+			return Decision{Next: st, Actions: acts, Requeue: until(now, free),
+				Message: fmt.Sprintf("promoting revision %s: rolled out; the canary is removed at %s, after the propagation delay", st.Revision, clock(free))}
+		}
+		acts = append(acts, DeleteCanary())
+	}
+	st.Phase = contract.PhaseSucceeded
+	st.Stable = st.Revision
+	st.WaitingSince = time.Time{}
+	msg := fmt.Sprintf("promoted: revision %s is rolled out and stable", st.Revision)
+	d := Decision{Next: st, Actions: acts, Message: msg, Event: normal(ReasonSucceeded, msg)}
+	if len(acts) > 0 {
+		d.Requeue = RecheckAfter
+	}
+	return d
+}
+
+// awaitRollout waits for the promotion's rolling update. Past the progress
+// deadline it marks the Deployment failed and warns, once: WaitingSince
+// is zeroed to say so, and the wait goes on without a bound.
+func awaitRollout(spec Spec, st State, obs Observations, acts []Action) Decision {
+	now := obs.Now
+	if st.WaitingSince.IsZero() {
+		return Decision{Next: st, Actions: acts, Requeue: RecheckAfter, Message: overdueMessage(spec, st)}
+	}
+	deadline := st.WaitingSince.Add(spec.ProgressDeadline)
+	if now.Before(deadline) {
+		return Decision{Next: st, Actions: acts, Requeue: min(RecheckAfter, until(now, deadline)),
+			Message: fmt.Sprintf("promoting revision %s: waiting for the rolling update to complete (progress deadline %s)",
+				st.Revision, clock(deadline))}
+	}
+	st.WaitingSince = time.Time{}
+	msg := overdueMessage(spec, st)
+	acts = append(acts, SetProgressingFailed(msg))
+	return Decision{Next: st, Actions: acts, Requeue: RecheckAfter, Message: msg,
+		Event: warning(ReasonPromotionDeadlineExceeded, msg)}
+}
+
+// overdueMessage says that the promotion's rolling update is late.
+func overdueMessage(spec Spec, st State) string {
+	return fmt.Sprintf("promoting revision %s: the rolling update did not complete within the progress deadline (%s); still waiting for it, the canary keeps serving",
+		st.Revision, contract.PromDuration(spec.ProgressDeadline))
+}
+
+// rollBack ends the analysis as RolledBack: all traffic to stable first,
+// the revision recorded as rejected, the Deployment's Progressing
+// condition failed; the canary goes in later passes (see cleanUp). why is
+// the sentence after "rolled back: ", naming what failed with its values.
+//
+// A conflict is a rollback too, with the revision recorded as rejected:
+// the webhook restarts the analysis of a rejected revision when
+// canary.io/retry changes, which is what the user does once the conflict
+// is fixed.
+func rollBack(spec Spec, st State, obs Observations, reason, why string) Decision {
+	st = consumeControls(st, obs)
+	st.Phase = contract.PhaseRolledBack
+	st.WaitingSince = time.Time{}
+	msg := "rolled back: " + why
+	d := Decision{Next: st, Message: msg, Event: warning(reason, msg)}
+	moved := st.Weight > 0 || obs.RoutedWeight > 0
+	if moved {
+		// Even over someone else's weights: sending everything to stable is
+		// always safe, and it is written once, not fought over.
+		d.Next.Weight = 0
+		d.Next.StepStarted = stamp(obs.Now)
+		d.Actions = append(d.Actions, SetWeight(0))
+		d.Requeue = until(obs.Now, d.Next.StepStarted.Add(spec.PropagationDelay))
+	} else {
+		// No traffic on the canary: the cleanup can start now.
+		rest := cleanUp(spec, d.Next, obs, false)
+		d.Next, d.Actions, d.Requeue = rest.Next, rest.Actions, rest.Requeue
+	}
+	d.Actions = append(d.Actions, RecordRejected(st.Revision, why), SetProgressingFailed(msg))
+	if d.Requeue == 0 {
+		d.Requeue = RecheckAfter // to see that nothing is left
+	}
+	return d
+}
+
+// cleanUp removes what an ended analysis left, in the safe order: weight
+// to stable, the propagation delay, the canary, then (unpinFirst false)
+// the Service's pin. unpinFirst unpins at once instead, for a Deployment
+// that may be rolling a new template (Idle, Succeeded). It changes neither
+// the phase nor the message.
+func cleanUp(spec Spec, st State, obs Observations, unpinFirst bool) Decision {
+	now := obs.Now
+	d := Decision{Next: st}
+	if unpinFirst && obs.ServicePinned {
+		d.Actions = append(d.Actions, UnpinService())
+	}
+	switch {
+	case obs.RoutingChangedBySomeoneElse != "":
+		d.Message = fmt.Sprintf("removing the canary waits: %s; it is removed once no traffic is routed to it", obs.RoutingChangedBySomeoneElse)
+		d.Requeue = RecheckAfter
+	case st.Weight > 0 || obs.RoutedWeight > 0:
+		d.Next.Weight = 0
+		d.Next.StepStarted = stamp(now)
+		d.Actions = append(d.Actions, SetWeight(0))
+		d.Requeue = until(now, d.Next.StepStarted.Add(spec.PropagationDelay))
+	case obs.CanaryObjectsExist:
+		if free := st.StepStarted.Add(spec.PropagationDelay); !st.StepStarted.IsZero() && now.Before(free) {
+			d.Requeue = until(now, free)
+		} else {
+			d.Actions = append(d.Actions, DeleteCanary())
+		}
+	case !unpinFirst && obs.ServicePinned:
+		d.Actions = append(d.Actions, UnpinService())
+	}
+	if len(d.Actions) > 0 && d.Requeue == 0 {
+		d.Requeue = RecheckAfter
+	}
+	return d
+}

@@ -1,0 +1,356 @@
+package plan
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/canary-io/canary/contract"
+)
+
+// RecheckAfter is how soon Next asks to look again while it waits for
+// something that has no due time of its own: canary pods becoming ready,
+// data arriving, a gate opening, the rolling update, the canary's pods
+// going away. Watches usually wake the reconciler sooner.
+const RecheckAfter = 5 * time.Second
+
+// minRequeue is the shortest requeue Next returns while something is in
+// flight, so that a due moment already reached is looked at again promptly
+// rather than never.
+const minRequeue = time.Second
+
+// Spec is what is fixed for one analysis: the settings frozen when the
+// template was held, and the two values the reconciler supplies.
+type Spec struct {
+	// Steps are the canary weights in percent, strictly ascending, 1..99.
+	Steps []int32
+	// Interval is how long each step lasts before its checks run.
+	Interval time.Duration
+	// Threshold is the number of failed checks tolerated; the next one rolls
+	// back.
+	Threshold int
+	// NoData says what a check without data means.
+	NoData contract.NoDataPolicy
+	// ProgressDeadline bounds every wait: canary pods becoming ready, data
+	// arriving, the confirm-promotion gate, the promotion's rolling update.
+	ProgressDeadline time.Duration
+	// Replicas is the Deployment's desired replicas now (an HPA may change
+	// it between passes); the canary's size follows it.
+	Replicas int32
+	// PropagationDelay is how long new endpoints or route weights must have
+	// been in place before traffic may rely on them (Envoy configuration
+	// propagation).
+	PropagationDelay time.Duration
+}
+
+// SpecFrom builds the Spec of an analysis from its frozen settings, the
+// Deployment's desired replicas and the controller's propagation delay.
+func SpecFrom(s contract.Settings, replicas int32, propagationDelay time.Duration) Spec {
+	return Spec{
+		Steps:            slices.Clone(s.Steps),
+		Interval:         s.Interval,
+		Threshold:        s.Threshold,
+		NoData:           s.NoData,
+		ProgressDeadline: s.ProgressDeadline,
+		Replicas:         replicas,
+		PropagationDelay: propagationDelay,
+	}
+}
+
+// Validate reports why Next cannot run an analysis with s, or nil. Next
+// checks it for the in-flight phases and holds (no actions) when it fails,
+// so that a broken Spec can never advance or promote anything.
+func (s Spec) Validate() error {
+	if len(s.Steps) == 0 {
+		return errors.New("no steps")
+	}
+	for i, w := range s.Steps {
+		if w < 1 || w > 99 || (i > 0 && w <= s.Steps[i-1]) {
+			return fmt.Errorf("steps %v are not strictly ascending weights from 1 to 99", s.Steps)
+		}
+	}
+	switch {
+	case s.Interval <= 0:
+		return fmt.Errorf("interval %v is not positive", s.Interval)
+	case s.Threshold < 0:
+		return fmt.Errorf("threshold %d is negative", s.Threshold)
+	case s.NoData != contract.NoDataHold && s.NoData != contract.NoDataFail && s.NoData != contract.NoDataPass:
+		return fmt.Errorf("no-data policy %q is unknown", s.NoData)
+	case s.ProgressDeadline <= 0:
+		return fmt.Errorf("progress deadline %v is not positive", s.ProgressDeadline)
+	case s.PropagationDelay < 0:
+		return fmt.Errorf("propagation delay %v is negative", s.PropagationDelay)
+	case s.Replicas < 0:
+		return fmt.Errorf("replicas %d is negative", s.Replicas)
+	}
+	return nil
+}
+
+// State is what the stepper remembers between passes, persisted in the
+// Deployment's annotations by [Encode] and read back by [Decode].
+type State struct {
+	// Phase is canary.io/phase.
+	Phase contract.Phase
+	// Step is the number of steps passed so far; while an analysis is in
+	// flight, Steps[Step] is the step being run or prepared.
+	Step int
+	// Weight is the canary's traffic weight in effect, in percent.
+	Weight int32
+	// FailedChecks counts the failed check runs of this analysis.
+	FailedChecks int
+	// StepStarted is when Weight took effect: the start of the running
+	// step, or, once the weight is back at 0 (promotion, rollback,
+	// cleanup), when it left the canary. Zero between steps.
+	StepStarted time.Time
+	// WaitingSince is the start of the current wait that the progress
+	// deadline bounds (canary pods not ready, no data, a closed gate, the
+	// promotion's rolling update); zero when there is none.
+	WaitingSince time.Time
+	// Acted holds the last value of each once-per-value control the system
+	// acted on, by annotation key (contract.KeyPromote, KeyAbort, and the
+	// webhook's KeyRetry, which Next keeps as it is).
+	Acted map[string]string
+	// Revision is the template hash under test (canary.io/revision).
+	Revision string
+	// Stable is the template hash serving users (canary.io/stable-revision).
+	Stable string
+}
+
+// Equal reports whether s and o are the same state (times compared with
+// time.Time.Equal, a nil Acted equal to an empty one). The reconciler
+// writes the annotations only when the next state is not Equal to the one
+// it read, or the Decision carries a message.
+func (s State) Equal(o State) bool {
+	return s.Phase == o.Phase && s.Step == o.Step && s.Weight == o.Weight &&
+		s.FailedChecks == o.FailedChecks && s.StepStarted.Equal(o.StepStarted) &&
+		s.WaitingSince.Equal(o.WaitingSince) && maps.Equal(s.Acted, o.Acted) &&
+		s.Revision == o.Revision && s.Stable == o.Stable
+}
+
+// Observations are what the gatherer saw in this pass. They must be
+// complete: a failed read ends the pass before Next is called, rather than
+// arriving here as a zero value.
+type Observations struct {
+	// Now is the time of the pass.
+	Now time.Time
+	// CanaryReady counts the ready pods of <deployment>-canary that run
+	// State.Revision.
+	CanaryReady int32
+	// CanaryReadySince is when the most recently ready of those pods became
+	// ready (a restarted pod resets it): from then on at least CanaryReady
+	// pods have been ready. Zero when none is.
+	CanaryReadySince time.Time
+	// RoutedWeight is the canary's weight in the VirtualService(s) now.
+	RoutedWeight int32
+	// RoutingChangedBySomeoneElse, when not empty, says how the
+	// VirtualService's weights differ from what the stepper last wrote.
+	// The gatherer compares them with a record the stepper writes in the
+	// same update as the weights (not with State.Weight), so the stepper's
+	// own write whose status update was lost is not mistaken for someone
+	// else's. Next holds rather than fight: no weight changes, no step
+	// advances, no canary deleted, until the weights are back.
+	RoutingChangedBySomeoneElse string
+	// Checks are the results of the end-of-step checks, nil when they were
+	// not run in this pass. Run them when [ChecksDue]; a query that fails or
+	// times out is a result without data (HasData false, Detail saying why).
+	Checks []CheckResult
+	// ComparisonFailed, when not empty, is the sentence with the numbers of
+	// the continuous canary-vs-stable comparison (canary.io/confidence) that
+	// found the canary worse than stable: it rolls back at once, whatever
+	// the step.
+	ComparisonFailed string
+	// Pause is the level of canary.io/pause ("true").
+	Pause bool
+	// Promote is the current value of canary.io/promote.
+	Promote string
+	// Abort is the current value of canary.io/abort.
+	Abort string
+	// GateOpen is the answer of the confirm-promotion hooks, asked whenever
+	// [GateDue]: nil means there is no such hook, and lets a revision whose
+	// steps all passed be promoted.
+	GateOpen *bool
+	// RolloutComplete reports, while Promoting, that the Deployment's
+	// rolling update to State.Revision finished: all replicas updated,
+	// available, and no old pods left.
+	RolloutComplete bool
+	// Conflict, when not empty, is why the analysis cannot own its objects:
+	// a name taken by an object of another owner, a user VirtualService for
+	// the host not named in canary.io/virtualservice, a second opted-in
+	// Deployment on the Service, a name over 63 characters.
+	Conflict string
+	// ServicePinned reports that the user's Service selector carries the
+	// stable ReplicaSet's pod-template-hash.
+	ServicePinned bool
+	// CanaryObjectsExist reports that any canary object is left:
+	// <deployment>-canary or any of its pods (terminating ones too),
+	// Service <service>-canary, DestinationRule <service>-canary.
+	CanaryObjectsExist bool
+}
+
+// Decision is what Next decided for one pass.
+//
+// The reconciler applies Actions in order and stops at the first error
+// (the next pass decides again from the same State). Actions on other
+// objects come first; then one update of the Deployment carries Encode(Next)
+// and Message, plus the Unpause and RecordRejected actions (the webhook lets
+// the controller unpause only in an update that sets phase Promoting);
+// SetProgressingFailed is written to the Deployment's status after that
+// update; the Event is emitted once it succeeded. canary.io/last-transition
+// is the reconciler's to set when Next.Phase differs from the phase it read.
+type Decision struct {
+	// Next is the state to persist.
+	Next State
+	// Actions are what the reconciler must do, in order.
+	Actions []Action
+	// Requeue is the longest the reconciler may wait before the next pass:
+	// the next due moment (a step's end, a propagation delay's end, a
+	// deadline) or RecheckAfter. Zero only when nothing is left to do.
+	Requeue time.Duration
+	// Message is canary.io/message: one sentence with the measured numbers.
+	// Empty means leave the current message as it is.
+	Message string
+	// Event is the Kubernetes Event for this pass, nil for none. Every phase
+	// change has one.
+	Event *Event
+}
+
+// Next decides one pass of the stepper for one Deployment. It is pure: the
+// same arguments always give the same Decision, and it never modifies them.
+func Next(spec Spec, state State, obs Observations) Decision {
+	switch state.Phase {
+	case contract.PhaseProgressing, contract.PhasePaused, contract.PhasePromoting:
+		if err := validFor(spec, state); err != nil {
+			return Decision{
+				Next:    state,
+				Requeue: RecheckAfter,
+				Message: "cannot decide: " + err.Error(),
+			}
+		}
+		if state.Phase == contract.PhasePromoting {
+			return promoting(spec, state, obs)
+		}
+		return inFlight(spec, state, obs)
+	case contract.PhaseRolledBack:
+		if shouldPromoteRejected(state, obs) {
+			return promote(spec, state, obs, ReasonPromoteRequested,
+				fmt.Sprintf("canary.io/promote %q overrides the rollback of revision %s", obs.Promote, state.Revision))
+		}
+		return cleanUp(spec, state, obs, false)
+	default:
+		// Idle, Succeeded, or no phase at all (a Deployment not or no longer
+		// opted in): only leftovers to remove.
+		return cleanUp(spec, state, obs, true)
+	}
+}
+
+// validFor checks spec, and state against it, for the phases that use them.
+func validFor(spec Spec, state State) error {
+	if err := spec.Validate(); err != nil {
+		return fmt.Errorf("invalid analysis settings: %w", err)
+	}
+	if state.Step < 0 || state.Step > len(spec.Steps) {
+		return fmt.Errorf("step %d is outside the %d steps of the analysis", state.Step, len(spec.Steps))
+	}
+	return nil
+}
+
+// ChecksDue reports whether the end-of-step checks are due: an analysis in
+// flight, a step running, and its interval over. The gatherer queries
+// Prometheus only then; Next, given no Checks while they are due, waits
+// RecheckAfter for them.
+//
+// Example: interval 1m, StepStarted 12:00:00 → not due at 12:00:59, due
+// from 12:01:00 until the checks are judged (which moves StepStarted on or
+// clears it).
+func ChecksDue(spec Spec, state State, now time.Time) bool {
+	return inFlightPhase(state.Phase) && stepRunning(spec, state) &&
+		!now.Before(state.StepStarted.Add(spec.Interval))
+}
+
+// GateDue reports whether the gatherer should ask the confirm-promotion
+// hooks: all steps passed and the analysis waits for the gate, or the last
+// step's checks are due (so that a pass promotes without another round).
+func GateDue(spec Spec, state State, now time.Time) bool {
+	if state.Phase != contract.PhaseProgressing {
+		return false
+	}
+	n := len(spec.Steps)
+	return state.Step == n || (state.Step == n-1 && ChecksDue(spec, state, now))
+}
+
+// CanaryReplicas is the number of ready canary pods needed before the
+// weight moves to weight percent: the canary's share of the Deployment's
+// replicas, rounded up, and at least 1.
+//
+// Worked example: replicas 5, weight 40 → ceil(2.0) = 2; replicas 3,
+// weight 20 → ceil(0.6) = 1; replicas 10, weight 25 → ceil(2.5) = 3;
+// replicas 0 (scaled to zero), weight 60 → 1.
+func CanaryReplicas(replicas, weight int32) int32 {
+	n := (int64(replicas)*int64(weight) + 99) / 100
+	if n < 1 {
+		return 1
+	}
+	return int32(n)
+}
+
+// inFlightPhase reports whether an analysis is running (not yet decided).
+func inFlightPhase(p contract.Phase) bool {
+	return p == contract.PhaseProgressing || p == contract.PhasePaused
+}
+
+// stepRunning reports whether the current step's weight is in effect, so
+// its interval runs.
+func stepRunning(spec Spec, st State) bool {
+	return !st.StepStarted.IsZero() && st.Step < len(spec.Steps) && st.Weight == spec.Steps[st.Step]
+}
+
+// targetWeight is the weight the canary is sized for: the step being run
+// or prepared, or the weight in effect once all steps passed.
+func targetWeight(spec Spec, st State) int32 {
+	if st.Step < len(spec.Steps) {
+		return spec.Steps[st.Step]
+	}
+	return st.Weight
+}
+
+// stamp is t rounded up to the whole second, in UTC: the precision of the
+// RFC 3339 annotations, so that a State re-decoded after a restart is the
+// State decided, and rounding up keeps every wait at least as long as
+// asked.
+//
+// Example: 12:00:00.2 → 12:00:01; 12:00:01 → 12:00:01.
+func stamp(t time.Time) time.Time {
+	s := t.UTC().Truncate(time.Second)
+	if s.Before(t) {
+		s = s.Add(time.Second)
+	}
+	return s
+}
+
+// until is the requeue delay from now to t, at least minRequeue.
+//
+// Example: now 12:00:00, t 12:00:40 → 40s; t 11:59:00 → 1s.
+func until(now, t time.Time) time.Duration {
+	return max(t.Sub(now), minRequeue)
+}
+
+// clock renders a due moment for a message.
+func clock(t time.Time) string {
+	return t.UTC().Format(time.RFC3339)
+}
+
+// stepLabel names the step being run or prepared, e.g. "step 2/3".
+func stepLabel(spec Spec, st State) string {
+	return fmt.Sprintf("step %d/%d", st.Step+1, len(spec.Steps))
+}
+
+// position says where an analysis stands, for messages: "at step 2/3
+// (weight 40%)", or "after step 3/3 (weight 60%)" once all steps passed.
+func position(spec Spec, st State) string {
+	if st.Step >= len(spec.Steps) {
+		return fmt.Sprintf("after step %d/%d (weight %d%%)", len(spec.Steps), len(spec.Steps), st.Weight)
+	}
+	return fmt.Sprintf("at %s (weight %d%%)", stepLabel(spec, st), st.Weight)
+}

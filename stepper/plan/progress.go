@@ -1,0 +1,353 @@
+package plan
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/canary-io/canary/contract"
+)
+
+// inFlight decides a pass of an analysis in Progressing or Paused. The
+// order is the order of precedence: what ends the analysis (the user's
+// controls, a conflict, the comparison) before what holds it (pause,
+// someone else's weights) before the steps.
+func inFlight(spec Spec, st State, obs Observations) Decision {
+	if d, ok := onControls(spec, st, obs); ok {
+		return d
+	}
+	if obs.Conflict != "" {
+		return rollBack(spec, st, obs, ReasonConflict,
+			fmt.Sprintf("the analysis stopped %s: %s", position(spec, st), obs.Conflict))
+	}
+	if obs.ComparisonFailed != "" {
+		return rollBack(spec, st, obs, ReasonCanaryWorse,
+			fmt.Sprintf("the canary is worse than stable %s: %s", position(spec, st), obs.ComparisonFailed))
+	}
+	st = followLowerRouting(st, obs)
+	var d Decision
+	switch {
+	case shouldTogglePause(st, obs):
+		d = togglePause(spec, st, obs)
+	case obs.RoutingChangedBySomeoneElse != "":
+		d = holdForRouting(spec, st, obs)
+	case st.Step >= len(spec.Steps):
+		d = awaitPromotion(spec, st, obs, "")
+	case stepRunning(spec, st):
+		d = runStep(spec, st, obs)
+	default:
+		d = scaleUp(spec, st, obs)
+	}
+	if !inFlightPhase(d.Next.Phase) {
+		return d // promoted or rolled back: the transition chose its actions
+	}
+	return withUpkeep(spec, obs, d)
+}
+
+// onControls acts on a new canary.io/abort or canary.io/promote value.
+// Abort wins when both are new: rolling back is the safe one.
+func onControls(spec Spec, st State, obs Observations) (Decision, bool) {
+	switch {
+	case isNewControl(st, contract.KeyAbort, obs.Abort):
+		return rollBack(spec, st, obs, ReasonAborted,
+			fmt.Sprintf("canary.io/abort %q %s", obs.Abort, position(spec, st))), true
+	case isNewControl(st, contract.KeyPromote, obs.Promote):
+		return promote(spec, st, obs, ReasonPromoteRequested,
+			fmt.Sprintf("canary.io/promote %q %s", obs.Promote, position(spec, st))), true
+	}
+	return Decision{}, false
+}
+
+// isNewControl reports whether a once-per-value control carries a value the
+// system has not acted on.
+func isNewControl(st State, key, value string) bool {
+	return value != "" && value != st.Acted[key]
+}
+
+// consumeControls records the current promote and abort values as acted
+// on, so that none of them fires later: called at every transition that
+// ends an analysis.
+func consumeControls(st State, obs Observations) State {
+	acted := make(map[string]string, len(st.Acted)+2)
+	for k, v := range st.Acted {
+		acted[k] = v
+	}
+	if obs.Promote != "" {
+		acted[contract.KeyPromote] = obs.Promote
+	}
+	if obs.Abort != "" {
+		acted[contract.KeyAbort] = obs.Abort
+	}
+	if len(acted) == 0 {
+		acted = nil
+	}
+	st.Acted = acted
+	return st
+}
+
+// followLowerRouting takes the VirtualService's weight as the weight in
+// effect when it is lower than recorded and nobody else changed it (the
+// VirtualService was recreated): the step then starts again from scaling,
+// so the weight only rises again through the readiness checks.
+func followLowerRouting(st State, obs Observations) State {
+	if obs.RoutingChangedBySomeoneElse == "" && obs.RoutedWeight < st.Weight {
+		st.Weight = max(obs.RoutedWeight, 0)
+		st.StepStarted = time.Time{}
+	}
+	return st
+}
+
+// withUpkeep puts in front of an in-flight decision what must hold on
+// every pass: the Service pinned before any canary pod exists (and again if
+// someone removed the pin), the weight not above what is recorded (a write
+// of ours whose status update was lost, or an analysis restarted by a new
+// template), and the canary sized for the step being run or prepared (the
+// Deployment's replicas may change under an HPA).
+func withUpkeep(spec Spec, obs Observations, d Decision) Decision {
+	var upkeep []Action
+	if !obs.ServicePinned {
+		upkeep = append(upkeep, PinService())
+	}
+	if obs.RoutingChangedBySomeoneElse == "" && obs.RoutedWeight > d.Next.Weight && !setsWeight(d.Actions) {
+		upkeep = append(upkeep, SetWeight(d.Next.Weight))
+	}
+	upkeep = append(upkeep, EnsureCanary(CanaryReplicas(spec.Replicas, targetWeight(spec, d.Next))))
+	d.Actions = append(upkeep, d.Actions...)
+	return d
+}
+
+// shouldTogglePause reports whether canary.io/pause disagrees with the
+// phase.
+func shouldTogglePause(st State, obs Observations) bool {
+	return obs.Pause != (st.Phase == contract.PhasePaused)
+}
+
+// togglePause moves between Progressing and Paused. Pausing drops the
+// current deadline-bounded wait; resuming starts it again, so that the
+// time the user held does not count against the progress deadline.
+func togglePause(spec Spec, st State, obs Observations) Decision {
+	if obs.Pause {
+		st.Phase = contract.PhasePaused
+		st.WaitingSince = time.Time{}
+		msg := fmt.Sprintf("paused %s by canary.io/pause: the weight holds; checks still run and can roll back", position(spec, st))
+		return Decision{Next: st, Requeue: pausedRequeue(spec, st, obs.Now), Message: msg, Event: normal(ReasonPaused, msg)}
+	}
+	st.Phase = contract.PhaseProgressing
+	st.WaitingSince = time.Time{}
+	requeue := RecheckAfter
+	if stepRunning(spec, st) {
+		requeue = until(obs.Now, st.StepStarted.Add(spec.Interval))
+	} else {
+		st.WaitingSince = stamp(obs.Now)
+	}
+	msg := fmt.Sprintf("resumed %s: canary.io/pause removed", position(spec, st))
+	return Decision{Next: st, Requeue: requeue, Message: msg, Event: normal(ReasonResumed, msg)}
+}
+
+// pausedRequeue is the next due moment while paused: the running step's
+// end, or an interval when nothing is due (removing the pause wakes the
+// reconciler through its watch).
+func pausedRequeue(spec Spec, st State, now time.Time) time.Duration {
+	if stepRunning(spec, st) {
+		return until(now, st.StepStarted.Add(spec.Interval))
+	}
+	return spec.Interval
+}
+
+// holdForRouting leaves someone else's weights alone.
+func holdForRouting(spec Spec, st State, obs Observations) Decision {
+	return Decision{
+		Next:    st,
+		Requeue: RecheckAfter,
+		Message: fmt.Sprintf("holding %s: %s; the stepper leaves the weights alone until the canary's weight is %d%% again, or canary.io/abort or canary.io/promote is set",
+			position(spec, st), obs.RoutingChangedBySomeoneElse, st.Weight),
+	}
+}
+
+// scaleUp prepares the next step: the weight moves to w only once the
+// canary has CanaryReplicas(Replicas, w) ready pods and they have been
+// ready for the propagation delay; the wait is bounded by the progress
+// deadline.
+func scaleUp(spec Spec, st State, obs Observations) Decision {
+	now := obs.Now
+	w := spec.Steps[st.Step]
+	need := CanaryReplicas(spec.Replicas, w)
+	label := stepLabel(spec, st)
+	if st.Phase == contract.PhasePaused {
+		return Decision{Next: st, Requeue: pausedRequeue(spec, st, now),
+			Message: fmt.Sprintf("paused before %s: the weight holds at %d%% until canary.io/pause is removed", label, st.Weight)}
+	}
+	if st.WaitingSince.IsZero() {
+		st.WaitingSince = stamp(now)
+	}
+	if obs.CanaryReady >= need && !obs.CanaryReadySince.IsZero() {
+		if routable := obs.CanaryReadySince.Add(spec.PropagationDelay); now.Before(routable) {
+			return Decision{Next: st, Requeue: until(now, routable),
+				Message: fmt.Sprintf("%s: %d of %d canary pods ready; the weight moves to %d%% at %s, after the propagation delay (%s)",
+					label, obs.CanaryReady, need, w, clock(routable), contract.PromDuration(spec.PropagationDelay))}
+		}
+		return startStep(spec, st, obs, need)
+	}
+	deadline := st.WaitingSince.Add(spec.ProgressDeadline)
+	if !now.Before(deadline) {
+		return rollBack(spec, st, obs, ReasonProgressDeadlineExceeded,
+			fmt.Sprintf("canary pods not ready for %s (weight %d%%): %d of %d ready after %s (progress deadline)",
+				label, w, obs.CanaryReady, need, contract.PromDuration(spec.ProgressDeadline)))
+	}
+	return Decision{Next: st, Requeue: min(RecheckAfter, until(now, deadline)),
+		Message: fmt.Sprintf("%s: waiting for canary pods: %d of %d ready for weight %d%%; rolling back at %s if they are not",
+			label, obs.CanaryReady, need, w, clock(deadline))}
+}
+
+// startStep moves the weight to the step's and starts its interval.
+func startStep(spec Spec, st State, obs Observations, need int32) Decision {
+	w := spec.Steps[st.Step]
+	st.Weight = w
+	st.StepStarted = stamp(obs.Now)
+	st.WaitingSince = time.Time{}
+	return Decision{
+		Next:    st,
+		Actions: []Action{SetWeight(w)},
+		Requeue: until(obs.Now, st.StepStarted.Add(spec.Interval)),
+		Message: runningMessage(spec, st),
+		Event: normal(ReasonStepStarted, fmt.Sprintf("%s started: weight %d%% with %d of %d canary pods ready",
+			stepLabel(spec, st), w, obs.CanaryReady, need)),
+	}
+}
+
+// runningMessage describes a running step; it stays the same for the
+// whole interval, so waiting passes do not rewrite it.
+func runningMessage(spec Spec, st State) string {
+	end := clock(st.StepStarted.Add(spec.Interval))
+	if st.Phase == contract.PhasePaused {
+		return fmt.Sprintf("paused %s by canary.io/pause; checks still run, next at %s", position(spec, st), end)
+	}
+	return fmt.Sprintf("%s running at weight %d%%; checks at %s", stepLabel(spec, st), st.Weight, end)
+}
+
+// runStep waits for the running step's end and judges its checks.
+func runStep(spec Spec, st State, obs Observations) Decision {
+	now := obs.Now
+	end := st.StepStarted.Add(spec.Interval)
+	if now.Before(end) {
+		return Decision{Next: st, Requeue: until(now, end), Message: runningMessage(spec, st)}
+	}
+	if obs.Checks == nil {
+		return Decision{Next: st, Requeue: RecheckAfter,
+			Message: fmt.Sprintf("%s: checks due since %s; waiting for their results", stepLabel(spec, st), clock(end))}
+	}
+	v := judge(spec.NoData, obs.Checks)
+	switch v.outcome {
+	case outcomeFailed:
+		return failStep(spec, st, obs, v)
+	case outcomeNoData:
+		return holdForData(spec, st, obs, v)
+	}
+	return passStep(spec, st, obs, v)
+}
+
+// failStep counts a failed round of checks: beyond the threshold it rolls
+// back, otherwise the step runs again at the same weight.
+func failStep(spec Spec, st State, obs Observations, v verdict) Decision {
+	st.FailedChecks++
+	st.WaitingSince = time.Time{}
+	failed := describe(v.failed)
+	if st.FailedChecks > spec.Threshold {
+		return rollBack(spec, st, obs, ReasonChecksFailed,
+			fmt.Sprintf("%s failed %s; %d failed checks exceed the threshold of %d",
+				failed, position(spec, st), st.FailedChecks, spec.Threshold))
+	}
+	st.StepStarted = stamp(obs.Now)
+	msg := fmt.Sprintf("%s check failed (%d of %d tolerated): %s; the step runs again at weight %d%%",
+		stepLabel(spec, st), st.FailedChecks, spec.Threshold, failed, st.Weight)
+	return Decision{Next: st, Requeue: until(obs.Now, st.StepStarted.Add(spec.Interval)),
+		Message: msg, Event: warning(ReasonCheckFailed, msg)}
+}
+
+// holdForData waits for data under no-data policy hold, bounded by the
+// progress deadline. While paused there is no deadline: the step runs
+// again instead.
+func holdForData(spec Spec, st State, obs Observations, v verdict) Decision {
+	now := obs.Now
+	missing := describe(v.noData)
+	if st.Phase == contract.PhasePaused {
+		st.StepStarted = stamp(now)
+		return Decision{Next: st, Requeue: until(now, st.StepStarted.Add(spec.Interval)),
+			Message: fmt.Sprintf("paused %s by canary.io/pause: no data: %s; the step runs again", position(spec, st), missing)}
+	}
+	if st.WaitingSince.IsZero() {
+		st.WaitingSince = stamp(now)
+	}
+	deadline := st.WaitingSince.Add(spec.ProgressDeadline)
+	if !now.Before(deadline) {
+		return rollBack(spec, st, obs, ReasonProgressDeadlineExceeded,
+			fmt.Sprintf("no data arrived for %s (progress deadline) %s: %s",
+				contract.PromDuration(spec.ProgressDeadline), position(spec, st), missing))
+	}
+	return Decision{Next: st, Requeue: min(RecheckAfter, until(now, deadline)),
+		Message: fmt.Sprintf("%s waiting for data: %s; rolling back at %s if none arrives",
+			stepLabel(spec, st), missing, clock(deadline))}
+}
+
+// passStep counts a passed step and prepares the next one, or promotes
+// after the last. While paused, a pass runs the step again instead.
+func passStep(spec Spec, st State, obs Observations, v verdict) Decision {
+	now := obs.Now
+	details := describe(v.all)
+	st.WaitingSince = time.Time{}
+	if st.Phase == contract.PhasePaused {
+		st.StepStarted = stamp(now)
+		return Decision{Next: st, Requeue: until(now, st.StepStarted.Add(spec.Interval)),
+			Message: fmt.Sprintf("paused %s by canary.io/pause: checks passed: %s; the weight holds until canary.io/pause is removed",
+				position(spec, st), details)}
+	}
+	msg := fmt.Sprintf("%s passed: %s; weight %d%%", stepLabel(spec, st), details, st.Weight)
+	st.Step++
+	st.StepStarted = time.Time{}
+	if st.Step == len(spec.Steps) {
+		return awaitPromotion(spec, st, obs, msg)
+	}
+	st.WaitingSince = stamp(now)
+	return Decision{Next: st, Requeue: RecheckAfter, Message: msg, Event: normal(ReasonStepPassed, msg)}
+}
+
+// awaitPromotion promotes once all steps passed and the confirm-promotion
+// gate is open (or there is none); a closed gate is a wait bounded by the
+// progress deadline. passed is the message of the step that just passed,
+// empty on later passes.
+func awaitPromotion(spec Spec, st State, obs Observations, passed string) Decision {
+	now := obs.Now
+	n := len(spec.Steps)
+	if st.Phase == contract.PhasePaused {
+		return Decision{Next: st, Requeue: spec.Interval,
+			Message: fmt.Sprintf("paused after all %d steps passed: promotion waits until canary.io/pause is removed", n)}
+	}
+	if shouldPromote(obs) {
+		why := passed
+		if why == "" {
+			why = fmt.Sprintf("all %d steps passed", n)
+		}
+		return promote(spec, st, obs, ReasonPromoting, why)
+	}
+	if st.WaitingSince.IsZero() {
+		st.WaitingSince = stamp(now)
+	}
+	deadline := st.WaitingSince.Add(spec.ProgressDeadline)
+	if !now.Before(deadline) {
+		return rollBack(spec, st, obs, ReasonProgressDeadlineExceeded,
+			fmt.Sprintf("the confirm-promotion gate stayed closed for %s (progress deadline) after all %d steps passed",
+				contract.PromDuration(spec.ProgressDeadline), n))
+	}
+	msg := fmt.Sprintf("all %d steps passed; waiting for the confirm-promotion gate, rolling back at %s if it stays closed", n, clock(deadline))
+	var event *Event
+	if passed != "" {
+		msg = passed + "; waiting for the confirm-promotion gate, rolling back at " + clock(deadline) + " if it stays closed"
+		event = normal(ReasonStepPassed, passed)
+	}
+	return Decision{Next: st, Requeue: min(RecheckAfter, until(now, deadline)), Message: msg, Event: event}
+}
+
+// shouldPromote reports whether the confirm-promotion gate lets a revision
+// whose steps all passed be promoted.
+func shouldPromote(obs Observations) bool {
+	return obs.GateOpen == nil || *obs.GateOpen
+}

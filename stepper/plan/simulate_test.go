@@ -1,0 +1,322 @@
+package plan
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/canary-io/canary/contract"
+)
+
+// world is a toy cluster for driving Next pass after pass: it applies the
+// actions, makes canary pods ready podStartup after they are asked for,
+// completes the promotion's rolling update rolloutTime after the unpause,
+// and answers the checks when they are due. It fails the test when an
+// action breaks a safety rule (traffic to a canary not ready for the
+// propagation delay, a canary deleted while traffic may reach it, a canary
+// before the pin).
+type world struct {
+	t      *testing.T
+	spec   Spec
+	now    time.Time
+	checks func(st State) []CheckResult
+
+	pinned, canary      bool
+	desired, ready      int32
+	readyAt, readySince time.Time
+	routed              int32
+	routedAt            time.Time
+	unpausedAt          time.Time
+
+	weights []int32  // every SetWeight, in order
+	log     []string // every action and event, with its time
+}
+
+const (
+	podStartup  = 20 * time.Second
+	rolloutTime = 90 * time.Second
+)
+
+func newWorld(t *testing.T, spec Spec, start time.Time, checks func(State) []CheckResult) *world {
+	return &world{t: t, spec: spec, now: start, checks: checks}
+}
+
+func (w *world) observe(st State) Observations {
+	if w.canary && w.desired > w.ready && !w.now.Before(w.readyAt) {
+		w.ready, w.readySince = w.desired, w.readyAt
+	}
+	w.ready = min(w.ready, w.desired)
+	if w.ready == 0 {
+		w.readySince = time.Time{}
+	}
+	o := Observations{
+		Now: w.now, ServicePinned: w.pinned, CanaryObjectsExist: w.canary,
+		RoutedWeight: w.routed, CanaryReady: w.ready, CanaryReadySince: w.readySince,
+	}
+	if ChecksDue(w.spec, st, w.now) {
+		o.Checks = w.checks(st)
+	}
+	o.RolloutComplete = !w.unpausedAt.IsZero() && !w.now.Before(w.unpausedAt.Add(rolloutTime))
+	return o
+}
+
+func (w *world) apply(d Decision) {
+	for _, a := range d.Actions {
+		w.log = append(w.log, fmt.Sprintf("%s %v", w.now.Format("15:04:05.000"), a))
+		switch a.Kind {
+		case ActionPinService:
+			w.pinned = true
+		case ActionUnpinService:
+			w.pinned = false
+		case ActionEnsureCanary:
+			if !w.pinned {
+				w.t.Errorf("%v: canary created before the Service was pinned", w.now)
+			}
+			if !w.canary || a.Replicas > w.desired {
+				w.readyAt = w.now.Add(podStartup)
+			}
+			w.canary, w.desired = true, a.Replicas
+		case ActionSetWeight:
+			if a.Weight > 0 && (w.ready < CanaryReplicas(w.spec.Replicas, a.Weight) || w.now.Before(w.readySince.Add(w.spec.PropagationDelay))) {
+				w.t.Errorf("%v: weight %d%% with %d canary pods ready since %v", w.now, a.Weight, w.ready, w.readySince)
+			}
+			if a.Weight != w.routed {
+				w.weights = append(w.weights, a.Weight)
+				w.routed, w.routedAt = a.Weight, w.now
+			}
+		case ActionUnpause:
+			w.unpausedAt = w.now
+		case ActionDeleteCanary:
+			if w.routed > 0 || w.now.Before(w.routedAt.Add(w.spec.PropagationDelay)) {
+				w.t.Errorf("%v: canary deleted with %d%% routed to it since %v", w.now, w.routed, w.routedAt)
+			}
+			w.canary, w.desired, w.ready = false, 0, 0
+		}
+	}
+	if d.Event != nil {
+		w.log = append(w.log, fmt.Sprintf("%s event %s/%s: %s", w.now.Format("15:04:05.000"), d.Event.Type, d.Event.Reason, d.Event.Message))
+	}
+}
+
+// pass is one call of Next in a simulation.
+type pass struct {
+	at       time.Time
+	in       State
+	decision Decision
+}
+
+// simulate calls Next until nothing is left to do. between, if not nil,
+// turns the state decided by pass i into the state the next pass starts
+// from (a restart), and may move the world's clock (downtime).
+func simulate(w *world, st State, between func(i int, w *world, st State) State) []pass {
+	w.t.Helper()
+	var trace []pass
+	for i := 0; i < 500; i++ {
+		obs := w.observe(st)
+		d := Next(w.spec, st, obs)
+		checkInvariants(w.t, w.spec, st, obs, d)
+		w.apply(d)
+		trace = append(trace, pass{at: w.now, in: st, decision: d})
+		if d.Requeue == 0 {
+			return trace
+		}
+		w.now = w.now.Add(d.Requeue)
+		st = d.Next
+		if between != nil {
+			st = between(i, w, st)
+		}
+	}
+	w.t.Fatalf("no end after 500 passes:\n%s", strings.Join(w.log, "\n"))
+	return nil
+}
+
+func alwaysPassing(State) []CheckResult { return passing }
+
+// phases lists the distinct phases a trace went through, in order.
+func phases(trace []pass) []contract.Phase {
+	var out []contract.Phase
+	for _, p := range trace {
+		if len(out) == 0 || out[len(out)-1] != p.decision.Next.Phase {
+			out = append(out, p.decision.Next.Phase)
+		}
+	}
+	return out
+}
+
+func reasons(trace []pass) []string {
+	var out []string
+	for _, p := range trace {
+		if p.decision.Event != nil {
+			out = append(out, p.decision.Event.Reason)
+		}
+	}
+	return out
+}
+
+func TestSimulatedRollout(t *testing.T) {
+	spec := testSpec()
+	w := newWorld(t, spec, t0, alwaysPassing)
+	trace := simulate(w, started(), nil)
+	final := trace[len(trace)-1].decision.Next
+
+	if want := []int32{20, 40, 60, 0}; !slices.Equal(w.weights, want) {
+		t.Errorf("weights %v, want %v", w.weights, want)
+	}
+	wantPhases := []contract.Phase{contract.PhaseProgressing, contract.PhasePromoting, contract.PhaseSucceeded}
+	if got := phases(trace); !slices.Equal(got, wantPhases) {
+		t.Errorf("phases %v, want %v", got, wantPhases)
+	}
+	wantReasons := []string{ReasonStepStarted, ReasonStepPassed, ReasonStepStarted, ReasonStepPassed,
+		ReasonStepStarted, ReasonPromoting, ReasonSucceeded}
+	if got := reasons(trace); !slices.Equal(got, wantReasons) {
+		t.Errorf("events %v, want %v", got, wantReasons)
+	}
+	if final.Stable != "rev2" || final.Step != 3 || final.Weight != 0 || w.canary || w.pinned || w.routed != 0 {
+		t.Errorf("end: state %+v, canary %v, pinned %v, routed %d%%", final, w.canary, w.pinned, w.routed)
+	}
+	// Each step lasted its interval, and not much more: the canary pods
+	// for the next step are started as soon as a step passes.
+	var started []time.Time
+	for _, p := range trace {
+		if setsWeight(p.decision.Actions) {
+			started = append(started, p.at)
+		}
+	}
+	for i := 1; i < len(started); i++ {
+		if gap := started[i].Sub(started[i-1]); gap < spec.Interval || gap > spec.Interval+podStartup+spec.PropagationDelay+2*RecheckAfter {
+			t.Errorf("weight changes %v apart", gap)
+		}
+	}
+	if total := final.StepStarted.Sub(t0); total > 6*time.Minute {
+		t.Errorf("rollout took %v:\n%s", total, strings.Join(w.log, "\n"))
+	}
+}
+
+func TestSimulatedRollback(t *testing.T) {
+	spec := testSpec()
+	failingAt40 := func(st State) []CheckResult {
+		if st.Weight == 40 {
+			return failing
+		}
+		return passing
+	}
+	w := newWorld(t, spec, t0, failingAt40)
+	trace := simulate(w, started(), nil)
+	final := trace[len(trace)-1].decision.Next
+
+	if want := []int32{20, 40, 0}; !slices.Equal(w.weights, want) {
+		t.Errorf("weights %v, want %v", w.weights, want)
+	}
+	if final.Phase != contract.PhaseRolledBack || final.FailedChecks != 4 || final.Stable != "rev1" {
+		t.Errorf("end state %+v", final)
+	}
+	if w.canary || w.pinned || !w.unpausedAt.IsZero() {
+		t.Errorf("end: canary %v, pinned %v, unpaused at %v", w.canary, w.pinned, w.unpausedAt)
+	}
+	wantReasons := []string{ReasonStepStarted, ReasonStepPassed, ReasonStepStarted,
+		ReasonCheckFailed, ReasonCheckFailed, ReasonCheckFailed, ReasonChecksFailed}
+	if got := reasons(trace); !slices.Equal(got, wantReasons) {
+		t.Errorf("events %v, want %v", got, wantReasons)
+	}
+	// Traffic left first; the canary went a propagation delay later; the
+	// pin went last, once the canary's pods were gone.
+	var order []ActionKind
+	for _, p := range trace {
+		if p.decision.Next.Phase != contract.PhaseRolledBack {
+			continue
+		}
+		for _, a := range p.decision.Actions {
+			order = append(order, a.Kind)
+		}
+	}
+	wantOrder := []ActionKind{ActionSetWeight, ActionRecordRejected, ActionSetProgressingFailed, ActionDeleteCanary, ActionUnpinService}
+	if !slices.Equal(order, wantOrder) {
+		t.Errorf("rollback actions %v, want %v", order, wantOrder)
+	}
+}
+
+// TestSimulatedRestartEveryPass kills the stepper after every pass: each
+// pass starts from the State decoded from the annotations the previous one
+// wrote. The run is the uninterrupted run, decision for decision, even with
+// a clock that is not on whole seconds.
+func TestSimulatedRestartEveryPass(t *testing.T) {
+	spec := testSpec()
+	start := t0.Add(300 * time.Millisecond)
+	plain := simulate(newWorld(t, spec, start, alwaysPassing), started(), nil)
+	restarted := simulate(newWorld(t, spec, start, alwaysPassing), started(), func(_ int, _ *world, st State) State {
+		return reload(t, spec, st)
+	})
+	if len(plain) != len(restarted) {
+		t.Fatalf("%d passes uninterrupted, %d with restarts", len(plain), len(restarted))
+	}
+	for i := range plain {
+		a, b := plain[i], restarted[i]
+		if !a.at.Equal(b.at) || diffState(a.decision.Next, b.decision.Next) != "" ||
+			!slices.Equal(a.decision.Actions, b.decision.Actions) || a.decision.Requeue != b.decision.Requeue ||
+			a.decision.Message != b.decision.Message || eventString(a.decision.Event) != eventString(b.decision.Event) {
+			t.Fatalf("pass %d differs:\n uninterrupted %v %+v\n restarted     %v %+v", i, a.at, a.decision, b.at, b.decision)
+		}
+	}
+}
+
+// TestSimulatedRestartMidStep kills the stepper while step 2 runs, keeps it
+// down, and starts it again from the annotations: the step keeps its time
+// left (down for less than that: it ends when it would have; down for
+// longer: its checks run at once), and the rollout finishes as usual.
+func TestSimulatedRestartMidStep(t *testing.T) {
+	spec := testSpec()
+	for _, tc := range []struct {
+		name     string
+		downtime time.Duration
+	}{
+		{"down for 20s of the step's 60s", 20 * time.Second},
+		{"down for 3m, past the step's end", 3 * time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stepEnd, restartAt time.Time
+			var firstAfter *pass
+			restartPass := -1
+			w := newWorld(t, spec, t0, alwaysPassing)
+			trace := simulate(w, started(), func(i int, w *world, st State) State {
+				if restartPass < 0 && stepRunning(spec, st) && st.Step == 1 {
+					restartPass = i + 1
+					stepEnd = st.StepStarted.Add(spec.Interval)
+					w.now = w.now.Add(tc.downtime)
+					restartAt = w.now
+				}
+				return reload(t, spec, st)
+			})
+			if restartPass < 0 || restartPass >= len(trace) {
+				t.Fatal("never restarted mid-step")
+			}
+			firstAfter = &trace[restartPass]
+			d := firstAfter.decision
+			if restartAt.Before(stepEnd) {
+				if d.Requeue != stepEnd.Sub(restartAt) || d.Next.Step != 1 {
+					t.Errorf("after the restart: requeue %v, step %d; want the %v left of step 2", d.Requeue, d.Next.Step, stepEnd.Sub(restartAt))
+				}
+			} else if d.Next.Step != 2 || !strings.HasPrefix(d.Message, "step 2/3 passed:") {
+				t.Errorf("after the restart past the step's end: %q, step %d; want step 2's checks judged at once", d.Message, d.Next.Step)
+			}
+			if want := []int32{20, 40, 60, 0}; !slices.Equal(w.weights, want) {
+				t.Errorf("weights %v, want %v", w.weights, want)
+			}
+			if final := trace[len(trace)-1].decision.Next; final.Phase != contract.PhaseSucceeded || final.Stable != "rev2" {
+				t.Errorf("end state %+v", final)
+			}
+		})
+	}
+}
+
+// reload is what a restarted stepper reads: the state through the
+// annotations.
+func reload(t *testing.T, spec Spec, st State) State {
+	t.Helper()
+	decoded, err := Decode(Encode(spec, st))
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	return decoded
+}
