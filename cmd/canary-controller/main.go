@@ -12,6 +12,11 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"time"
+
+	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
@@ -24,6 +29,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/canary-io/canary/stepper"
 	"github.com/canary-io/canary/webhook"
 )
 
@@ -36,6 +42,12 @@ type options struct {
 	registerURL        string
 	metricsAddr        string
 	probeAddr          string
+	prometheusURL      string
+	propagationDelay   time.Duration
+	queryTimeout       time.Duration
+	workers            int
+	leaderElect        bool
+	leaderElectionNS   string
 }
 
 func main() {
@@ -49,6 +61,13 @@ func main() {
 		"for running out of cluster: write a self-signed certificate into --webhook-cert-dir and register the webhook configurations at this base URL (e.g. https://127.0.0.1:9443)")
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address of the metrics endpoint (0 disables it)")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the health probes")
+	flag.StringVar(&o.prometheusURL, "prometheus-url", "", "Prometheus URL for the analyses (canary.io/prometheus overrides it per Deployment)")
+	flag.DurationVar(&o.propagationDelay, "propagation-delay", 2*time.Second,
+		"how long new endpoints or route weights must have been in place before traffic relies on them (Envoy configuration propagation)")
+	flag.DurationVar(&o.queryTimeout, "query-timeout", 10*time.Second, "timeout of each Prometheus query")
+	flag.IntVar(&o.workers, "workers", 4, "Deployments stepped at once: one Deployment's slow query never delays another's")
+	flag.BoolVar(&o.leaderElect, "leader-elect", true, "step only while holding the leader lease (every replica serves the webhook)")
+	flag.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "namespace of the leader lease (default: the pod's namespace)")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -75,9 +94,20 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return fmt.Errorf("register kubernetes types: %w", err)
+	}
+	if err := istionetv1.AddToScheme(scheme); err != nil {
+		return fmt.Errorf("register istio types: %w", err)
+	}
 	mgr, err := ctrl.NewManager(cfg, manager.Options{
-		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
-		HealthProbeBindAddress: o.probeAddr,
+		Scheme:                  scheme,
+		LeaderElection:          o.leaderElect,
+		LeaderElectionID:        "canary-stepper",
+		LeaderElectionNamespace: o.leaderElectionNS,
+		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress:  o.probeAddr,
 		WebhookServer: crwebhook.NewServer(crwebhook.Options{
 			Host: o.webhookHost, Port: o.webhookPort, CertDir: o.certDir,
 		}),
@@ -98,6 +128,13 @@ func run(ctx context.Context, o options) error {
 	srv.Register(webhook.ValidatePath, &crwebhook.Admission{Handler: &webhook.Handler{
 		ControllerUser: o.controllerIdentity, Clock: clock.RealClock{}, Validating: true, Decisions: count,
 	}})
+	stepperReconciler := &stepper.Reconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("canary.io"), Clock: clock.RealClock{},
+		Prometheus: o.prometheusURL, PropagationDelay: o.propagationDelay, QueryTimeout: o.queryTimeout,
+	}
+	if err := stepperReconciler.SetupWithManager(mgr, o.workers); err != nil {
+		return fmt.Errorf("set up the stepper: %w", err)
+	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("add health check: %w", err)
 	}

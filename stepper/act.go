@@ -1,0 +1,302 @@
+package stepper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/canary-io/canary/contract"
+	"github.com/canary-io/canary/stepper/plan"
+)
+
+// act applies a decision: the actions on other objects in order, then one
+// update of the Deployment with the next state, then its status condition,
+// then the Event. It stops at the first error; the next pass decides again
+// from the same annotations.
+func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error {
+	d := w.deployment.DeepCopy()
+	unpause, progressingFailed := false, ""
+	rejected := plan.Action{}
+	for _, a := range dec.Actions {
+		var err error
+		switch a.Kind {
+		case plan.ActionEnsureCanary:
+			err = r.ensureCanary(ctx, w, a.Replicas)
+		case plan.ActionPinService:
+			err = r.pin(ctx, w, true)
+		case plan.ActionUnpinService:
+			err = r.pin(ctx, w, false)
+		case plan.ActionSetWeight:
+			err = r.setWeight(ctx, w, a.Weight)
+		case plan.ActionDeleteCanary:
+			err = r.deleteCanary(ctx, w)
+		case plan.ActionUnpause:
+			unpause = true
+		case plan.ActionRecordRejected:
+			rejected = a
+		case plan.ActionSetProgressingFailed:
+			progressingFailed = a.Message
+		}
+		if err != nil {
+			return fmt.Errorf("%s for deployment %s/%s: %w", a, d.Namespace, d.Name, err)
+		}
+	}
+
+	// One write of the Deployment, with the resourceVersion this pass read:
+	// a newer template from a user makes it fail, and the next pass decides
+	// on the new state.
+	next := plan.Encode(w.spec, dec.Next)
+	for _, k := range plan.StateKeys {
+		if v, ok := next[k]; ok {
+			d.Annotations[k] = v
+		} else {
+			delete(d.Annotations, k)
+		}
+	}
+	if dec.Message != "" {
+		d.Annotations[contract.KeyMessage] = dec.Message
+	}
+	if dec.Next.Phase != w.state.Phase {
+		d.Annotations[contract.KeyLastTransition] = r.Clock.Now().UTC().Format(time.RFC3339)
+	}
+	if rejected.Kind != "" {
+		d.Annotations[contract.KeyRejectedRevision] = rejected.Revision
+		d.Annotations[contract.KeyRejection] = fmt.Sprintf("at %s: %s", r.Clock.Now().UTC().Format(time.RFC3339), rejected.Reason)
+	}
+	if unpause {
+		d.Spec.Paused = false
+	}
+	if !maps.Equal(d.Annotations, w.deployment.Annotations) || d.Spec.Paused != w.deployment.Spec.Paused {
+		if err := r.updateDeployment(ctx, w.deployment, d); err != nil {
+			return err
+		}
+	}
+	if progressingFailed != "" {
+		if err := r.setProgressingFailed(ctx, d, progressingFailed); err != nil {
+			return err
+		}
+	}
+	if e := dec.Event; e != nil {
+		r.Recorder.Eventf(d, nil, string(e.Type), e.Reason, "Canary", "%s", e.Message)
+	}
+	return nil
+}
+
+// updateDeployment writes the Deployment with the resourceVersion the
+// decision was made on. When that write conflicts only because the
+// deployment controller wrote the status since (same generation, same
+// annotations), the decision still holds: it is written again on the
+// fresh resourceVersion. Any other change fails the pass, and the next
+// one decides anew.
+func (r *Reconciler) updateDeployment(ctx context.Context, read, want *appsv1.Deployment) error {
+	err := retry.OnError(conflictBackoff, apierrors.IsConflict, func() error {
+		err := r.Client.Update(ctx, want)
+		if !apierrors.IsConflict(err) {
+			return err
+		}
+		var fresh appsv1.Deployment
+		if gerr := r.APIReader.Get(ctx, client.ObjectKeyFromObject(want), &fresh); gerr != nil {
+			return gerr
+		}
+		if fresh.Generation != read.Generation || !maps.Equal(fresh.Annotations, read.Annotations) {
+			return errChangedMeanwhile
+		}
+		want.ResourceVersion = fresh.ResourceVersion
+		want.Status = fresh.Status
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("update deployment %s/%s: %w", want.Namespace, want.Name, err)
+	}
+	return nil
+}
+
+var errChangedMeanwhile = errors.New("changed since this pass read it")
+
+// conflictBackoff retries writes that lost a race with the deployment
+// controller's status updates.
+var conflictBackoff = wait.Backoff{Steps: 8, Duration: 20 * time.Millisecond, Factor: 1.5, Jitter: 0.2}
+
+// ensureCanary creates or updates <deployment>-canary with replicas, the
+// canary Service and DestinationRule, and the generated VirtualService
+// (all traffic to the user's Service until a weight is set).
+func (r *Reconciler) ensureCanary(ctx context.Context, w *world, replicas int32) error {
+	d := w.deployment
+	want := canaryDeployment(d, w.state.Revision, replicas)
+	if w.canary == nil {
+		if err := r.Client.Create(ctx, want); err != nil {
+			return fmt.Errorf("create deployment %s: %w", want.Name, err)
+		}
+	} else if !apiequality.Semantic.DeepEqual(w.canary.Spec.Template, want.Spec.Template) || *w.canary.Spec.Replicas != replicas {
+		c := w.canary.DeepCopy()
+		if !apiequality.Semantic.DeepEqual(c.Spec.Selector, want.Spec.Selector) {
+			// The selector is immutable: a template whose labels changed needs
+			// a new canary. Its weight is 0 here (the plan scales first).
+			if err := r.Client.Delete(ctx, c); err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("replace deployment %s: %w", c.Name, err)
+			}
+			return nil
+		}
+		c.Spec.Template, c.Spec.Replicas = want.Spec.Template, want.Spec.Replicas
+		if err := r.Client.Update(ctx, c); err != nil {
+			return fmt.Errorf("update deployment %s: %w", c.Name, err)
+		}
+	}
+	if w.service == nil {
+		return nil
+	}
+	if w.canaryService == nil {
+		if err := r.Client.Create(ctx, canaryService(d, w.service)); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create service %s: %w", CanaryName(w.service.Name), err)
+		}
+	}
+	wantRule := canaryDestinationRule(d, w.service, w.userRule)
+	if w.canaryRule == nil {
+		if err := r.Client.Create(ctx, wantRule); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create destination rule %s: %w", wantRule.Name, err)
+		}
+	} else if !apiequality.Semantic.DeepEqual(w.canaryRule.Spec.TrafficPolicy, wantRule.Spec.TrafficPolicy) {
+		rule := w.canaryRule.DeepCopy()
+		rule.Spec.TrafficPolicy = wantRule.Spec.TrafficPolicy
+		if err := r.Client.Update(ctx, rule); err != nil {
+			return fmt.Errorf("update destination rule %s: %w", rule.Name, err)
+		}
+	}
+	if w.virtualService == nil {
+		return r.setWeight(ctx, w, 0)
+	}
+	return nil
+}
+
+// pin adds (or removes) the stable ReplicaSet's pod-template-hash to the
+// user's Service selector.
+func (r *Reconciler) pin(ctx context.Context, w *world, on bool) error {
+	svc := w.service
+	if svc == nil {
+		return nil
+	}
+	updated := svc.DeepCopy()
+	if on {
+		var rss appsv1.ReplicaSetList
+		if err := r.Client.List(ctx, &rss, client.InNamespace(svc.Namespace)); err != nil {
+			return fmt.Errorf("list replica sets: %w", err)
+		}
+		hash, err := stableHash(w.deployment, rss.Items, w.state.Stable)
+		if err != nil {
+			return err
+		}
+		if updated.Spec.Selector[podTemplateHash] == hash {
+			return nil
+		}
+		updated.Spec.Selector = maps.Clone(updated.Spec.Selector)
+		updated.Spec.Selector[podTemplateHash] = hash
+	} else {
+		if _, ok := updated.Spec.Selector[podTemplateHash]; !ok {
+			return nil
+		}
+		delete(updated.Spec.Selector, podTemplateHash)
+	}
+	if err := r.Client.Update(ctx, updated); err != nil {
+		return fmt.Errorf("update service %s selector: %w", svc.Name, err)
+	}
+	w.service = updated
+	return nil
+}
+
+// setWeight steers the generated VirtualService: weight percent to the
+// canary, the rest to the user's Service, and the record of what it wrote.
+func (r *Reconciler) setWeight(ctx context.Context, w *world, weight int32) error {
+	if w.service == nil {
+		return nil
+	}
+	want := generatedVirtualService(w.deployment, w.service, weight)
+	if w.virtualService == nil {
+		if err := r.Client.Create(ctx, want); err != nil {
+			return fmt.Errorf("create virtual service %s: %w", want.Name, err)
+		}
+		w.virtualService = want
+		return nil
+	}
+	vs := w.virtualService.DeepCopy()
+	vs.Spec.Hosts, vs.Spec.Http = want.Spec.Hosts, want.Spec.Http
+	setRecordedWeight(vs, weight)
+	if err := r.Client.Update(ctx, vs); err != nil {
+		return fmt.Errorf("update virtual service %s: %w", vs.Name, err)
+	}
+	w.virtualService = vs
+	return nil
+}
+
+// deleteCanary deletes the canary objects the Deployment owns (never an
+// object of another owner under the same name).
+func (r *Reconciler) deleteCanary(ctx context.Context, w *world) error {
+	var objs []client.Object
+	if w.canary != nil {
+		objs = append(objs, w.canary)
+	}
+	if w.canaryService != nil {
+		objs = append(objs, w.canaryService)
+	}
+	if w.canaryRule != nil {
+		objs = append(objs, w.canaryRule)
+	}
+	for _, o := range objs {
+		uid := o.GetUID()
+		err := r.Client.Delete(ctx, o, client.Preconditions{UID: &uid}, client.PropagationPolicy(metav1.DeletePropagationBackground))
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete %s %s: %w", kindOf(o), o.GetName(), err)
+		}
+	}
+	return nil
+}
+
+// setProgressingFailed sets the Deployment's Progressing condition to
+// False with reason ProgressDeadlineExceeded, so that kubectl rollout
+// status fails and GitOps tools report the failure. The deployment
+// controller keeps that reason while the Deployment is paused.
+func (r *Reconciler) setProgressingFailed(ctx context.Context, d *appsv1.Deployment, msg string) error {
+	err := retry.OnError(conflictBackoff, apierrors.IsConflict, func() error {
+		return r.writeProgressingFailed(ctx, d, msg)
+	})
+	if err != nil {
+		return fmt.Errorf("set progressing condition of %s/%s: %w", d.Namespace, d.Name, err)
+	}
+	return nil
+}
+
+func (r *Reconciler) writeProgressingFailed(ctx context.Context, d *appsv1.Deployment, msg string) error {
+	var cur appsv1.Deployment
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(d), &cur); err != nil {
+		return err
+	}
+	now := metav1.NewTime(r.Clock.Now())
+	cond := appsv1.DeploymentCondition{
+		Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded",
+		Message: "canary.io: " + msg, LastUpdateTime: now, LastTransitionTime: now,
+	}
+	replaced := false
+	for i, c := range cur.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing {
+			if c.Status == cond.Status && c.Reason == cond.Reason && c.Message == cond.Message {
+				return nil
+			}
+			cur.Status.Conditions[i] = cond
+			replaced = true
+		}
+	}
+	if !replaced {
+		cur.Status.Conditions = append(cur.Status.Conditions, cond)
+	}
+	return r.Client.Status().Update(ctx, &cur)
+}

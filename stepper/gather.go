@@ -1,0 +1,315 @@
+package stepper
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/canary-io/canary/contract"
+	"github.com/canary-io/canary/stepper/plan"
+	"github.com/canary-io/canary/webhook"
+)
+
+// world is what one pass read: the inputs of plan.Next and the objects the
+// actions need.
+type world struct {
+	deployment *appsv1.Deployment
+	settings   contract.Settings
+	spec       plan.Spec
+	state      plan.State
+	obs        plan.Observations
+
+	service        *corev1.Service // the user's Service; nil if none resolved
+	canary         *appsv1.Deployment
+	canaryService  *corev1.Service
+	canaryRule     *istionetv1.DestinationRule
+	userRule       *istionetv1.DestinationRule
+	virtualService *istionetv1.VirtualService // the generated one, if it exists
+}
+
+// gather reads everything Next needs. A failed read ends the pass with an
+// error (retried with backoff); it never reaches Next as a zero value.
+func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, error) {
+	w := &world{deployment: d}
+	var err error
+	if w.state, err = plan.Decode(d.Annotations); err != nil {
+		return nil, fmt.Errorf("decode state of %s/%s: %w", d.Namespace, d.Name, err)
+	}
+	w.settings = frozenSettings(d)
+	replicas := int32(1)
+	if d.Spec.Replicas != nil {
+		replicas = *d.Spec.Replicas
+	}
+	w.spec = plan.SpecFrom(w.settings, replicas, r.PropagationDelay)
+	now := r.Clock.Now()
+	w.obs = plan.Observations{
+		Now:     now,
+		Pause:   d.Annotations[contract.KeyPause] == "true",
+		Promote: d.Annotations[contract.KeyPromote],
+		Abort:   d.Annotations[contract.KeyAbort],
+	}
+	if err := r.resolveService(ctx, w); err != nil {
+		return nil, err
+	}
+	if err := r.readCanary(ctx, w); err != nil {
+		return nil, err
+	}
+	if w.service != nil {
+		if err := r.readTraffic(ctx, w); err != nil {
+			return nil, err
+		}
+	}
+	w.obs.RolloutComplete = rolloutComplete(d)
+	if plan.ChecksDue(w.spec, w.state, now) {
+		q, err := r.querier(w.settings.Prometheus)
+		if err != nil {
+			return nil, err
+		}
+		w.obs.Checks = runChecks(ctx, q, w.settings, d.Namespace, CanaryName(d.Name), d.Name, now, r.QueryTimeout)
+	}
+	return w, nil
+}
+
+// frozenSettings are the settings frozen when the template was held, or,
+// outside an analysis, the ones on the Deployment now.
+func frozenSettings(d *appsv1.Deployment) contract.Settings {
+	source := d.Annotations
+	if raw, ok := d.Annotations[contract.KeyAnalysisSettings]; ok {
+		var frozen map[string]string
+		if json.Unmarshal([]byte(raw), &frozen) == nil {
+			source = frozen
+		}
+	}
+	s, _ := contract.ParseSettings(source) // the webhook refused invalid ones; defaults stand in
+	return s
+}
+
+// resolveService finds the user's Service: canary.io/service, or the one
+// Service (not one of the system's) whose selector matches the pod
+// template. None, or several, is a conflict.
+func (r *Reconciler) resolveService(ctx context.Context, w *world) error {
+	d := w.deployment
+	if name := w.settings.Service; name != "" {
+		var svc corev1.Service
+		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: d.Namespace, Name: name}, &svc); apierrors.IsNotFound(err) {
+			w.obs.Conflict = fmt.Sprintf("Service %s named in %s does not exist", name, contract.KeyService)
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("get service %s/%s: %w", d.Namespace, name, err)
+		}
+		w.service = &svc
+		return nil
+	}
+	var list corev1.ServiceList
+	if err := r.Client.List(ctx, &list, client.InNamespace(d.Namespace)); err != nil {
+		return fmt.Errorf("list services in %s: %w", d.Namespace, err)
+	}
+	podLabels := labels.Set(d.Spec.Template.Labels)
+	var matches []*corev1.Service
+	for i := range list.Items {
+		svc := &list.Items[i]
+		if svc.Labels[LabelCanary] == "true" || len(svc.Spec.Selector) == 0 {
+			continue
+		}
+		sel := make(map[string]string, len(svc.Spec.Selector))
+		for k, v := range svc.Spec.Selector {
+			if k != podTemplateHash { // the pin is ours
+				sel[k] = v
+			}
+		}
+		if labels.SelectorFromSet(sel).Matches(podLabels) {
+			matches = append(matches, svc)
+		}
+	}
+	switch len(matches) {
+	case 1:
+		w.service = matches[0]
+	case 0:
+		w.obs.Conflict = "no Service selects the Deployment's pods: create one, or name it in " + contract.KeyService
+	default:
+		w.obs.Conflict = fmt.Sprintf("%d Services select the Deployment's pods (%s, %s, ...): name the one to steer in %s",
+			len(matches), matches[0].Name, matches[1].Name, contract.KeyService)
+	}
+	return nil
+}
+
+// readCanary reads the canary objects and its pods.
+func (r *Reconciler) readCanary(ctx context.Context, w *world) error {
+	d := w.deployment
+	if len(CanaryName(d.Name)) > 63 {
+		w.obs.Conflict = fmt.Sprintf("the canary's name %s is longer than 63 characters", CanaryName(d.Name))
+	}
+	var canary appsv1.Deployment
+	found, err := r.getOwned(ctx, d, CanaryName(d.Name), &canary, &w.obs)
+	if err != nil {
+		return err
+	}
+	if found {
+		w.canary = &canary
+		w.obs.CanaryObjectsExist = true
+	}
+	var pods corev1.PodList
+	if err := r.Client.List(ctx, &pods, client.InNamespace(d.Namespace), client.MatchingLabels{LabelCanary: "true"}); err != nil {
+		return fmt.Errorf("list canary pods in %s: %w", d.Namespace, err)
+	}
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if !ownedByName(p, CanaryName(d.Name)) {
+			continue
+		}
+		w.obs.CanaryObjectsExist = true
+		if p.DeletionTimestamp != nil || p.Labels[LabelRevision] != w.state.Revision {
+			continue
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+				w.obs.CanaryReady++
+				if t := c.LastTransitionTime.Time; t.After(w.obs.CanaryReadySince) {
+					w.obs.CanaryReadySince = t
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// readTraffic reads the user's Service pin, the canary Service and
+// DestinationRule, the user's DestinationRule and the VirtualService.
+func (r *Reconciler) readTraffic(ctx context.Context, w *world) error {
+	d, svc := w.deployment, w.service
+	_, w.obs.ServicePinned = svc.Spec.Selector[podTemplateHash]
+	if len(CanaryName(svc.Name)) > 63 {
+		w.obs.Conflict = fmt.Sprintf("the canary Service's name %s is longer than 63 characters", CanaryName(svc.Name))
+	}
+	var cs corev1.Service
+	if found, err := r.getOwned(ctx, d, CanaryName(svc.Name), &cs, &w.obs); err != nil {
+		return err
+	} else if found {
+		w.canaryService = &cs
+		w.obs.CanaryObjectsExist = true
+	}
+	var dr istionetv1.DestinationRule
+	if found, err := r.getOwned(ctx, d, CanaryName(svc.Name), &dr, &w.obs); err != nil {
+		return err
+	} else if found {
+		w.canaryRule = &dr
+		w.obs.CanaryObjectsExist = true
+	}
+	var rules istionetv1.DestinationRuleList
+	if err := r.Client.List(ctx, &rules, client.InNamespace(d.Namespace)); err != nil {
+		return fmt.Errorf("list destination rules in %s: %w", d.Namespace, err)
+	}
+	for _, rule := range rules.Items {
+		if hostIs(rule.Spec.Host, svc) && !ownedBy(rule, d) {
+			w.userRule = rule
+		}
+	}
+	var vs istionetv1.VirtualService
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: d.Namespace, Name: svc.Name}, &vs)
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return fmt.Errorf("get virtual service %s/%s: %w", d.Namespace, svc.Name, err)
+	case !ownedBy(&vs, d):
+		w.obs.Conflict = fmt.Sprintf("VirtualService %s exists and is not the system's: name it in %s to have it steered", svc.Name, contract.KeyVirtualService)
+	default:
+		w.virtualService = &vs
+		w.obs.RoutedWeight = routedWeight(&vs, svc.Name)
+		if rec, ok := vs.Annotations[AnnotationWeight]; ok && rec != strconv.Itoa(int(w.obs.RoutedWeight)) {
+			w.obs.RoutingChangedBySomeoneElse = fmt.Sprintf("VirtualService %s routes %d%% to the canary, but the system last wrote %s%%", vs.Name, w.obs.RoutedWeight, rec)
+		}
+	}
+	return nil
+}
+
+// getOwned gets an object by name; one of another owner is a conflict.
+func (r *Reconciler) getOwned(ctx context.Context, d *appsv1.Deployment, name string, obj client.Object, obs *plan.Observations) (bool, error) {
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: d.Namespace, Name: name}, obj)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("get %T %s/%s: %w", obj, d.Namespace, name, err)
+	}
+	if !ownedBy(obj, d) {
+		obs.Conflict = fmt.Sprintf("%s %s exists and belongs to someone else", kindOf(obj), name)
+		return false, nil
+	}
+	return true, nil
+}
+
+func kindOf(obj client.Object) string {
+	switch obj.(type) {
+	case *appsv1.Deployment:
+		return "Deployment"
+	case *corev1.Service:
+		return "Service"
+	case *istionetv1.DestinationRule:
+		return "DestinationRule"
+	}
+	return "object"
+}
+
+// hostIs reports whether an Istio host names the Service (short name or
+// fully qualified).
+func hostIs(host string, svc *corev1.Service) bool {
+	return host == svc.Name || host == svc.Name+"."+svc.Namespace ||
+		host == svc.Name+"."+svc.Namespace+".svc" || host == svc.Name+"."+svc.Namespace+".svc.cluster.local"
+}
+
+func controllerName(p *corev1.Pod) string {
+	for _, ref := range p.OwnerReferences {
+		if ref.Controller != nil && *ref.Controller {
+			return ref.Name
+		}
+	}
+	return ""
+}
+
+// ownedByName reports whether a canary pod belongs to a ReplicaSet of the
+// named canary Deployment (ReplicaSets are named <deployment>-<hash>).
+func ownedByName(p *corev1.Pod, deployment string) bool {
+	name := controllerName(p)
+	return len(name) > len(deployment) && name[:len(deployment)+1] == deployment+"-"
+}
+
+// rolloutComplete reports whether the Deployment's rolling update is done:
+// every replica updated and available, no old pods left.
+func rolloutComplete(d *appsv1.Deployment) bool {
+	s := d.Status
+	want := int32(1)
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	return s.ObservedGeneration >= d.Generation && s.UpdatedReplicas == want &&
+		s.Replicas == want && s.AvailableReplicas == want
+}
+
+// stableHash finds the pod-template-hash of the stable ReplicaSet: the
+// Deployment's ReplicaSet whose template is canary.io/stable-revision.
+func stableHash(d *appsv1.Deployment, rss []appsv1.ReplicaSet, stable string) (string, error) {
+	for i := range rss {
+		rs := &rss[i]
+		if !ownedBy(rs, d) {
+			continue
+		}
+		t := rs.Spec.Template.DeepCopy()
+		hash := t.Labels[podTemplateHash]
+		delete(t.Labels, podTemplateHash)
+		if len(t.Labels) == 0 {
+			t.Labels = nil
+		}
+		if webhook.TemplateHash(t) == stable && hash != "" {
+			return hash, nil
+		}
+	}
+	return "", fmt.Errorf("no ReplicaSet of deployment %s/%s runs the stable revision %s", d.Namespace, d.Name, stable)
+}

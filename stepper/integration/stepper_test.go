@@ -1,0 +1,407 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	istioclient "istio.io/client-go/pkg/clientset/versioned"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/canary-io/canary/contract"
+	"github.com/canary-io/canary/e2e/cluster"
+	"github.com/canary-io/canary/stepper"
+)
+
+var (
+	env  *cluster.Cluster
+	prom = &promStandIn{values: map[string]map[string]float64{}}
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(cluster.RunTests(m, cluster.Options{}, func(c *cluster.Cluster) {
+		env = c
+		url, err := prom.start()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "prometheus stand-in:", err)
+			os.Exit(1)
+		}
+		if err := startController(c, url); err != nil {
+			fmt.Fprintln(os.Stderr, "start canary-controller:", err)
+			os.Exit(1)
+		}
+	}))
+}
+
+// promStandIn answers Prometheus' instant-query API with values the test
+// chooses, per namespace and workload ("canary" or "stable") and metric
+// ("success" or "p99"); a missing value is an empty result (no data).
+type promStandIn struct {
+	mu     sync.Mutex
+	values map[string]map[string]float64 // namespace -> "canary/success" -> value
+}
+
+var (
+	workloadRe  = regexp.MustCompile(`destination_workload=~"([^"]+)"`)
+	namespaceRe = regexp.MustCompile(`destination_workload_namespace="([^"]+)"`)
+)
+
+func (p *promStandIn) set(ns string, kv map[string]float64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.values[ns] = kv
+}
+
+func (p *promStandIn) start() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	go func() {
+		_ = http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_ = r.ParseForm()
+			q := r.Form.Get("query")
+			metric := "success"
+			if strings.Contains(q, "histogram_quantile") {
+				metric = "p99"
+			}
+			role := "stable"
+			if m := workloadRe.FindStringSubmatch(q); m != nil && strings.HasSuffix(m[1], "-canary") {
+				role = "canary"
+			}
+			ns := ""
+			if m := namespaceRe.FindStringSubmatch(q); m != nil {
+				ns = m[1]
+			}
+			p.mu.Lock()
+			v, ok := p.values[ns][role+"/"+metric]
+			p.mu.Unlock()
+			result := []any{}
+			if ok {
+				result = append(result, map[string]any{"metric": map[string]string{}, "value": []any{float64(time.Now().Unix()), fmt.Sprint(v)}})
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": map[string]any{"resultType": "vector", "result": result}})
+		}))
+	}()
+	return "http://" + l.Addr().String(), nil
+}
+
+func startController(c *cluster.Cluster, promURL string) error {
+	dir, err := os.MkdirTemp(c.Dir, "controller-")
+	if err != nil {
+		return err
+	}
+	root, err := cluster.RepoRoot()
+	if err != nil {
+		return err
+	}
+	bin := filepath.Join(dir, "canary-controller")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/canary-controller")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build: %v\n%s", err, out)
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		return err
+	}
+	log, err := os.Create(filepath.Join(c.LogDir(), "canary-controller.log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin,
+		"--kubeconfig="+c.ControllerKubeconfig, "--controller-identity="+cluster.ControllerUser,
+		"--webhook-host=127.0.0.1", fmt.Sprintf("--webhook-port=%d", ports[0]),
+		"--webhook-cert-dir="+filepath.Join(dir, "certs"),
+		fmt.Sprintf("--register-webhook-url=https://127.0.0.1:%d", ports[0]),
+		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", ports[1]),
+		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", ports[2]),
+		"--prometheus-url="+promURL, "--propagation-delay=500ms",
+		"--leader-elect=false", "--zap-log-level=1",
+	)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	return wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[1]))
+		if err != nil {
+			return false, nil
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+}
+
+// freePorts returns n distinct free loopback ports (each listener is held
+// until all are chosen, then released for the controller to bind).
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+func clients(t *testing.T) (*kubernetes.Clientset, *istioclient.Clientset) {
+	t.Helper()
+	cfg := *env.Admin
+	cfg.QPS, cfg.Burst = 100, 200
+	cs, err := kubernetes.NewForConfig(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ic, err := istioclient.NewForConfig(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs, ic
+}
+
+// setup creates a namespace with the reviews Service and Deployment v1
+// (opted in, short steps), rolled out and Idle.
+func setup(t *testing.T, settings ...string) (string, *kubernetes.Clientset, *istioclient.Clientset) {
+	t.Helper()
+	cs, ic := clients(t)
+	ns, err := cs.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "stepper-"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubectl(t, fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: %s, labels: {app: reviews}}
+spec:
+  selector: {app: reviews}
+  ports: [{name: http, port: 9080}]
+`, ns.Name), "apply", "-f", "-")
+	kubectl(t, manifest(ns.Name, "v1", settings...), "apply", "-f", "-")
+	waitFor(t, cs, ns.Name, 60*time.Second, "v1 rolled out and Idle", func(d *appsv1.Deployment) bool {
+		return d.Annotations[contract.KeyPhase] == "Idle" && d.Status.AvailableReplicas == 3 && d.Status.UpdatedReplicas == 3
+	})
+	return ns.Name, cs, ic
+}
+
+func manifest(ns, version string, settings ...string) string {
+	ann := `    canary.io/enabled: "true"
+    canary.io/steps: "20,40,60"
+    canary.io/interval: "2s"
+    canary.io/progress-deadline: "60s"`
+	for _, s := range settings {
+		ann += "\n    " + s
+	}
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: reviews
+  namespace: %s
+  labels: {app: reviews}
+  annotations:
+%s
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: reviews}}
+  template:
+    metadata:
+      labels: {app: reviews, version: %s}
+    spec:
+      containers:
+      - name: reviews
+        image: reviews:%s
+        ports: [{containerPort: 9080}]
+`, ns, ann, version, version)
+}
+
+func kubectl(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	cmd := env.Kubectl(t.Context(), args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// waitFor polls the reviews Deployment until cond holds, and returns it.
+func waitFor(t *testing.T, cs kubernetes.Interface, ns string, timeout time.Duration, what string, cond func(*appsv1.Deployment) bool) *appsv1.Deployment {
+	t.Helper()
+	var last *appsv1.Deployment
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		d, err := cs.AppsV1().Deployments(ns).Get(ctx, "reviews", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		last = d
+		return cond(d), nil
+	})
+	if err != nil {
+		var ann map[string]string
+		if last != nil {
+			ann = last.Annotations
+		}
+		t.Fatalf("%s: %v\nannotations: %v", what, err, ann)
+	}
+	return last
+}
+
+// watchWeights records every distinct canary.io/weight the Deployment
+// shows until stop is closed.
+func watchWeights(t *testing.T, cs kubernetes.Interface, ns string) func() []string {
+	ctx, cancel := context.WithCancel(t.Context())
+	var mu sync.Mutex
+	var seen []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			d, err := cs.AppsV1().Deployments(ns).Get(ctx, "reviews", metav1.GetOptions{})
+			if err == nil {
+				w := d.Annotations[contract.KeyWeight]
+				mu.Lock()
+				if len(seen) == 0 || seen[len(seen)-1] != w {
+					seen = append(seen, w)
+				}
+				mu.Unlock()
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	return func() []string {
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return seen
+	}
+}
+
+func TestFullPromotion(t *testing.T) {
+	ns, cs, ic := setup(t)
+	prom.set(ns, map[string]float64{"canary/success": 100, "stable/success": 99.9, "canary/p99": 120, "stable/p99": 110})
+	weights := watchWeights(t, cs, ns)
+	start := time.Now()
+	kubectl(t, manifest(ns, "v2"), "apply", "-f", "-")
+
+	// During the analysis the user's Service is pinned to the stable pods.
+	svcPinned := false
+	d := waitFor(t, cs, ns, 90*time.Second, "v2 promoted", func(d *appsv1.Deployment) bool {
+		if d.Annotations[contract.KeyPhase] == "Progressing" && !svcPinned {
+			svc, err := cs.CoreV1().Services(ns).Get(t.Context(), "reviews", metav1.GetOptions{})
+			if err == nil {
+				_, svcPinned = svc.Spec.Selector[appsv1.DefaultDeploymentUniqueLabelKey]
+			}
+		}
+		return d.Annotations[contract.KeyPhase] == "Succeeded"
+	})
+	fmt.Printf("BENCH full promotion (steps 20,40,60, interval 2s): %v from apply to Succeeded\n", time.Since(start).Round(100*time.Millisecond))
+	seen := weights()
+	var moved []string
+	for _, w := range seen {
+		if w != "0" && w != "" {
+			moved = append(moved, w)
+		}
+	}
+	if !slices.Equal(moved, []string{"20", "40", "60"}) {
+		t.Errorf("weights seen %v, want 20, 40, 60 in order", seen)
+	}
+	if !svcPinned {
+		t.Errorf("the user's Service was never pinned to the stable pods during the analysis")
+	}
+	if d.Spec.Paused || d.Spec.Template.Spec.Containers[0].Image != "reviews:v2" {
+		t.Errorf("after promotion: paused %v, image %s", d.Spec.Paused, d.Spec.Template.Spec.Containers[0].Image)
+	}
+	if d.Annotations[contract.KeyStableRevision] != d.Annotations[contract.KeyRevision] {
+		t.Errorf("stable-revision %s, want the promoted revision %s", d.Annotations[contract.KeyStableRevision], d.Annotations[contract.KeyRevision])
+	}
+	waitFor(t, cs, ns, 30*time.Second, "v2 rolled out", func(d *appsv1.Deployment) bool {
+		return d.Status.UpdatedReplicas == 3 && d.Status.AvailableReplicas == 3 && d.Status.Replicas == 3
+	})
+	// The canary objects are gone and the Service unpinned.
+	if _, err := cs.AppsV1().Deployments(ns).Get(t.Context(), stepper.CanaryName("reviews"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("reviews-canary still exists after promotion (err %v)", err)
+	}
+	if _, err := cs.CoreV1().Services(ns).Get(t.Context(), stepper.CanaryName("reviews"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("Service reviews-canary still exists after promotion (err %v)", err)
+	}
+	svc, err := cs.CoreV1().Services(ns).Get(t.Context(), "reviews", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, pinned := svc.Spec.Selector[appsv1.DefaultDeploymentUniqueLabelKey]; pinned {
+		t.Errorf("the user's Service is still pinned after promotion: %v", svc.Spec.Selector)
+	}
+	vs, err := ic.NetworkingV1().VirtualServices(ns).Get(t.Context(), "reviews", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the generated VirtualService: %v", err)
+	}
+	if r := vs.Spec.Http[0].Route; len(r) != 1 || r[0].Destination.Host != "reviews" || r[0].Weight != 100 {
+		t.Errorf("VirtualService after promotion routes %v, want all traffic to reviews", r)
+	}
+}
+
+func TestRollbackOnFailingSuccessRate(t *testing.T) {
+	ns, cs, _ := setup(t, `canary.io/threshold: "1"`)
+	prom.set(ns, map[string]float64{"canary/success": 80, "stable/success": 99.9, "canary/p99": 120, "stable/p99": 110})
+	kubectl(t, manifest(ns, "v2", `canary.io/threshold: "1"`), "apply", "-f", "-")
+	d := waitFor(t, cs, ns, 90*time.Second, "v2 rolled back", func(d *appsv1.Deployment) bool {
+		return d.Annotations[contract.KeyPhase] == "RolledBack"
+	})
+	msg := d.Annotations[contract.KeyMessage]
+	if !strings.Contains(msg, "success rate 80") {
+		t.Errorf("message %q does not name the failing check and its value", msg)
+	}
+	if d.Annotations[contract.KeyRejectedRevision] != d.Annotations[contract.KeyRevision] {
+		t.Errorf("rejected-revision %q, want %q", d.Annotations[contract.KeyRejectedRevision], d.Annotations[contract.KeyRevision])
+	}
+	if !d.Spec.Paused {
+		t.Errorf("the Deployment was unpaused by a rollback")
+	}
+	// kubectl rollout status fails.
+	waitFor(t, cs, ns, 30*time.Second, "Progressing=False", func(d *appsv1.Deployment) bool {
+		for _, c := range d.Status.Conditions {
+			if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
+				return true
+			}
+		}
+		return false
+	})
+	cmd := env.Kubectl(t.Context(), "rollout", "status", "deployment/reviews", "-n", ns, "--timeout=20s")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Errorf("kubectl rollout status exited 0 after a rollback:\n%s", out)
+	}
+	// The stable pods serve: every pod runs v1.
+	pods, err := cs.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{LabelSelector: "app=reviews,!" + stepper.LabelCanary})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		if img := p.Spec.Containers[0].Image; img != "reviews:v1" && p.DeletionTimestamp == nil {
+			t.Errorf("pod %s runs %s after the rollback", p.Name, img)
+		}
+	}
+}

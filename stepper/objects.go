@@ -1,0 +1,174 @@
+package stepper
+
+import (
+	"fmt"
+	"maps"
+
+	networkingv1 "istio.io/api/networking/v1"
+	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+// Labels and annotations the stepper puts on the objects it creates.
+const (
+	// LabelCanary sets the canary's pods apart from the stable ones: the
+	// canary Deployment's selector and the canary Service select it.
+	LabelCanary = "canary.io/canary"
+	// LabelRevision on the canary's pod template names the revision its
+	// pods run.
+	LabelRevision = "canary.io/revision"
+	// AnnotationWeight on a steered VirtualService records the canary
+	// weight the stepper wrote in the same update, so that a change by
+	// anyone else is told apart from the stepper's own.
+	AnnotationWeight = "canary.io/routed-weight"
+	// podTemplateHash is the label the Deployment controller gives each
+	// ReplicaSet's pods; the pin adds the stable one to the Service.
+	podTemplateHash = appsv1.DefaultDeploymentUniqueLabelKey
+)
+
+// CanaryName is the name of the canary copy of an object: <name>-canary.
+func CanaryName(name string) string { return name + "-canary" }
+
+// canaryDeployment is the desired <deployment>-canary: a copy of the
+// Deployment's spec.template only (not its metadata labels, which GitOps
+// tools would prune), plus the canary label on its pods and its selector,
+// owned by the Deployment.
+//
+// Example: template labels {app: reviews, version: v2} → canary pods
+// labelled {app: reviews, version: v2, canary.io/canary: "true",
+// canary.io/revision: <rev>}, selector {app: reviews, canary.io/canary: "true"}.
+func canaryDeployment(d *appsv1.Deployment, revision string, replicas int32) *appsv1.Deployment {
+	tmpl := *d.Spec.Template.DeepCopy()
+	tmpl.Labels = maps.Clone(tmpl.Labels)
+	if tmpl.Labels == nil {
+		tmpl.Labels = map[string]string{}
+	}
+	tmpl.Labels[LabelCanary] = "true"
+	tmpl.Labels[LabelRevision] = revision
+	selector := map[string]string{LabelCanary: "true"}
+	if d.Spec.Selector != nil {
+		for k, v := range d.Spec.Selector.MatchLabels {
+			selector[k] = v
+		}
+	}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: CanaryName(d.Name), Namespace: d.Namespace,
+			Labels:          map[string]string{LabelCanary: "true"},
+			OwnerReferences: []metav1.OwnerReference{ownerRef(d)},
+		},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: selector},
+			Template: tmpl,
+		},
+	}
+}
+
+// canaryService is the desired <service>-canary: the user's Service's
+// ports, selecting only canary pods.
+func canaryService(d *appsv1.Deployment, svc *corev1.Service) *corev1.Service {
+	selector := maps.Clone(svc.Spec.Selector)
+	delete(selector, podTemplateHash)
+	if selector == nil {
+		selector = map[string]string{}
+	}
+	selector[LabelCanary] = "true"
+	ports := make([]corev1.ServicePort, len(svc.Spec.Ports))
+	for i, p := range svc.Spec.Ports {
+		ports[i] = corev1.ServicePort{Name: p.Name, Protocol: p.Protocol, Port: p.Port, TargetPort: p.TargetPort, AppProtocol: p.AppProtocol}
+	}
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: CanaryName(svc.Name), Namespace: svc.Namespace,
+			Labels:          map[string]string{LabelCanary: "true"},
+			OwnerReferences: []metav1.OwnerReference{ownerRef(d)},
+		},
+		Spec: corev1.ServiceSpec{Selector: selector, Ports: ports},
+	}
+}
+
+// canaryDestinationRule is the desired DestinationRule <service>-canary: the
+// traffic policy of the user's DestinationRule for <service>, if any, so the
+// canary is reached under the same TLS mode, connection pool and outlier
+// detection.
+func canaryDestinationRule(d *appsv1.Deployment, svc *corev1.Service, user *istionetv1.DestinationRule) *istionetv1.DestinationRule {
+	dr := &istionetv1.DestinationRule{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: CanaryName(svc.Name), Namespace: svc.Namespace,
+			Labels:          map[string]string{LabelCanary: "true"},
+			OwnerReferences: []metav1.OwnerReference{ownerRef(d)},
+		},
+	}
+	dr.Spec.Host = CanaryName(svc.Name)
+	if user != nil && user.Spec.TrafficPolicy != nil {
+		dr.Spec.TrafficPolicy = user.Spec.TrafficPolicy.DeepCopy()
+	}
+	return dr
+}
+
+// generatedVirtualService is the VirtualService <service> the stepper
+// owns when the user names none: all traffic to <service>, or weight
+// percent to <service>-canary and the rest to <service>.
+func generatedVirtualService(d *appsv1.Deployment, svc *corev1.Service, weight int32) *istionetv1.VirtualService {
+	vs := &istionetv1.VirtualService{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: svc.Name, Namespace: svc.Namespace,
+			OwnerReferences: []metav1.OwnerReference{ownerRef(d)},
+		},
+	}
+	vs.Spec.Hosts = []string{svc.Name}
+	vs.Spec.Http = []*networkingv1.HTTPRoute{{Route: routeTo(svc.Name, weight)}}
+	setRecordedWeight(vs, weight)
+	return vs
+}
+
+// routeTo is the weighted destinations of a steered route: weight percent
+// to <host>-canary and 100-weight to <host>; the canary destination is
+// absent at weight 0 (Envoy routes nothing there, and it can be deleted
+// after the propagation delay). Weights always add up to 100.
+func routeTo(host string, weight int32) []*networkingv1.HTTPRouteDestination {
+	if weight <= 0 {
+		return []*networkingv1.HTTPRouteDestination{{Destination: &networkingv1.Destination{Host: host}, Weight: 100}}
+	}
+	return []*networkingv1.HTTPRouteDestination{
+		{Destination: &networkingv1.Destination{Host: host}, Weight: 100 - weight},
+		{Destination: &networkingv1.Destination{Host: CanaryName(host)}, Weight: weight},
+	}
+}
+
+// routedWeight reads the canary's weight in a VirtualService: the weight
+// of the first destination of <host>-canary in its HTTP routes.
+func routedWeight(vs *istionetv1.VirtualService, host string) int32 {
+	for _, r := range vs.Spec.Http {
+		for _, dst := range r.Route {
+			if dst.Destination != nil && dst.Destination.Host == CanaryName(host) {
+				return dst.Weight
+			}
+		}
+	}
+	return 0
+}
+
+func setRecordedWeight(vs *istionetv1.VirtualService, weight int32) {
+	if vs.Annotations == nil {
+		vs.Annotations = map[string]string{}
+	}
+	vs.Annotations[AnnotationWeight] = fmt.Sprint(weight)
+}
+
+func ownerRef(d *appsv1.Deployment) metav1.OwnerReference {
+	return metav1.OwnerReference{
+		APIVersion: "apps/v1", Kind: "Deployment", Name: d.Name, UID: d.UID,
+		Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
+	}
+}
+
+// ownedBy reports whether obj is controlled by the Deployment d.
+func ownedBy(obj metav1.Object, d *appsv1.Deployment) bool {
+	ref := metav1.GetControllerOf(obj)
+	return ref != nil && ref.UID == d.UID
+}

@@ -1,0 +1,124 @@
+package stepper
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/canary-io/canary/contract"
+	"github.com/canary-io/canary/stepper/plan"
+	"github.com/canary-io/canary/webhook"
+)
+
+// Reconciler is the stepper: for each opted-in Deployment, one pass
+// gathers what the cluster and Prometheus say, asks plan.Next, and acts.
+type Reconciler struct {
+	// Client reads (from the manager's cache) and writes.
+	Client client.Client
+	// APIReader reads from the apiserver directly, for the re-reads that
+	// resolve write conflicts (the cache may lag).
+	APIReader client.Reader
+	// Recorder emits Events on the Deployment (events.k8s.io).
+	Recorder events.EventRecorder
+	// Clock gives the time of each pass.
+	Clock clock.PassiveClock
+	// Prometheus is the default Prometheus URL (canary.io/prometheus
+	// overrides it per Deployment).
+	Prometheus string
+	// PropagationDelay is how long new endpoints or weights must have been
+	// in place before traffic relies on them.
+	PropagationDelay time.Duration
+	// QueryTimeout bounds each Prometheus query.
+	QueryTimeout time.Duration
+	// NewQuerier makes a Querier for a Prometheus URL (default
+	// NewPrometheus); queriers are kept per URL.
+	NewQuerier func(url string) (Querier, error)
+
+	mu       sync.Mutex
+	queriers map[string]Querier
+}
+
+// SetupWithManager registers the stepper: it reacts to opted-in
+// Deployments and to every object they own, at once, not on a timer.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
+	optedIn := predicate.NewPredicateFuncs(func(o client.Object) bool {
+		_, managed := o.GetAnnotations()[contract.KeyPhase]
+		return o.GetAnnotations()[contract.KeyEnabled] == "true" || managed
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("stepper").
+		For(&appsv1.Deployment{}, builder.WithPredicates(optedIn)).
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
+		Owns(&istionetv1.DestinationRule{}).
+		Owns(&istionetv1.VirtualService{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		Complete(r)
+}
+
+// Reconcile runs one pass for one Deployment.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var d appsv1.Deployment
+	if err := r.Client.Get(ctx, req.NamespacedName, &d); apierrors.IsNotFound(err) {
+		return ctrl.Result{}, nil // gone: its canary objects go with it (owner references)
+	} else if err != nil {
+		return ctrl.Result{}, fmt.Errorf("get deployment %s: %w", req.NamespacedName, err)
+	}
+	if !webhook.OptedIn(&d) {
+		return ctrl.Result{}, nil
+	}
+	w, err := r.gather(ctx, &d)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	dec := plan.Next(w.spec, w.state, w.obs)
+	if err := r.act(ctx, w, dec); err != nil {
+		return ctrl.Result{}, err
+	}
+	if len(dec.Actions) > 0 || dec.Event != nil {
+		log.FromContext(ctx).V(1).Info("stepped", "phase", dec.Next.Phase, "weight", dec.Next.Weight, "actions", fmt.Sprint(dec.Actions))
+	}
+	return ctrl.Result{RequeueAfter: dec.Requeue}, nil
+}
+
+// querier is the Querier for a Deployment's Prometheus URL.
+func (r *Reconciler) querier(url string) (Querier, error) {
+	if url == "" {
+		url = r.Prometheus
+	}
+	if url == "" {
+		return nil, fmt.Errorf("no Prometheus URL: set the controller's --prometheus-url or %s", contract.KeyPrometheus)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if q, ok := r.queriers[url]; ok {
+		return q, nil
+	}
+	newQuerier := r.NewQuerier
+	if newQuerier == nil {
+		newQuerier = func(url string) (Querier, error) { return NewPrometheus(url) }
+	}
+	q, err := newQuerier(url)
+	if err != nil {
+		return nil, err
+	}
+	if r.queriers == nil {
+		r.queriers = map[string]Querier{}
+	}
+	r.queriers[url] = q
+	return q, nil
+}
