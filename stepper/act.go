@@ -18,6 +18,7 @@ import (
 
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/stepper/plan"
+	"github.com/canary-io/canary/webhook"
 )
 
 // act applies a decision: the actions on other objects in order, then one
@@ -196,16 +197,24 @@ func (r *Reconciler) pin(ctx context.Context, w *world, on bool) error {
 		if err != nil {
 			return err
 		}
-		if updated.Spec.Selector[podTemplateHash] == hash {
+		if updated.Spec.Selector[podTemplateHash] == hash && updated.Annotations[webhook.KeyPinned] == hash {
 			return nil
 		}
 		updated.Spec.Selector = maps.Clone(updated.Spec.Selector)
 		updated.Spec.Selector[podTemplateHash] = hash
+		// The annotation, written with the pin, makes the webhook keep it.
+		if updated.Annotations == nil {
+			updated.Annotations = map[string]string{}
+		}
+		updated.Annotations[webhook.KeyPinned] = hash
 	} else {
-		if _, ok := updated.Spec.Selector[podTemplateHash]; !ok {
+		_, pinned := updated.Spec.Selector[podTemplateHash]
+		_, marked := updated.Annotations[webhook.KeyPinned]
+		if !pinned && !marked {
 			return nil
 		}
 		delete(updated.Spec.Selector, podTemplateHash)
+		delete(updated.Annotations, webhook.KeyPinned)
 	}
 	if err := r.Client.Update(ctx, updated); err != nil {
 		return fmt.Errorf("update service %s selector: %w", svc.Name, err)

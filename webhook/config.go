@@ -26,6 +26,11 @@ var optedInCondition = fmt.Sprintf(
 		`(oldObject != null && has(oldObject.metadata.annotations) && '%[1]s' in oldObject.metadata.annotations && oldObject.metadata.annotations['%[1]s'] != 'false')`,
 	contract.KeyEnabled)
 
+// pinnedCondition limits the Service webhook to Services an analysis has
+// pinned: an outage refuses writes to those only, never to any other.
+var pinnedCondition = fmt.Sprintf(
+	`oldObject != null && has(oldObject.metadata.annotations) && '%[1]s' in oldObject.metadata.annotations`, KeyPinned)
+
 // ClientConfig says where the apiserver reaches the webhook server: a
 // function of the handler's path.
 type ClientConfig func(path string) admissionregistrationv1.WebhookClientConfig
@@ -39,7 +44,8 @@ func URLClientConfig(base string, caBundle []byte) ClientConfig {
 }
 
 // Configurations are the mutating and validating webhook configurations:
-// Deployments opted in on the old or new object, CREATE and UPDATE,
+// Deployments opted in on the old or new object, CREATE and UPDATE, and
+// (mutating only) updates of the Services an analysis pinned;
 // failurePolicy Fail (an outage refuses template updates of opted-in
 // Deployments and never rolls them unanalysed), no side effects, and
 // reinvocation when a later mutating webhook changes the object.
@@ -59,6 +65,22 @@ func Configurations(cc ClientConfig) (*admissionregistrationv1.MutatingWebhookCo
 			ClientConfig:            cc(MutatePath),
 			Rules:                   rules,
 			MatchConditions:         match,
+			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
+			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+			ReinvocationPolicy:      ptr.To(admissionregistrationv1.IfNeededReinvocationPolicy),
+			TimeoutSeconds:          ptr.To[int32](10),
+			AdmissionReviewVersions: []string{"v1"},
+		}, {
+			Name:         "services.mutate.canary.io",
+			ClientConfig: cc(ServicePath),
+			Rules: []admissionregistrationv1.RuleWithOperations{{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Update},
+				Rule: admissionregistrationv1.Rule{
+					APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"services"},
+					Scope: ptr.To(admissionregistrationv1.NamespacedScope),
+				},
+			}},
+			MatchConditions:         []admissionregistrationv1.MatchCondition{{Name: "pinned", Expression: pinnedCondition}},
 			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
 			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
 			ReinvocationPolicy:      ptr.To(admissionregistrationv1.IfNeededReinvocationPolicy),

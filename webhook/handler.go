@@ -8,6 +8,7 @@ import (
 	jsoniter "github.com/json-iterator/go"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/clock"
@@ -90,4 +91,39 @@ func (h *Handler) count(webhook, outcome string) {
 	if h.Decisions != nil {
 		h.Decisions(webhook, outcome)
 	}
+}
+
+// ServicePath is where the Service handler is served.
+const ServicePath = "/mutate-services"
+
+// ServiceHandler serves the admission reviews of pinned Services: the
+// pin is restored on any write but the controller's.
+type ServiceHandler struct {
+	// ControllerUser is the identity the system's controller writes as.
+	ControllerUser string
+}
+
+var _ admission.Handler = (*ServiceHandler)(nil)
+
+// Handle implements admission.Handler.
+func (h *ServiceHandler) Handle(_ context.Context, req admission.Request) admission.Response {
+	if req.Operation != admissionv1.Update || len(req.OldObject.Raw) == 0 {
+		return admission.Allowed("")
+	}
+	var old, svc corev1.Service
+	if err := jsonAPI.Unmarshal(req.OldObject.Raw, &old); err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode old service: %w", err))
+	}
+	if err := jsonAPI.Unmarshal(req.Object.Raw, &svc); err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode service: %w", err))
+	}
+	out, warnings := MutateService(ServiceRequest{Old: &old, New: &svc, ByController: req.UserInfo.Username == h.ControllerUser})
+	if out == &svc {
+		return admission.Allowed("")
+	}
+	raw, err := jsonAPI.Marshal(out)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	return admission.PatchResponseFromRaw(req.Object.Raw, raw).WithWarnings(warnings...)
 }

@@ -135,6 +135,7 @@ func run(ctx context.Context, o options) error {
 	if err := stepperReconciler.SetupWithManager(mgr, o.workers); err != nil {
 		return fmt.Errorf("set up the stepper: %w", err)
 	}
+	srv.Register(webhook.ServicePath, &crwebhook.Admission{Handler: &webhook.ServiceHandler{ControllerUser: o.controllerIdentity}})
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("add health check: %w", err)
 	}

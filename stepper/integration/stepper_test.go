@@ -405,3 +405,62 @@ func TestRollbackOnFailingSuccessRate(t *testing.T) {
 		}
 	}
 }
+
+const serviceManifest = `apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: %s, labels: {app: reviews}}
+spec:
+  selector: {app: reviews}
+  ports: [{name: http, port: 9080}]
+`
+
+// TestServicePinSurvivesEveryWrite runs an analysis that stays at its
+// first step (a long interval), writes the user's Service manifest every
+// way a user or GitOps tool does, and checks the pin each time; then an
+// abort rolls back and removes the pin.
+func TestServicePinSurvivesEveryWrite(t *testing.T) {
+	ns, cs, _ := setup(t, `canary.io/interval: "10m"`)
+	prom.set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	kubectl(t, manifest(ns, "v2", `canary.io/interval: "10m"`), "apply", "-f", "-")
+	waitFor(t, cs, ns, 60*time.Second, "first step running", func(d *appsv1.Deployment) bool {
+		return d.Annotations[contract.KeyWeight] == "20"
+	})
+	pin := func() string {
+		svc, err := cs.CoreV1().Services(ns).Get(t.Context(), "reviews", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return svc.Spec.Selector[appsv1.DefaultDeploymentUniqueLabelKey]
+	}
+	hash := pin()
+	if hash == "" {
+		t.Fatalf("the Service is not pinned during the analysis")
+	}
+	for _, write := range []struct {
+		name string
+		args []string
+	}{
+		{"client-side apply", []string{"apply", "-f", "-"}},
+		{"replace", []string{"replace", "-f", "-"}},
+		{"server-side apply with force", []string{"apply", "--server-side", "--force-conflicts", "--field-manager=flux", "-f", "-"}},
+	} {
+		out := kubectl(t, fmt.Sprintf(serviceManifest, ns), write.args...)
+		if got := pin(); got != hash {
+			t.Errorf("after %s the pin is %q, want %q", write.name, got, hash)
+		}
+		if write.name != "client-side apply" && !strings.Contains(out, "pins it to the stable pods") {
+			t.Errorf("%s printed no warning about the kept pin:\n%s", write.name, out)
+		}
+	}
+
+	kubectl(t, "", "annotate", "deployment/reviews", "-n", ns, "canary.io/abort=first")
+	waitFor(t, cs, ns, 60*time.Second, "aborted", func(d *appsv1.Deployment) bool {
+		return d.Annotations[contract.KeyPhase] == "RolledBack"
+	})
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		return pin() == "", nil
+	})
+	if err != nil {
+		t.Fatalf("the Service is still pinned after the rollback")
+	}
+}

@@ -1,0 +1,53 @@
+package webhook
+
+import (
+	"fmt"
+	"maps"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/canary-io/canary/contract"
+)
+
+// KeyPinned, on a user's Service, names the stable ReplicaSet's
+// pod-template-hash the stepper pinned the Service's selector to during an
+// analysis. The webhook is called only for Services that carry it.
+const KeyPinned = contract.Prefix + "pinned"
+
+// ServiceRequest is what the admission decision on a Service needs.
+type ServiceRequest struct {
+	Old, New     *corev1.Service
+	ByController bool
+}
+
+// MutateService keeps a pinned Service pinned: while the stepper pins the
+// user's Service to the stable pods, any write by someone else (kubectl
+// apply or replace, a GitOps sync, server-side apply with force, which
+// replaces the whole selector because it is an atomic field) gets the
+// pinned key and the pin annotation back, with a warning. The controller's
+// own writes (pinning, unpinning) pass untouched. It returns the object to
+// store and the warnings; the object is New itself when nothing changes.
+func MutateService(req ServiceRequest) (*corev1.Service, []string) {
+	hash, pinned := req.Old.Annotations[KeyPinned]
+	if req.ByController || !pinned || hash == "" {
+		return req.New, nil
+	}
+	if req.New.Spec.Selector[appsv1.DefaultDeploymentUniqueLabelKey] == hash && req.New.Annotations[KeyPinned] == hash {
+		return req.New, nil
+	}
+	svc := *req.New
+	svc.Annotations = maps.Clone(req.New.Annotations)
+	if svc.Annotations == nil {
+		svc.Annotations = map[string]string{}
+	}
+	svc.Annotations[KeyPinned] = hash
+	svc.Spec.Selector = maps.Clone(req.New.Spec.Selector)
+	if svc.Spec.Selector == nil {
+		svc.Spec.Selector = map[string]string{}
+	}
+	svc.Spec.Selector[appsv1.DefaultDeploymentUniqueLabelKey] = hash
+	return &svc, []string{fmt.Sprintf(
+		"canary.io: kept %s=%s in the selector of Service %s: a canary analysis pins it to the stable pods until the analysis ends",
+		appsv1.DefaultDeploymentUniqueLabelKey, hash, svc.Name)}
+}
