@@ -174,7 +174,7 @@ func (r *Reconciler) ensureCanary(ctx context.Context, w *world, replicas int32)
 			return fmt.Errorf("update destination rule %s: %w", rule.Name, err)
 		}
 	}
-	if w.virtualService == nil {
+	if w.virtualService == nil && len(w.settings.VirtualServices) == 0 {
 		return r.setWeight(ctx, w, 0)
 	}
 	return nil
@@ -227,6 +227,18 @@ func (r *Reconciler) pin(ctx context.Context, w *world, on bool) error {
 // canary, the rest to the user's Service, and the record of what it wrote.
 func (r *Reconciler) setWeight(ctx context.Context, w *world, weight int32) error {
 	if w.service == nil {
+		return nil
+	}
+	if len(w.settings.VirtualServices) > 0 {
+		for i, vs := range w.userVirtualServices {
+			steered := vs.DeepCopy()
+			steer(steered, w.service, weight)
+			setRecordedWeight(steered, weight)
+			if err := r.Client.Update(ctx, steered); err != nil {
+				return fmt.Errorf("steer virtual service %s: %w", vs.Name, err)
+			}
+			w.userVirtualServices[i] = steered
+		}
 		return nil
 	}
 	want := generatedVirtualService(w.deployment, w.service, weight)

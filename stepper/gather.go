@@ -34,6 +34,9 @@ type world struct {
 	canaryRule     *istionetv1.DestinationRule
 	userRule       *istionetv1.DestinationRule
 	virtualService *istionetv1.VirtualService // the generated one, if it exists
+	// userVirtualServices are the user's own, named in
+	// canary.io/virtualservice; when set, no VirtualService is generated.
+	userVirtualServices []*istionetv1.VirtualService
 }
 
 // gather reads everything Next needs. A failed read ends the pass with an
@@ -213,22 +216,61 @@ func (r *Reconciler) readTraffic(ctx context.Context, w *world) error {
 			w.userRule = rule
 		}
 	}
-	var vs istionetv1.VirtualService
-	err := r.Client.Get(ctx, types.NamespacedName{Namespace: d.Namespace, Name: svc.Name}, &vs)
-	switch {
-	case apierrors.IsNotFound(err):
-	case err != nil:
-		return fmt.Errorf("get virtual service %s/%s: %w", d.Namespace, svc.Name, err)
-	case !ownedBy(&vs, d):
-		w.obs.Conflict = fmt.Sprintf("VirtualService %s exists and is not the system's: name it in %s to have it steered", svc.Name, contract.KeyVirtualService)
-	default:
-		w.virtualService = &vs
-		w.obs.RoutedWeight = routedWeight(&vs, svc.Name)
-		if rec, ok := vs.Annotations[AnnotationWeight]; ok && rec != strconv.Itoa(int(w.obs.RoutedWeight)) {
-			w.obs.RoutingChangedBySomeoneElse = fmt.Sprintf("VirtualService %s routes %d%% to the canary, but the system last wrote %s%%", vs.Name, w.obs.RoutedWeight, rec)
+	return r.readVirtualServices(ctx, w)
+}
+
+// readVirtualServices reads the VirtualService(s) to steer: the user's,
+// named in canary.io/virtualservice, or the generated <service>. A user
+// VirtualService for the Service's host that is not named is a conflict:
+// its routes would bypass the analysis.
+func (r *Reconciler) readVirtualServices(ctx context.Context, w *world) error {
+	d, svc := w.deployment, w.service
+	var list istionetv1.VirtualServiceList
+	if err := r.Client.List(ctx, &list, client.InNamespace(d.Namespace)); err != nil {
+		return fmt.Errorf("list virtual services in %s: %w", d.Namespace, err)
+	}
+	named := map[string]bool{}
+	for _, n := range w.settings.VirtualServices {
+		named[n] = true
+	}
+	for _, vs := range list.Items {
+		switch {
+		case named[vs.Name]:
+			w.userVirtualServices = append(w.userVirtualServices, vs)
+		case ownedBy(vs, d) && vs.Name == svc.Name && len(named) == 0:
+			w.virtualService = vs
+		case !ownedBy(vs, d) && servesHost(vs, svc):
+			w.obs.Conflict = fmt.Sprintf("VirtualService %s routes the host %s and is not named in %s: name it there to have it steered",
+				vs.Name, svc.Name, contract.KeyVirtualService)
+		}
+	}
+	if len(w.userVirtualServices) != len(named) {
+		w.obs.Conflict = fmt.Sprintf("a VirtualService named in %s (%v) does not exist", contract.KeyVirtualService, w.settings.VirtualServices)
+	}
+	steeredVS := w.userVirtualServices
+	if w.virtualService != nil {
+		steeredVS = []*istionetv1.VirtualService{w.virtualService}
+	}
+	for i, vs := range steeredVS {
+		weight := steeredWeight(vs, svc)
+		if i == 0 {
+			w.obs.RoutedWeight = weight
+		}
+		if rec, ok := vs.Annotations[AnnotationWeight]; ok && rec != strconv.Itoa(int(weight)) {
+			w.obs.RoutingChangedBySomeoneElse = fmt.Sprintf("VirtualService %s routes %d%% to the canary, but the system last wrote %s%%", vs.Name, weight, rec)
 		}
 	}
 	return nil
+}
+
+// servesHost reports whether a VirtualService's hosts include the Service.
+func servesHost(vs *istionetv1.VirtualService, svc *corev1.Service) bool {
+	for _, h := range vs.Spec.Hosts {
+		if hostIs(h, svc) {
+			return true
+		}
+	}
+	return false
 }
 
 // getOwned gets an object by name; one of another owner is a conflict.

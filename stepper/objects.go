@@ -140,19 +140,6 @@ func routeTo(host string, weight int32) []*networkingv1.HTTPRouteDestination {
 	}
 }
 
-// routedWeight reads the canary's weight in a VirtualService: the weight
-// of the first destination of <host>-canary in its HTTP routes.
-func routedWeight(vs *istionetv1.VirtualService, host string) int32 {
-	for _, r := range vs.Spec.Http {
-		for _, dst := range r.Route {
-			if dst.Destination != nil && dst.Destination.Host == CanaryName(host) {
-				return dst.Weight
-			}
-		}
-	}
-	return 0
-}
-
 func setRecordedWeight(vs *istionetv1.VirtualService, weight int32) {
 	if vs.Annotations == nil {
 		vs.Annotations = map[string]string{}

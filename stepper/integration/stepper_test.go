@@ -464,3 +464,78 @@ func TestServicePinSurvivesEveryWrite(t *testing.T) {
 		t.Fatalf("the Service is still pinned after the rollback")
 	}
 }
+
+// TestUserVirtualServiceAndDestinationRule steers a VirtualService of the
+// user's, with a header-matched route and a fault injection that must
+// survive untouched, and carries the user's DestinationRule's traffic
+// policy to the canary.
+func TestUserVirtualServiceAndDestinationRule(t *testing.T) {
+	settings := []string{`canary.io/interval: "10m"`, `canary.io/virtualservice: "reviews-routes"`}
+	cs, ic := clients(t)
+	ns, err := cs.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "stepper-"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubectl(t, fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews-routes, namespace: %[1]s}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{headers: {end-user: {exact: jason}}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - fault: {abort: {percentage: {value: 1}, httpStatus: 500}}
+    route: [{destination: {host: reviews}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: %[1]s}
+spec:
+  host: reviews
+  trafficPolicy:
+    connectionPool: {tcp: {maxConnections: 100}}
+    outlierDetection: {consecutive5xxErrors: 7, interval: 5m}
+`, ns.Name), "apply", "-f", "-")
+	kubectl(t, fmt.Sprintf(serviceManifest, ns.Name), "apply", "-f", "-")
+	kubectl(t, manifest(ns.Name, "v1", settings...), "apply", "-f", "-")
+	prom.set(ns.Name, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	waitFor(t, cs, ns.Name, 60*time.Second, "v1 Idle", func(d *appsv1.Deployment) bool {
+		return d.Annotations[contract.KeyPhase] == "Idle" && d.Status.AvailableReplicas == 3
+	})
+	kubectl(t, manifest(ns.Name, "v2", settings...), "apply", "-f", "-")
+	waitFor(t, cs, ns.Name, 60*time.Second, "first step running", func(d *appsv1.Deployment) bool {
+		return d.Annotations[contract.KeyWeight] == "20"
+	})
+
+	vs, err := ic.NetworkingV1().VirtualServices(ns.Name).Get(t.Context(), "reviews-routes", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs.Spec.Http) != 2 {
+		t.Fatalf("routes: %v", vs.Spec.Http)
+	}
+	jason := vs.Spec.Http[0]
+	if len(jason.Match) != 1 || jason.Match[0].Headers["end-user"].GetExact() != "jason" ||
+		len(jason.Route) != 1 || jason.Route[0].Destination.Subset != "v2" {
+		t.Errorf("the header-matched route changed: %v", jason)
+	}
+	def := vs.Spec.Http[1]
+	if def.Fault == nil || def.Fault.Abort.GetHttpStatus() != 500 || def.Fault.Abort.Percentage.GetValue() != 1 {
+		t.Errorf("the fault injection changed: %v", def.Fault)
+	}
+	if len(def.Route) != 2 || def.Route[0].Destination.Host != "reviews" || def.Route[0].Weight != 80 ||
+		def.Route[1].Destination.Host != "reviews-canary" || def.Route[1].Weight != 20 {
+		t.Errorf("the default route is not split 80/20: %v", def.Route)
+	}
+	if _, err := ic.NetworkingV1().VirtualServices(ns.Name).Get(t.Context(), "reviews", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a VirtualService was generated although the user named their own (err %v)", err)
+	}
+	dr, err := ic.NetworkingV1().DestinationRules(ns.Name).Get(t.Context(), "reviews-canary", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("DestinationRule reviews-canary: %v", err)
+	}
+	if dr.Spec.Host != "reviews-canary" || dr.Spec.TrafficPolicy.GetConnectionPool().GetTcp().GetMaxConnections() != 100 ||
+		dr.Spec.TrafficPolicy.GetOutlierDetection().GetConsecutive_5XxErrors().GetValue() != 7 {
+		t.Errorf("the canary's DestinationRule does not carry the user's traffic policy: host %s, policy %v", dr.Spec.Host, dr.Spec.TrafficPolicy)
+	}
+}
