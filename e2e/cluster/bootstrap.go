@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -19,6 +20,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 )
 
 // kwokNodeAnnotation marks the nodes kwok manages.
@@ -64,6 +66,60 @@ func bootstrap(ctx context.Context, cs kubernetes.Interface, nodes int) error {
 		return err
 	}); err != nil {
 		return fmt.Errorf("create namespace istio-system: %w", err)
+	}
+	return nil
+}
+
+// weightPolicy is the CEL rule of the ValidatingAdmissionPolicy that every
+// local cluster installs: a VirtualService's HTTP route weights add up to
+// 100 (a lone destination may leave its weight out). Every VirtualService
+// write in the tests, the stepper's included, is checked by the apiserver
+// itself.
+const weightPolicy = `!has(object.spec.http) || object.spec.http.all(r, !has(r.route) || ` +
+	`(size(r.route) == 1 && (!has(r.route[0].weight) || r.route[0].weight == 0 || r.route[0].weight == 100)) || ` +
+	`(size(r.route) > 1 && r.route.map(d, has(d.weight) ? d.weight : 0).sum() == 100))`
+
+// installWeightPolicy installs the VirtualService weight policy and binds
+// it to every namespace.
+func installWeightPolicy(ctx context.Context, cs kubernetes.Interface) error {
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "virtualservice-weights-add-up"},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
+			MatchConstraints: &admissionregistrationv1.MatchResources{
+				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+					RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+						Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+						Rule: admissionregistrationv1.Rule{
+							APIGroups: []string{"networking.istio.io"}, APIVersions: []string{"*"}, Resources: []string{"virtualservices"},
+						},
+					},
+				}},
+			},
+			Validations: []admissionregistrationv1.Validation{{
+				Expression: weightPolicy,
+				Message:    "the weights of every HTTP route must add up to 100",
+			}},
+		},
+	}
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: policy.Name},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName:        policy.Name,
+			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+		},
+	}
+	if err := create(ctx, func() error {
+		_, err := cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create(ctx, policy, metav1.CreateOptions{})
+		return err
+	}); err != nil {
+		return fmt.Errorf("create validating admission policy: %w", err)
+	}
+	if err := create(ctx, func() error {
+		_, err := cs.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Create(ctx, binding, metav1.CreateOptions{})
+		return err
+	}); err != nil {
+		return fmt.Errorf("create validating admission policy binding: %w", err)
 	}
 	return nil
 }

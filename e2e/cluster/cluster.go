@@ -199,6 +199,9 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err := installCRDs(ctx, admin, c.tools.share("istio-crds.yaml")); err != nil {
 		return err
 	}
+	if err := installWeightPolicy(ctx, cs); err != nil {
+		return err
+	}
 	if c.opts.Istiod {
 		c.opts.Progress("starting istiod")
 		if err := c.run("istiod", istiodEnv(), c.tools.bin("pilot-discovery"), istiodArgs(c.AdminKubeconfig, pt)...); err != nil {

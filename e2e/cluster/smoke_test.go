@@ -248,6 +248,23 @@ func TestVirtualServiceSchema(t *testing.T) {
 		t.Fatalf("valid VirtualService refused: %v", err)
 	}
 
+	// The weight policy: weights that do not add up to 100 are refused by
+	// the apiserver itself.
+	bad := vs.DeepCopy()
+	bad.Name = "bad-weights"
+	bad.Spec.Http[0].Route[1].Weight = 30
+	if _, err := ic.NetworkingV1().VirtualServices(ns).Create(ctx, bad, metav1.CreateOptions{}); err == nil ||
+		!strings.Contains(err.Error(), "must add up to 100") {
+		t.Fatalf("VirtualService with weights 80+30: got %v, want a refusal by the weight policy", err)
+	}
+	lone := vs.DeepCopy()
+	lone.Name = "lone"
+	lone.Spec.Http[0].Route = lone.Spec.Http[0].Route[:1]
+	lone.Spec.Http[0].Route[0].Weight = 0
+	if _, err := ic.NetworkingV1().VirtualServices(ns).Create(ctx, lone, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("a lone destination without a weight was refused: %v", err)
+	}
+
 	dyn, err := dynamic.NewForConfig(env.Admin)
 	if err != nil {
 		t.Fatal(err)

@@ -104,6 +104,17 @@ func (p *promStandIn) start() (string, error) {
 	return "http://" + l.Addr().String(), nil
 }
 
+// controller is the canary-controller binary under test; kill and start
+// let a test stop it mid-step and start it again.
+type controller struct {
+	bin, dir, promURL string
+	ports             []int
+	cmd               *exec.Cmd
+	exited            chan struct{}
+}
+
+var ctrlProc *controller
+
 func startController(c *cluster.Cluster, promURL string) error {
 	dir, err := os.MkdirTemp(c.Dir, "controller-")
 	if err != nil {
@@ -113,43 +124,60 @@ func startController(c *cluster.Cluster, promURL string) error {
 	if err != nil {
 		return err
 	}
-	bin := filepath.Join(dir, "canary-controller")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/canary-controller")
+	ctrlProc = &controller{bin: filepath.Join(dir, "canary-controller"), dir: dir, promURL: promURL}
+	build := exec.Command("go", "build", "-o", ctrlProc.bin, "./cmd/canary-controller")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build: %v\n%s", err, out)
 	}
-	ports, err := freePorts(3)
+	if ctrlProc.ports, err = freePorts(3); err != nil {
+		return err
+	}
+	return ctrlProc.start()
+}
+
+func (c *controller) start() error {
+	log, err := os.OpenFile(filepath.Join(env.LogDir(), "canary-controller.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
 	}
-	log, err := os.Create(filepath.Join(c.LogDir(), "canary-controller.log"))
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(bin,
-		"--kubeconfig="+c.ControllerKubeconfig, "--controller-identity="+cluster.ControllerUser,
-		"--webhook-host=127.0.0.1", fmt.Sprintf("--webhook-port=%d", ports[0]),
-		"--webhook-cert-dir="+filepath.Join(dir, "certs"),
-		fmt.Sprintf("--register-webhook-url=https://127.0.0.1:%d", ports[0]),
-		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", ports[1]),
-		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", ports[2]),
-		"--prometheus-url="+promURL, "--propagation-delay=500ms",
+	defer log.Close()
+	c.cmd = exec.Command(c.bin,
+		"--kubeconfig="+env.ControllerKubeconfig, "--controller-identity="+cluster.ControllerUser,
+		"--webhook-host=127.0.0.1", fmt.Sprintf("--webhook-port=%d", c.ports[0]),
+		"--webhook-cert-dir="+filepath.Join(c.dir, "certs"),
+		fmt.Sprintf("--register-webhook-url=https://127.0.0.1:%d", c.ports[0]),
+		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", c.ports[1]),
+		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", c.ports[2]),
+		"--prometheus-url="+c.promURL, "--propagation-delay=500ms",
 		"--leader-elect=false", "--zap-log-level=1",
 	)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	c.cmd.Stdout, c.cmd.Stderr = log, log
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := c.cmd.Start(); err != nil {
 		return err
 	}
+	c.exited = make(chan struct{})
+	go func() { _ = c.cmd.Wait(); close(c.exited) }()
 	return wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[1]))
+		select {
+		case <-c.exited:
+			return false, fmt.Errorf("canary-controller exited; its log is in %s", env.LogDir())
+		default:
+		}
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", c.ports[1]))
 		if err != nil {
 			return false, nil
 		}
 		_ = resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, nil
 	})
+}
+
+// kill ends the controller at once, as a crash or an evicted pod would.
+func (c *controller) kill() {
+	_ = c.cmd.Process.Kill()
+	<-c.exited
 }
 
 // freePorts returns n distinct free loopback ports (each listener is held
@@ -538,4 +566,183 @@ spec:
 		dr.Spec.TrafficPolicy.GetOutlierDetection().GetConsecutive_5XxErrors().GetValue() != 7 {
 		t.Errorf("the canary's DestinationRule does not carry the user's traffic policy: host %s, policy %v", dr.Spec.Host, dr.Spec.TrafficPolicy)
 	}
+}
+
+// phaseOf waits for a phase and returns the Deployment.
+func phaseOf(t *testing.T, cs kubernetes.Interface, ns string, phase contract.Phase, timeout time.Duration) *appsv1.Deployment {
+	t.Helper()
+	return waitFor(t, cs, ns, timeout, "phase "+string(phase), func(d *appsv1.Deployment) bool {
+		return d.Annotations[contract.KeyPhase] == string(phase)
+	})
+}
+
+func TestNoDataHoldsThenRollsBackAtTheDeadline(t *testing.T) {
+	settings := []string{`canary.io/progress-deadline: "6s"`}
+	ns, cs, _ := setup(t, settings...)
+	// No values for this namespace: every query is empty.
+	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
+	waitFor(t, cs, ns, 30*time.Second, "waiting for data", func(d *appsv1.Deployment) bool {
+		return strings.Contains(d.Annotations[contract.KeyMessage], "waiting for data")
+	})
+	d := phaseOf(t, cs, ns, contract.PhaseRolledBack, 60*time.Second)
+	if msg := d.Annotations[contract.KeyMessage]; !strings.Contains(msg, "no data arrived for 6s") {
+		t.Errorf("message %q does not say that no data arrived before the deadline", msg)
+	}
+}
+
+func TestNoDataFailCountsAsAFailedCheck(t *testing.T) {
+	settings := []string{`canary.io/no-data: "fail"`, `canary.io/threshold: "1"`}
+	ns, cs, _ := setup(t, settings...)
+	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
+	d := phaseOf(t, cs, ns, contract.PhaseRolledBack, 60*time.Second)
+	if msg := d.Annotations[contract.KeyMessage]; !strings.Contains(msg, "no data") || !strings.Contains(msg, "exceed the threshold of 1") {
+		t.Errorf("message %q: want failed checks without data exceeding the threshold", msg)
+	}
+}
+
+func TestNewTemplateMidAnalysisRestartsIt(t *testing.T) {
+	settings := []string{`canary.io/interval: "10m"`}
+	ns, cs, _ := setup(t, settings...)
+	prom.set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
+	v2 := waitFor(t, cs, ns, 60*time.Second, "v2 at 20%", func(d *appsv1.Deployment) bool { return d.Annotations[contract.KeyWeight] == "20" })
+	kubectl(t, manifest(ns, "v3", settings...), "apply", "-f", "-")
+	v3 := waitFor(t, cs, ns, 60*time.Second, "v3 at 20%", func(d *appsv1.Deployment) bool {
+		return d.Annotations[contract.KeyRevision] != v2.Annotations[contract.KeyRevision] && d.Annotations[contract.KeyWeight] == "20"
+	})
+	if v3.Annotations[contract.KeyStableRevision] != v2.Annotations[contract.KeyStableRevision] {
+		t.Errorf("stable revision changed from %s to %s on restart", v2.Annotations[contract.KeyStableRevision], v3.Annotations[contract.KeyStableRevision])
+	}
+	canary, err := cs.AppsV1().Deployments(ns).Get(t.Context(), stepper.CanaryName("reviews"), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img := canary.Spec.Template.Spec.Containers[0].Image; img != "reviews:v3" {
+		t.Errorf("the canary runs %s after the restart, want reviews:v3", img)
+	}
+}
+
+func TestStableTemplateReappliedRollsBack(t *testing.T) {
+	settings := []string{`canary.io/interval: "10m"`}
+	ns, cs, ic := setup(t, settings...)
+	prom.set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
+	waitFor(t, cs, ns, 60*time.Second, "v2 at 20%", func(d *appsv1.Deployment) bool { return d.Annotations[contract.KeyWeight] == "20" })
+	kubectl(t, manifest(ns, "v1", settings...), "apply", "-f", "-") // git revert
+	d := phaseOf(t, cs, ns, contract.PhaseRolledBack, 30*time.Second)
+	if d.Spec.Paused || d.Spec.Template.Spec.Containers[0].Image != "reviews:v1" {
+		t.Errorf("after the revert: paused %v, image %s", d.Spec.Paused, d.Spec.Template.Spec.Containers[0].Image)
+	}
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := cs.AppsV1().Deployments(ns).Get(ctx, stepper.CanaryName("reviews"), metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		t.Fatalf("the canary was not removed after the revert")
+	}
+	vs, err := ic.NetworkingV1().VirtualServices(ns).Get(t.Context(), "reviews", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := vs.Spec.Http[0].Route; len(r) != 1 || r[0].Destination.Host != "reviews" {
+		t.Errorf("after the revert the VirtualService routes %v", r)
+	}
+}
+
+func TestControlsActOncePerValue(t *testing.T) {
+	settings := []string{`canary.io/interval: "10m"`}
+	ns, cs, _ := setup(t, settings...)
+	prom.set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
+	waitFor(t, cs, ns, 60*time.Second, "v2 at 20%", func(d *appsv1.Deployment) bool { return d.Annotations[contract.KeyWeight] == "20" })
+
+	kubectl(t, "", "annotate", "deployment/reviews", "-n", ns, "canary.io/pause=true")
+	phaseOf(t, cs, ns, contract.PhasePaused, 30*time.Second)
+	kubectl(t, "", "annotate", "deployment/reviews", "-n", ns, "canary.io/pause-")
+	phaseOf(t, cs, ns, contract.PhaseProgressing, 30*time.Second)
+
+	// promote: rolls v2 out now, though its interval is 10 minutes.
+	kubectl(t, "", "annotate", "deployment/reviews", "-n", ns, "canary.io/promote=p1")
+	phaseOf(t, cs, ns, contract.PhaseSucceeded, 60*time.Second)
+
+	// The same promote value, kept in git, does not promote v3.
+	kubectl(t, manifest(ns, "v3", append(settings, `canary.io/promote: "p1"`)...), "apply", "-f", "-")
+	waitFor(t, cs, ns, 60*time.Second, "v3 at 20%", func(d *appsv1.Deployment) bool {
+		return d.Annotations[contract.KeyWeight] == "20" && d.Spec.Template.Spec.Containers[0].Image == "reviews:v3"
+	})
+	time.Sleep(2 * time.Second)
+	if p := get(t, cs, ns).Annotations[contract.KeyPhase]; p != "Progressing" {
+		t.Fatalf("phase %s after re-applying the acted promote value, want Progressing", p)
+	}
+
+	// abort: rolls v3 back; retry analyses it again, once.
+	kubectl(t, "", "annotate", "--overwrite", "deployment/reviews", "-n", ns, "canary.io/abort=a1")
+	d := phaseOf(t, cs, ns, contract.PhaseRolledBack, 30*time.Second)
+	if !strings.Contains(d.Annotations[contract.KeyMessage], `canary.io/abort "a1"`) {
+		t.Errorf("rollback message %q does not name the abort", d.Annotations[contract.KeyMessage])
+	}
+	kubectl(t, "", "annotate", "--overwrite", "deployment/reviews", "-n", ns, "canary.io/retry=r1")
+	waitFor(t, cs, ns, 60*time.Second, "v3 analysed again", func(d *appsv1.Deployment) bool {
+		return d.Annotations[contract.KeyPhase] == "Progressing" && d.Annotations[contract.KeyWeight] == "20"
+	})
+}
+
+func TestNameCollisionStopsTheAnalysis(t *testing.T) {
+	ns, cs, _ := setup(t)
+	kubectl(t, fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata: {name: reviews-canary, namespace: %s}
+spec:
+  selector: {app: something-else}
+  ports: [{port: 80}]
+`, ns), "apply", "-f", "-")
+	kubectl(t, manifest(ns, "v2"), "apply", "-f", "-")
+	d := phaseOf(t, cs, ns, contract.PhaseRolledBack, 30*time.Second)
+	if msg := d.Annotations[contract.KeyMessage]; !strings.Contains(msg, "Service reviews-canary exists and belongs to someone else") {
+		t.Errorf("message %q does not name the collision", msg)
+	}
+	if d.Annotations[contract.KeyWeight] != "0" {
+		t.Errorf("weight %s: traffic moved despite the collision", d.Annotations[contract.KeyWeight])
+	}
+	svc, err := cs.CoreV1().Services(ns).Get(t.Context(), "reviews-canary", metav1.GetOptions{})
+	if err != nil || svc.Spec.Selector["app"] != "something-else" {
+		t.Errorf("the other owner's Service was touched: %v %v", svc, err)
+	}
+}
+
+// TestStepperKilledMidStepResumes kills the controller in the middle of a
+// step and starts it again: the rollout resumes at that step and finishes,
+// with the weights still in order.
+func TestStepperKilledMidStepResumes(t *testing.T) {
+	settings := []string{`canary.io/interval: "4s"`}
+	ns, cs, _ := setup(t, settings...)
+	prom.set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	weights := watchWeights(t, cs, ns)
+	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
+	waitFor(t, cs, ns, 60*time.Second, "at 40%", func(d *appsv1.Deployment) bool { return d.Annotations[contract.KeyWeight] == "40" })
+	time.Sleep(time.Second)
+	ctrlProc.kill()
+	time.Sleep(2 * time.Second)
+	if err := ctrlProc.start(); err != nil {
+		t.Fatal(err)
+	}
+	phaseOf(t, cs, ns, contract.PhaseSucceeded, 90*time.Second)
+	var moved []string
+	for _, w := range weights() {
+		if w != "0" && w != "" {
+			moved = append(moved, w)
+		}
+	}
+	if !slices.Equal(moved, []string{"20", "40", "60"}) {
+		t.Errorf("weights seen %v, want 20, 40, 60 in order across the restart", moved)
+	}
+}
+
+func get(t *testing.T, cs kubernetes.Interface, ns string) *appsv1.Deployment {
+	t.Helper()
+	d, err := cs.AppsV1().Deployments(ns).Get(t.Context(), "reviews", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
