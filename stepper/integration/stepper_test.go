@@ -333,6 +333,15 @@ func TestFullPromotion(t *testing.T) {
 	weights := watchWeights(t, cs, ns)
 	start := time.Now()
 	kubectl(t, manifest(ns, "v2"), "apply", "-f", "-")
+	// Watch-driven: the canary appears at once, not at a timer's tick.
+	err := wait.PollUntilContextTimeout(t.Context(), 20*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := cs.AppsV1().Deployments(ns).Get(ctx, stepper.CanaryName("reviews"), metav1.GetOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("no canary Deployment within 30s of the apply")
+	}
+	fmt.Printf("BENCH reaction: reviews-canary created %v after the apply\n", time.Since(start).Round(10*time.Millisecond))
 
 	// During the analysis the user's Service is pinned to the stable pods.
 	svcPinned := false
@@ -388,6 +397,22 @@ func TestFullPromotion(t *testing.T) {
 	}
 	if r := vs.Spec.Http[0].Route; len(r) != 1 || r[0].Destination.Host != "reviews" || r[0].Weight != 100 {
 		t.Errorf("VirtualService after promotion routes %v, want all traffic to reviews", r)
+	}
+	// An Event at every transition.
+	events, err := cs.EventsV1().Events(ns).List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]bool{}
+	for _, e := range events.Items {
+		if e.Regarding.Kind == "Deployment" && e.Regarding.Name == "reviews" {
+			reasons[e.Reason] = true
+		}
+	}
+	for _, want := range []string{"StepStarted", "StepPassed", "Promoting", "Succeeded"} {
+		if !reasons[want] {
+			t.Errorf("no %s Event on the Deployment (reasons: %v)", want, reasons)
+		}
 	}
 }
 
