@@ -47,7 +47,8 @@ run: ## run the controller in the foreground against the local cluster (after ma
 		--controller-identity canary-controller \
 		--webhook-host 127.0.0.1 --webhook-port 9443 --webhook-cert-dir .local/webhook-certs \
 		--register-webhook-url https://127.0.0.1:9443 \
-		--metrics-bind-address 127.0.0.1:8080 --health-probe-bind-address 127.0.0.1:8081
+		--metrics-bind-address 127.0.0.1:8080 --health-probe-bind-address 127.0.0.1:8081 \
+		--prometheus-url "$$(cat .local/prometheus-url)" --leader-elect=false
 
 .PHONY: bench
 bench: ## Go benchmarks (admission handler on one core)

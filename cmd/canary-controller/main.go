@@ -47,6 +47,7 @@ type options struct {
 	queryTimeout       time.Duration
 	workers            int
 	leaderElect        bool
+	enableStepper      bool
 	leaderElectionNS   string
 }
 
@@ -66,6 +67,7 @@ func main() {
 		"how long new endpoints or route weights must have been in place before traffic relies on them (Envoy configuration propagation)")
 	flag.DurationVar(&o.queryTimeout, "query-timeout", 10*time.Second, "timeout of each Prometheus query")
 	flag.IntVar(&o.workers, "workers", 4, "Deployments stepped at once: one Deployment's slow query never delays another's")
+	flag.BoolVar(&o.enableStepper, "enable-stepper", true, "run the stepper (false: serve only the webhook)")
 	flag.BoolVar(&o.leaderElect, "leader-elect", true, "step only while holding the leader lease (every replica serves the webhook)")
 	flag.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "namespace of the leader lease (default: the pod's namespace)")
 	zapOpts := zap.Options{}
@@ -103,7 +105,7 @@ func run(ctx context.Context, o options) error {
 	}
 	mgr, err := ctrl.NewManager(cfg, manager.Options{
 		Scheme:                  scheme,
-		LeaderElection:          o.leaderElect,
+		LeaderElection:          o.leaderElect && o.enableStepper,
 		LeaderElectionID:        "canary-stepper",
 		LeaderElectionNamespace: o.leaderElectionNS,
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
@@ -128,12 +130,14 @@ func run(ctx context.Context, o options) error {
 	srv.Register(webhook.ValidatePath, &crwebhook.Admission{Handler: &webhook.Handler{
 		ControllerUser: o.controllerIdentity, Clock: clock.RealClock{}, Validating: true, Decisions: count,
 	}})
-	stepperReconciler := &stepper.Reconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("canary.io"), Clock: clock.RealClock{},
-		Prometheus: o.prometheusURL, PropagationDelay: o.propagationDelay, QueryTimeout: o.queryTimeout,
-	}
-	if err := stepperReconciler.SetupWithManager(mgr, o.workers); err != nil {
-		return fmt.Errorf("set up the stepper: %w", err)
+	if o.enableStepper {
+		stepperReconciler := &stepper.Reconciler{
+			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("canary.io"), Clock: clock.RealClock{},
+			Prometheus: o.prometheusURL, PropagationDelay: o.propagationDelay, QueryTimeout: o.queryTimeout,
+		}
+		if err := stepperReconciler.SetupWithManager(mgr, o.workers); err != nil {
+			return fmt.Errorf("set up the stepper: %w", err)
+		}
 	}
 	srv.Register(webhook.ServicePath, &crwebhook.Admission{Handler: &webhook.ServiceHandler{ControllerUser: o.controllerIdentity}})
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {

@@ -91,6 +91,7 @@ func (p *controllerProcess) start() error {
 		fmt.Sprintf("--register-webhook-url=https://127.0.0.1:%d", p.port),
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", p.probe),
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", p.metrics),
+		"--enable-stepper=false", // the webhook alone: no canary may appear in these tests
 	)
 	p.cmd.Stdout, p.cmd.Stderr = log, log
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
