@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/api"
@@ -81,36 +82,49 @@ func builtinQuery(q, namespace, workload string, interval time.Duration) string 
 }
 
 // runChecks measures every threshold check for the canary and, beside it,
-// the stable workload. Each query has its own timeout: a slow Prometheus
-// makes a result without data, never a stuck pass.
+// the stable workload. The queries run at once under one timeout: a slow
+// Prometheus makes results without data after at most timeout, never a
+// stuck pass.
 func runChecks(ctx context.Context, q Querier, s contract.Settings, namespace, canary, stable string, now time.Time, timeout time.Duration) []plan.CheckResult {
-	measure := func(canaryQuery, stableQuery string) (c, st float64, ok, stOK bool, detail string) {
-		qctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		c, ok, err := q.Query(qctx, canaryQuery, now)
-		if err != nil {
-			detail = err.Error()
-		}
-		st, stOK, _ = q.Query(qctx, stableQuery, now)
-		return c, st, ok, stOK, detail
-	}
-	var out []plan.CheckResult
-	builtin := func(name string, unit plan.Unit, query string, min, max *float64) {
-		c, st, ok, stOK, detail := measure(
-			builtinQuery(query, namespace, canary, s.Interval),
-			builtinQuery(query, namespace, stable, s.Interval))
-		out = append(out, plan.CheckResult{Name: name, Unit: unit, Canary: c, HasData: ok, Stable: st, StableHasData: stOK, Min: min, Max: max, Detail: detail})
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	type check struct {
+		result           plan.CheckResult
+		canaryQ, stableQ string
 	}
 	minRate := s.MinSuccessRate
-	builtin(plan.CheckSuccessRate, plan.UnitPercent, successRateQuery, &minRate, nil)
 	maxMs := float64(s.MaxLatency) / float64(time.Millisecond)
-	builtin(plan.CheckLatency, plan.UnitMilliseconds, latencyQuery, nil, &maxMs)
+	checks := []*check{
+		{result: plan.CheckResult{Name: plan.CheckSuccessRate, Unit: plan.UnitPercent, Min: &minRate},
+			canaryQ: builtinQuery(successRateQuery, namespace, canary, s.Interval), stableQ: builtinQuery(successRateQuery, namespace, stable, s.Interval)},
+		{result: plan.CheckResult{Name: plan.CheckLatency, Unit: plan.UnitMilliseconds, Max: &maxMs},
+			canaryQ: builtinQuery(latencyQuery, namespace, canary, s.Interval), stableQ: builtinQuery(latencyQuery, namespace, stable, s.Interval)},
+	}
 	for _, m := range s.Metrics {
-		vars := contract.QueryVars{Namespace: namespace, Canary: canary, Stable: stable, Interval: s.Interval}
-		c, st, ok, stOK, detail := measure(contract.RenderQuery(m.Query, vars),
-			// The stable value: the same query with the roles swapped.
-			contract.RenderQuery(m.Query, contract.QueryVars{Namespace: namespace, Canary: stable, Stable: stable, Interval: s.Interval}))
-		out = append(out, plan.CheckResult{Name: m.Name, Unit: plan.UnitNone, Canary: c, HasData: ok, Stable: st, StableHasData: stOK, Min: m.Min, Max: m.Max, Detail: detail})
+		checks = append(checks, &check{
+			result:  plan.CheckResult{Name: m.Name, Unit: plan.UnitNone, Min: m.Min, Max: m.Max},
+			canaryQ: contract.RenderQuery(m.Query, contract.QueryVars{Namespace: namespace, Canary: canary, Stable: stable, Interval: s.Interval}),
+			// The stable value: the same query about the stable workload.
+			stableQ: contract.RenderQuery(m.Query, contract.QueryVars{Namespace: namespace, Canary: stable, Stable: stable, Interval: s.Interval}),
+		})
+	}
+	var wg sync.WaitGroup
+	for _, c := range checks {
+		wg.Go(func() {
+			v, ok, err := q.Query(ctx, c.canaryQ, now)
+			c.result.Canary, c.result.HasData = v, ok
+			if err != nil {
+				c.result.Detail = err.Error()
+			}
+		})
+		wg.Go(func() {
+			c.result.Stable, c.result.StableHasData, _ = q.Query(ctx, c.stableQ, now)
+		})
+	}
+	wg.Wait()
+	out := make([]plan.CheckResult, len(checks))
+	for i, c := range checks {
+		out[i] = c.result
 	}
 	return out
 }

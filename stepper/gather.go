@@ -110,7 +110,7 @@ func (r *Reconciler) resolveService(ctx context.Context, w *world) error {
 			return fmt.Errorf("get service %s/%s: %w", d.Namespace, name, err)
 		}
 		w.service = &svc
-		return nil
+		return r.checkOneDeploymentPerService(ctx, w)
 	}
 	var list corev1.ServiceList
 	if err := r.Client.List(ctx, &list, client.InNamespace(d.Namespace)); err != nil {
@@ -136,11 +136,39 @@ func (r *Reconciler) resolveService(ctx context.Context, w *world) error {
 	switch len(matches) {
 	case 1:
 		w.service = matches[0]
+		return r.checkOneDeploymentPerService(ctx, w)
 	case 0:
 		w.obs.Conflict = "no Service selects the Deployment's pods: create one, or name it in " + contract.KeyService
 	default:
 		w.obs.Conflict = fmt.Sprintf("%d Services select the Deployment's pods (%s, %s, ...): name the one to steer in %s",
 			len(matches), matches[0].Name, matches[1].Name, contract.KeyService)
+	}
+	return nil
+}
+
+// checkOneDeploymentPerService makes a second opted-in Deployment whose
+// pods the same Service selects a conflict: two analyses would steer one
+// VirtualService against each other.
+func (r *Reconciler) checkOneDeploymentPerService(ctx context.Context, w *world) error {
+	d, svc := w.deployment, w.service
+	var list appsv1.DeploymentList
+	if err := r.Client.List(ctx, &list, client.InNamespace(d.Namespace)); err != nil {
+		return fmt.Errorf("list deployments in %s: %w", d.Namespace, err)
+	}
+	sel := map[string]string{}
+	for k, v := range svc.Spec.Selector {
+		if k != podTemplateHash {
+			sel[k] = v
+		}
+	}
+	for i := range list.Items {
+		other := &list.Items[i]
+		if other.UID == d.UID || !webhook.OptedIn(other) || other.Spec.Template.Labels[LabelCanary] == "true" {
+			continue
+		}
+		if len(sel) > 0 && labels.SelectorFromSet(sel).Matches(labels.Set(other.Spec.Template.Labels)) {
+			w.obs.Conflict = fmt.Sprintf("Deployment %s is opted in too and Service %s selects its pods: one opted-in Deployment per Service", other.Name, svc.Name)
+		}
 	}
 	return nil
 }

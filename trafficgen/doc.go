@@ -15,14 +15,16 @@
 //   - [Behaviour] is the pure model of how a destination pod answers,
 //     according to its image: healthy versions fast, a bad version (an
 //     image chosen by configuration) with a share of 5xx and slowly.
-//   - [PodIndex] (Pods watched by an informer) tells which pod an endpoint
-//     address is, and its owning Deployment (Istio's destination_workload).
+//   - [Inventory] (Pods and EndpointSlices watched by informers) tells
+//     which pod an endpoint address is, with its image and owning
+//     Deployment (Istio's destination_workload), and which endpoints of a
+//     Service are ready.
 //   - [Metrics] exports istio_requests_total and
 //     istio_request_duration_milliseconds with Istio's standard labels.
-//   - [BypassSource] picks ready endpoints of a Service from its
-//     EndpointSlices, as kube-proxy or a client outside the mesh would.
 //   - [Generator] drives all of it: N requests per second through the
-//     mesh, M per second around it, with [Stats] for tests.
+//     mesh, and M per second around it to ready endpoints of the Service
+//     from its EndpointSlices, as kube-proxy or a client outside the mesh
+//     would, recording which pods they reached; [Stats] for tests.
 //
 // No packet leaves the process: the pods are simulated (in a local
 // cluster they are kwok's and have no network), so a "request" is a

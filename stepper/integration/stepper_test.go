@@ -56,6 +56,17 @@ func TestMain(m *testing.M) {
 type promStandIn struct {
 	mu     sync.Mutex
 	values map[string]map[string]float64 // namespace -> "canary/success" -> value
+	slow   map[string]time.Duration      // namespace -> how long its queries take
+}
+
+// slowDown makes every query about a namespace take d.
+func (p *promStandIn) slowDown(ns string, d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.slow == nil {
+		p.slow = map[string]time.Duration{}
+	}
+	p.slow[ns] = d
 }
 
 var (
@@ -92,7 +103,13 @@ func (p *promStandIn) start() (string, error) {
 			}
 			p.mu.Lock()
 			v, ok := p.values[ns][role+"/"+metric]
+			delay := p.slow[ns]
 			p.mu.Unlock()
+			select {
+			case <-time.After(delay):
+			case <-r.Context().Done():
+				return
+			}
 			result := []any{}
 			if ok {
 				result = append(result, map[string]any{"metric": map[string]string{}, "value": []any{float64(time.Now().Unix()), fmt.Sprint(v)}})
@@ -770,4 +787,71 @@ func get(t *testing.T, cs kubernetes.Interface, ns string) *appsv1.Deployment {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// TestSlowPrometheusDelaysOnlyItsOwnDeployment: one Deployment's queries
+// hang; another's rollout goes on at its own pace.
+func TestSlowPrometheusDelaysOnlyItsOwnDeployment(t *testing.T) {
+	slowNS, cs, _ := setup(t)
+	fastNS, _, _ := setup(t)
+	prom.slowDown(slowNS, time.Hour)
+	prom.set(fastNS, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	kubectl(t, manifest(slowNS, "v2"), "apply", "-f", "-")
+	waitFor(t, cs, slowNS, 60*time.Second, "slow analysis at its checks", func(d *appsv1.Deployment) bool {
+		return d.Annotations[contract.KeyWeight] == "20"
+	})
+	start := time.Now()
+	kubectl(t, manifest(fastNS, "v2"), "apply", "-f", "-")
+	phaseOf(t, cs, fastNS, contract.PhaseSucceeded, 60*time.Second)
+	fmt.Printf("BENCH isolation: a rollout beside a hanging Prometheus query took %v\n", time.Since(start).Round(100*time.Millisecond))
+	d := waitFor(t, cs, slowNS, 30*time.Second, "the slow Deployment waiting for data", func(d *appsv1.Deployment) bool {
+		return strings.Contains(d.Annotations[contract.KeyMessage], "waiting for data")
+	})
+	if p := d.Annotations[contract.KeyPhase]; p != "Progressing" {
+		t.Errorf("the slow Deployment is %s, want still Progressing", p)
+	}
+}
+
+// TestSecondOptedInDeploymentOnTheServiceIsAConflict: two opted-in
+// Deployments behind one Service would steer it against each other.
+func TestSecondOptedInDeploymentOnTheServiceIsAConflict(t *testing.T) {
+	ns, cs, _ := setup(t)
+	kubectl(t, strings.ReplaceAll(strings.Replace(manifest(ns, "v1"), "name: reviews\n", "name: reviews-two\n", 1), "version: v1", "version: two"), "apply", "-f", "-")
+	kubectl(t, manifest(ns, "v2"), "apply", "-f", "-")
+	d := phaseOf(t, cs, ns, contract.PhaseRolledBack, 30*time.Second)
+	if msg := d.Annotations[contract.KeyMessage]; !strings.Contains(msg, "one opted-in Deployment per Service") {
+		t.Errorf("message %q does not name the second Deployment", msg)
+	}
+}
+
+// TestWeightsChangedBySomeoneElseHold: the stepper does not fight a
+// person who edits the weights; it holds and says so.
+func TestWeightsChangedBySomeoneElseHold(t *testing.T) {
+	settings := []string{`canary.io/interval: "10m"`}
+	ns, cs, ic := setup(t, settings...)
+	prom.set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
+	waitFor(t, cs, ns, 60*time.Second, "v2 at 20%", func(d *appsv1.Deployment) bool { return d.Annotations[contract.KeyWeight] == "20" })
+	vs, err := ic.NetworkingV1().VirtualServices(ns).Get(t.Context(), "reviews", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs.Spec.Http[0].Route[0].Weight, vs.Spec.Http[0].Route[1].Weight = 50, 50
+	if _, err := ic.NetworkingV1().VirtualServices(ns).Update(t.Context(), vs, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	d := waitFor(t, cs, ns, 30*time.Second, "holding", func(d *appsv1.Deployment) bool {
+		return strings.HasPrefix(d.Annotations[contract.KeyMessage], "holding")
+	})
+	if !strings.Contains(d.Annotations[contract.KeyMessage], "50%") {
+		t.Errorf("message %q does not give the weight found", d.Annotations[contract.KeyMessage])
+	}
+	time.Sleep(2 * time.Second)
+	vs, err = ic.NetworkingV1().VirtualServices(ns).Get(t.Context(), "reviews", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vs.Spec.Http[0].Route[1].Weight != 50 {
+		t.Errorf("the stepper fought the change: canary weight %d", vs.Spec.Http[0].Route[1].Weight)
+	}
 }
