@@ -58,7 +58,7 @@ type WeightedCluster struct {
 	// Known reports whether the cluster is among the sidecar's clusters.
 	Known bool
 	// Weight is the route's weight of this cluster (the VirtualService
-	// weight; 1 for a route to a single cluster).
+	// weight; 100 for a route to a single cluster).
 	Weight uint32
 }
 

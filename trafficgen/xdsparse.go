@@ -121,7 +121,8 @@ func parseRoutes(resources []*anypb.Any, name, path string) (map[string]VirtualH
 // routeClusters returns the weighted clusters of the first route that
 // matches a request for path without special headers or query
 // parameters, as Envoy takes the first matching route. A route to a single
-// cluster has that cluster with weight 1. Redirects and direct responses
+// cluster has that cluster with weight 100, as a VirtualService writes a
+// lone destination. Redirects and direct responses
 // send nothing upstream: nil.
 func routeClusters(routes []*routev3.Route, path string) []RouteCluster {
 	for _, r := range routes {
@@ -133,7 +134,7 @@ func routeClusters(routes []*routev3.Route, path string) []RouteCluster {
 			return nil
 		}
 		if c := a.GetCluster(); c != "" {
-			return []RouteCluster{{Name: c, Weight: 1}}
+			return []RouteCluster{{Name: c, Weight: 100}}
 		}
 		var out []RouteCluster
 		for _, wc := range a.GetWeightedClusters().GetClusters() {

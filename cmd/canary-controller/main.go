@@ -108,8 +108,10 @@ func run(ctx context.Context, o options) error {
 		LeaderElection:          o.leaderElect && o.enableStepper,
 		LeaderElectionID:        "canary-stepper",
 		LeaderElectionNamespace: o.leaderElectionNS,
-		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
-		HealthProbeBindAddress:  o.probeAddr,
+		// A replica that stops hands the lease over at once.
+		LeaderElectionReleaseOnCancel: true,
+		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress:        o.probeAddr,
 		WebhookServer: crwebhook.NewServer(crwebhook.Options{
 			Host: o.webhookHost, Port: o.webhookPort, CertDir: o.certDir,
 		}),

@@ -128,6 +128,9 @@ type controller struct {
 	ports             []int
 	cmd               *exec.Cmd
 	exited            chan struct{}
+	// args replace the defaults after the identity flags when set.
+	args    []string
+	logName string
 }
 
 var ctrlProc *controller
@@ -154,21 +157,28 @@ func startController(c *cluster.Cluster, promURL string) error {
 }
 
 func (c *controller) start() error {
-	log, err := os.OpenFile(filepath.Join(env.LogDir(), "canary-controller.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if c.logName == "" {
+		c.logName = "canary-controller.log"
+	}
+	log, err := os.OpenFile(filepath.Join(env.LogDir(), c.logName), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
 	}
 	defer log.Close()
-	c.cmd = exec.Command(c.bin,
-		"--kubeconfig="+env.ControllerKubeconfig, "--controller-identity="+cluster.ControllerUser,
+	args := []string{
+		"--kubeconfig=" + env.ControllerKubeconfig, "--controller-identity=" + cluster.ControllerUser,
 		"--webhook-host=127.0.0.1", fmt.Sprintf("--webhook-port=%d", c.ports[0]),
-		"--webhook-cert-dir="+filepath.Join(c.dir, "certs"),
-		fmt.Sprintf("--register-webhook-url=https://127.0.0.1:%d", c.ports[0]),
+		"--webhook-cert-dir=" + filepath.Join(c.dir, "certs"),
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", c.ports[1]),
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", c.ports[2]),
-		"--prometheus-url="+c.promURL, "--propagation-delay=500ms",
-		"--leader-elect=false", "--zap-log-level=1",
-	)
+		"--prometheus-url=" + c.promURL, "--propagation-delay=500ms", "--zap-log-level=1",
+	}
+	if c.args == nil {
+		args = append(args, fmt.Sprintf("--register-webhook-url=https://127.0.0.1:%d", c.ports[0]), "--leader-elect=false")
+	} else {
+		args = append(args, c.args...)
+	}
+	c.cmd = exec.Command(c.bin, args...)
 	c.cmd.Stdout, c.cmd.Stderr = log, log
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := c.cmd.Start(); err != nil {
@@ -854,4 +864,76 @@ func TestWeightsChangedBySomeoneElseHold(t *testing.T) {
 	if vs.Spec.Http[0].Route[1].Weight != 50 {
 		t.Errorf("the stepper fought the change: canary weight %d", vs.Spec.Http[0].Route[1].Weight)
 	}
+}
+
+// TestTwoReplicasOneSteps runs two replicas with leader election (the
+// webhook served by a third, webhook-only process, as a Service would
+// spread it over the replicas): one steps; killed, the other takes over
+// and finishes the rollout.
+func TestTwoReplicasOneSteps(t *testing.T) {
+	// The suite's controller serves only the webhook during this test.
+	ctrlProc.kill()
+	ctrlProc.args = []string{fmt.Sprintf("--register-webhook-url=https://127.0.0.1:%d", ctrlProc.ports[0]), "--enable-stepper=false"}
+	if err := ctrlProc.start(); err != nil {
+		t.Fatal(err)
+	}
+	var replicas []*controller
+	t.Cleanup(func() {
+		for _, r := range replicas {
+			if r.cmd.ProcessState == nil {
+				r.kill()
+			}
+		}
+		ctrlProc.kill()
+		ctrlProc.args = nil
+		if err := ctrlProc.start(); err != nil {
+			t.Errorf("restore the controller: %v", err)
+		}
+	})
+	for i := range 2 {
+		ports, err := freePorts(3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &controller{bin: ctrlProc.bin, dir: ctrlProc.dir, promURL: ctrlProc.promURL, ports: ports,
+			logName: fmt.Sprintf("replica-%d.log", i),
+			args:    []string{"--leader-elect=true", "--leader-election-namespace=default"}}
+		if err := r.start(); err != nil {
+			t.Fatal(err)
+		}
+		replicas = append(replicas, r)
+	}
+	leader := func() int {
+		for i, r := range replicas {
+			data, _ := os.ReadFile(filepath.Join(env.LogDir(), r.logName))
+			if strings.Contains(string(data), "Successfully acquired lease") && r.cmd.ProcessState == nil {
+				return i
+			}
+		}
+		return -1
+	}
+	settings := []string{`canary.io/interval: "3s"`}
+	ns, cs, _ := setup(t, settings...)
+	prom.set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
+	waitFor(t, cs, ns, 60*time.Second, "v2 at 20%", func(d *appsv1.Deployment) bool { return d.Annotations[contract.KeyWeight] == "20" })
+	first := leader()
+	if first < 0 {
+		t.Fatalf("no replica acquired the lease")
+	}
+	for i, r := range replicas {
+		data, _ := os.ReadFile(filepath.Join(env.LogDir(), r.logName))
+		if i != first && strings.Contains(string(data), `"msg":"stepped"`) {
+			t.Errorf("replica %d stepped without the lease", i)
+		}
+	}
+	start := time.Now()
+	replicas[first].kill()
+	phaseOf(t, cs, ns, contract.PhaseSucceeded, 120*time.Second)
+	other := 1 - first
+	data, _ := os.ReadFile(filepath.Join(env.LogDir(), replicas[other].logName))
+	if !strings.Contains(string(data), "Successfully acquired lease") || !strings.Contains(string(data), `"msg":"stepped"`) {
+		t.Errorf("replica %d did not take over and step", other)
+	}
+	fmt.Printf("BENCH leader failover: the rollout finished %v after the leader was killed\n", time.Since(start).Round(100*time.Millisecond))
 }

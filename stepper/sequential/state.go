@@ -208,10 +208,15 @@ func (s State) Phi() float64 {
 	return max(1, (d.Sum+dispersionPrior)/(float64(d.Pairs)+dispersionPrior))
 }
 
-// clean returns the arm with unusable counts (negative, NaN, infinite)
-// marked missing and Bad clamped to Requests.
+// maxCount is the largest count an interval may carry; larger ones (a
+// garbled counter) are treated as no data, which also keeps every sum
+// finite.
+const maxCount = 1e15
+
+// clean returns the arm with unusable counts (negative, NaN, infinite or
+// above maxCount) marked missing, and Bad clamped to Requests.
 func clean(a Arm) Arm {
-	ok := func(v float64) bool { return v >= 0 && !math.IsInf(v, 1) }
+	ok := func(v float64) bool { return v >= 0 && v <= maxCount }
 	if a.Missing || !ok(a.Requests) || !ok(a.Bad) {
 		return Arm{Missing: true}
 	}
@@ -237,11 +242,12 @@ func clean(a Arm) Arm {
 // dependency failing) cancels. It is divided by [State.Phi] and capped at
 // log(Config.IntervalCap), then added to the running sums.
 //
-// Example (hand-computed; tolerance 20%, so r0 = 1.2): w = 0.2, canary 5 bad
-// of 50, stable 0 bad of 200. For r = 12 (m = 10), theta = 2.4/3.2 = 0.75 and
-// theta0 = 0.24/1.04 = 0.2308, so l = 5·log 10 - 5·log(3.2/1.04)
-// = 5·log(0.75/0.2308) = 5.89: this one interval multiplies that
-// alternative's likelihood ratio by 362.
+// Example (hand-computed; tolerance 20%, so r0 = 1.2): canary 5 bad of 50
+// requests, stable 0 bad of 200, so w = 0.2 and theta0 = 0.24/1.04 = 0.2308.
+// For the largest alternative, r = 1200 (m = 1000), theta = 240/240.8 =
+// 0.9967 and l = 5·log 1000 - 5·log(240.8/1.04) = 5·log(0.9967/0.2308) =
+// 7.32: this one interval would multiply that alternative's likelihood
+// ratio by 1500, and with the default cap 1/alpha = 100 adds log 100 = 4.61.
 func (s State) Update(iv Interval) State {
 	if s.Regression {
 		return s
@@ -282,10 +288,10 @@ func (s State) Update(iv Interval) State {
 // addEvidence adds one compared interval's log likelihood ratios.
 func (s State) addEvidence(c, st Arm) State {
 	x, e := c.Bad, c.Bad+st.Bad
-	if e == 0 {
+	w := c.Requests / (c.Requests + st.Requests)
+	if e == 0 || !(w > 0 && w < 1) {
 		return s // no bad request: every l(r) is 0
 	}
-	w := c.Requests / (c.Requests + st.Requests)
 	r0 := 1 + s.Config.Tolerance
 	phi := s.Phi()
 	var b [GridSize]float64
