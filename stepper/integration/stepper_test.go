@@ -7,13 +7,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +24,7 @@ import (
 
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/e2e/cluster"
+	"github.com/canary-io/canary/e2e/controller"
 	"github.com/canary-io/canary/stepper"
 )
 
@@ -121,105 +119,20 @@ func (p *promStandIn) start() (string, error) {
 	return "http://" + l.Addr().String(), nil
 }
 
-// controller is the canary-controller binary under test; kill and start
-// let a test stop it mid-step and start it again.
-type controller struct {
-	bin, dir, promURL string
-	ports             []int
-	cmd               *exec.Cmd
-	exited            chan struct{}
-	// args replace the defaults after the identity flags when set.
-	args    []string
-	logName string
-}
-
-var ctrlProc *controller
+// ctrlProc is the canary-controller under test; stepperFlags are the
+// flags it always runs with.
+var (
+	ctrlProc     *controller.Process
+	stepperFlags []string
+)
 
 func startController(c *cluster.Cluster, promURL string) error {
-	dir, err := os.MkdirTemp(c.Dir, "controller-")
-	if err != nil {
+	var err error
+	if ctrlProc, err = controller.Build(c); err != nil {
 		return err
 	}
-	root, err := cluster.RepoRoot()
-	if err != nil {
-		return err
-	}
-	ctrlProc = &controller{bin: filepath.Join(dir, "canary-controller"), dir: dir, promURL: promURL}
-	build := exec.Command("go", "build", "-o", ctrlProc.bin, "./cmd/canary-controller")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v\n%s", err, out)
-	}
-	if ctrlProc.ports, err = freePorts(3); err != nil {
-		return err
-	}
-	return ctrlProc.start()
-}
-
-func (c *controller) start() error {
-	if c.logName == "" {
-		c.logName = "canary-controller.log"
-	}
-	log, err := os.OpenFile(filepath.Join(env.LogDir(), c.logName), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	defer log.Close()
-	args := []string{
-		"--kubeconfig=" + env.ControllerKubeconfig, "--controller-identity=" + cluster.ControllerUser,
-		"--webhook-host=127.0.0.1", fmt.Sprintf("--webhook-port=%d", c.ports[0]),
-		"--webhook-cert-dir=" + filepath.Join(c.dir, "certs"),
-		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", c.ports[1]),
-		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", c.ports[2]),
-		"--prometheus-url=" + c.promURL, "--propagation-delay=500ms", "--zap-log-level=1",
-	}
-	if c.args == nil {
-		args = append(args, fmt.Sprintf("--register-webhook-url=https://127.0.0.1:%d", c.ports[0]), "--leader-elect=false")
-	} else {
-		args = append(args, c.args...)
-	}
-	c.cmd = exec.Command(c.bin, args...)
-	c.cmd.Stdout, c.cmd.Stderr = log, log
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := c.cmd.Start(); err != nil {
-		return err
-	}
-	c.exited = make(chan struct{})
-	go func() { _ = c.cmd.Wait(); close(c.exited) }()
-	return wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
-		select {
-		case <-c.exited:
-			return false, fmt.Errorf("canary-controller exited; its log is in %s", env.LogDir())
-		default:
-		}
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", c.ports[1]))
-		if err != nil {
-			return false, nil
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
-	})
-}
-
-// kill ends the controller at once, as a crash or an evicted pod would.
-func (c *controller) kill() {
-	_ = c.cmd.Process.Kill()
-	<-c.exited
-}
-
-// freePorts returns n distinct free loopback ports (each listener is held
-// until all are chosen, then released for the controller to bind).
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
+	stepperFlags = []string{"--prometheus-url=" + promURL, "--propagation-delay=500ms"}
+	return ctrlProc.Start(stepperFlags...)
 }
 
 func clients(t *testing.T) (*kubernetes.Clientset, *istioclient.Clientset) {
@@ -773,9 +686,9 @@ func TestStepperKilledMidStepResumes(t *testing.T) {
 	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
 	waitFor(t, cs, ns, 60*time.Second, "at 40%", func(d *appsv1.Deployment) bool { return d.Annotations[contract.KeyWeight] == "40" })
 	time.Sleep(time.Second)
-	ctrlProc.kill()
+	ctrlProc.Kill()
 	time.Sleep(2 * time.Second)
-	if err := ctrlProc.start(); err != nil {
+	if err := ctrlProc.Start(stepperFlags...); err != nil {
 		t.Fatal(err)
 	}
 	phaseOf(t, cs, ns, contract.PhaseSucceeded, 90*time.Second)
@@ -872,41 +785,35 @@ func TestWeightsChangedBySomeoneElseHold(t *testing.T) {
 // and finishes the rollout.
 func TestTwoReplicasOneSteps(t *testing.T) {
 	// The suite's controller serves only the webhook during this test.
-	ctrlProc.kill()
-	ctrlProc.args = []string{fmt.Sprintf("--register-webhook-url=https://127.0.0.1:%d", ctrlProc.ports[0]), "--enable-stepper=false"}
-	if err := ctrlProc.start(); err != nil {
+	ctrlProc.Kill()
+	ctrlProc.Args = []string{ctrlProc.RegisterFlag(), "--enable-stepper=false"}
+	if err := ctrlProc.Start(stepperFlags...); err != nil {
 		t.Fatal(err)
 	}
-	var replicas []*controller
+	var replicas []*controller.Process
 	t.Cleanup(func() {
 		for _, r := range replicas {
-			if r.cmd.ProcessState == nil {
-				r.kill()
-			}
+			r.Kill()
 		}
-		ctrlProc.kill()
-		ctrlProc.args = nil
-		if err := ctrlProc.start(); err != nil {
+		ctrlProc.Kill()
+		ctrlProc.Args = nil
+		if err := ctrlProc.Start(stepperFlags...); err != nil {
 			t.Errorf("restore the controller: %v", err)
 		}
 	})
 	for i := range 2 {
-		ports, err := freePorts(3)
+		r, err := ctrlProc.Replica(fmt.Sprintf("replica-%d.log", i), "--leader-elect=true", "--leader-election-namespace=default")
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := &controller{bin: ctrlProc.bin, dir: ctrlProc.dir, promURL: ctrlProc.promURL, ports: ports,
-			logName: fmt.Sprintf("replica-%d.log", i),
-			args:    []string{"--leader-elect=true", "--leader-election-namespace=default"}}
-		if err := r.start(); err != nil {
+		if err := r.Start(stepperFlags...); err != nil {
 			t.Fatal(err)
 		}
 		replicas = append(replicas, r)
 	}
 	leader := func() int {
 		for i, r := range replicas {
-			data, _ := os.ReadFile(filepath.Join(env.LogDir(), r.logName))
-			if strings.Contains(string(data), "Successfully acquired lease") && r.cmd.ProcessState == nil {
+			if r.Running() && strings.Contains(r.Log(), "Successfully acquired lease") {
 				return i
 			}
 		}
@@ -922,18 +829,16 @@ func TestTwoReplicasOneSteps(t *testing.T) {
 		t.Fatalf("no replica acquired the lease")
 	}
 	for i, r := range replicas {
-		data, _ := os.ReadFile(filepath.Join(env.LogDir(), r.logName))
-		if i != first && strings.Contains(string(data), `"msg":"stepped"`) {
+		if i != first && strings.Contains(r.Log(), `"msg":"stepped"`) {
 			t.Errorf("replica %d stepped without the lease", i)
 		}
 	}
 	start := time.Now()
-	replicas[first].kill()
+	replicas[first].Kill()
 	phaseOf(t, cs, ns, contract.PhaseSucceeded, 120*time.Second)
-	other := 1 - first
-	data, _ := os.ReadFile(filepath.Join(env.LogDir(), replicas[other].logName))
-	if !strings.Contains(string(data), "Successfully acquired lease") || !strings.Contains(string(data), `"msg":"stepped"`) {
-		t.Errorf("replica %d did not take over and step", other)
+	other := replicas[1-first].Log()
+	if !strings.Contains(other, "Successfully acquired lease") || !strings.Contains(other, `"msg":"stepped"`) {
+		t.Errorf("replica %d did not take over and step", 1-first)
 	}
 	fmt.Printf("BENCH leader failover: the rollout finished %v after the leader was killed\n", time.Since(start).Round(100*time.Millisecond))
 }

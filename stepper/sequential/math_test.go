@@ -168,6 +168,10 @@ func TestHandComputed(t *testing.T) {
 	if s := replay(t, bare(0.2), iv(50, 4, 200, 0)); !s.Regression {
 		t.Errorf("4 errors did not decide: E = %v", s.Decide().EValue)
 	}
+	// At a 5% share, 2 (what DefaultMinBad guards against).
+	if s := replay(t, bare(0.2), iv(10, 2, 190, 0)); !s.Regression {
+		t.Errorf("2 errors at 5%% did not decide: E = %v", s.Decide().EValue)
+	}
 }
 
 func TestPValueIsRunningMinimum(t *testing.T) {

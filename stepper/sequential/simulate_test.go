@@ -48,12 +48,16 @@ func TestSimulatedDetection(t *testing.T) {
 		{"10% vs 0.1% within 3 scrapes", bad10, 15, 0.99},
 		{"2% vs 0.1% within 90 s", bad2, 90, 0.90},
 	} {
-		st := simulate(tc.sc, defaultSim(), simRuns, simSeed, tc.deadline)
-		got := float64(st.within) / float64(st.runs)
-		t.Logf("BENCH %s: %d/%d detected (min %.0f%%), median %.0f s, %.0f canary requests, %.0f canary errors",
-			tc.name, st.within, st.runs, 100*tc.min, st.medianAt, st.medianRequests, st.medianErrors)
-		if got < tc.min {
-			t.Errorf("%s: detected in %.1f%% of runs, want at least %.0f%%", tc.name, 100*got, 100*tc.min)
+		// alpha 0.01: the error test alone; 0.005: its share when the
+		// latency test runs too.
+		for _, cfg := range []Config{defaultSim(), NewConfig(0.005, 99, 0.20, "error rate")} {
+			st := simulate(tc.sc, cfg, simRuns, simSeed, tc.deadline)
+			got := float64(st.within) / float64(st.runs)
+			t.Logf("BENCH %s, alpha %.3f: %d/%d detected (min %.0f%%), median %.0f s, %.0f canary requests, %.0f canary errors",
+				tc.name, cfg.Alpha, st.within, st.runs, 100*tc.min, st.medianAt, st.medianRequests, st.medianErrors)
+			if got < tc.min {
+				t.Errorf("%s, alpha %v: detected in %.1f%% of runs, want at least %.0f%%", tc.name, cfg.Alpha, 100*got, 100*tc.min)
+			}
 		}
 	}
 }

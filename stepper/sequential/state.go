@@ -329,6 +329,10 @@ func (s State) addDispersion(st Arm) State {
 
 // LogE returns log E_t, the log of the current e-value: the log of the
 // mixture (1/24)·sum_k exp(Log[k]), computed without overflow.
+//
+// Example: before any evidence every Log[k] is 0 and log E = 0 (E = 1); if
+// one alternative's sum is log 2400 and the others' are very negative,
+// log E ≈ log(2400/24) = log 100, the threshold at alpha 0.01.
 func (s State) LogE() float64 {
 	return logSumExp(s.Log[:]) - logNumAlternatives
 }

@@ -4,15 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,116 +22,30 @@ import (
 
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/e2e/cluster"
+	"github.com/canary-io/canary/e2e/controller"
 	"github.com/canary-io/canary/webhook"
 )
 
 var (
 	env  *cluster.Cluster
-	ctrl *controllerProcess
+	ctrl *controller.Process
 )
+
+// webhookOnly: no canary may appear in these tests.
+const webhookOnly = "--enable-stepper=false"
 
 func TestMain(m *testing.M) {
 	os.Exit(cluster.RunTests(m, cluster.Options{}, func(c *cluster.Cluster) {
 		env = c
 		var err error
-		if ctrl, err = startController(c); err != nil {
+		if ctrl, err = controller.Build(c); err == nil {
+			err = ctrl.Start(webhookOnly)
+		}
+		if err != nil {
 			fmt.Fprintln(os.Stderr, "start canary-controller:", err)
 			os.Exit(1)
 		}
 	}))
-}
-
-// controllerProcess is the real canary-controller binary, serving the
-// webhook over TLS and registered with the cluster's apiserver.
-type controllerProcess struct {
-	bin, dir             string
-	port, probe, metrics int
-	cmd                  *exec.Cmd
-	exited               chan struct{}
-}
-
-func startController(c *cluster.Cluster) (*controllerProcess, error) {
-	dir, err := os.MkdirTemp(c.Dir, "controller-")
-	if err != nil {
-		return nil, err
-	}
-	p := &controllerProcess{bin: filepath.Join(dir, "canary-controller"), dir: dir}
-	root, err := cluster.RepoRoot()
-	if err != nil {
-		return nil, err
-	}
-	build := exec.Command("go", "build", "-o", p.bin, "./cmd/canary-controller")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build: %v\n%s", err, out)
-	}
-	ports, err := freePorts(3)
-	if err != nil {
-		return nil, err
-	}
-	p.port, p.probe, p.metrics = ports[0], ports[1], ports[2]
-	return p, p.start()
-}
-
-func (p *controllerProcess) start() error {
-	log, err := os.OpenFile(filepath.Join(env.LogDir(), "canary-controller.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	defer log.Close()
-	p.cmd = exec.Command(p.bin,
-		"--kubeconfig="+env.ControllerKubeconfig,
-		"--controller-identity="+cluster.ControllerUser,
-		"--webhook-host=127.0.0.1", fmt.Sprintf("--webhook-port=%d", p.port),
-		"--webhook-cert-dir="+filepath.Join(p.dir, "certs"),
-		fmt.Sprintf("--register-webhook-url=https://127.0.0.1:%d", p.port),
-		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", p.probe),
-		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", p.metrics),
-		"--enable-stepper=false", // the webhook alone: no canary may appear in these tests
-	)
-	p.cmd.Stdout, p.cmd.Stderr = log, log
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		return err
-	}
-	p.exited = make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(p.exited) }()
-	return wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-		select {
-		case <-p.exited:
-			return false, fmt.Errorf("canary-controller exited; log in %s", env.LogDir())
-		default:
-		}
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", p.probe))
-		if err != nil {
-			return false, nil
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
-	})
-}
-
-func (p *controllerProcess) stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
-}
-
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // warnings collects the admission warnings a client receives.
@@ -486,9 +396,9 @@ func TestWebhookOutage(t *testing.T) {
 	plain := strings.Replace(strings.Replace(manifest(ns, "plain:v1"), "name: reviews", "name: plain", 1), `canary.io/enabled: "true"`, `team: books`, 1)
 	mustKubectl(t, plain, "apply", "-f", "-")
 
-	ctrl.stop()
+	ctrl.Stop()
 	t.Cleanup(func() {
-		if err := ctrl.start(); err != nil {
+		if err := ctrl.Start(webhookOnly); err != nil {
 			t.Errorf("restart canary-controller: %v", err)
 		}
 	})
@@ -530,7 +440,7 @@ func TestAdmissionLatency(t *testing.T) {
 	fmt.Printf("BENCH admission latency over %d updates: without webhook median %v p99 %v; with webhook median %v p99 %v; added median %v\n",
 		n, pct(without, 0.5), pct(without, 0.99), pct(with, 0.5), pct(with, 0.99), pct(with, 0.5)-pct(without, 0.5))
 
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", ctrl.metrics))
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", ctrl.Metrics))
 	if err != nil {
 		t.Fatal(err)
 	}
