@@ -1,0 +1,411 @@
+package scenario
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/canary-io/canary/contract"
+	"github.com/canary-io/canary/e2e/bookinfo"
+	"github.com/canary-io/canary/e2e/cluster"
+	"github.com/canary-io/canary/stepper"
+)
+
+// Namespace is where the scenario deploys bookinfo.
+const Namespace = "bookinfo"
+
+// badVersion is the version of reviews that answers 10 % of requests with
+// 5xx, slowly.
+const badVersion = "v4"
+
+// Options configure a run.
+type Options struct {
+	// Interval is each step's length (canary.io/interval).
+	Interval time.Duration
+	// Out receives the live view, one line per sample; nil for none.
+	Out io.Writer
+}
+
+// Result is what a run saw.
+type Result struct {
+	// Rollouts are the timelines of v1→v2, v2→v3 and v3→v4.
+	Rollouts []Rollout
+	// Report is one line per rollout and per check, for people.
+	Report []string
+	// Failures are the broken promises; empty when the scenario passed.
+	Failures []string
+	// BadCanaryFailed is how many failed requests the bad canary served
+	// before the rollback.
+	BadCanaryFailed int64
+	// EmptyDestination counts mesh requests routed to a destination
+	// without a healthy endpoint over the whole run.
+	EmptyDestination int64
+}
+
+func (r *Result) fail(format string, args ...any) {
+	r.Failures = append(r.Failures, fmt.Sprintf(format, args...))
+}
+
+// Run plays the story on a running cluster whose controller is running:
+// bookinfo deployed, traffic from productpage's stand-in sidecar, reviews
+// canaried v1 → v2 → v3 (each promoted), then a bad v4 rolled back, v3
+// applied again (the hold ends, nothing rolls) and v4 applied again (held
+// without a new analysis). An error means the scenario could not run;
+// broken promises are in Result.Failures.
+func Run(ctx context.Context, c *cluster.Cluster, o Options) (*Result, error) {
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	cs, err := kubernetes.NewForConfig(c.Admin)
+	if err != nil {
+		return nil, err
+	}
+	s := &story{c: c, cs: cs, o: o, res: &Result{}}
+	if err := s.deploy(ctx); err != nil {
+		return nil, err
+	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	if s.traffic, err = startTraffic(ctx, c, cs, Namespace, bookinfo.Image(badVersion)); err != nil {
+		return nil, err
+	}
+	if s.prom, err = stepper.NewPrometheus(c.PrometheusURL); err != nil {
+		return nil, err
+	}
+	for _, step := range []struct{ from, to string }{{"v1", "v2"}, {"v2", "v3"}} {
+		if err := s.rollout(ctx, step.from, step.to, contract.PhaseSucceeded); err != nil {
+			return nil, err
+		}
+	}
+	before := s.traffic.failedBy(stepper.CanaryName("reviews"))
+	if err := s.rollout(ctx, "v3", badVersion, contract.PhaseRolledBack); err != nil {
+		return nil, err
+	}
+	s.res.BadCanaryFailed = s.traffic.failedBy(stepper.CanaryName("reviews")) - before
+	s.res.Report = append(s.res.Report, fmt.Sprintf("the bad canary served %d failed requests before the rollback", s.res.BadCanaryFailed))
+	if err := s.afterRollback(ctx); err != nil {
+		return nil, err
+	}
+	stats := s.traffic.gen.Stats()
+	s.res.EmptyDestination = stats.Mesh.EmptyDestination
+	if stats.Mesh.EmptyDestination > 0 {
+		s.res.fail("%d mesh requests met an empty destination", stats.Mesh.EmptyDestination)
+	}
+	s.res.Report = append(s.res.Report, fmt.Sprintf("mesh: %d requests, %d to an empty destination, %d to an unwarmed cluster; bypass: %d requests",
+		stats.Mesh.Requests, stats.Mesh.EmptyDestination, stats.Mesh.NoCluster, stats.Bypass.Requests))
+	return s.res, nil
+}
+
+// story is one run's state.
+type story struct {
+	c       *cluster.Cluster
+	cs      kubernetes.Interface
+	o       Options
+	res     *Result
+	traffic *traffic
+	prom    stepper.Querier
+}
+
+func (s *story) kubectl(ctx context.Context, stdin string, args ...string) error {
+	cmd := s.c.Kubectl(ctx, append([]string{"-n", Namespace}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("kubectl %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// deploy creates the namespace and bookinfo with reviews v1, and waits
+// until reviews is rolled out and Idle and productpage runs.
+func (s *story) deploy(ctx context.Context) error {
+	_, err := s.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name: Namespace, Labels: map[string]string{"istio-injection": "enabled"},
+	}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create namespace %s: %w", Namespace, err)
+	}
+	if err := s.kubectl(ctx, bookinfo.App, "apply", "-f", "-"); err != nil {
+		return err
+	}
+	if err := s.kubectl(ctx, bookinfo.Reviews("v1", s.o.Interval), "apply", "-f", "-"); err != nil {
+		return err
+	}
+	fmt.Fprintln(s.o.Out, "bookinfo deployed; reviews v1 rolling out")
+	_, err = s.waitDeployment(ctx, 2*time.Minute, func(d *appsv1.Deployment) bool {
+		return d.Annotations[contract.KeyPhase] == string(contract.PhaseIdle) && rolledOut(d)
+	})
+	return err
+}
+
+// rollout applies reviews at version to and follows it to want, sampling
+// the timeline and checking the promises on the way.
+func (s *story) rollout(ctx context.Context, from, to string, want contract.Phase) error {
+	title := fmt.Sprintf("%s → %s", from, to)
+	if to == badVersion {
+		title += " (bad)"
+	}
+	fmt.Fprintf(s.o.Out, "\n%s: kubectl apply -f reviews-%s.yaml\n", title, to)
+	start := time.Now()
+	if err := s.kubectl(ctx, bookinfo.Reviews(to, s.o.Interval), "apply", "-f", "-"); err != nil {
+		return err
+	}
+	r := Rollout{Title: title}
+	var weights []string
+	var d *appsv1.Deployment
+	deadline := time.Now().Add(4 * time.Minute)
+	for {
+		var err error
+		if d, err = s.cs.AppsV1().Deployments(Namespace).Get(ctx, "reviews", metav1.GetOptions{}); err != nil {
+			return err
+		}
+		sample := s.sample(ctx, d, time.Since(start))
+		r.Samples = append(r.Samples, sample)
+		if w := d.Annotations[contract.KeyWeight]; w != "0" && w != "" && (len(weights) == 0 || weights[len(weights)-1] != w) {
+			weights = append(weights, w)
+		}
+		fmt.Fprintln(s.o.Out, liveLine(to, d, sample))
+		phase := contract.Phase(d.Annotations[contract.KeyPhase])
+		if phase == want && (want != contract.PhaseSucceeded || rolledOut(d)) {
+			break
+		}
+		if phase == contract.PhaseRolledBack && want != contract.PhaseRolledBack {
+			s.res.fail("%s rolled back: %s", title, d.Annotations[contract.KeyMessage])
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: not %s after 4 minutes (phase %s: %s)", title, want, phase, d.Annotations[contract.KeyMessage])
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	took := time.Since(start)
+	steps := 3 * s.o.Interval
+	r.Outcome = fmt.Sprintf("%s in %s (steps %s)", d.Annotations[contract.KeyPhase], took.Round(time.Second), steps)
+	s.res.Rollouts = append(s.res.Rollouts, r)
+	s.res.Report = append(s.res.Report, fmt.Sprintf("%s: %s after %s (the steps alone: %s); weights %s; %s",
+		title, d.Annotations[contract.KeyPhase], took.Round(100*time.Millisecond), steps, strings.Join(weights, ", "), d.Annotations[contract.KeyMessage]))
+	s.checkBypass(r, start, to)
+	if want == contract.PhaseSucceeded {
+		if strings.Join(weights, ",") != "20,40,60" {
+			s.res.fail("%s: weights %v, want 20, 40, 60 in order", title, weights)
+		}
+		if img := d.Spec.Template.Spec.Containers[0].Image; d.Spec.Paused || img != bookinfo.Image(to) {
+			s.res.fail("%s: after promotion paused %v, image %s", title, d.Spec.Paused, img)
+		}
+		if _, err := s.cs.AppsV1().Deployments(Namespace).Get(ctx, stepper.CanaryName("reviews"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			if err := s.waitGone(ctx); err != nil {
+				s.res.fail("%s: the canary objects remain after promotion", title)
+			}
+		}
+	}
+	return nil
+}
+
+// afterRollback checks the rolled-back state, then applies v3 again (the
+// hold ends, nothing rolls) and v4 again (held without a new analysis).
+func (s *story) afterRollback(ctx context.Context) error {
+	d, err := s.cs.AppsV1().Deployments(Namespace).Get(ctx, "reviews", metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	msg := d.Annotations[contract.KeyMessage]
+	if !strings.Contains(msg, "success rate") {
+		s.res.fail("the rollback's message %q does not name the failing check", msg)
+	}
+	if d.Annotations[contract.KeyRejectedRevision] == "" {
+		s.res.fail("canary.io/rejected-revision is not set after the rollback")
+	}
+	if err := s.allPodsRun(ctx, "v3"); err != nil {
+		s.res.fail("after the rollback: %v", err)
+	}
+	status := s.c.Kubectl(ctx, "-n", Namespace, "rollout", "status", "deployment/reviews", "--timeout=30s")
+	if out, err := status.CombinedOutput(); err == nil {
+		s.res.fail("kubectl rollout status succeeded after the rollback:\n%s", out)
+	}
+
+	fmt.Fprintln(s.o.Out, "\nv3 applied again: the hold ends")
+	if err := s.kubectl(ctx, bookinfo.Reviews("v3", s.o.Interval), "apply", "-f", "-"); err != nil {
+		return err
+	}
+	d, err = s.waitDeployment(ctx, time.Minute, func(d *appsv1.Deployment) bool {
+		return d.Annotations[contract.KeyPhase] == string(contract.PhaseIdle) && !d.Spec.Paused
+	})
+	if err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second)
+	if err := s.allPodsRun(ctx, "v3"); err != nil {
+		s.res.fail("after v3 was applied again: %v", err)
+	}
+	s.res.Report = append(s.res.Report, "v3 applied again: "+d.Annotations[contract.KeyMessage])
+
+	fmt.Fprintln(s.o.Out, "v4 applied again: held without a new analysis")
+	if err := s.kubectl(ctx, bookinfo.Reviews(badVersion, s.o.Interval), "apply", "-f", "-"); err != nil {
+		return err
+	}
+	d, err = s.waitDeployment(ctx, time.Minute, func(d *appsv1.Deployment) bool {
+		return d.Annotations[contract.KeyPhase] == string(contract.PhaseRolledBack) && d.Spec.Paused
+	})
+	if err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second)
+	if _, err := s.cs.AppsV1().Deployments(Namespace).Get(ctx, stepper.CanaryName("reviews"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		s.res.fail("v4 applied again started a canary (err %v)", err)
+	}
+	s.res.Report = append(s.res.Report, "v4 applied again: "+d.Annotations[contract.KeyMessage])
+	return nil
+}
+
+// checkBypass: during an analysis (phase Progressing or Paused before and
+// after the request), traffic that bypasses the mesh reaches only stable
+// pods.
+func (s *story) checkBypass(r Rollout, start time.Time, newVersion string) {
+	inFlight := func(p string) bool { return p == "Progressing" || p == "Paused" }
+	bad := 0
+	for _, req := range s.traffic.bypassSince(start) {
+		at := req.Time.Sub(start)
+		for i := 0; i+1 < len(r.Samples); i++ {
+			a, b := r.Samples[i], r.Samples[i+1]
+			if a.At <= at && at < b.At && inFlight(a.Phase) && inFlight(b.Phase) {
+				if req.Pod.Workload != "reviews" || req.Pod.Image == bookinfo.Image(newVersion) {
+					bad++
+				}
+			}
+		}
+	}
+	if bad > 0 {
+		s.res.fail("%s: %d requests that bypassed the mesh reached a canary pod during the analysis", r.Title, bad)
+	}
+}
+
+// sample reads the Deployment's state and each arm's success rate and p99
+// over the last interval from Prometheus.
+func (s *story) sample(ctx context.Context, d *appsv1.Deployment, at time.Duration) Sample {
+	w := math.NaN()
+	if v, err := parseFloat(d.Annotations[contract.KeyWeight]); err == nil {
+		w = v
+	}
+	out := Sample{At: at, Weight: w, Phase: d.Annotations[contract.KeyPhase]}
+	window := contract.PromDuration(s.o.Interval)
+	query := func(q string) float64 {
+		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		v, ok, err := s.prom.Query(qctx, q, time.Now())
+		if err != nil || !ok {
+			return math.NaN()
+		}
+		return v
+	}
+	success := `sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="bookinfo",destination_workload="%[1]s",response_code!~"5.*"}[%[2]s])) / sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="bookinfo",destination_workload="%[1]s"}[%[2]s])) * 100`
+	p99 := `histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="bookinfo",destination_workload="%[1]s"}[%[2]s])) by (le))`
+	out.CanarySuccess = query(fmt.Sprintf(success, "reviews-canary", window))
+	out.StableSuccess = query(fmt.Sprintf(success, "reviews", window))
+	out.CanaryP99 = query(fmt.Sprintf(p99, "reviews-canary", window))
+	out.StableP99 = query(fmt.Sprintf(p99, "reviews", window))
+	return out
+}
+
+func (s *story) waitDeployment(ctx context.Context, timeout time.Duration, cond func(*appsv1.Deployment) bool) (*appsv1.Deployment, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		d, err := s.cs.AppsV1().Deployments(Namespace).Get(ctx, "reviews", metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		if cond(d) {
+			return d, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("reviews: waited %s; phase %s: %s", timeout, d.Annotations[contract.KeyPhase], d.Annotations[contract.KeyMessage])
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func (s *story) waitGone(ctx context.Context) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := s.cs.AppsV1().Deployments(Namespace).Get(ctx, stepper.CanaryName("reviews"), metav1.GetOptions{}); apierrors.IsNotFound(err) {
+			return nil
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return fmt.Errorf("reviews-canary still exists")
+}
+
+// allPodsRun checks that every live pod of reviews runs a version.
+func (s *story) allPodsRun(ctx context.Context, version string) error {
+	pods, err := s.cs.CoreV1().Pods(Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=reviews,!" + stepper.LabelCanary})
+	if err != nil {
+		return err
+	}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil && p.Spec.Containers[0].Image != bookinfo.Image(version) {
+			return fmt.Errorf("pod %s runs %s, want %s", p.Name, p.Spec.Containers[0].Image, version)
+		}
+	}
+	return nil
+}
+
+// rolledOut: every replica runs the Deployment's template and is
+// available, and no old pod is left.
+func rolledOut(d *appsv1.Deployment) bool {
+	s, want := d.Status, int32(1)
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	return s.ObservedGeneration >= d.Generation && s.UpdatedReplicas == want && s.Replicas == want && s.AvailableReplicas == want
+}
+
+func parseFloat(s string) (float64, error) {
+	var v float64
+	_, err := fmt.Sscanf(s, "%g", &v)
+	return v, err
+}
+
+// liveLine is the live view's line for a sample: phase, step, a weight
+// bar, and both arms' success rate and p99.
+//
+// Example: "[v2] Progressing step 2/3 [########............] 40%  success canary 99.8% stable 99.9%  p99 canary 28ms stable 25ms"
+func liveLine(version string, d *appsv1.Deployment, s Sample) string {
+	bar := ""
+	if !math.IsNaN(s.Weight) {
+		n := int(s.Weight / 5)
+		bar = strings.Repeat("#", n) + strings.Repeat(".", 20-n)
+	} else {
+		bar = strings.Repeat(".", 20)
+	}
+	f := func(v float64, unit string) string {
+		if math.IsNaN(v) {
+			return "  -  "
+		}
+		return fmt.Sprintf("%.1f%s", v, unit)
+	}
+	return fmt.Sprintf("[%s] %-11s step %-4s [%s] %3.0f%%  success canary %s stable %s  p99 canary %s stable %s",
+		version, d.Annotations[contract.KeyPhase], d.Annotations[contract.KeyStep], bar, nanZero(s.Weight),
+		f(s.CanarySuccess, "%"), f(s.StableSuccess, "%"), f(s.CanaryP99, "ms"), f(s.StableP99, "ms"))
+}
+
+func nanZero(v float64) float64 {
+	if math.IsNaN(v) {
+		return 0
+	}
+	return v
+}

@@ -1,0 +1,112 @@
+package scenario
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/canary-io/canary/e2e/cluster"
+	"github.com/canary-io/canary/trafficgen"
+)
+
+// traffic is the generator standing in for productpage's sidecar, fed by
+// the cluster's istiod, with its metrics scraped by the cluster's
+// Prometheus, and the bypassing requests it recorded.
+type traffic struct {
+	gen *trafficgen.Generator
+
+	mu     sync.Mutex
+	bypass []trafficgen.Record // requests that bypassed the mesh
+	failed map[string]int64    // 5xx served, by destination workload
+}
+
+// startTraffic starts the xDS client, the inventory, the metrics endpoint
+// (added to Prometheus' targets) and the generator; they run until ctx
+// ends. badImage answers 10 % of requests with 5xx.
+func startTraffic(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interface, ns, badImage string) (*traffic, error) {
+	source, err := trafficgen.FindSourceProxy(ctx, cs, ns, "productpage")
+	if err != nil {
+		return nil, err
+	}
+	inv, err := trafficgen.NewInventory(cs, ns)
+	if err != nil {
+		return nil, err
+	}
+	if err := inv.Start(ctx); err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	metrics, err := trafficgen.NewMetrics(reg, source)
+	if err != nil {
+		return nil, err
+	}
+	xds := trafficgen.NewXDSClient(trafficgen.XDSConfig{Address: c.IstiodGRPCAddr, Proxy: source, Port: 9080})
+	go func() { _ = xds.Run(ctx) }()
+	addr := make(chan net.Addr, 1)
+	go func() { _ = trafficgen.ServeMetrics(ctx, "127.0.0.1:0", reg, func(a net.Addr) { addr <- a }) }()
+	select {
+	case a := <-addr:
+		if err := c.AddScrapeTarget("bookinfo-sidecars", []string{a.String()}, nil); err != nil {
+			return nil, err
+		}
+	case <-time.After(10 * time.Second):
+		return nil, fmt.Errorf("the traffic generator's metrics endpoint did not start")
+	}
+	host := trafficgen.VirtualHostName("reviews", ns, 9080)
+	ready := func(s *trafficgen.Snapshot) bool {
+		if s == nil {
+			return false
+		}
+		_, ok := s.Destination(host)
+		return ok
+	}
+	if _, err := xds.WaitFor(ctx, ready); err != nil {
+		return nil, fmt.Errorf("istiod's routes for %s: %w", host, err)
+	}
+	behaviour := trafficgen.DefaultBehaviour()
+	behaviour.BadImages = []trafficgen.BadImage{{Image: badImage, ErrorShare: 0.10}}
+	t := &traffic{failed: map[string]int64{}}
+	t.gen = trafficgen.NewGenerator(trafficgen.Config{
+		Host: host, Namespace: ns, BypassService: "reviews",
+		RPS: 50, BypassRPS: 5, Behaviour: behaviour, Seed: 1,
+		OnRequest: t.record,
+	}, xds, inv, metrics)
+	go func() { _ = t.gen.Run(ctx) }()
+	return t, nil
+}
+
+func (t *traffic) record(r trafficgen.Record) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r.Via == trafficgen.ViaBypass {
+		t.bypass = append(t.bypass, r)
+	}
+	if r.Code >= 500 && r.Pod.Workload != "" {
+		t.failed[r.Pod.Workload]++
+	}
+}
+
+// bypassSince returns the bypassing requests recorded since a time.
+func (t *traffic) bypassSince(since time.Time) []trafficgen.Record {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []trafficgen.Record
+	for _, r := range t.bypass {
+		if !r.Time.Before(since) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// failedBy is how many 5xx a workload has served so far.
+func (t *traffic) failedBy(workload string) int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.failed[workload]
+}
