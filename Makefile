@@ -18,11 +18,8 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 .PHONY: demo
-demo: tools ## the main job: bring up the local cluster and show how to use it
-	@go run ./hack/localcluster up
-	@echo
-	@echo "The canary demo arrives with the end-to-end scenario; for now the cluster is yours:"
-	@echo "  kubectl --kubeconfig .local/kubeconfig get nodes"
+demo: tools ## the main job: the bookinfo canary scenario on the local cluster, live (about 3 minutes)
+	@go run ./hack/demo
 
 .PHONY: test
 test: tools lint ## everything: lint, unit, integration and end-to-end tests

@@ -39,7 +39,7 @@ const (
 	panelWidth  = 360.0
 	panelHeight = 110.0
 	marginLeft  = 48.0
-	marginTop   = 40.0
+	marginTop   = 58.0
 	gapX        = 36.0
 	gapY        = 28.0
 )

@@ -1,0 +1,105 @@
+// Command demo is `make demo`: it starts the local cluster (with istiod
+// and Prometheus), the controller and a traffic generator posing as
+// bookinfo's productpage sidecar, and runs the bookinfo scenario with a
+// live view: reviews canaried v1 → v2 → v3, then a bad v4 rolled back. It
+// leaves the cluster running and a picture of the rollouts behind.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/canary-io/canary/e2e/cluster"
+	"github.com/canary-io/canary/e2e/controller"
+	"github.com/canary-io/canary/e2e/scenario"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root, err := cluster.RepoRoot()
+	if err != nil {
+		return err
+	}
+	local := filepath.Join(root, ".local")
+	dir := filepath.Join(local, "cluster")
+	if s, err := cluster.ReadState(dir); err == nil && len(s.PIDs) > 0 {
+		fmt.Println("stopping the local cluster left running by an earlier demo or make cluster-up")
+		if err := cluster.StopDir(dir); err != nil {
+			return err
+		}
+	}
+	begin := time.Now()
+	c, err := cluster.Start(ctx, cluster.Options{
+		Dir: dir, Istiod: true, Detached: true,
+		Progress: func(msg string) { fmt.Printf("  %5.1fs  %s\n", time.Since(begin).Seconds(), msg) },
+	})
+	if err != nil {
+		return err
+	}
+	kubeconfig, err := os.ReadFile(c.AdminKubeconfig)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(local, "kubeconfig"), kubeconfig, 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(local, "prometheus-url"), []byte(c.PrometheusURL+"\n"), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("  %5.1fs  building and starting the controller\n", time.Since(begin).Seconds())
+	ctrl, err := controller.Build(c)
+	if err != nil {
+		return err
+	}
+	if err := ctrl.Start("--prometheus-url="+c.PrometheusURL, "--propagation-delay=1s"); err != nil {
+		return err
+	}
+	defer ctrl.Stop()
+
+	res, err := scenario.Run(ctx, c, scenario.Options{Interval: 10 * time.Second, Out: os.Stdout})
+	if err != nil {
+		return err
+	}
+	fmt.Println("\nWhat happened:")
+	for _, line := range res.Report {
+		fmt.Println("  " + line)
+	}
+	for _, f := range res.Failures {
+		fmt.Println("  BROKEN PROMISE: " + f)
+	}
+	picture := filepath.Join(local, "rollouts.svg")
+	if err := os.WriteFile(picture, scenario.RenderSVG(res.Rollouts), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf(`
+The demo took %s. A picture of the three rollouts (weight, success rate and
+p99 of canary and stable over time): %s
+
+The cluster keeps running (the controller and the traffic stopped with the
+demo; make run starts the controller again). Look around:
+
+  export KUBECONFIG=$PWD/.local/kubeconfig
+  kubectl -n bookinfo get deploy reviews -o yaml      # the canary.io annotations
+  kubectl -n bookinfo get events --sort-by=.lastTimestamp
+  Prometheus: %s
+
+Stop it with: make cluster-down
+`, time.Since(begin).Round(time.Second), picture, c.PrometheusURL)
+	if len(res.Failures) > 0 {
+		return fmt.Errorf("%d promises broken", len(res.Failures))
+	}
+	return nil
+}
