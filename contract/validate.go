@@ -68,6 +68,9 @@ func validateKnownKeys(annotations map[string]string) field.ErrorList {
 			unknown = append(unknown, key)
 		}
 	}
+	if len(unknown) == 0 {
+		return nil // the common case, on every admission review: no list to build
+	}
 	sort.Strings(unknown)
 	var errs field.ErrorList
 	writable := userWritableKeys()
