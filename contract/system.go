@@ -18,13 +18,17 @@ const (
 	// KeyWaitingSince is when the current wait began (canary pods, data, a
 	// gate), for the progress deadline (RFC 3339).
 	KeyWaitingSince = Prefix + "waiting-since"
+	// KeyAnalysisStarted is when the stepper first saw the analysis in
+	// flight (RFC 3339): the continuous comparison replays the counters
+	// from then on every pass, so that a restart never starts a new test.
+	KeyAnalysisStarted = Prefix + "analysis-started"
 	// KeyRejection says when and why [KeyRejectedRevision] was rolled back,
 	// for the warning given when that template is applied again.
 	KeyRejection = Prefix + "rejection"
 )
 
 // BookkeepingKeys are the bookkeeping annotations above.
-var BookkeepingKeys = []string{KeyAnalysisSettings, KeyActed, KeyStepStarted, KeyWaitingSince, KeyRejection}
+var BookkeepingKeys = []string{KeyAnalysisSettings, KeyActed, KeyStepStarted, KeyWaitingSince, KeyAnalysisStarted, KeyRejection}
 
 // SystemKeys are every annotation only the system writes: the status
 // annotations and the bookkeeping ones.

@@ -71,6 +71,9 @@ func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error
 	if dec.Next.Phase != w.state.Phase {
 		d.Annotations[contract.KeyLastTransition] = r.Clock.Now().UTC().Format(time.RFC3339)
 	}
+	if w.recordStart {
+		d.Annotations[contract.KeyAnalysisStarted] = w.analysisStarted.UTC().Format(time.RFC3339)
+	}
 	if rejected.Kind != "" {
 		d.Annotations[contract.KeyRejectedRevision] = rejected.Revision
 		d.Annotations[contract.KeyRejection] = fmt.Sprintf("at %s: %s", r.Clock.Now().UTC().Format(time.RFC3339), rejected.Reason)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 
 	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -13,9 +14,11 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/stepper/plan"
+	"github.com/canary-io/canary/stepper/sequential"
 	"github.com/canary-io/canary/webhook"
 )
 
@@ -34,6 +37,12 @@ type world struct {
 	canaryRule     *istionetv1.DestinationRule
 	userRule       *istionetv1.DestinationRule
 	virtualService *istionetv1.VirtualService // the generated one, if it exists
+	// analysisStarted is the analysis' start for the continuous
+	// comparison; recordStart says this pass must record it.
+	analysisStarted time.Time
+	recordStart     bool
+	// comparison is the continuous comparison's verdict, if it ran.
+	comparison *sequential.Verdict
 	// userVirtualServices are the user's own, named in
 	// canary.io/virtualservice; when set, no VirtualService is generated.
 	userVirtualServices []*istionetv1.VirtualService
@@ -72,6 +81,9 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 		}
 	}
 	w.obs.RolloutComplete = rolloutComplete(d)
+	if err := r.runComparison(ctx, w, now); err != nil {
+		log.FromContext(ctx).V(1).Info("continuous comparison unavailable", "err", err.Error())
+	}
 	if plan.ChecksDue(w.spec, w.state, now) {
 		q, err := r.querier(w.settings.Prometheus)
 		if err != nil {
@@ -80,6 +92,45 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 		w.obs.Checks = runChecks(ctx, q, w.settings, d.Namespace, CanaryName(d.Name), d.Name, now, r.QueryTimeout)
 	}
 	return w, nil
+}
+
+// runComparison runs the continuous canary-vs-stable comparison while an
+// analysis is in flight and the canary takes traffic, unless
+// canary.io/confidence is off. A regression reaches Next as
+// ComparisonFailed; an unavailable comparison leaves the threshold checks
+// alone in charge.
+func (r *Reconciler) runComparison(ctx context.Context, w *world, now time.Time) error {
+	phase := w.state.Phase
+	if phase != contract.PhaseProgressing && phase != contract.PhasePaused {
+		return nil
+	}
+	if t, err := time.Parse(time.RFC3339, w.deployment.Annotations[contract.KeyAnalysisStarted]); err == nil {
+		w.analysisStarted = t
+	} else {
+		w.analysisStarted, w.recordStart = now.Truncate(time.Second), true
+	}
+	if w.settings.ConfidenceOff || w.state.Weight == 0 || r.ComparisonPeriod <= 0 {
+		return nil
+	}
+	q, err := r.querier(w.settings.Prometheus)
+	if err != nil {
+		return err
+	}
+	sq, ok := q.(SampleQuerier)
+	if !ok {
+		return fmt.Errorf("the Prometheus client cannot read raw samples")
+	}
+	qctx, cancel := context.WithTimeout(ctx, r.QueryTimeout)
+	defer cancel()
+	v, err := compare(qctx, sq, w.settings, w.deployment.Namespace, CanaryName(w.deployment.Name), w.deployment.Name, w.analysisStarted, now, r.ComparisonPeriod)
+	if err != nil {
+		return err
+	}
+	w.comparison = &v
+	if v.Regression {
+		w.obs.ComparisonFailed = v.Summary
+	}
+	return nil
 }
 
 // frozenSettings are the settings frozen when the template was held, or,

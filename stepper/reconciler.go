@@ -44,6 +44,10 @@ type Reconciler struct {
 	PropagationDelay time.Duration
 	// QueryTimeout bounds each Prometheus query.
 	QueryTimeout time.Duration
+	// ComparisonPeriod is how often the continuous canary-vs-stable
+	// comparison reads the counters during a step (0 turns it off for
+	// every Deployment); a few scrape intervals.
+	ComparisonPeriod time.Duration
 	// NewQuerier makes a Querier for a Prometheus URL (default
 	// NewPrometheus); queriers are kept per URL.
 	NewQuerier func(url string) (Querier, error)
@@ -92,7 +96,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if len(dec.Actions) > 0 || dec.Event != nil {
 		log.FromContext(ctx).V(1).Info("stepped", "phase", dec.Next.Phase, "weight", dec.Next.Weight, "actions", fmt.Sprint(dec.Actions))
 	}
-	return ctrl.Result{RequeueAfter: dec.Requeue}, nil
+	requeue := dec.Requeue
+	if w.comparison != nil && requeue > r.ComparisonPeriod {
+		requeue = r.ComparisonPeriod // the comparison looks again every period
+	}
+	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
 // querier is the Querier for a Deployment's Prometheus URL.

@@ -20,7 +20,8 @@ func (l Latency) draw(rnd *rand.Rand) time.Duration {
 	if l.Max <= l.Min {
 		return l.Min
 	}
-	return l.Min + time.Duration(rnd.Int64N(int64(l.Max-l.Min)+1))
+	// As uint64, the span plus one cannot overflow: both ends are >= 0.
+	return l.Min + time.Duration(rnd.Uint64N(uint64(l.Max-l.Min)+1))
 }
 
 // String formats the range as ParseLatency reads it: "5ms-30ms".

@@ -26,6 +26,16 @@
 //     from its EndpointSlices, as kube-proxy or a client outside the mesh
 //     would, recording which pods they reached; [Stats] for tests.
 //
+// # Failures the sidecar answers itself
+//
+// A request can fail before any pod sees it, each counted apart in
+// [MeshStats] and exported by the source reporter with Envoy's response
+// flag: no route (404, NR), a cluster the sidecar lacks or whose endpoints
+// have not arrived (503, NC), a cluster without a healthy endpoint (503,
+// UH: an empty destination), an endpoint that is no pod (503, UF). A
+// deleted pod answers for its termination grace period, as a real pod's
+// process does while the control plane drops its endpoint.
+//
 // No packet leaves the process: the pods are simulated (in a local
 // cluster they are kwok's and have no network), so a "request" is a
 // routing decision plus the simulated pod's answer. Only the xDS stream

@@ -166,24 +166,33 @@ func (g *Generator) meshRequest(now time.Time) Record {
 		r.Code = pick.Failure.Code()
 		return r
 	}
-	r.Pod, _ = g.pods.PodByIP(pick.Endpoint.Address)
-	a := g.cfg.Behaviour.Answer(r.Pod.Image, g.rnd)
+	pod, ok := g.pods.PodByIP(pick.Endpoint.Address)
+	if !ok {
+		r.Failure, r.Code = FailUpstreamConnect, FailUpstreamConnect.Code()
+		return r
+	}
+	r.Pod = pod
+	a := g.cfg.Behaviour.Answer(pod.Image, g.rnd)
 	r.Code, r.Latency = a.Code, a.Latency
 	return r
 }
 
 // bypassRequest sends one request to a ready endpoint of the Service,
-// drawn uniformly as kube-proxy does; with none ready, nothing answers.
+// drawn uniformly as kube-proxy does. With none ready, or with an address
+// that is no pod, the connection fails: no response (Code 0), with
+// Failure FailNoHealthyUpstream or FailUpstreamConnect.
 func (g *Generator) bypassRequest(now time.Time) Record {
 	r := Record{Time: now, Via: ViaBypass, Service: g.cfg.BypassService + "." + g.cfg.Namespace + ".svc.cluster.local"}
 	eps := g.pods.ReadyEndpoints(g.cfg.BypassService)
 	if len(eps) == 0 {
+		r.Failure = FailNoHealthyUpstream
 		return r
 	}
 	ep := eps[g.rnd.IntN(len(eps))]
 	pod, ok := g.pods.PodByIP(ep.Address)
 	if !ok {
-		pod = PodInfo{Name: ep.Pod, Namespace: g.cfg.Namespace, IP: ep.Address}
+		r.Failure = FailUpstreamConnect
+		return r
 	}
 	r.Pod = pod
 	a := g.cfg.Behaviour.Answer(pod.Image, g.rnd)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -13,6 +15,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
 )
 
 // unknown is Istio's value of a label it cannot fill.
@@ -112,10 +115,26 @@ const ipIndex = "ip"
 // Inventory watches the Pods and EndpointSlices of one namespace with
 // informers: which pod an endpoint address is, and which endpoints of a
 // Service are ready.
+//
+// A deleted pod is remembered for its termination grace period: a real
+// pod's process keeps serving while it terminates, which covers the time
+// the control plane takes to drop its endpoint, whereas a simulated
+// cluster (kwok) removes the pod at once.
 type Inventory struct {
 	factory informers.SharedInformerFactory
 	pods    cache.SharedIndexInformer
 	slices  cache.SharedIndexInformer
+	clock   clock.PassiveClock
+
+	mu sync.Mutex
+	// gone are the deleted pods by IP, until their grace period ends.
+	gone map[string]tombstone
+}
+
+// tombstone is a deleted pod still answering until its grace period ends.
+type tombstone struct {
+	pod   PodInfo
+	until time.Time
 }
 
 // NewInventory returns an inventory of a namespace; call Start.
@@ -125,6 +144,11 @@ func NewInventory(cs kubernetes.Interface, namespace string) (*Inventory, error)
 		factory: f,
 		pods:    f.Core().V1().Pods().Informer(),
 		slices:  f.Discovery().V1().EndpointSlices().Informer(),
+		clock:   clock.RealClock{},
+		gone:    map[string]tombstone{},
+	}
+	if _, err := inv.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: inv.onDelete}); err != nil {
+		return nil, fmt.Errorf("watch pod deletions: %w", err)
 	}
 	err := inv.pods.AddIndexers(cache.Indexers{ipIndex: func(obj any) ([]string, error) {
 		p, ok := obj.(*corev1.Pod)
@@ -161,12 +185,43 @@ func (i *Inventory) Start(ctx context.Context) error {
 	return nil
 }
 
-// PodByIP returns the pod that has an IP; a pod being deleted counts only
-// when no other pod has the address.
+// onDelete remembers a deleted pod for its grace period.
+func (i *Inventory) onDelete(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	p, ok := obj.(*corev1.Pod)
+	if !ok || p.Status.PodIP == "" {
+		return
+	}
+	grace := 30 * time.Second
+	if s := p.Spec.TerminationGracePeriodSeconds; s != nil {
+		grace = time.Duration(*s) * time.Second
+	}
+	now := i.clock.Now()
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	for ip, t := range i.gone {
+		if now.After(t.until) {
+			delete(i.gone, ip)
+		}
+	}
+	i.gone[p.Status.PodIP] = tombstone{pod: podInfo(p), until: now.Add(grace)}
+}
+
+// PodByIP returns the pod that has an IP: a pod being deleted counts only
+// when no other pod has the address, and a deleted one only when no pod
+// has it, until its grace period ends.
 func (i *Inventory) PodByIP(ip string) (PodInfo, bool) {
 	objs, err := i.pods.GetIndexer().ByIndex(ipIndex, ip)
 	if err != nil || len(objs) == 0 {
-		return PodInfo{}, false
+		i.mu.Lock()
+		defer i.mu.Unlock()
+		t, ok := i.gone[ip]
+		if !ok || i.clock.Now().After(t.until) {
+			return PodInfo{}, false
+		}
+		return t.pod, true
 	}
 	best := objs[0].(*corev1.Pod)
 	for _, o := range objs[1:] {

@@ -20,6 +20,11 @@ const (
 	// FailNoHealthyUpstream (503, flag UH): the cluster is there but has
 	// no healthy endpoint: an empty destination.
 	FailNoHealthyUpstream Failure = "UH"
+	// FailUpstreamConnect (503, flag UF): the chosen endpoint is no pod
+	// (any more): the connection fails. Deleted pods keep answering for
+	// their grace period (see Inventory), so this is an endpoint the
+	// control plane kept long after its pod was gone.
+	FailUpstreamConnect Failure = "UF"
 )
 
 // Code is the HTTP status the sidecar answers a failed request with.

@@ -22,6 +22,8 @@ type MeshStats struct {
 	// EmptyDestination counts 503s for a cluster without a healthy
 	// endpoint (UH).
 	EmptyDestination int64
+	// ConnectFailure counts 503s for an endpoint that is no pod (UF).
+	ConnectFailure int64
 	// Errors5xx counts every 5xx: the pods' and the sidecar's.
 	Errors5xx int64
 	// ByCluster counts by the cluster the route chose.
@@ -40,6 +42,8 @@ type ClusterStats struct {
 	EmptyDestination int64
 	// NoCluster counts the 503s for a missing or unwarmed cluster.
 	NoCluster int64
+	// ConnectFailure counts the 503s for an endpoint that is no pod.
+	ConnectFailure int64
 }
 
 // BypassStats counts the requests that bypassed the mesh.
@@ -49,6 +53,8 @@ type BypassStats struct {
 	// NoEndpoint counts the attempts when the Service had no ready
 	// endpoint (the connection is refused: nothing reached a pod).
 	NoEndpoint int64
+	// ConnectFailure counts the attempts to an endpoint that is no pod.
+	ConnectFailure int64
 	// Errors5xx counts the pods' 5xx.
 	Errors5xx int64
 	// ByPod counts the requests each pod answered.
@@ -63,8 +69,12 @@ func (s *Stats) add(r Record) {
 	if r.Via == ViaBypass {
 		b := &s.Bypass
 		b.Requests++
-		if r.Pod.Name == "" && r.Code == 0 {
+		switch r.Failure {
+		case FailNoHealthyUpstream:
 			b.NoEndpoint++
+			return
+		case FailUpstreamConnect:
+			b.ConnectFailure++
 			return
 		}
 		if is5xx {
@@ -87,6 +97,8 @@ func (s *Stats) add(r Record) {
 		m.NoCluster++
 	case FailNoHealthyUpstream:
 		m.EmptyDestination++
+	case FailUpstreamConnect:
+		m.ConnectFailure++
 	default:
 		m.ByWorkload = inc(m.ByWorkload, orUnknown(r.Pod.Workload))
 	}
@@ -103,6 +115,8 @@ func (s *Stats) add(r Record) {
 		c.NoCluster++
 	case FailNoHealthyUpstream:
 		c.EmptyDestination++
+	case FailUpstreamConnect:
+		c.ConnectFailure++
 	}
 	m.ByCluster[r.Cluster] = c
 }

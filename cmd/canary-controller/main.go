@@ -45,6 +45,7 @@ type options struct {
 	prometheusURL      string
 	propagationDelay   time.Duration
 	queryTimeout       time.Duration
+	comparisonPeriod   time.Duration
 	workers            int
 	leaderElect        bool
 	enableStepper      bool
@@ -66,6 +67,8 @@ func main() {
 	flag.DurationVar(&o.propagationDelay, "propagation-delay", 2*time.Second,
 		"how long new endpoints or route weights must have been in place before traffic relies on them (Envoy configuration propagation)")
 	flag.DurationVar(&o.queryTimeout, "query-timeout", 10*time.Second, "timeout of each Prometheus query")
+	flag.DurationVar(&o.comparisonPeriod, "comparison-period", 5*time.Second,
+		"how often the continuous canary-vs-stable comparison reads the counters (a few Prometheus scrape intervals; 0 turns it off)")
 	flag.IntVar(&o.workers, "workers", 4, "Deployments stepped at once: one Deployment's slow query never delays another's")
 	flag.BoolVar(&o.enableStepper, "enable-stepper", true, "run the stepper (false: serve only the webhook)")
 	flag.BoolVar(&o.leaderElect, "leader-elect", true, "step only while holding the leader lease (every replica serves the webhook)")
@@ -136,6 +139,7 @@ func run(ctx context.Context, o options) error {
 		stepperReconciler := &stepper.Reconciler{
 			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("canary.io"), Clock: clock.RealClock{},
 			Prometheus: o.prometheusURL, PropagationDelay: o.propagationDelay, QueryTimeout: o.queryTimeout,
+			ComparisonPeriod: o.comparisonPeriod,
 		}
 		if err := stepperReconciler.SetupWithManager(mgr, o.workers); err != nil {
 			return fmt.Errorf("set up the stepper: %w", err)

@@ -221,7 +221,7 @@ func (s *story) afterRollback(ctx context.Context) error {
 		return err
 	}
 	msg := d.Annotations[contract.KeyMessage]
-	if !strings.Contains(msg, "success rate") {
+	if !strings.Contains(msg, "success rate") && !strings.Contains(msg, "error rate") {
 		s.res.fail("the rollback's message %q does not name the failing check", msg)
 	}
 	if d.Annotations[contract.KeyRejectedRevision] == "" {

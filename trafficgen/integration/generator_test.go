@@ -66,7 +66,7 @@ func TestGeneratorFollowsIstiod(t *testing.T) {
 	if math.Abs(canaryShare-0.20) > 0.05 {
 		t.Errorf("canary share %.3f, want 0.20 ± 0.05", canaryShare)
 	}
-	if n := after.Mesh.EmptyDestination + after.Mesh.NoCluster + after.Mesh.NoRoute; n != 0 {
+	if n := after.Mesh.EmptyDestination + after.Mesh.NoCluster + after.Mesh.NoRoute + after.Mesh.ConnectFailure; n != 0 {
 		t.Errorf("%d requests failed in the sidecar with every destination ready, want none: %+v", n, after.Mesh)
 	}
 
@@ -107,6 +107,12 @@ func TestGeneratorFollowsIstiod(t *testing.T) {
 		t.Errorf("want 503s counted as requests to the empty canary destination, have %d (canary %+v)", empty, canary)
 	}
 
+	// The canary's pods, deleted, answered during their grace period:
+	// no request met a pod that was gone.
+	if m := after.Mesh; m.ConnectFailure != 0 || m.ByWorkload["unknown"] != 0 {
+		t.Errorf("requests to pods that were gone: %+v", m)
+	}
+
 	// The traffic that bypasses the mesh reached only the pods the
 	// reviews Service selects.
 	if b := r.gen.Stats().Bypass; b.Requests == 0 || len(b.ByWorkload) != 1 || b.ByWorkload["reviews"] == 0 || len(b.ByPod) != 3 {
@@ -116,7 +122,7 @@ func TestGeneratorFollowsIstiod(t *testing.T) {
 	// Prometheus scrapes Istio's metrics, canary series included.
 	for _, q := range []string{
 		fmt.Sprintf(`istio_requests_total{reporter="destination",destination_workload="reviews-canary",destination_workload_namespace=%q,destination_version="v2",response_code="200"}`, r.ns),
-		fmt.Sprintf(`istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload="reviews",destination_workload_namespace=%q,le="25"}`, r.ns),
+		fmt.Sprintf(`istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload="reviews",destination_workload_namespace=%q,le=~"25(\\.0)?"}`, r.ns),
 		fmt.Sprintf(`istio_requests_total{reporter="source",response_flags="UH",response_code="503",destination_service_name="reviews-canary",source_workload="productpage-v1",source_workload_namespace=%q}`, r.ns),
 		fmt.Sprintf(`istio_requests_total{reporter="destination",connection_security_policy="none",destination_workload="reviews",destination_workload_namespace=%q}`, r.ns),
 	} {
