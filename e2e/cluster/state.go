@@ -176,6 +176,24 @@ func StopDir(dir string) error {
 	return os.RemoveAll(dir)
 }
 
+// WriteAccess writes what a person needs to reach the cluster into dir
+// (the checkout's .local): kubeconfig, the admin's, and prometheus-url.
+func (c *Cluster) WriteAccess(dir string) error {
+	kubeconfig, err := os.ReadFile(c.AdminKubeconfig)
+	if err != nil {
+		return fmt.Errorf("read kubeconfig: %w", err)
+	}
+	for path, data := range map[string][]byte{
+		filepath.Join(dir, "kubeconfig"):     kubeconfig,
+		filepath.Join(dir, "prometheus-url"): []byte(c.PrometheusURL + "\n"),
+	} {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
 // tools locates the binaries and data files hack/tools.sh provides.
 type tools struct{ dir string }
 

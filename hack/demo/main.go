@@ -49,14 +49,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	kubeconfig, err := os.ReadFile(c.AdminKubeconfig)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(local, "kubeconfig"), kubeconfig, 0o600); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(local, "prometheus-url"), []byte(c.PrometheusURL+"\n"), 0o644); err != nil {
+	if err := c.WriteAccess(local); err != nil {
 		return err
 	}
 	fmt.Printf("  %5.1fs  building and starting the controller\n", time.Since(begin).Seconds())

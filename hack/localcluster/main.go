@@ -69,20 +69,9 @@ func up(local string, opts cluster.Options) error {
 	if err != nil {
 		return err
 	}
-	kubeconfig, err := os.ReadFile(c.AdminKubeconfig)
-	if err != nil {
+	if err := c.WriteAccess(local); err != nil {
 		c.Stop()
-		return fmt.Errorf("read kubeconfig: %w", err)
-	}
-	files := map[string][]byte{
-		filepath.Join(local, "kubeconfig"):     kubeconfig,
-		filepath.Join(local, "prometheus-url"): []byte(c.PrometheusURL + "\n"),
-	}
-	for path, data := range files {
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			c.Stop()
-			return fmt.Errorf("write %s: %w", path, err)
-		}
+		return err
 	}
 	fmt.Printf(`local cluster up in %.1fs (logs in %s)
 
