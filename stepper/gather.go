@@ -100,13 +100,14 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 // ComparisonFailed; an unavailable comparison leaves the threshold checks
 // alone in charge.
 func (r *Reconciler) runComparison(ctx context.Context, w *world, now time.Time) error {
+	if t, err := time.Parse(time.RFC3339, w.deployment.Annotations[contract.KeyAnalysisStarted]); err == nil {
+		w.analysisStarted = t
+	}
 	phase := w.state.Phase
 	if phase != contract.PhaseProgressing && phase != contract.PhasePaused {
 		return nil
 	}
-	if t, err := time.Parse(time.RFC3339, w.deployment.Annotations[contract.KeyAnalysisStarted]); err == nil {
-		w.analysisStarted = t
-	} else {
+	if w.analysisStarted.IsZero() {
 		w.analysisStarted, w.recordStart = now.Truncate(time.Second), true
 	}
 	if w.settings.ConfidenceOff || w.state.Weight == 0 || r.ComparisonPeriod <= 0 {

@@ -48,6 +48,8 @@ type Reconciler struct {
 	// comparison reads the counters during a step (0 turns it off for
 	// every Deployment); a few scrape intervals.
 	ComparisonPeriod time.Duration
+	// Metrics, if set, records each pass's outcome.
+	Metrics *Metrics
 	// NewQuerier makes a Querier for a Prometheus URL (default
 	// NewPrometheus); queriers are kept per URL.
 	NewQuerier func(url string) (Querier, error)
@@ -93,6 +95,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.act(ctx, w, dec); err != nil {
 		return ctrl.Result{}, err
 	}
+	r.Metrics.observe(w, dec, w.obs.Now)
 	if len(dec.Actions) > 0 || dec.Event != nil {
 		log.FromContext(ctx).V(1).Info("stepped", "phase", dec.Next.Phase, "weight", dec.Next.Weight, "actions", fmt.Sprint(dec.Actions))
 	}

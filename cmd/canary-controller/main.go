@@ -136,8 +136,13 @@ func run(ctx context.Context, o options) error {
 		ControllerUser: o.controllerIdentity, Clock: clock.RealClock{}, Validating: true, Decisions: count,
 	}})
 	if o.enableStepper {
+		stepperMetrics, err := stepper.NewMetrics(metrics.Registry)
+		if err != nil {
+			return fmt.Errorf("register the stepper's metrics: %w", err)
+		}
 		stepperReconciler := &stepper.Reconciler{
-			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("canary.io"), Clock: clock.RealClock{},
+			Metrics: stepperMetrics,
+			Client:  mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("canary.io"), Clock: clock.RealClock{},
 			Prometheus: o.prometheusURL, PropagationDelay: o.propagationDelay, QueryTimeout: o.queryTimeout,
 			ComparisonPeriod: o.comparisonPeriod,
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -283,6 +284,13 @@ func TestFullPromotion(t *testing.T) {
 	}
 	fmt.Printf("BENCH reaction: reviews-canary created %v after the apply\n", time.Since(start).Round(10*time.Millisecond))
 
+	// The controller's metrics serve the rollout as it goes.
+	waitFor(t, cs, ns, 60*time.Second, "weight 40", func(d *appsv1.Deployment) bool { return d.Annotations[contract.KeyWeight] == "40" })
+	if m := scrape(t); !strings.Contains(m, fmt.Sprintf(`canary_weight{deployment="reviews",namespace=%q} 40`, ns)) ||
+		!strings.Contains(m, fmt.Sprintf(`canary_phase{deployment="reviews",namespace=%q,phase="Progressing"} 1`, ns)) {
+		t.Errorf("mid-rollout, the metrics endpoint does not report weight 40 and phase Progressing:\n%s", grep(m, ns))
+	}
+
 	// During the analysis the user's Service is pinned to the stable pods.
 	svcPinned := false
 	d := waitFor(t, cs, ns, 90*time.Second, "v2 promoted", func(d *appsv1.Deployment) bool {
@@ -337,6 +345,20 @@ func TestFullPromotion(t *testing.T) {
 	}
 	if r := vs.Spec.Http[0].Route; len(r) != 1 || r[0].Destination.Host != "reviews" || r[0].Weight != 100 {
 		t.Errorf("VirtualService after promotion routes %v, want all traffic to reviews", r)
+	}
+	m := scrape(t)
+	for _, want := range []string{
+		fmt.Sprintf(`canary_phase{deployment="reviews",namespace=%q,phase="Succeeded"} 1`, ns),
+		fmt.Sprintf(`canary_rollouts_total{namespace=%q,outcome="Succeeded",reason="Succeeded"} 1`, ns),
+		fmt.Sprintf(`canary_check_value{arm="canary",check="success rate",deployment="reviews",namespace=%q} 100`, ns),
+		fmt.Sprintf(`canary_check_value{arm="stable",check="p99",deployment="reviews",namespace=%q} 110`, ns),
+		fmt.Sprintf(`canary_step_duration_seconds_count{namespace=%q} 3`, ns),
+		fmt.Sprintf(`canary_rollout_duration_seconds_count{namespace=%q,outcome="Succeeded"} 1`, ns),
+		fmt.Sprintf(`canary_failed_checks{deployment="reviews",namespace=%q} 0`, ns),
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("the metrics endpoint lacks %s; it has:\n%s", want, grep(m, ns))
+		}
 	}
 	// An Event at every transition.
 	events, err := cs.EventsV1().Events(ns).List(t.Context(), metav1.ListOptions{})
@@ -841,4 +863,30 @@ func TestTwoReplicasOneSteps(t *testing.T) {
 		t.Errorf("replica %d did not take over and step", 1-first)
 	}
 	fmt.Printf("BENCH leader failover: the rollout finished %v after the leader was killed\n", time.Since(start).Round(100*time.Millisecond))
+}
+
+// scrape reads the controller's metrics endpoint.
+func scrape(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", ctrlProc.Metrics))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
+}
+
+// grep keeps the canary_ lines about a namespace, for failure messages.
+func grep(metrics, ns string) string {
+	var out []string
+	for _, l := range strings.Split(metrics, "\n") {
+		if strings.HasPrefix(l, "canary_") && strings.Contains(l, ns) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -1,0 +1,119 @@
+package stepper
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/canary-io/canary/contract"
+	"github.com/canary-io/canary/stepper/plan"
+)
+
+// Metrics are the stepper's own metrics, per opted-in Deployment: what
+// canary.io's annotations say, as time series, for dashboards and alerts.
+type Metrics struct {
+	weight       *prometheus.GaugeVec
+	phase        *prometheus.GaugeVec
+	failedChecks *prometheus.GaugeVec
+	checkValue   *prometheus.GaugeVec
+	eValue       *prometheus.GaugeVec
+	errorRate    *prometheus.GaugeVec
+	stepSeconds  *prometheus.HistogramVec
+	rollout      *prometheus.HistogramVec
+	outcomes     *prometheus.CounterVec
+}
+
+// The phases reported by canary_phase.
+var phases = []contract.Phase{
+	contract.PhaseIdle, contract.PhaseProgressing, contract.PhasePaused,
+	contract.PhasePromoting, contract.PhaseSucceeded, contract.PhaseRolledBack,
+}
+
+// NewMetrics creates the metrics and registers them on reg (the
+// controller registers them on controller-runtime's registry, served on
+// its metrics endpoint).
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	dep := []string{"namespace", "deployment"}
+	m := &Metrics{
+		weight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "canary_weight", Help: "Percent of traffic on the canary now (canary.io/weight).",
+		}, dep),
+		phase: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "canary_phase", Help: "1 for the Deployment's current canary.io/phase, 0 for the others.",
+		}, append(dep, "phase")),
+		failedChecks: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "canary_failed_checks", Help: "Failed threshold checks of the analysis in flight (canary.io/failed-checks).",
+		}, dep),
+		checkValue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "canary_check_value", Help: "Last measured value of each threshold check, for the canary and the stable workload (arm).",
+		}, append(dep, "check", "arm")),
+		eValue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "canary_comparison_evalue", Help: "E-value of the continuous canary-vs-stable comparison of error rates; the canary is rolled back when it reaches 1/alpha.",
+		}, dep),
+		errorRate: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "canary_comparison_error_rate", Help: "Error rate (fraction) of the canary and the stable workload (arm) over the analysis so far, as the continuous comparison counts it.",
+		}, append(dep, "arm")),
+		stepSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "canary_step_duration_seconds", Help: "Time from a step's weight taking effect to its checks passing.",
+			Buckets: prometheus.ExponentialBuckets(5, 2, 10),
+		}, []string{"namespace"}),
+		rollout: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "canary_rollout_duration_seconds", Help: "Time from the analysis start to its end, by outcome (Succeeded, RolledBack).",
+			Buckets: prometheus.ExponentialBuckets(10, 2, 10),
+		}, []string{"namespace", "outcome"}),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "canary_rollouts_total", Help: "Analyses ended, by outcome (Succeeded, RolledBack) and the reason of the last Event.",
+		}, []string{"namespace", "outcome", "reason"}),
+	}
+	for _, c := range []prometheus.Collector{m.weight, m.phase, m.failedChecks, m.checkValue, m.eValue, m.errorRate, m.stepSeconds, m.rollout, m.outcomes} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// observe records one pass that was acted on.
+func (m *Metrics) observe(w *world, dec plan.Decision, now time.Time) {
+	if m == nil {
+		return
+	}
+	ns, name := w.deployment.Namespace, w.deployment.Name
+	next := dec.Next
+	m.weight.WithLabelValues(ns, name).Set(float64(next.Weight))
+	for _, p := range phases {
+		v := 0.0
+		if next.Phase == p {
+			v = 1
+		}
+		m.phase.WithLabelValues(ns, name, string(p)).Set(v)
+	}
+	m.failedChecks.WithLabelValues(ns, name).Set(float64(next.FailedChecks))
+	for _, c := range w.obs.Checks {
+		if c.HasData {
+			m.checkValue.WithLabelValues(ns, name, c.Name, "canary").Set(c.Canary)
+		}
+		if c.StableHasData {
+			m.checkValue.WithLabelValues(ns, name, c.Name, "stable").Set(c.Stable)
+		}
+	}
+	if v := w.comparison; v != nil {
+		m.eValue.WithLabelValues(ns, name).Set(v.Errors.EValue)
+		m.errorRate.WithLabelValues(ns, name, "canary").Set(v.Errors.CanaryRate)
+		m.errorRate.WithLabelValues(ns, name, "stable").Set(v.Errors.StableRate)
+	}
+	if next.Step > w.state.Step && !w.state.StepStarted.IsZero() {
+		m.stepSeconds.WithLabelValues(ns).Observe(now.Sub(w.state.StepStarted).Seconds())
+	}
+	ended := next.Phase != w.state.Phase && (next.Phase == contract.PhaseSucceeded || next.Phase == contract.PhaseRolledBack)
+	if ended {
+		reason := ""
+		if dec.Event != nil {
+			reason = dec.Event.Reason
+		}
+		m.outcomes.WithLabelValues(ns, string(next.Phase), reason).Inc()
+		if !w.analysisStarted.IsZero() {
+			m.rollout.WithLabelValues(ns, string(next.Phase)).Observe(now.Sub(w.analysisStarted).Seconds())
+		}
+	}
+}

@@ -1,0 +1,103 @@
+package stepper
+
+import (
+	"encoding/json"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/canary-io/canary/contract"
+	"github.com/canary-io/canary/stepper/plan"
+)
+
+func TestMetricsObserveAPass(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	w := &world{
+		deployment:      &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "bookinfo"}},
+		state:           plan.State{Phase: contract.PhaseProgressing, Step: 2, Weight: 60, StepStarted: now.Add(-10 * time.Second)},
+		analysisStarted: now.Add(-40 * time.Second),
+		obs: plan.Observations{Checks: []plan.CheckResult{
+			{Name: plan.CheckSuccessRate, Canary: 99.5, HasData: true, Stable: 99.9, StableHasData: true},
+		}},
+	}
+	dec := plan.Decision{Next: plan.State{Phase: contract.PhasePromoting, Step: 3}, Event: &plan.Event{Reason: plan.ReasonPromoting}}
+	m.observe(w, dec, now)
+	if got := testutil.ToFloat64(m.weight.WithLabelValues("bookinfo", "reviews")); got != 0 {
+		t.Errorf("canary_weight = %v, want 0 (promoting)", got)
+	}
+	if got := testutil.ToFloat64(m.phase.WithLabelValues("bookinfo", "reviews", "Promoting")); got != 1 {
+		t.Errorf("canary_phase{phase=Promoting} = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.phase.WithLabelValues("bookinfo", "reviews", "Progressing")); got != 0 {
+		t.Errorf("canary_phase{phase=Progressing} = %v, want 0", got)
+	}
+	if got := testutil.ToFloat64(m.checkValue.WithLabelValues("bookinfo", "reviews", plan.CheckSuccessRate, "stable")); got != 99.9 {
+		t.Errorf("stable success rate = %v", got)
+	}
+	if n := testutil.CollectAndCount(m.stepSeconds); n != 1 {
+		t.Errorf("step durations: %d series, want 1 (the last step passed)", n)
+	}
+	// The end of an analysis counts its outcome once.
+	w.state, dec = dec.Next, plan.Decision{Next: plan.State{Phase: contract.PhaseSucceeded}, Event: &plan.Event{Reason: plan.ReasonSucceeded}}
+	m.observe(w, dec, now.Add(5*time.Second))
+	if got := testutil.ToFloat64(m.outcomes.WithLabelValues("bookinfo", "Succeeded", plan.ReasonSucceeded)); got != 1 {
+		t.Errorf("canary_rollouts_total{Succeeded} = %v, want 1", got)
+	}
+}
+
+// TestDashboardLoads checks the Grafana dashboard in manifests/: valid
+// JSON, the documented panels, and only metrics that exist.
+func TestDashboardLoads(t *testing.T) {
+	data, err := os.ReadFile("../manifests/grafana/canary-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Title  string `json:"title"`
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(data, &dash); err != nil {
+		t.Fatalf("not valid JSON: %v", err)
+	}
+	var titles []string
+	names := regexp.MustCompile(`\b(canary_[a-z_]+|istio_[a-z_]+)`)
+	known := []string{
+		"canary_weight", "canary_phase", "canary_failed_checks", "canary_check_value", "canary_comparison_evalue",
+		"canary_comparison_error_rate", "canary_step_duration_seconds_bucket", "canary_rollout_duration_seconds_bucket",
+		"canary_rollouts_total", "canary_webhook_decisions_total", "istio_requests_total", "istio_request_duration_milliseconds_bucket",
+	}
+	for _, p := range dash.Panels {
+		titles = append(titles, p.Title)
+		for _, tg := range p.Targets {
+			for _, name := range names.FindAllString(tg.Expr, -1) {
+				if !slices.Contains(known, name) {
+					t.Errorf("panel %q queries %s, which nothing exports", p.Title, name)
+				}
+			}
+		}
+	}
+	for _, want := range []string{"Canary weight", "Phase", "Success rate, canary vs stable (Istio)", "p99 latency, canary vs stable (Istio)",
+		"Threshold checks, last values", "Failed checks", "Continuous comparison: e-value", "Rollouts by outcome", "Webhook decisions"} {
+		if !slices.Contains(titles, want) {
+			t.Errorf("the dashboard lacks the panel %q (has %s)", want, strings.Join(titles, ", "))
+		}
+	}
+}
