@@ -66,7 +66,7 @@ func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error
 		}
 	}
 	if dec.Message != "" {
-		d.Annotations[contract.KeyMessage] = dec.Message
+		d.Annotations[contract.KeyMessage] = dec.Message + comparisonNote(w, dec)
 	}
 	if dec.Next.Phase != w.state.Phase {
 		d.Annotations[contract.KeyLastTransition] = r.Clock.Now().UTC().Format(time.RFC3339)
@@ -95,6 +95,22 @@ func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error
 		r.Recorder.Eventf(d, nil, string(e.Type), e.Reason, "Canary", "%s", e.Message)
 	}
 	return nil
+}
+
+// comparisonNote is the continuous comparison's evidence so far, appended
+// to the message while an analysis runs: "; canary error rate 0.2% vs
+// stable 0.1%: …", or that it cannot compare (no stable traffic, only
+// header-matched routes), so the threshold checks decide alone.
+func comparisonNote(w *world, dec plan.Decision) string {
+	v := w.comparison
+	phase := dec.Next.Phase
+	if v == nil || v.Regression || (phase != contract.PhaseProgressing && phase != contract.PhasePaused) {
+		return ""
+	}
+	if !v.Errors.Comparable {
+		return "; continuous comparison: no stable traffic to compare with yet, the threshold checks decide alone"
+	}
+	return "; " + v.Summary
 }
 
 // updateDeployment writes the Deployment with the resourceVersion the
