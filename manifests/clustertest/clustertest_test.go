@@ -1,0 +1,227 @@
+package clustertest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
+
+	"github.com/canary-io/canary/e2e/cluster"
+	"github.com/canary-io/canary/manifests"
+)
+
+// certManagerVersion is the cert-manager release whose CRDs the dry run
+// installs (from its Go module: deploy/crds).
+const certManagerVersion = "v1.17.2"
+
+var env *cluster.Cluster
+
+func TestMain(m *testing.M) {
+	os.Exit(cluster.RunTests(m, cluster.Options{}, func(c *cluster.Cluster) {
+		env = c
+		// The local cluster binds its controller credential to
+		// cluster-admin under the name the manifests' ClusterRoleBinding
+		// takes: here the manifests' RBAC replaces it.
+		cs, err := kubernetes.NewForConfig(c.Admin)
+		if err == nil {
+			err = cs.RbacV1().ClusterRoleBindings().Delete(context.Background(), cluster.ControllerUser, metav1.DeleteOptions{})
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "delete the local cluster's cluster-admin binding:", err)
+			os.Exit(1)
+		}
+	}))
+}
+
+func admin(t *testing.T) *kubernetes.Clientset {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(env.Admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+func kubectl(t *testing.T, stdin []byte, args ...string) string {
+	t.Helper()
+	cmd := env.Kubectl(t.Context(), args...)
+	cmd.Stdin = bytes.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// applyFiles applies manifests/<file> for real.
+func applyFiles(t *testing.T, files ...string) {
+	t.Helper()
+	dir, err := manifests.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		kubectl(t, nil, "apply", "-f", filepath.Join(dir, f))
+	}
+}
+
+// installCertManagerCRDs installs cert-manager's Issuer and Certificate
+// CRDs from its Go module, or says why not.
+func installCertManagerCRDs(t *testing.T) error {
+	cmd := exec.CommandContext(t.Context(), "go", "mod", "download", "-json", "github.com/cert-manager/cert-manager@"+certManagerVersion)
+	cmd.Dir = t.TempDir() // outside this module: go.mod is not touched
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("go mod download cert-manager: %v", err)
+	}
+	var mod struct{ Dir string }
+	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
+		return fmt.Errorf("go mod download cert-manager: no directory in %s", out)
+	}
+	ax, err := apiextensionsclient.NewForConfig(env.Admin)
+	if err != nil {
+		return err
+	}
+	for _, name := range []string{"issuers", "certificates"} {
+		data, err := os.ReadFile(filepath.Join(mod.Dir, "deploy", "crds", "crd-"+name+".yaml"))
+		if err != nil {
+			return err
+		}
+		var crd apiextensionsv1.CustomResourceDefinition
+		if err := yaml.Unmarshal(data, &crd); err != nil {
+			return fmt.Errorf("decode %s CRD: %w", name, err)
+		}
+		// The files are Helm templates: their labels hold template text
+		// (everything else templated is in comments).
+		crd.Labels, crd.Annotations = nil, nil
+		if _, err := ax.ApiextensionsV1().CustomResourceDefinitions().Create(t.Context(), &crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create %s CRD: %w", name, err)
+		}
+		err = wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			got, err := ax.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			for _, c := range got.Status.Conditions {
+				if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		if err != nil {
+			return fmt.Errorf("CRD %s not established: %w", crd.Name, err)
+		}
+	}
+	return nil
+}
+
+// Every rendered object passes the apiserver's validation and admission
+// in a server-side dry run (cert-manager's kinds too, when its CRDs could
+// be installed).
+func TestServerSideDryRun(t *testing.T) {
+	out, err := manifests.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := manifests.Split(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withCertManager := true
+	if err := installCertManagerCRDs(t); err != nil {
+		t.Logf("cert-manager's CRDs not installed, so its objects are not dry-run: %v", err)
+		withCertManager = false
+	}
+	// The namespace exists for real: a dry run of the namespace does not
+	// create it for the namespaced objects.
+	applyFiles(t, "namespace.yaml")
+	var stream []string
+	n := 0
+	for _, o := range objs {
+		if o.IsCertManager() && !withCertManager {
+			continue
+		}
+		stream = append(stream, string(o.YAML))
+		n++
+	}
+	got := kubectl(t, []byte(strings.Join(stream, "\n---\n")), "apply", "--dry-run=server", "-f", "-")
+	if lines := strings.Count(strings.TrimSpace(got), "\n") + 1; lines != n {
+		t.Errorf("dry run reported %d objects, want %d:\n%s", lines, n, got)
+	}
+	t.Logf("server dry run of %d objects (cert-manager kinds included: %v):\n%s", n, withCertManager, got)
+}
+
+// sar asks the apiserver whether the controller's ServiceAccount may do a.
+func sar(t *testing.T, cs kubernetes.Interface, user string, groups []string, a manifests.Access, ns string) bool {
+	t.Helper()
+	review, err := cs.AuthorizationV1().SubjectAccessReviews().Create(t.Context(), &authorizationv1.SubjectAccessReview{
+		Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: user, Groups: groups,
+			ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Namespace: ns, Verb: a.Verb, Group: a.Group, Resource: a.Resource, Subresource: a.Subresource,
+			},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return review.Status.Allowed
+}
+
+var saGroups = []string{"system:serviceaccounts", "system:serviceaccounts:" + manifests.Namespace, "system:authenticated"}
+
+// The RBAC applied for real allows every access the controller makes, in
+// any namespace (leader election: in canary-system only), and denies
+// Secrets and what it never does.
+func TestRBACAllowsTheStepperAndDeniesSecrets(t *testing.T) {
+	cs := admin(t)
+	applyFiles(t, "namespace.yaml", "serviceaccount.yaml", "rbac.yaml")
+	for _, a := range manifests.Needs {
+		ns := a.Namespace
+		if ns == "" {
+			ns = "some-app"
+		}
+		if !sar(t, cs, manifests.ServiceAccount, saGroups, a, ns) {
+			t.Errorf("%s: denied in namespace %s", a, ns)
+		}
+	}
+	for _, a := range []manifests.Access{
+		{Resource: "secrets", Verb: "get"}, {Resource: "secrets", Verb: "list"}, {Resource: "secrets", Verb: "watch"},
+		{Resource: "secrets", Verb: "create"}, {Resource: "configmaps", Verb: "get"},
+		{Resource: "pods", Verb: "delete"}, {Resource: "pods", Verb: "create"}, {Resource: "pods", Subresource: "exec", Verb: "create"},
+		{Group: "apps", Resource: "deployments", Verb: "patch"}, {Group: "apps", Resource: "replicasets", Verb: "delete"},
+		{Group: "coordination.k8s.io", Resource: "leases", Verb: "update"},
+		{Group: "admissionregistration.k8s.io", Resource: "mutatingwebhookconfigurations", Verb: "update"},
+		{Group: "rbac.authorization.k8s.io", Resource: "clusterroles", Verb: "escalate"},
+	} {
+		for _, ns := range []string{"some-app", manifests.Namespace, "kube-system"} {
+			if a.Resource == "leases" && ns == manifests.Namespace {
+				continue
+			}
+			if sar(t, cs, manifests.ServiceAccount, saGroups, a, ns) {
+				t.Errorf("%s: allowed in namespace %s", a, ns)
+			}
+		}
+	}
+	// kubectl auth can-i agrees (what an operator would run).
+	cmd := env.Kubectl(t.Context(), "auth", "can-i", "get", "secrets", "-n", manifests.Namespace, "--as="+manifests.ServiceAccount)
+	if out, err := cmd.CombinedOutput(); err == nil || strings.TrimSpace(string(out)) != "no" {
+		t.Errorf("kubectl auth can-i get secrets as the controller: %q (%v), want no", out, err)
+	}
+}
