@@ -163,7 +163,7 @@ var knownKeys = func() map[string]keyKind {
 	for _, k := range []string{
 		KeyPhase, KeyWeight, KeyStep, KeyRevision, KeyStableRevision,
 		KeyFailedChecks, KeyMessage, KeyLastTransition, KeyRejectedRevision,
-		KeyAnalysisSettings, KeyActed, KeyStepStarted, KeyWaitingSince, KeyAnalysisStarted, KeyRejection,
+		KeyAnalysisSettings, KeyActed, KeyStepStarted, KeyWaitingSince, KeyAnalysisStarted, KeyEventedTransition, KeyRejection,
 	} {
 		m[k] = kindStatus
 	}

@@ -22,13 +22,18 @@ const (
 	// flight (RFC 3339): the continuous comparison replays the counters
 	// from then on every pass, so that a restart never starts a new test.
 	KeyAnalysisStarted = Prefix + "analysis-started"
+	// KeyEventedTransition names the transition (phase, revision and
+	// canary.io/last-transition) the system has emitted an Event for: transitions the webhook makes (a template
+	// held, skip-analysis, the stable template applied again) get their
+	// Event from the stepper, once.
+	KeyEventedTransition = Prefix + "evented-transition"
 	// KeyRejection says when and why [KeyRejectedRevision] was rolled back,
 	// for the warning given when that template is applied again.
 	KeyRejection = Prefix + "rejection"
 )
 
 // BookkeepingKeys are the bookkeeping annotations above.
-var BookkeepingKeys = []string{KeyAnalysisSettings, KeyActed, KeyStepStarted, KeyWaitingSince, KeyAnalysisStarted, KeyRejection}
+var BookkeepingKeys = []string{KeyAnalysisSettings, KeyActed, KeyStepStarted, KeyWaitingSince, KeyAnalysisStarted, KeyEventedTransition, KeyRejection}
 
 // SystemKeys are every annotation only the system writes: the status
 // annotations and the bookkeeping ones.

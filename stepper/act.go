@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -68,8 +69,12 @@ func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error
 	if dec.Message != "" {
 		d.Annotations[contract.KeyMessage] = dec.Message + comparisonNote(w, dec)
 	}
+	webhookEvent := webhookTransitionEvent(w, dec)
 	if dec.Next.Phase != w.state.Phase {
 		d.Annotations[contract.KeyLastTransition] = r.Clock.Now().UTC().Format(time.RFC3339)
+	}
+	if webhookEvent != nil || dec.Next.Phase != w.state.Phase {
+		d.Annotations[contract.KeyEventedTransition] = transitionID(d.Annotations)
 	}
 	if w.recordStart {
 		d.Annotations[contract.KeyAnalysisStarted] = w.analysisStarted.UTC().Format(time.RFC3339)
@@ -91,8 +96,54 @@ func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error
 			return err
 		}
 	}
-	if e := dec.Event; e != nil {
-		r.Recorder.Eventf(d, nil, string(e.Type), e.Reason, "Canary", "%s", e.Message)
+	for _, e := range []*plan.Event{webhookEvent, dec.Event} {
+		if e != nil {
+			r.Recorder.Eventf(d, nil, string(e.Type), e.Reason, "Canary", "%s", e.Message)
+		}
+	}
+	return nil
+}
+
+// transitionID names a transition: its phase, revision and time. The time
+// alone has whole seconds and two transitions can share one (a template
+// held the second the Deployment was created).
+//
+// Example: "Progressing/5bf786ccdb/2026-11-27T14:00:01Z".
+func transitionID(a map[string]string) string {
+	return a[contract.KeyPhase] + "/" + a[contract.KeyRevision] + "/" + a[contract.KeyLastTransition]
+}
+
+// Reasons of the Events for the transitions the webhook makes.
+const (
+	ReasonEnabled         = "Enabled"
+	ReasonHeld            = "Held"
+	ReasonAnalysisSkipped = "AnalysisSkipped"
+	ReasonHoldEnded       = "HoldEnded"
+	ReasonRevertedByUser  = "RolledBackByUser"
+)
+
+// webhookTransitionEvent is the Event for a phase change the webhook made
+// (it cannot emit Events: no API calls on the admission path), once per
+// transition: a template held, the analysis restarted or retried,
+// skip-analysis, the stable template applied again. Nil when there is
+// none to emit, or when this pass makes its own transition.
+func webhookTransitionEvent(w *world, dec plan.Decision) *plan.Event {
+	a := w.deployment.Annotations
+	if a[contract.KeyLastTransition] == "" || transitionID(a) == a[contract.KeyEventedTransition] || dec.Next.Phase != w.state.Phase {
+		return nil
+	}
+	msg := a[contract.KeyMessage]
+	switch {
+	case w.state.Phase == contract.PhaseProgressing:
+		return &plan.Event{Type: plan.EventNormal, Reason: ReasonHeld, Message: msg}
+	case w.state.Phase == contract.PhaseIdle && strings.HasPrefix(msg, contract.KeySkipAnalysis):
+		return &plan.Event{Type: plan.EventWarning, Reason: ReasonAnalysisSkipped, Message: msg}
+	case w.state.Phase == contract.PhaseIdle && strings.HasPrefix(msg, "canary analysis enabled"):
+		return &plan.Event{Type: plan.EventNormal, Reason: ReasonEnabled, Message: msg}
+	case w.state.Phase == contract.PhaseIdle:
+		return &plan.Event{Type: plan.EventNormal, Reason: ReasonHoldEnded, Message: msg}
+	case w.state.Phase == contract.PhaseRolledBack:
+		return &plan.Event{Type: plan.EventWarning, Reason: ReasonRevertedByUser, Message: msg}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package stepper
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -40,38 +41,76 @@ func (p *Prometheus) Samples(ctx context.Context, promql string, at time.Time) (
 	return out, nil
 }
 
-// compare runs the continuous canary-vs-stable comparison of error rates
-// over the analysis so far: the raw samples of istio_requests_total of
-// both workloads since start (and a period before, so every series has a
-// starting value), differenced into intervals of period, replayed into one
-// e-process. Replaying from the stored start on every pass, and after a
-// restart, gives the same e-process: alpha is never spent twice.
+// compare runs the continuous canary-vs-stable comparison over the
+// analysis so far, of error rates and of slow-request rates (alpha split
+// between the two): the raw samples of istio_requests_total and of the
+// request-duration histogram of both workloads since start (and a period
+// before, so every series has a starting value), differenced into
+// intervals of period, replayed into one e-process each. Replaying from
+// the stored start on every pass, and after a restart, gives the same
+// e-processes: alpha is never spent twice.
 func compare(ctx context.Context, q SampleQuerier, s contract.Settings, namespace, canary, stable string, start, now time.Time, period time.Duration) (sequential.Verdict, error) {
 	window := now.Sub(start) + 2*period
 	window = window.Truncate(time.Second) + time.Second
-	read := func(workload, extra string) ([]sequential.Series, error) {
-		return q.Samples(ctx, fmt.Sprintf(`istio_requests_total{reporter="destination",destination_workload_namespace=%q,destination_workload=%q%s}[%s]`,
-			namespace, workload, extra, contract.PromDuration(window)), now)
+	read := func(metric, workload, extra string) ([]sequential.Series, error) {
+		return q.Samples(ctx, fmt.Sprintf(`%s{reporter="destination",destination_workload_namespace=%q,destination_workload=%q%s}[%s]`,
+			metric, namespace, workload, extra, contract.PromDuration(window)), now)
 	}
-	var arms [2][]sequential.Arm
+	edge := slowEdge(s.MaxLatency)
+	le := fmt.Sprintf(`,le=%q`, strconv.FormatFloat(edge, 'g', -1, 64))
+	var errs, slow [2][]sequential.Arm
 	ends := sequential.Bounds(start, period, now.Add(-time.Second))
 	for i, wl := range []string{canary, stable} {
-		all, err := read(wl, "")
+		all, err := read("istio_requests_total", wl, "")
 		if err != nil {
 			return sequential.Verdict{}, err
 		}
-		failed, err := read(wl, `,response_code=~"5.."`)
+		failed, err := read("istio_requests_total", wl, `,response_code=~"5.."`)
 		if err != nil {
 			return sequential.Verdict{}, err
 		}
-		arms[i] = sequential.ArmCounts(all, failed, start, ends)
+		errs[i] = sequential.ArmCounts(all, failed, start, ends)
+		count, err := read("istio_request_duration_milliseconds_count", wl, "")
+		if err != nil {
+			return sequential.Verdict{}, err
+		}
+		fast, err := read("istio_request_duration_milliseconds_bucket", wl, le)
+		if err != nil {
+			return sequential.Verdict{}, err
+		}
+		slow[i] = sequential.SlowCounts(count, fast, start, ends)
 	}
-	r, err := sequential.NewRollout(sequential.Settings{Confidence: s.Confidence, Tolerance: s.Tolerance})
+	r, err := sequential.NewRollout(sequential.Settings{
+		Confidence: s.Confidence, Tolerance: s.Tolerance,
+		Latency: true, SlowerThan: time.Duration(edge * float64(time.Millisecond)),
+	})
 	if err != nil {
 		return sequential.Verdict{}, err
 	}
-	for _, iv := range sequential.Intervals(arms[0], arms[1], start, ends) {
-		r = r.Update(iv, sequential.Interval{})
+	errIntervals := sequential.Intervals(errs[0], errs[1], start, ends)
+	slowIntervals := sequential.Intervals(slow[0], slow[1], start, ends)
+	for i := range errIntervals {
+		r = r.Update(errIntervals[i], slowIntervals[i])
 	}
 	return r.Decide(), nil
+}
+
+// istioBuckets are the edges (ms) of Istio's default request-duration
+// histogram.
+var istioBuckets = []float64{1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000}
+
+// slowEdge is the bucket edge above which the comparison counts a request
+// as slow: canary.io/max-latency rounded up to an edge of Istio's default
+// buckets. It comes from the frozen settings, so it is fixed when the
+// template is held, never chosen after seeing the data.
+//
+// Example: 500ms → 500; 300ms → 500; 2s → 2500; 2h → 3600000.
+func slowEdge(max time.Duration) float64 {
+	ms := float64(max) / float64(time.Millisecond)
+	for _, b := range istioBuckets {
+		if b >= ms {
+			return b
+		}
+	}
+	return istioBuckets[len(istioBuckets)-1]
 }

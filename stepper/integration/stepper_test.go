@@ -371,7 +371,7 @@ func TestFullPromotion(t *testing.T) {
 			reasons[e.Reason] = true
 		}
 	}
-	for _, want := range []string{"StepStarted", "StepPassed", "Promoting", "Succeeded"} {
+	for _, want := range []string{"Enabled", "Held", "StepStarted", "StepPassed", "Promoting", "Succeeded"} {
 		if !reasons[want] {
 			t.Errorf("no %s Event on the Deployment (reasons: %v)", want, reasons)
 		}
@@ -889,4 +889,36 @@ func grep(metrics, ns string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestSkipAnalysisRollsOutDirectlyAndSaysSo: the emergency path rolls the
+// template out as plain Kubernetes would, and the bypass is recorded in
+// the message and in an Event.
+func TestSkipAnalysisRollsOutDirectlyAndSaysSo(t *testing.T) {
+	ns, cs, _ := setup(t)
+	kubectl(t, manifest(ns, "v2", `canary.io/skip-analysis: "true"`), "apply", "-f", "-")
+	d := waitFor(t, cs, ns, 60*time.Second, "v2 rolled out", func(d *appsv1.Deployment) bool {
+		return d.Spec.Template.Spec.Containers[0].Image == "reviews:v2" && d.Status.UpdatedReplicas == 3 && d.Status.Replicas == 3 && d.Status.AvailableReplicas == 3
+	})
+	if p := d.Annotations[contract.KeyPhase]; p != "Idle" || !strings.Contains(d.Annotations[contract.KeyMessage], "skip-analysis") {
+		t.Errorf("phase %s, message %q: want Idle with the bypass", p, d.Annotations[contract.KeyMessage])
+	}
+	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		events, err := cs.EventsV1().Events(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, e := range events.Items {
+			if e.Reason == "AnalysisSkipped" && e.Type == "Warning" && strings.Contains(e.Note, "skip-analysis") {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Errorf("no AnalysisSkipped Warning Event recording the bypass")
+	}
+	if _, err := cs.AppsV1().Deployments(ns).Get(t.Context(), stepper.CanaryName("reviews"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a canary was created for a skipped analysis (err %v)", err)
+	}
 }
