@@ -160,11 +160,7 @@ var knownKeys = func() map[string]keyKind {
 	for _, k := range []string{KeyPause, KeyPromote, KeyAbort, KeyRetry, KeySkipAnalysis} {
 		m[k] = kindControl
 	}
-	for _, k := range []string{
-		KeyPhase, KeyWeight, KeyStep, KeyRevision, KeyStableRevision,
-		KeyFailedChecks, KeyMessage, KeyLastTransition, KeyRejectedRevision,
-		KeyAnalysisSettings, KeyActed, KeyStepStarted, KeyWaitingSince, KeyAnalysisStarted, KeyEventedTransition, KeyRejection,
-	} {
+	for _, k := range SystemKeys {
 		m[k] = kindStatus
 	}
 	return m

@@ -18,6 +18,9 @@ const (
 	// KeyWaitingSince is when the current wait began (canary pods, data, a
 	// gate), for the progress deadline (RFC 3339).
 	KeyWaitingSince = Prefix + "waiting-since"
+	// KeyPreRolloutFailed is when the pre-rollout hooks last failed (RFC
+	// 3339): they are called again an interval later.
+	KeyPreRolloutFailed = Prefix + "pre-rollout-failed"
 	// KeyAnalysisStarted is when the stepper first saw the analysis in
 	// flight (RFC 3339): the continuous comparison replays the counters
 	// from then on every pass, so that a restart never starts a new test.
@@ -33,7 +36,7 @@ const (
 )
 
 // BookkeepingKeys are the bookkeeping annotations above.
-var BookkeepingKeys = []string{KeyAnalysisSettings, KeyActed, KeyStepStarted, KeyWaitingSince, KeyAnalysisStarted, KeyEventedTransition, KeyRejection}
+var BookkeepingKeys = []string{KeyAnalysisSettings, KeyActed, KeyStepStarted, KeyWaitingSince, KeyPreRolloutFailed, KeyAnalysisStarted, KeyEventedTransition, KeyRejection}
 
 // SystemKeys are every annotation only the system writes: the status
 // annotations and the bookkeeping ones.

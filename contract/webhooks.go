@@ -39,6 +39,21 @@ var hookTypes = []HookType{
 // Flagger's default, so hooks written for Flagger behave the same.
 const DefaultWebhookTimeout = 10 * time.Second
 
+// DefaultEventWebhookTimeout is the timeout of an event hook that sets
+// none: 5s, the one Flagger uses for event hooks.
+const DefaultEventWebhookTimeout = 5 * time.Second
+
+// OfType returns the hooks of type t, in the order they were written.
+func OfType(hooks []Webhook, t HookType) []Webhook {
+	var out []Webhook
+	for _, h := range hooks {
+		if h.Type == t {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
 // Webhook is one hook of [KeyWebhooks], in Flagger's webhook format:
 //
 //	canary.io/webhooks: |
@@ -64,7 +79,8 @@ type Webhook struct {
 	Type HookType
 	// URL receives a POST with Flagger's payload.
 	URL string
-	// Timeout bounds one call; [DefaultWebhookTimeout] when not set.
+	// Timeout bounds one call; when not set, [DefaultWebhookTimeout], or
+	// [DefaultEventWebhookTimeout] for an event hook.
 	Timeout time.Duration
 	// Metadata is passed in the payload as is (e.g. the load tester's cmd).
 	Metadata map[string]string
@@ -102,7 +118,11 @@ func parseWebhooks(v string) ([]Webhook, error) {
 		seen[w.Name] = true
 		if hook.Type == "" {
 			hook.Type = HookRollout
-		} else if !isHookType(hook.Type) {
+		}
+		if hook.Type == HookEvent {
+			hook.Timeout = DefaultEventWebhookTimeout
+		}
+		if !isHookType(hook.Type) {
 			problems = append(problems, fmt.Sprintf("%s: type %q is not supported; supported: %s "+
 				"(Flagger's confirm-rollout and confirm-traffic-increase are not part of the canary.io contract)",
 				where, w.Type, joinHookTypes()))

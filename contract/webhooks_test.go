@@ -58,7 +58,7 @@ func TestParseWebhooksValid(t *testing.T) {
 				{Name: "c", Type: HookConfirmPromotion, URL: "http://h", Timeout: DefaultWebhookTimeout},
 				{Name: "d", Type: HookPostRollout, URL: "http://h", Timeout: DefaultWebhookTimeout},
 				{Name: "e", Type: HookRollback, URL: "http://h", Timeout: DefaultWebhookTimeout},
-				{Name: "f", Type: HookEvent, URL: "http://h", Timeout: DefaultWebhookTimeout},
+				{Name: "f", Type: HookEvent, URL: "http://h", Timeout: DefaultEventWebhookTimeout},
 			},
 		},
 		{

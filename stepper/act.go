@@ -98,10 +98,23 @@ func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error
 	}
 	for _, e := range []*plan.Event{webhookEvent, dec.Event} {
 		if e != nil {
-			r.Recorder.Eventf(d, nil, string(e.Type), e.Reason, "Canary", "%s", e.Message)
+			r.emit(ctx, w, d, e)
 		}
 	}
+	if phase := contract.Phase(d.Annotations[contract.KeyPhase]); analysisEnded(w.state.Phase, dec.Next.Phase, webhookEvent) {
+		r.callPostRollout(ctx, w, d, phase)
+	}
 	return nil
+}
+
+// analysisEnded reports whether this pass recorded the end of an analysis:
+// its own transition to Succeeded or RolledBack, or the webhook's rollback
+// (the stable template applied again) seen for the first time.
+func analysisEnded(from, to contract.Phase, webhookEvent *plan.Event) bool {
+	if from != to {
+		return to == contract.PhaseSucceeded || to == contract.PhaseRolledBack
+	}
+	return webhookEvent != nil && webhookEvent.Reason == ReasonRevertedByUser
 }
 
 // transitionID names a transition: its phase, revision and time. The time
@@ -172,7 +185,11 @@ func comparisonNote(w *world, dec plan.Decision) string {
 // one decides anew.
 func (r *Reconciler) updateDeployment(ctx context.Context, read, want *appsv1.Deployment) error {
 	err := retry.OnError(conflictBackoff, apierrors.IsConflict, func() error {
+		base := want.ResourceVersion
 		err := r.Client.Update(ctx, want)
+		if err == nil {
+			r.superseded(read, base)
+		}
 		if !apierrors.IsConflict(err) {
 			return err
 		}

@@ -84,12 +84,16 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 	if err := r.runComparison(ctx, w, now); err != nil {
 		log.FromContext(ctx).V(1).Info("continuous comparison unavailable", "err", err.Error())
 	}
+	var checks []plan.CheckResult
 	if plan.ChecksDue(w.spec, w.state, now) {
 		q, err := r.querier(w.settings.Prometheus)
 		if err != nil {
 			return nil, err
 		}
-		w.obs.Checks = runChecks(ctx, q, w.settings, d.Namespace, CanaryName(d.Name), d.Name, now, r.QueryTimeout)
+		checks = runChecks(ctx, q, w.settings, d.Namespace, CanaryName(d.Name), d.Name, now, r.QueryTimeout)
+	}
+	if rollout := r.callInFlightHooks(ctx, w); checks != nil {
+		w.obs.Checks = append(checks, rollout...)
 	}
 	return w, nil
 }

@@ -90,6 +90,9 @@ func (m *Metrics) observe(w *world, dec plan.Decision, now time.Time) {
 	}
 	m.failedChecks.WithLabelValues(ns, name).Set(float64(next.FailedChecks))
 	for _, c := range w.obs.Checks {
+		if c.Hook {
+			continue // a hook has an answer, not a value
+		}
 		if c.HasData {
 			m.checkValue.WithLabelValues(ns, name, c.Name, "canary").Set(c.Canary)
 		}

@@ -3,6 +3,7 @@ package stepper
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
@@ -53,9 +54,38 @@ type Reconciler struct {
 	// NewQuerier makes a Querier for a Prometheus URL (default
 	// NewPrometheus); queriers are kept per URL.
 	NewQuerier func(url string) (Querier, error)
+	// HookClient calls the user's hooks (canary.io/webhooks); each call is
+	// bounded by its hook's timeout. Default http.DefaultClient.
+	HookClient *http.Client
 
-	mu       sync.Mutex
-	queriers map[string]Querier
+	mu            sync.Mutex
+	queriers      map[string]Querier
+	rollbackAsked map[string]time.Time // by namespace/name: when the rollback hooks were last asked
+	// stale holds, by namespace/name, the resourceVersions of the
+	// Deployment this stepper has already written over: the cache may
+	// still serve one of them for a moment after the write.
+	stale map[string][2]string
+}
+
+// superseded records that the version of d this pass read, and base (the
+// version the successful write was made on, when a retry moved it), are
+// written over.
+func (r *Reconciler) superseded(d *appsv1.Deployment, base string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stale == nil {
+		r.stale = map[string][2]string{}
+	}
+	r.stale[d.Namespace+"/"+d.Name] = [2]string{d.ResourceVersion, base}
+}
+
+// isStale reports whether d is a version this stepper already wrote over:
+// deciding on it would repeat the last pass (and call its hooks again).
+func (r *Reconciler) isStale(d *appsv1.Deployment) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old, ok := r.stale[d.Namespace+"/"+d.Name]
+	return ok && (d.ResourceVersion == old[0] || d.ResourceVersion == old[1])
 }
 
 // SetupWithManager registers the stepper: it reacts to opted-in
@@ -87,6 +117,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if !webhook.OptedIn(&d) {
 		return ctrl.Result{}, nil
 	}
+	if r.isStale(&d) {
+		return ctrl.Result{RequeueAfter: staleRecheck}, nil // the cache has not seen the last write yet
+	}
 	w, err := r.gather(ctx, &d)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -103,8 +136,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if w.comparison != nil && requeue > r.ComparisonPeriod {
 		requeue = r.ComparisonPeriod // the comparison looks again every period
 	}
+	if inFlight := dec.Next.Phase == contract.PhaseProgressing || dec.Next.Phase == contract.PhasePaused; inFlight && hasHooks(w, contract.HookRollback) && requeue > hookPollPeriod {
+		requeue = hookPollPeriod // the rollback hooks are asked again
+	}
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
+
+// staleRecheck is how soon a pass that read a Deployment version already
+// written over looks again; the watch event of the write usually comes
+// first.
+const staleRecheck = 100 * time.Millisecond
 
 // querier is the Querier for a Deployment's Prometheus URL.
 func (r *Reconciler) querier(url string) (Querier, error) {

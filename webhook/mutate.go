@@ -293,6 +293,7 @@ func (d *decision) startAnalysis(st status, rev, msg string) {
 	d.set(contract.KeyActed, encodeActed(acted))
 	d.delete(contract.KeyStepStarted)
 	d.delete(contract.KeyWaitingSince)
+	d.delete(contract.KeyPreRolloutFailed)
 	d.delete(contract.KeyAnalysisStarted)
 	d.transition(contract.PhaseProgressing, msg)
 	d.warn("revision %s is held for canary analysis (stable revision %s); follow it with: kubectl rollout status deployment/%s -n %s",

@@ -181,6 +181,19 @@ func TestMutate(t *testing.T) {
 			}},
 		},
 		{
+			name: "new template mid-step: the step's bookkeeping starts over",
+			old: edit(heldV2, annotate(contract.KeyStep, "1/3", contract.KeyWeight, "40", contract.KeyFailedChecks, "1/2",
+				contract.KeyStepStarted, "2026-11-27T12:00:00Z", contract.KeyWaitingSince, "2026-11-27T12:00:00Z",
+				contract.KeyPreRolloutFailed, "2026-11-27T11:59:00Z", contract.KeyAnalysisStarted, "2026-11-27T11:58:00Z")),
+			new: edit(heldV2, image("reviews:v3"), annotate(contract.KeyStep, "1/3", contract.KeyWeight, "40", contract.KeyFailedChecks, "1/2",
+				contract.KeyStepStarted, "2026-11-27T12:00:00Z", contract.KeyWaitingSince, "2026-11-27T12:00:00Z",
+				contract.KeyPreRolloutFailed, "2026-11-27T11:59:00Z", contract.KeyAnalysisStarted, "2026-11-27T11:58:00Z")),
+			want: want{paused: ptr.To(true), ann: map[string]string{
+				contract.KeyPhase: "Progressing", contract.KeyRevision: hash(v3), contract.KeyStep: "0/3", contract.KeyWeight: "0",
+				contract.KeyStepStarted: "-", contract.KeyWaitingSince: "-", contract.KeyPreRolloutFailed: "-", contract.KeyAnalysisStarted: "-",
+			}},
+		},
+		{
 			name: "stable template applied again in flight: rolled back as asked, nothing rolls",
 			old:  heldV2, new: edit(heldV2, image("reviews:v1")),
 			want: want{paused: ptr.To(false), ann: map[string]string{

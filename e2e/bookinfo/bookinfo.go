@@ -5,6 +5,7 @@ package bookinfo
 
 import (
 	_ "embed"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"text/template"
@@ -24,8 +25,19 @@ var reviewsTemplate = template.Must(template.New("reviews").Parse(reviewsYAML))
 // Reviews is the reviews Deployment at a version ("v1" … "v4") with a
 // step interval.
 func Reviews(version string, interval time.Duration) string {
+	return ReviewsWithHooks(version, interval, "")
+}
+
+// ReviewsWithHooks is Reviews with canary.io/webhooks set to webhooks (a
+// YAML or JSON list; empty for none).
+func ReviewsWithHooks(version string, interval time.Duration, webhooks string) string {
+	quoted := ""
+	if webhooks != "" {
+		data, _ := json.Marshal(webhooks) // a string always encodes; JSON strings are YAML strings
+		quoted = string(data)
+	}
 	var b strings.Builder
-	if err := reviewsTemplate.Execute(&b, map[string]string{"Version": version, "Interval": interval.String()}); err != nil {
+	if err := reviewsTemplate.Execute(&b, map[string]string{"Version": version, "Interval": interval.String(), "Webhooks": quoted}); err != nil {
 		panic(fmt.Sprintf("render reviews: %v", err)) // the template is ours and fixed
 	}
 	return b.String()

@@ -234,6 +234,24 @@ func (c *Cluster) run(name string, env []string, bin string, args ...string) err
 	return c.writeState()
 }
 
+// StartTool starts a binary that hack/tools.sh provides (Flagger's load
+// tester, say) beside the cluster's components, stopped with them: its own
+// process group, its output in LogDir()/name.log. With a health URL it
+// waits until that answers 200.
+func (c *Cluster) StartTool(ctx context.Context, name, tool, health string, args ...string) error {
+	bin := c.tools.bin(tool)
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("%s is missing from %s: build the tools first with hack/tools.sh (make tools)", tool, filepath.Dir(bin))
+	}
+	if err := c.run(name, nil, bin, args...); err != nil {
+		return err
+	}
+	if health == "" {
+		return nil
+	}
+	return c.waitHTTP(ctx, name, health, nil)
+}
+
 // checkProcesses reports the first attached component that has exited.
 func (c *Cluster) checkProcesses() error {
 	if c.opts.Detached {

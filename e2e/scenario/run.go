@@ -57,7 +57,10 @@ func (r *Result) fail(format string, args ...any) {
 
 // Run plays the story on a running cluster whose controller is running:
 // bookinfo deployed, traffic from productpage's stand-in sidecar, reviews
-// canaried v1 → v2 → v3 (each promoted), then a bad v4 rolled back, v3
+// canaried v1 → v2 → v3 (each promoted; v3 with Flagger-format hooks
+// served by Flagger's load tester: a pre-rollout load test of the canary
+// and a confirm-promotion gate the story opens once the promotion waits
+// at it), then a bad v4 rolled back, v3
 // applied again (the hold ends, nothing rolls) and v4 applied again (held
 // without a new analysis). An error means the scenario could not run;
 // broken promises are in Result.Failures.
@@ -81,13 +84,18 @@ func Run(ctx context.Context, c *cluster.Cluster, o Options) (*Result, error) {
 	if s.prom, err = stepper.NewPrometheus(c.PrometheusURL); err != nil {
 		return nil, err
 	}
-	for _, step := range []struct{ from, to string }{{"v1", "v2"}, {"v2", "v3"}} {
-		if err := s.rollout(ctx, step.from, step.to, contract.PhaseSucceeded); err != nil {
-			return nil, err
-		}
+	h, err := s.startHooks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.rollout(ctx, "v1", "v2", contract.PhaseSucceeded, nil); err != nil {
+		return nil, err
+	}
+	if err := s.rollout(ctx, "v2", "v3", contract.PhaseSucceeded, h); err != nil {
+		return nil, err
 	}
 	before := s.traffic.failedBy(stepper.CanaryName("reviews"))
-	if err := s.rollout(ctx, "v3", badVersion, contract.PhaseRolledBack); err != nil {
+	if err := s.rollout(ctx, "v3", badVersion, contract.PhaseRolledBack, nil); err != nil {
 		return nil, err
 	}
 	s.res.BadCanaryFailed = s.traffic.failedBy(stepper.CanaryName("reviews")) - before
@@ -147,18 +155,26 @@ func (s *story) deploy(ctx context.Context) error {
 }
 
 // rollout applies reviews at version to and follows it to want, sampling
-// the timeline and checking the promises on the way.
-func (s *story) rollout(ctx context.Context, from, to string, want contract.Phase) error {
+// the timeline and checking the promises on the way. With h, the
+// Deployment carries h's hooks: the story checks that the pre-rollout
+// load test ran before any traffic moved, and opens the gate once the
+// promotion has waited at it for gateHeld.
+func (s *story) rollout(ctx context.Context, from, to string, want contract.Phase, h *hooks) error {
 	title := fmt.Sprintf("%s → %s", from, to)
 	if to == badVersion {
 		title += " (bad)"
 	}
 	fmt.Fprintf(s.o.Out, "\n%s: kubectl apply -f reviews-%s.yaml\n", title, to)
 	start := time.Now()
-	if err := s.kubectl(ctx, bookinfo.Reviews(to, s.o.Interval), "apply", "-f", "-"); err != nil {
+	manifest := bookinfo.Reviews(to, s.o.Interval)
+	if h != nil {
+		manifest = bookinfo.ReviewsWithHooks(to, s.o.Interval, h.webhooks())
+	}
+	if err := s.kubectl(ctx, manifest, "apply", "-f", "-"); err != nil {
 		return err
 	}
 	r := Rollout{Title: title}
+	var gateSeen, gateOpened time.Time
 	var weights []string
 	var d *appsv1.Deployment
 	deadline := time.Now().Add(4 * time.Minute)
@@ -174,6 +190,23 @@ func (s *story) rollout(ctx context.Context, from, to string, want contract.Phas
 		}
 		fmt.Fprintln(s.o.Out, liveLine(to, d, sample))
 		phase := contract.Phase(d.Annotations[contract.KeyPhase])
+		if h != nil && gateOpened.IsZero() && strings.Contains(d.Annotations[contract.KeyMessage], "waiting for the confirm-promotion gate") {
+			switch {
+			case gateSeen.IsZero():
+				gateSeen = time.Now()
+				fmt.Fprintf(s.o.Out, "the promotion waits at the confirm-promotion gate; opening it in %s\n", gateHeld)
+			case time.Since(gateSeen) >= gateHeld:
+				if phase != contract.PhaseProgressing || d.Annotations[contract.KeyStep] != "3/3" || !d.Spec.Paused {
+					s.res.fail("%s: with the gate closed, phase %s at step %s, paused %v; want Progressing at 3/3, held",
+						title, phase, d.Annotations[contract.KeyStep], d.Spec.Paused)
+				}
+				if err := h.openGate(ctx); err != nil {
+					return err
+				}
+				gateOpened = time.Now()
+				fmt.Fprintln(s.o.Out, "gate opened: POST /gate/open to Flagger's load tester")
+			}
+		}
 		if phase == want && (want != contract.PhaseSucceeded || rolledOut(d)) {
 			break
 		}
@@ -197,6 +230,9 @@ func (s *story) rollout(ctx context.Context, from, to string, want contract.Phas
 	s.res.Report = append(s.res.Report, fmt.Sprintf("%s: %s after %s (the steps alone: %s); weights %s; %s",
 		title, d.Annotations[contract.KeyPhase], took.Round(100*time.Millisecond), steps, strings.Join(weights, ", "), d.Annotations[contract.KeyMessage]))
 	s.checkBypass(r, start, to)
+	if h != nil {
+		s.checkHooks(title, h, gateSeen, gateOpened)
+	}
 	if want == contract.PhaseSucceeded {
 		if strings.Join(weights, ",") != "20,40,60" {
 			s.res.fail("%s: weights %v, want 20, 40, 60 in order", title, weights)
@@ -267,6 +303,33 @@ func (s *story) afterRollback(ctx context.Context) error {
 	}
 	s.res.Report = append(s.res.Report, "v4 applied again: "+d.Annotations[contract.KeyMessage])
 	return nil
+}
+
+// gateHeld is how long the story leaves the promotion waiting at the
+// closed gate before it opens it.
+const gateHeld = 5 * time.Second
+
+// checkHooks: the pre-rollout load test ran once the canary was ready and
+// before any traffic moved, sent its requests through the mesh to the
+// canary without a failure, and the promotion waited at the gate until
+// the story opened it.
+func (s *story) checkHooks(title string, h *hooks, gateSeen, gateOpened time.Time) {
+	runs := h.runs()
+	if len(runs) == 0 {
+		s.res.fail("%s: the pre-rollout load test never ran", title)
+	}
+	for _, run := range runs {
+		if run.weight != "0" || run.service != "reviews-canary" || run.failed > 0 || run.requests != 100 {
+			s.res.fail("%s: pre-rollout load test at weight %s: %d requests to %s, %d failed; want 100 to reviews-canary at weight 0, none failed",
+				title, run.weight, run.requests, run.service, run.failed)
+		}
+	}
+	if gateOpened.IsZero() {
+		s.res.fail("%s: the promotion never waited at the confirm-promotion gate", title)
+		return
+	}
+	s.res.Report = append(s.res.Report, fmt.Sprintf("%s hooks (Flagger's load tester): %d pre-rollout load test(s) of 100 requests to reviews-canary at weight 0, none failed; the promotion waited at the gate %s until it was opened",
+		title, len(runs), gateOpened.Sub(gateSeen).Round(100*time.Millisecond)))
 }
 
 // checkBypass: during an analysis (phase Progressing or Paused before and

@@ -19,6 +19,12 @@ import (
 // Prometheus, and the bypassing requests it recorded.
 type traffic struct {
 	gen *trafficgen.Generator
+	// what a second generator (a load test) needs
+	ns        string
+	behaviour trafficgen.Behaviour
+	xds       trafficgen.Routes
+	inv       trafficgen.Pods
+	metrics   *trafficgen.Metrics
 
 	mu     sync.Mutex
 	bypass []trafficgen.Record // requests that bypassed the mesh
@@ -70,7 +76,7 @@ func startTraffic(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interfa
 	}
 	behaviour := trafficgen.DefaultBehaviour()
 	behaviour.BadImages = []trafficgen.BadImage{{Image: badImage, ErrorShare: 0.10}}
-	t := &traffic{failed: map[string]int64{}}
+	t := &traffic{failed: map[string]int64{}, ns: ns, behaviour: behaviour, xds: xds, inv: inv, metrics: metrics}
 	t.gen = trafficgen.NewGenerator(trafficgen.Config{
 		Host: host, Namespace: ns, BypassService: "reviews",
 		RPS: 50, BypassRPS: 5, Behaviour: behaviour, Seed: 1,

@@ -169,6 +169,9 @@ const (
 	// ReasonCanaryWorse: the continuous comparison found the canary worse
 	// than stable (→ RolledBack).
 	ReasonCanaryWorse = "CanaryWorse"
+	// ReasonRollbackHook: a rollback hook answered with success
+	// (→ RolledBack).
+	ReasonRollbackHook = "RollbackHook"
 	// ReasonAborted: a new canary.io/abort value (→ RolledBack).
 	ReasonAborted = "Aborted"
 	// ReasonProgressDeadlineExceeded: a wait (canary pods, data, the gate)

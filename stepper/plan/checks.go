@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -53,6 +54,19 @@ type CheckResult struct {
 	// Detail, optional, says why there is no data, e.g.
 	// "query timed out after 10s".
 	Detail string
+	// Hook makes this the result of a hook (rollout, pre-rollout): Name is
+	// the hook's name, HasData is true, and it passed unless Failure says
+	// why not. It carries no values.
+	Hook bool
+	// Failure, for a hook, is why it failed, e.g. `answered 500 Internal
+	// Server Error: "connection refused"`; empty when it passed.
+	Failure string
+}
+
+// HookResult is the result of a hook call as a check: passed when failure
+// is empty.
+func HookResult(name, failure string) CheckResult {
+	return CheckResult{Name: name, Hook: true, HasData: true, Failure: failure}
 }
 
 // hasData reports whether the canary's value can be judged.
@@ -67,7 +81,7 @@ func (c CheckResult) hasData() bool {
 // Example: min 99, canary 99.0 → passed; min 99, canary 98.95 → failed;
 // max 500, canary 500 → passed.
 func (c CheckResult) Passed() bool {
-	return c.hasData() &&
+	return c.hasData() && c.Failure == "" &&
 		(c.Min == nil || c.Canary >= *c.Min) &&
 		(c.Max == nil || c.Canary <= *c.Max)
 }
@@ -82,7 +96,15 @@ func (c CheckResult) Passed() bool {
 //	queue-depth 3.25 (min 0, max 10, stable no data)
 //	success rate no data (min 99%)
 //	p99 no data: query timed out after 10s (max 500ms)
+//	hook "load-test" passed
+//	hook "load-test" (answered 500 Internal Server Error: "boom")
 func (c CheckResult) String() string {
+	if c.Hook {
+		if c.Failure != "" {
+			return fmt.Sprintf("hook %q (%s)", c.Name, c.Failure)
+		}
+		return fmt.Sprintf("hook %q passed", c.Name)
+	}
 	var b strings.Builder
 	b.WriteString(c.Name)
 	b.WriteByte(' ')

@@ -43,6 +43,9 @@ type Spec struct {
 	// been in place before traffic may rely on them (Envoy configuration
 	// propagation).
 	PropagationDelay time.Duration
+	// PreRollout says the analysis has pre-rollout hooks: they must pass
+	// before the first step's weight moves.
+	PreRollout bool
 }
 
 // SpecFrom builds the Spec of an analysis from its frozen settings, the
@@ -56,6 +59,7 @@ func SpecFrom(s contract.Settings, replicas int32, propagationDelay time.Duratio
 		ProgressDeadline: s.ProgressDeadline,
 		Replicas:         replicas,
 		PropagationDelay: propagationDelay,
+		PreRollout:       len(contract.OfType(s.Webhooks, contract.HookPreRollout)) > 0,
 	}
 }
 
@@ -108,6 +112,10 @@ type State struct {
 	// deadline bounds (canary pods not ready, no data, a closed gate, the
 	// promotion's rolling update); zero when there is none.
 	WaitingSince time.Time
+	// PreRolloutFailed is when the pre-rollout hooks last failed; they are
+	// called again an Interval later. Zero when they have not failed in
+	// this analysis.
+	PreRolloutFailed time.Time
 	// Acted holds the last value of each once-per-value control the system
 	// acted on, by annotation key (contract.KeyPromote, KeyAbort, and the
 	// webhook's KeyRetry, which Next keeps as it is).
@@ -125,7 +133,7 @@ type State struct {
 func (s State) Equal(o State) bool {
 	return s.Phase == o.Phase && s.Step == o.Step && s.Weight == o.Weight &&
 		s.FailedChecks == o.FailedChecks && s.StepStarted.Equal(o.StepStarted) &&
-		s.WaitingSince.Equal(o.WaitingSince) && maps.Equal(s.Acted, o.Acted) &&
+		s.WaitingSince.Equal(o.WaitingSince) && s.PreRolloutFailed.Equal(o.PreRolloutFailed) && maps.Equal(s.Acted, o.Acted) &&
 		s.Revision == o.Revision && s.Stable == o.Stable
 }
 
@@ -155,7 +163,18 @@ type Observations struct {
 	// Checks are the results of the end-of-step checks, nil when they were
 	// not run in this pass. Run them when [ChecksDue]; a query that fails or
 	// times out is a result without data (HasData false, Detail saying why).
+	// The rollout hooks are checks too, called at the same moment: a hook
+	// that fails is a failed check ([HookResult]).
 	Checks []CheckResult
+	// PreRollout are the results of the pre-rollout hooks ([HookResult]),
+	// nil when they were not called in this pass. Call them when
+	// [PreRolloutDue].
+	PreRollout []CheckResult
+	// RollbackHook, when not empty, says which rollback hook asked for a
+	// rollback and how (it answered with success): the analysis rolls back
+	// at once. The gatherer calls the rollback hooks on the passes of an
+	// analysis in flight.
+	RollbackHook string
 	// ComparisonFailed, when not empty, is the sentence with the numbers of
 	// the continuous canary-vs-stable comparison (canary.io/confidence) that
 	// found the canary worse than stable: it rolls back at once, whatever
@@ -169,8 +188,12 @@ type Observations struct {
 	Abort string
 	// GateOpen is the answer of the confirm-promotion hooks, asked whenever
 	// [GateDue]: nil means there is no such hook, and lets a revision whose
-	// steps all passed be promoted.
+	// steps all passed be promoted. All of them must answer with success
+	// for the gate to be open.
 	GateOpen *bool
+	// Gate says how the confirm-promotion hooks answered, for the message,
+	// e.g. `hook "approval" answered 403 Forbidden: "Forbidden"`.
+	Gate string
 	// RolloutComplete reports, while Promoting, that the Deployment's
 	// rolling update to State.Revision finished: all replicas updated,
 	// available, and no old pods left.
@@ -278,6 +301,44 @@ func GateDue(spec Spec, state State, now time.Time) bool {
 	}
 	n := len(spec.Steps)
 	return state.Step == n || (state.Step == n-1 && ChecksDue(spec, state, now))
+}
+
+// PreRolloutDue reports whether the gatherer should call the pre-rollout
+// hooks: the analysis has some, runs (not paused), has not moved any
+// traffic yet, and its canary is ready to take the first step's weight
+// (the pods the step needs ready for the propagation delay); after a
+// failure, not before an interval has passed. obs needs CanaryReady and
+// CanaryReadySince.
+//
+// Example: interval 1m, hooks failed at 12:00:00 → not due at 12:00:59,
+// due from 12:01:00.
+func PreRolloutDue(spec Spec, state State, obs Observations) bool {
+	return spec.PreRollout && state.Phase == contract.PhaseProgressing && awaitsPreRollout(spec, state) &&
+		canaryRoutable(spec, state, obs) && !obs.Now.Before(preRolloutRetry(spec, state))
+}
+
+// awaitsPreRollout reports whether the pre-rollout hooks stand between
+// the analysis and its first step: they exist and no traffic has moved.
+// After they pass, the same pass moves the weight.
+func awaitsPreRollout(spec Spec, st State) bool {
+	return spec.PreRollout && st.Step == 0 && st.Weight == 0 && st.StepStarted.IsZero() && len(spec.Steps) > 0
+}
+
+// preRolloutRetry is when the pre-rollout hooks may be called again: an
+// interval after they last failed, or at once.
+func preRolloutRetry(spec Spec, st State) time.Time {
+	if st.PreRolloutFailed.IsZero() {
+		return time.Time{}
+	}
+	return st.PreRolloutFailed.Add(spec.Interval)
+}
+
+// canaryRoutable reports whether the canary has the ready pods the step
+// being prepared needs, ready for the propagation delay.
+func canaryRoutable(spec Spec, st State, obs Observations) bool {
+	need := CanaryReplicas(spec.Replicas, targetWeight(spec, st))
+	return obs.CanaryReady >= need && !obs.CanaryReadySince.IsZero() &&
+		!obs.Now.Before(obs.CanaryReadySince.Add(spec.PropagationDelay))
 }
 
 // CanaryReplicas is the number of ready canary pods needed before the

@@ -222,6 +222,9 @@ func diffState(got, want State) string {
 	if !got.WaitingSince.Equal(want.WaitingSince) {
 		add("WaitingSince", got.WaitingSince, want.WaitingSince)
 	}
+	if !got.PreRolloutFailed.Equal(want.PreRolloutFailed) {
+		add("PreRolloutFailed", got.PreRolloutFailed, want.PreRolloutFailed)
+	}
 	if !maps.Equal(got.Acted, want.Acted) {
 		add("Acted", got.Acted, want.Acted)
 	}
@@ -387,7 +390,7 @@ func TestNextRunning(t *testing.T) {
 		},
 		actions: []Action{UnpinService(), SetWeight(0), Unpause()},
 		requeue: RecheckAfter,
-		message: "all 3 steps passed; promoting revision rev2: all traffic to the Deployment's Service, rolling update started",
+		message: "all 3 steps passed; the confirm-promotion gate is open; promoting revision rev2: all traffic to the Deployment's Service, rolling update started",
 		event:   "Normal/Promoting",
 	}, {
 		name:    "gate closed at the progress deadline: rolled back",

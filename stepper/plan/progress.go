@@ -23,6 +23,10 @@ func inFlight(spec Spec, st State, obs Observations) Decision {
 		return rollBack(spec, st, obs, ReasonCanaryWorse,
 			fmt.Sprintf("the canary is worse than stable %s: %s", position(spec, st), obs.ComparisonFailed))
 	}
+	if obs.RollbackHook != "" {
+		return rollBack(spec, st, obs, ReasonRollbackHook,
+			fmt.Sprintf("%s %s", obs.RollbackHook, position(spec, st)))
+	}
 	st = followLowerRouting(st, obs)
 	var d Decision
 	switch {
@@ -185,6 +189,9 @@ func scaleUp(spec Spec, st State, obs Observations) Decision {
 				Message: fmt.Sprintf("%s: %d of %d canary pods ready; the weight moves to %d%% at %s, after the propagation delay (%s)",
 					label, obs.CanaryReady, need, w, clock(routable), contract.PromDuration(spec.PropagationDelay))}
 		}
+		if awaitsPreRollout(spec, st) {
+			return preRollout(spec, st, obs, need)
+		}
 		return startStep(spec, st, obs, need)
 	}
 	deadline := st.WaitingSince.Add(spec.ProgressDeadline)
@@ -198,12 +205,49 @@ func scaleUp(spec Spec, st State, obs Observations) Decision {
 			label, obs.CanaryReady, need, w, clock(deadline))}
 }
 
+// preRollout stands between a ready canary and the first step: the
+// pre-rollout hooks must pass before any traffic moves. Passed, the step
+// starts in the same pass; failed, that counts as a failed check and they
+// are called again an interval later; beyond the threshold the analysis
+// rolls back. This wait is bounded by the threshold, as in Flagger, not by
+// the progress deadline.
+func preRollout(spec Spec, st State, obs Observations, need int32) Decision {
+	now := obs.Now
+	label := stepLabel(spec, st)
+	if obs.PreRollout == nil {
+		if retry := preRolloutRetry(spec, st); now.Before(retry) {
+			return Decision{Next: st, Requeue: until(now, retry)} // the failure's message says when
+		}
+		return Decision{Next: st, Requeue: RecheckAfter,
+			Message: fmt.Sprintf("%s: the canary is ready; waiting for the pre-rollout hooks to answer before any traffic moves", label)}
+	}
+	v := judge(contract.NoDataFail, obs.PreRollout)
+	if v.outcome == outcomePassed {
+		d := startStep(spec, st, obs, need)
+		d.Event.Message = fmt.Sprintf("pre-rollout %s; %s", describe(v.all), d.Event.Message)
+		return d
+	}
+	st.FailedChecks++
+	failed := describe(v.failed)
+	if st.FailedChecks > spec.Threshold {
+		return rollBack(spec, st, obs, ReasonChecksFailed,
+			fmt.Sprintf("pre-rollout %s failed before %s took traffic; %d failed checks exceed the threshold of %d",
+				failed, label, st.FailedChecks, spec.Threshold))
+	}
+	st.PreRolloutFailed = stamp(now)
+	retry := st.PreRolloutFailed.Add(spec.Interval)
+	msg := fmt.Sprintf("pre-rollout %s failed (%d of %d failed checks tolerated); no traffic moved, the hooks are called again at %s",
+		failed, st.FailedChecks, spec.Threshold, clock(retry))
+	return Decision{Next: st, Requeue: until(now, retry), Message: msg, Event: warning(ReasonCheckFailed, msg)}
+}
+
 // startStep moves the weight to the step's and starts its interval.
 func startStep(spec Spec, st State, obs Observations, need int32) Decision {
 	w := spec.Steps[st.Step]
 	st.Weight = w
 	st.StepStarted = stamp(obs.Now)
 	st.WaitingSince = time.Time{}
+	st.PreRolloutFailed = time.Time{}
 	return Decision{
 		Next:    st,
 		Actions: []Action{SetWeight(w)},
@@ -326,6 +370,9 @@ func awaitPromotion(spec Spec, st State, obs Observations, passed string) Decisi
 		if why == "" {
 			why = fmt.Sprintf("all %d steps passed", n)
 		}
+		if obs.GateOpen != nil {
+			why += "; the confirm-promotion gate is open"
+		}
 		return promote(spec, st, obs, ReasonPromoting, why)
 	}
 	if st.WaitingSince.IsZero() {
@@ -337,10 +384,14 @@ func awaitPromotion(spec Spec, st State, obs Observations, passed string) Decisi
 			fmt.Sprintf("the confirm-promotion gate stayed closed for %s (progress deadline) after all %d steps passed",
 				contract.PromDuration(spec.ProgressDeadline), n))
 	}
-	msg := fmt.Sprintf("all %d steps passed; waiting for the confirm-promotion gate, rolling back at %s if it stays closed", n, clock(deadline))
+	gate := "the confirm-promotion gate"
+	if obs.Gate != "" {
+		gate += " (" + obs.Gate + ")"
+	}
+	msg := fmt.Sprintf("all %d steps passed; waiting for %s, rolling back at %s if it stays closed", n, gate, clock(deadline))
 	var event *Event
 	if passed != "" {
-		msg = passed + "; waiting for the confirm-promotion gate, rolling back at " + clock(deadline) + " if it stays closed"
+		msg = fmt.Sprintf("%s; waiting for %s, rolling back at %s if it stays closed", passed, gate, clock(deadline))
 		event = normal(ReasonStepPassed, passed)
 	}
 	return Decision{Next: st, Requeue: min(RecheckAfter, until(now, deadline)), Message: msg, Event: event}

@@ -18,7 +18,7 @@ import (
 var StateKeys = []string{
 	contract.KeyPhase, contract.KeyWeight, contract.KeyStep, contract.KeyFailedChecks,
 	contract.KeyRevision, contract.KeyStableRevision,
-	contract.KeyStepStarted, contract.KeyWaitingSince, contract.KeyActed,
+	contract.KeyStepStarted, contract.KeyWaitingSince, contract.KeyPreRolloutFailed, contract.KeyActed,
 }
 
 // Encode renders s as the Deployment's annotations, with the step over
@@ -52,6 +52,9 @@ func Encode(spec Spec, s State) map[string]string {
 	}
 	if !s.WaitingSince.IsZero() {
 		a[contract.KeyWaitingSince] = s.WaitingSince.UTC().Format(time.RFC3339)
+	}
+	if !s.PreRolloutFailed.IsZero() {
+		a[contract.KeyPreRolloutFailed] = s.PreRolloutFailed.UTC().Format(time.RFC3339)
 	}
 	if acted := nonEmpty(s.Acted); len(acted) > 0 {
 		data, _ := json.Marshal(acted) // a map of strings always encodes, keys sorted
@@ -105,7 +108,7 @@ func Decode(annotations map[string]string) (State, error) {
 	for _, f := range []struct {
 		key string
 		t   *time.Time
-	}{{contract.KeyStepStarted, &s.StepStarted}, {contract.KeyWaitingSince, &s.WaitingSince}} {
+	}{{contract.KeyStepStarted, &s.StepStarted}, {contract.KeyWaitingSince, &s.WaitingSince}, {contract.KeyPreRolloutFailed, &s.PreRolloutFailed}} {
 		if v, ok := annotations[f.key]; ok {
 			parsed, err := time.Parse(time.RFC3339, v)
 			if err != nil {

@@ -23,6 +23,9 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		{"step running", running(2, ago(20*time.Second))},
 		{"no data, waiting", with(running(1, ago(3*time.Minute)), func(s *State) { s.WaitingSince = ago(2 * time.Minute) })},
 		{"paused, a failed check", with(paused(running(1, ago(time.Minute))), func(s *State) { s.FailedChecks = 2 })},
+		{"pre-rollout hooks failed, waiting", with(scaling(0, ago(2*time.Minute)), func(s *State) {
+			s.FailedChecks, s.PreRolloutFailed = 1, ago(time.Minute)
+		})},
 		{"promoting", promotingSince(ago(time.Minute))},
 		{"rolled back over the threshold", State{Phase: contract.PhaseRolledBack, Step: 1, FailedChecks: 4,
 			StepStarted: ago(time.Hour), Revision: "rev2", Stable: "rev1"}},
@@ -153,6 +156,7 @@ func TestStateEqual(t *testing.T) {
 		func(s *State) { s.FailedChecks++ },
 		func(s *State) { s.StepStarted = s.StepStarted.Add(time.Second) },
 		func(s *State) { s.WaitingSince = t0 },
+		func(s *State) { s.PreRolloutFailed = t0 },
 		func(s *State) { s.Acted = map[string]string{contract.KeyAbort: "a"} },
 		func(s *State) { s.Revision = "rev9" },
 		func(s *State) { s.Stable = "rev9" },

@@ -1,0 +1,309 @@
+package stepper
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/canary-io/canary/contract"
+	"github.com/canary-io/canary/stepper/plan"
+)
+
+// HookPayload is the JSON body POSTed to every hook: Flagger's
+// CanaryWebhookPayload, field for field, so that Flagger's load tester and
+// hook servers written for Flagger read it unchanged.
+type HookPayload struct {
+	// Name is the Deployment's name.
+	Name string `json:"name"`
+	// Namespace is the Deployment's namespace.
+	Namespace string `json:"namespace"`
+	// Phase is canary.io/phase when the hook is called: Progressing or
+	// Paused during an analysis, Succeeded or RolledBack for post-rollout.
+	Phase contract.Phase `json:"phase"`
+	// Checksum is canary.io/revision, the template hash under analysis:
+	// it identifies one analysis of one configuration, as Flagger's does.
+	Checksum string `json:"checksum"`
+	// Metadata is the hook's metadata as written; event hooks also get
+	// eventMessage, eventType and timestamp (Unix milliseconds), which the
+	// hook's own metadata cannot override.
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// hookAnswer is how one hook answered one call.
+type hookAnswer struct {
+	hook   contract.Webhook
+	status int    // 0 when there was no response
+	text   string // the status line's text, e.g. "403 Forbidden"
+	body   string // the start of the response body
+	err    error  // no response: timeout, connection refused, ...
+}
+
+// ok reports Flagger's success rule: a response with status 200, 201 or
+// 202. Anything else (204 too, and redirects that end elsewhere) is a
+// failure whose reason is the response body.
+func (a hookAnswer) ok() bool {
+	return a.err == nil && a.status >= 200 && a.status <= 202
+}
+
+// String says how the hook answered, for messages.
+//
+// Examples: `answered 200 OK`; `answered 403 Forbidden: "Forbidden"`;
+// `timed out after 10s`; `no answer: dial tcp 10.0.0.7:80: connect:
+// connection refused`.
+func (a hookAnswer) String() string {
+	switch {
+	case errors.Is(a.err, context.DeadlineExceeded):
+		return "timed out after " + contract.PromDuration(a.hook.Timeout)
+	case a.err != nil:
+		return "no answer: " + a.err.Error()
+	case a.body == "":
+		return "answered " + a.text
+	}
+	return fmt.Sprintf("answered %s: %q", a.text, a.body)
+}
+
+// result is the answer as a check: failed unless ok.
+func (a hookAnswer) result() plan.CheckResult {
+	if a.ok() {
+		return plan.HookResult(a.hook.Name, "")
+	}
+	return plan.HookResult(a.hook.Name, a.String())
+}
+
+// maxHookBody is how much of a response body a message quotes.
+const maxHookBody = 200
+
+// callHook POSTs payload to the hook's URL as JSON, bounded by the hook's
+// timeout.
+func callHook(ctx context.Context, c *http.Client, h contract.Webhook, payload HookPayload) hookAnswer {
+	a := hookAnswer{hook: h}
+	body, err := json.Marshal(payload)
+	if err != nil {
+		a.err = err
+		return a
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(body))
+	if err != nil {
+		a.err = err
+		return a
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		} else {
+			var uerr interface{ Unwrap() error }
+			if errors.As(err, &uerr) && uerr.Unwrap() != nil {
+				err = uerr.Unwrap() // drop the `Post "URL":` prefix: the hook is named already
+			}
+		}
+		a.err = err
+		return a
+	}
+	defer func() { _ = resp.Body.Close() }()
+	start, _ := io.ReadAll(io.LimitReader(resp.Body, maxHookBody+1))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // let the connection be reused
+	a.status, a.text = resp.StatusCode, resp.Status
+	a.body = strings.TrimSpace(string(start))
+	if len(start) > maxHookBody {
+		a.body = strings.TrimSpace(string(start[:maxHookBody])) + "…"
+	}
+	return a
+}
+
+// callHooks calls every hook concurrently with the same payload and
+// returns their answers in the hooks' order.
+func callHooks(ctx context.Context, c *http.Client, hooks []contract.Webhook, payload HookPayload) []hookAnswer {
+	answers := make([]hookAnswer, len(hooks))
+	var wg sync.WaitGroup
+	for i, h := range hooks {
+		p := payload
+		p.Metadata = h.Metadata
+		wg.Go(func() { answers[i] = callHook(ctx, c, h, p) })
+	}
+	wg.Wait()
+	return answers
+}
+
+// payloadFor is the payload of a call for Deployment d in phase.
+func payloadFor(d *appsv1.Deployment, phase contract.Phase) HookPayload {
+	return HookPayload{Name: d.Name, Namespace: d.Namespace, Phase: phase, Checksum: d.Annotations[contract.KeyRevision]}
+}
+
+// results are the answers as checks.
+func results(answers []hookAnswer) []plan.CheckResult {
+	out := make([]plan.CheckResult, len(answers))
+	for i, a := range answers {
+		out[i] = a.result()
+	}
+	return out
+}
+
+// hookPollPeriod is how often the rollback hooks are asked while an
+// analysis is in flight (Flagger asks once per analysis interval; here
+// a rollback asked for is seen within seconds, whatever the interval).
+const hookPollPeriod = 5 * time.Second
+
+// callInFlightHooks calls the hooks that are due in this pass and puts
+// their answers into the observations: the pre-rollout hooks when
+// plan.PreRolloutDue, the rollout hooks beside the checks when
+// plan.ChecksDue (a failing one is a failed check), the confirm-promotion
+// hooks when plan.GateDue, and the rollback hooks at most every
+// hookPollPeriod while the analysis is in flight. It returns the rollout
+// hooks' results, to be added to the checks.
+func (r *Reconciler) callInFlightHooks(ctx context.Context, w *world) []plan.CheckResult {
+	hooks := w.settings.Webhooks
+	phase := w.state.Phase
+	if len(hooks) == 0 || (phase != contract.PhaseProgressing && phase != contract.PhasePaused) {
+		return nil
+	}
+	d, now := w.deployment, w.obs.Now
+	payload := payloadFor(d, phase)
+	var (
+		mu      sync.Mutex
+		wg      sync.WaitGroup
+		rollout []plan.CheckResult
+	)
+	run := func(t contract.HookType, use func([]hookAnswer)) {
+		due := contract.OfType(hooks, t)
+		if len(due) == 0 {
+			return
+		}
+		wg.Go(func() {
+			answers := callHooks(ctx, r.hookClient(), due, payload)
+			mu.Lock()
+			defer mu.Unlock()
+			use(answers)
+		})
+	}
+	if plan.PreRolloutDue(w.spec, w.state, w.obs) {
+		run(contract.HookPreRollout, func(a []hookAnswer) { w.obs.PreRollout = results(a) })
+	}
+	if plan.ChecksDue(w.spec, w.state, now) {
+		run(contract.HookRollout, func(a []hookAnswer) { rollout = results(a) })
+	}
+	if plan.GateDue(w.spec, w.state, now) {
+		run(contract.HookConfirmPromotion, func(a []hookAnswer) {
+			open, closed := true, []string(nil)
+			for _, x := range a {
+				if !x.ok() {
+					open = false
+					closed = append(closed, fmt.Sprintf("hook %q %s", x.hook.Name, x))
+				}
+			}
+			w.obs.GateOpen = &open
+			w.obs.Gate = strings.Join(closed, ", ")
+		})
+	}
+	if r.rollbackHooksDue(d, now) {
+		run(contract.HookRollback, func(a []hookAnswer) {
+			for _, x := range a {
+				if x.ok() {
+					w.obs.RollbackHook = fmt.Sprintf("rollback hook %q %s", x.hook.Name, x)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return rollout
+}
+
+// rollbackHooksDue reports whether the rollback hooks of d should be
+// asked now, at most every hookPollPeriod; asking records the time.
+func (r *Reconciler) rollbackHooksDue(d *appsv1.Deployment, now time.Time) bool {
+	key := d.Namespace + "/" + d.Name
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if last, ok := r.rollbackAsked[key]; ok && now.Sub(last) < hookPollPeriod {
+		return false
+	}
+	if r.rollbackAsked == nil {
+		r.rollbackAsked = map[string]time.Time{}
+	}
+	r.rollbackAsked[key] = now
+	return true
+}
+
+// hasHooks reports whether the analysis has hooks of type t.
+func hasHooks(w *world, t contract.HookType) bool {
+	return len(contract.OfType(w.settings.Webhooks, t)) > 0
+}
+
+// callPostRollout calls the post-rollout hooks once an analysis has ended
+// (phase Succeeded or RolledBack, whoever ended it) and reports each
+// answer as an Event; a failure changes nothing else.
+func (r *Reconciler) callPostRollout(ctx context.Context, w *world, d *appsv1.Deployment, phase contract.Phase) {
+	hooks := contract.OfType(w.settings.Webhooks, contract.HookPostRollout)
+	if len(hooks) == 0 {
+		return
+	}
+	for _, a := range callHooks(ctx, r.hookClient(), hooks, payloadFor(d, phase)) {
+		e := &plan.Event{Type: plan.EventNormal, Reason: ReasonPostRolloutHook,
+			Message: fmt.Sprintf("post-rollout hook %q passed (%s)", a.hook.Name, a)}
+		if !a.ok() {
+			e = &plan.Event{Type: plan.EventWarning, Reason: ReasonPostRolloutHookFailed,
+				Message: fmt.Sprintf("post-rollout hook %q failed: %s; nothing else changes", a.hook.Name, a)}
+		}
+		r.emit(ctx, w, d, e)
+	}
+}
+
+// Reasons of the Events about post-rollout hooks.
+const (
+	ReasonPostRolloutHook       = "PostRolloutHook"
+	ReasonPostRolloutHookFailed = "PostRolloutHookFailed"
+)
+
+// emit records e on the Deployment and sends it to the event hooks, in
+// the background: an event hook never delays or fails a pass.
+func (r *Reconciler) emit(ctx context.Context, w *world, d *appsv1.Deployment, e *plan.Event) {
+	r.Recorder.Eventf(d, nil, string(e.Type), e.Reason, "Canary", "%s", e.Message)
+	hooks := contract.OfType(w.settings.Webhooks, contract.HookEvent)
+	if len(hooks) == 0 {
+		return
+	}
+	payload := payloadFor(d, contract.Phase(d.Annotations[contract.KeyPhase]))
+	logger := log.FromContext(ctx)
+	at := r.Clock.Now()
+	for _, h := range hooks {
+		p := payload
+		p.Metadata = map[string]string{
+			"eventMessage": e.Message,
+			"eventType":    string(e.Type),
+			"timestamp":    strconv.FormatInt(at.UnixMilli(), 10),
+		}
+		for k, v := range h.Metadata {
+			if _, taken := p.Metadata[k]; !taken {
+				p.Metadata[k] = v
+			}
+		}
+		go func() {
+			if a := callHook(context.WithoutCancel(ctx), r.hookClient(), h, p); !a.ok() {
+				logger.Info("event hook failed", "hook", h.Name, "answer", a.String())
+			}
+		}()
+	}
+}
+
+// hookClient is the HTTP client for hooks.
+func (r *Reconciler) hookClient() *http.Client {
+	if r.HookClient != nil {
+		return r.HookClient
+	}
+	return http.DefaultClient
+}
