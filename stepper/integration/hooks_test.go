@@ -250,3 +250,24 @@ func TestFailingRolloutHookIsAFailedCheck(t *testing.T) {
 		t.Errorf("message %q, want it to contain %q", msg, want)
 	}
 }
+
+// TestClosedGateRollsBackAtTheDeadline: a confirm-promotion gate that
+// stays closed holds the promotion only until the progress deadline.
+func TestClosedGateRollsBackAtTheDeadline(t *testing.T) {
+	ns, cs, _ := setup(t)
+	hooks := newHookServer(t, cs, ns)
+	settings := []string{`canary.io/progress-deadline: "6s"`, webhooksSetting(t,
+		map[string]any{"name": "approval", "type": "confirm-promotion", "url": hooks.URL + "/gate"},
+	)}
+	prom.set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	hooks.answer("gate", http.StatusForbidden)
+	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
+	d := phaseOf(t, cs, ns, contract.PhaseRolledBack, 90*time.Second)
+	want := "rolled back: the confirm-promotion gate stayed closed for 6s (progress deadline) after all 3 steps passed"
+	if msg := d.Annotations[contract.KeyMessage]; msg != want {
+		t.Errorf("message %q, want %q", msg, want)
+	}
+	if d.Annotations[contract.KeyStep] != "3/3" {
+		t.Errorf("step %s, want 3/3: the gate is asked after every step passed", d.Annotations[contract.KeyStep])
+	}
+}

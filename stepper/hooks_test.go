@@ -1,0 +1,156 @@
+package stepper
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/canary-io/canary/contract"
+	"github.com/canary-io/canary/stepper/plan"
+)
+
+// TestHookPayloadIsFlaggers checks the body's JSON keys against Flagger's
+// CanaryWebhookPayload: name, namespace, phase, checksum, metadata.
+func TestHookPayloadIsFlaggers(t *testing.T) {
+	var got map[string]any
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ct := r.Header.Get("Content-Type"); ct != "application/json" || r.Method != http.MethodPost {
+			t.Errorf("%s with Content-Type %q, want POST of application/json", r.Method, ct)
+		}
+		body, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(body, &got); err != nil {
+			t.Errorf("body %s: %v", body, err)
+		}
+	}))
+	defer srv.Close()
+	h := contract.Webhook{Name: "load-test", URL: srv.URL, Timeout: time.Second}
+	p := HookPayload{Name: "reviews", Namespace: "bookinfo", Phase: contract.PhaseProgressing, Checksum: "5bf786ccdb",
+		Metadata: map[string]string{"cmd": "hey -z 1m http://reviews-canary:9080/"}}
+	if a := callHook(t.Context(), http.DefaultClient, h, p); !a.ok() {
+		t.Fatalf("answer %s, want success", a)
+	}
+	want := map[string]any{"name": "reviews", "namespace": "bookinfo", "phase": "Progressing", "checksum": "5bf786ccdb",
+		"metadata": map[string]any{"cmd": "hey -z 1m http://reviews-canary:9080/"}}
+	gotJSON, _ := json.Marshal(got)
+	wantJSON, _ := json.Marshal(want)
+	if string(gotJSON) != string(wantJSON) {
+		t.Errorf("payload %s, want %s", gotJSON, wantJSON)
+	}
+}
+
+// TestHookAnswers checks Flagger's success rule (200, 201 and 202 only)
+// and how each answer reads in messages.
+func TestHookAnswers(t *testing.T) {
+	long := strings.Repeat("x", 300)
+	for _, tc := range []struct {
+		status int
+		body   string
+		ok     bool
+		want   string
+	}{
+		{200, "Approved", true, `answered 200 OK: "Approved"`},
+		{201, "", true, "answered 201 Created"},
+		{202, "", true, "answered 202 Accepted"},
+		{204, "", false, "answered 204 No Content"},
+		{403, "Forbidden\n", false, `answered 403 Forbidden: "Forbidden"`},
+		{500, "exit status 1", false, `answered 500 Internal Server Error: "exit status 1"`},
+		{500, long, false, `answered 500 Internal Server Error: "` + long[:maxHookBody] + `…"`},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(tc.status)
+			_, _ = io.WriteString(w, tc.body)
+		}))
+		a := callHook(t.Context(), http.DefaultClient, contract.Webhook{Name: "h", URL: srv.URL, Timeout: time.Second}, HookPayload{})
+		srv.Close()
+		if a.ok() != tc.ok || a.String() != tc.want {
+			t.Errorf("status %d: ok %v, %q; want ok %v, %q", tc.status, a.ok(), a.String(), tc.ok, tc.want)
+		}
+		if r := a.result(); r.Passed() != tc.ok || (!tc.ok && r.Failure != tc.want) {
+			t.Errorf("status %d: as a check %+v", tc.status, r)
+		}
+	}
+}
+
+func TestHookTimeoutAndNoAnswer(t *testing.T) {
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	defer slow.Close()
+	defer close(release)
+	a := callHook(t.Context(), http.DefaultClient, contract.Webhook{Name: "slow", URL: slow.URL, Timeout: 200 * time.Millisecond}, HookPayload{})
+	if a.ok() || a.String() != "timed out after 200ms" {
+		t.Errorf("slow hook: ok %v, %q; want a timeout after 200ms", a.ok(), a.String())
+	}
+
+	closed := httptest.NewServer(http.NotFoundHandler())
+	url := closed.URL
+	closed.Close()
+	a = callHook(t.Context(), http.DefaultClient, contract.Webhook{Name: "gone", URL: url, Timeout: time.Second}, HookPayload{})
+	if a.ok() || !strings.HasPrefix(a.String(), "no answer: ") || !strings.Contains(a.String(), "connection refused") || strings.Contains(a.String(), "Post ") {
+		t.Errorf("unreachable hook: ok %v, %q; want `no answer: ... connection refused` without the URL prefix", a.ok(), a.String())
+	}
+}
+
+// TestCallHooksKeepsOrderAndRunsConcurrently calls two hooks whose server
+// answers only once both calls are in: called one after the other, the
+// first would give up waiting for the second.
+func TestCallHooksKeepsOrderAndRunsConcurrently(t *testing.T) {
+	var mu sync.Mutex
+	arrived := 0
+	both := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		if arrived++; arrived == 2 {
+			close(both)
+		}
+		mu.Unlock()
+		select {
+		case <-both:
+		case <-time.After(3 * time.Second):
+			w.WriteHeader(http.StatusGatewayTimeout)
+			_, _ = io.WriteString(w, "alone")
+			return
+		}
+		var p HookPayload
+		_ = json.NewDecoder(r.Body).Decode(&p)
+		if r.URL.Path == "/b" {
+			w.WriteHeader(http.StatusForbidden)
+		}
+		_, _ = io.WriteString(w, p.Metadata["who"])
+	}))
+	defer srv.Close()
+	hooks := []contract.Webhook{
+		{Name: "a", URL: srv.URL + "/a", Timeout: 10 * time.Second, Metadata: map[string]string{"who": "a"}},
+		{Name: "b", URL: srv.URL + "/b", Timeout: 10 * time.Second, Metadata: map[string]string{"who": "b"}},
+	}
+	answers := callHooks(context.Background(), http.DefaultClient, hooks, HookPayload{Name: "reviews"})
+	if len(answers) != 2 || !answers[0].ok() || answers[0].body != "a" || answers[1].ok() || answers[1].body != "b" {
+		t.Errorf("answers %+v: want a ok with its own metadata, then b refused, both while the other was in flight", answers)
+	}
+}
+
+func TestAnalysisEnded(t *testing.T) {
+	reverted := &plan.Event{Type: plan.EventWarning, Reason: ReasonRevertedByUser}
+	for _, tc := range []struct {
+		from, to contract.Phase
+		event    *plan.Event
+		want     bool
+	}{
+		{contract.PhasePromoting, contract.PhaseSucceeded, nil, true},
+		{contract.PhaseProgressing, contract.PhaseRolledBack, nil, true},
+		{contract.PhasePaused, contract.PhaseRolledBack, nil, true},
+		{contract.PhaseProgressing, contract.PhasePromoting, nil, false},
+		{contract.PhaseRolledBack, contract.PhaseRolledBack, nil, false},
+		{contract.PhaseRolledBack, contract.PhaseRolledBack, reverted, true},
+		{contract.PhaseIdle, contract.PhaseIdle, &plan.Event{Type: plan.EventNormal, Reason: ReasonHoldEnded}, false},
+	} {
+		if got := analysisEnded(tc.from, tc.to, tc.event); got != tc.want {
+			t.Errorf("%s → %s (webhook event %v): %v, want %v", tc.from, tc.to, tc.event, got, tc.want)
+		}
+	}
+}
