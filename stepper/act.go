@@ -28,6 +28,13 @@ import (
 // from the same annotations.
 func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error {
 	d := w.deployment.DeepCopy()
+	if vs := w.leftoverVirtualService; vs != nil {
+		// It only sends the host to the user's Service: deleting it is safe at
+		// any moment, and the user's VirtualServices are the ones steered.
+		if err := r.Client.Delete(ctx, vs, client.Preconditions{UID: &vs.UID}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete the generated virtual service %s/%s, replaced by %s: %w", vs.Namespace, vs.Name, contract.KeyVirtualService, err)
+		}
+	}
 	unpause, progressingFailed := false, ""
 	rejected := plan.Action{}
 	for _, a := range dec.Actions {

@@ -37,6 +37,10 @@ type world struct {
 	canaryRule     *istionetv1.DestinationRule
 	userRule       *istionetv1.DestinationRule
 	virtualService *istionetv1.VirtualService // the generated one, if it exists
+	// leftoverVirtualService is a generated VirtualService the analysis no
+	// longer uses (canary.io/virtualservice now names the user's own): it
+	// is deleted, so that two VirtualServices never route the host.
+	leftoverVirtualService *istionetv1.VirtualService
 	// analysisStarted is the analysis' start for the continuous
 	// comparison; recordStart says this pass must record it.
 	analysisStarted time.Time
@@ -92,8 +96,14 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 		}
 		checks = runChecks(ctx, q, w.settings, d.Namespace, CanaryName(d.Name), d.Name, now, r.QueryTimeout)
 	}
-	if rollout := r.callInFlightHooks(ctx, w); checks != nil {
+	rollout, called := r.callInFlightHooks(ctx, w)
+	if checks != nil {
 		w.obs.Checks = append(checks, rollout...)
+	}
+	if called {
+		// A hook may take up to its timeout: what is decided now (a step's
+		// start, say) is stamped with the time after the answers.
+		w.obs.Now = r.Clock.Now()
 	}
 	return w, nil
 }
@@ -323,6 +333,8 @@ func (r *Reconciler) readVirtualServices(ctx context.Context, w *world) error {
 			w.userVirtualServices = append(w.userVirtualServices, vs)
 		case ownedBy(vs, d) && vs.Name == svc.Name && len(named) == 0:
 			w.virtualService = vs
+		case ownedBy(vs, d) && vs.Name == svc.Name:
+			w.leftoverVirtualService = vs
 		case !ownedBy(vs, d) && servesHost(vs, svc):
 			w.obs.Conflict = fmt.Sprintf("VirtualService %s routes the host %s and is not named in %s: name it there to have it steered",
 				vs.Name, svc.Name, contract.KeyVirtualService)

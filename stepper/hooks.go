@@ -164,25 +164,26 @@ const hookPollPeriod = 5 * time.Second
 // plan.ChecksDue (a failing one is a failed check), the confirm-promotion
 // hooks when plan.GateDue, and the rollback hooks at most every
 // hookPollPeriod while the analysis is in flight. It returns the rollout
-// hooks' results, to be added to the checks.
-func (r *Reconciler) callInFlightHooks(ctx context.Context, w *world) []plan.CheckResult {
+// hooks' results, to be added to the checks, and whether any hook was
+// called.
+func (r *Reconciler) callInFlightHooks(ctx context.Context, w *world) (rollout []plan.CheckResult, called bool) {
 	hooks := w.settings.Webhooks
 	phase := w.state.Phase
 	if len(hooks) == 0 || (phase != contract.PhaseProgressing && phase != contract.PhasePaused) {
-		return nil
+		return nil, false
 	}
 	d, now := w.deployment, w.obs.Now
 	payload := payloadFor(d, phase)
 	var (
-		mu      sync.Mutex
-		wg      sync.WaitGroup
-		rollout []plan.CheckResult
+		mu sync.Mutex
+		wg sync.WaitGroup
 	)
 	run := func(t contract.HookType, use func([]hookAnswer)) {
 		due := contract.OfType(hooks, t)
 		if len(due) == 0 {
 			return
 		}
+		called = true
 		wg.Go(func() {
 			answers := callHooks(ctx, r.hookClient(), due, payload)
 			mu.Lock()
@@ -220,7 +221,7 @@ func (r *Reconciler) callInFlightHooks(ctx context.Context, w *world) []plan.Che
 		})
 	}
 	wg.Wait()
-	return rollout
+	return rollout, called
 }
 
 // rollbackHooksDue reports whether the rollback hooks of d should be

@@ -2,6 +2,7 @@ package stepper
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -125,7 +126,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 	dec := plan.Next(w.spec, w.state, w.obs)
-	if err := r.act(ctx, w, dec); err != nil {
+	if err := r.act(ctx, w, dec); errors.Is(err, errChangedMeanwhile) || apierrors.IsConflict(err) {
+		// Someone wrote the Deployment or an object since this pass read
+		// it: nothing is wrong, the next pass decides on the new state.
+		log.FromContext(ctx).V(1).Info("changed meanwhile; deciding again", "err", err.Error())
+		return ctrl.Result{RequeueAfter: staleRecheck}, nil
+	} else if err != nil {
 		return ctrl.Result{}, err
 	}
 	r.Metrics.observe(w, dec, w.obs.Now)

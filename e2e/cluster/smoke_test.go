@@ -24,12 +24,12 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
 	"github.com/canary-io/canary/e2e/cluster"
+	"github.com/canary-io/canary/e2e/kit"
 )
 
 var env *cluster.Cluster
@@ -40,40 +40,12 @@ func TestMain(m *testing.M) {
 
 func clients(t *testing.T) (*kubernetes.Clientset, *istioclient.Clientset) {
 	t.Helper()
-	cs, err := kubernetes.NewForConfig(env.Admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ic, err := istioclient.NewForConfig(env.Admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cs, ic
+	return kit.Clients(t, env)
 }
 
 func namespace(t *testing.T, cs kubernetes.Interface) string {
 	t.Helper()
-	ns, err := cs.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "smoke-"},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ns.Name
-}
-
-// eventually polls cond until it holds; on timeout the test fails with the
-// condition's last complaint.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func(ctx context.Context) error) {
-	t.Helper()
-	var last error
-	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		last = cond(ctx)
-		return last == nil, nil
-	})
-	if err != nil {
-		t.Fatalf("%s: %v (last: %v)", what, err, last)
-	}
+	return kit.Namespace(t, cs, "smoke", nil)
 }
 
 func TestServerReportsItsRealVersion(t *testing.T) {
@@ -161,7 +133,7 @@ func TestDeploymentRollsAndEndpointsFollow(t *testing.T) {
 // rolled out and Available, as kubectl rollout status does.
 func waitRolledOut(t *testing.T, cs kubernetes.Interface, ns, name string, replicas int32) {
 	t.Helper()
-	eventually(t, 60*time.Second, "deployment "+name+" rolled out", func(ctx context.Context) error {
+	kit.Eventually(t, 60*time.Second, "deployment "+name+" rolled out", func(ctx context.Context) error {
 		d, err := cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -184,7 +156,7 @@ func waitRolledOut(t *testing.T, cs kubernetes.Interface, ns, name string, repli
 func podNames(t *testing.T, cs kubernetes.Interface, ns, image string) []string {
 	t.Helper()
 	var names []string
-	eventually(t, 30*time.Second, "pods of "+image, func(ctx context.Context) error {
+	kit.Eventually(t, 30*time.Second, "pods of "+image, func(ctx context.Context) error {
 		pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return err
@@ -208,7 +180,7 @@ func podNames(t *testing.T, cs kubernetes.Interface, ns, image string) []string 
 // the given pods, and returns them.
 func waitReadyEndpoints(t *testing.T, cs kubernetes.Interface, ns, svc string, want []string) []string {
 	t.Helper()
-	eventually(t, 30*time.Second, "endpoints of "+svc, func(ctx context.Context) error {
+	kit.Eventually(t, 30*time.Second, "endpoints of "+svc, func(ctx context.Context) error {
 		list, err := cs.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + svc})
 		if err != nil {
 			return err
@@ -302,7 +274,7 @@ func TestPrometheusScrapesItsTargets(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = env.RemoveScrapeTarget("smoke") })
 
-	eventually(t, 30*time.Second, "every Prometheus target up", func(ctx context.Context) error {
+	kit.Eventually(t, 30*time.Second, "every Prometheus target up", func(ctx context.Context) error {
 		var resp struct {
 			Data struct {
 				ActiveTargets []struct {
@@ -329,7 +301,7 @@ func TestPrometheusScrapesItsTargets(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, 30*time.Second, "the test target's series", func(ctx context.Context) error {
+	kit.Eventually(t, 30*time.Second, "the test target's series", func(ctx context.Context) error {
 		var resp struct {
 			Data struct {
 				Result []json.RawMessage `json:"result"`
@@ -359,7 +331,7 @@ func TestIstiodSeesServices(t *testing.T) {
 		t.Fatal(err)
 	}
 	host := fmt.Sprintf("reviews.%s.svc.cluster.local", ns)
-	eventually(t, 30*time.Second, "istiod registry lists "+host, func(ctx context.Context) error {
+	kit.Eventually(t, 30*time.Second, "istiod registry lists "+host, func(ctx context.Context) error {
 		body, err := get(ctx, "http://"+env.IstiodHTTPAddr+"/debug/registryz")
 		if err != nil {
 			return err

@@ -1,7 +1,6 @@
 package clustertest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/canary-io/canary/e2e/cluster"
+	"github.com/canary-io/canary/e2e/kit"
 	"github.com/canary-io/canary/manifests"
 )
 
@@ -50,22 +50,13 @@ func TestMain(m *testing.M) {
 
 func admin(t *testing.T) *kubernetes.Clientset {
 	t.Helper()
-	cs, err := kubernetes.NewForConfig(env.Admin)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs, _ := kit.Clients(t, env)
 	return cs
 }
 
 func kubectl(t *testing.T, stdin []byte, args ...string) string {
 	t.Helper()
-	cmd := env.Kubectl(t.Context(), args...)
-	cmd.Stdin = bytes.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("kubectl %v: %v\n%s", args, err, out)
-	}
-	return string(out)
+	return kit.Kubectl(t, env, string(stdin), args...)
 }
 
 // applyFiles applies manifests/<file> for real.

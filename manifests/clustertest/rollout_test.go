@@ -2,17 +2,13 @@ package clustertest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -20,35 +16,10 @@ import (
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/e2e/cluster"
 	"github.com/canary-io/canary/e2e/controller"
+	"github.com/canary-io/canary/e2e/kit"
 	"github.com/canary-io/canary/manifests"
 	"github.com/canary-io/canary/webhook"
 )
-
-// promStandIn answers every Prometheus instant query with a healthy
-// value: p99 120 ms for histogram queries, 100 (percent of successes, or a
-// counter) for the rest.
-func promStandIn(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = r.ParseForm()
-		v := "100"
-		if strings.Contains(r.Form.Get("query"), "histogram_quantile") {
-			v = "120"
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": map[string]any{
-			"resultType": "vector",
-			"result":     []any{map[string]any{"metric": map[string]string{}, "value": []any{float64(time.Now().Unix()), v}}},
-		}})
-	})}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return "http://" + l.Addr().String()
-}
 
 // The controller, limited to the manifests' RBAC (the local cluster's
 // cluster-admin binding of its credential removed), with leader election
@@ -97,7 +68,11 @@ func TestRolloutUnderTheManifestsRBAC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Start("--prometheus-url=" + promStandIn(t)); err != nil {
+	prom, err := kit.StartPromStandIn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start("--prometheus-url=" + prom.URL); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.Stop)
@@ -110,29 +85,27 @@ func TestRolloutUnderTheManifestsRBAC(t *testing.T) {
 		_ = cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(bg, webhook.ConfigurationName, metav1.DeleteOptions{})
 	})
 
-	ns, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "rbac-rollout-"}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns := kit.Namespace(t, cs, "rbac-rollout", nil)
+	prom.Set(ns, kit.Healthy)
 	kubectl(t, []byte(fmt.Sprintf(`apiVersion: v1
 kind: Service
 metadata: {name: reviews, namespace: %s, labels: {app: reviews}}
 spec:
   selector: {app: reviews}
   ports: [{name: http, port: 9080}]
-`, ns.Name)), "apply", "-f", "-")
-	kubectl(t, deployment(ns.Name, "v1"), "apply", "-f", "-")
-	waitFor(t, ns.Name, 60*time.Second, "v1 rolled out and Idle", func(d *appsv1.Deployment) bool {
+`, ns)), "apply", "-f", "-")
+	kubectl(t, deployment(ns, "v1"), "apply", "-f", "-")
+	waitFor(t, ns, 60*time.Second, "v1 rolled out and Idle", func(d *appsv1.Deployment) bool {
 		return d.Annotations[contract.KeyPhase] == "Idle" && d.Status.AvailableReplicas == 2 && d.Status.UpdatedReplicas == 2
 	})
-	kubectl(t, deployment(ns.Name, "v2"), "apply", "-f", "-")
-	d := waitFor(t, ns.Name, 90*time.Second, "v2 analysed and promoted", func(d *appsv1.Deployment) bool {
+	kubectl(t, deployment(ns, "v2"), "apply", "-f", "-")
+	d := waitFor(t, ns, 90*time.Second, "v2 analysed and promoted", func(d *appsv1.Deployment) bool {
 		if ph := d.Annotations[contract.KeyPhase]; ph == "RolledBack" {
 			t.Fatalf("rolled back: %s", d.Annotations[contract.KeyMessage])
 		}
 		return d.Annotations[contract.KeyPhase] == "Succeeded"
 	})
-	waitFor(t, ns.Name, 30*time.Second, "v2 rolled out", func(d *appsv1.Deployment) bool {
+	waitFor(t, ns, 30*time.Second, "v2 rolled out", func(d *appsv1.Deployment) bool {
 		return !d.Spec.Paused && d.Status.UpdatedReplicas == 2 && d.Status.AvailableReplicas == 2 && d.Status.Replicas == 2
 	})
 	t.Logf("Succeeded: %s", d.Annotations[contract.KeyMessage])
@@ -148,50 +121,12 @@ spec:
 }
 
 func deployment(ns, version string) []byte {
-	return []byte(fmt.Sprintf(`apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: reviews
-  namespace: %s
-  labels: {app: reviews}
-  annotations:
-    canary.io/enabled: "true"
-    canary.io/steps: "50"
-    canary.io/interval: "2s"
-    canary.io/progress-deadline: "60s"
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: reviews}}
-  template:
-    metadata:
-      labels: {app: reviews, version: %s}
-    spec:
-      containers:
-      - name: reviews
-        image: reviews:%s
-        ports: [{containerPort: 9080}]
-`, ns, version, version))
+	return []byte(kit.Reviews(ns, version, "reviews:"+version, 2, []string{`canary.io/enabled: "true"`, `canary.io/steps: "50"`,
+		`canary.io/interval: "2s"`, `canary.io/progress-deadline: "60s"`}, nil))
 }
 
 // waitFor polls the reviews Deployment until cond holds, and returns it.
 func waitFor(t *testing.T, ns string, timeout time.Duration, what string, cond func(*appsv1.Deployment) bool) *appsv1.Deployment {
 	t.Helper()
-	cs := admin(t)
-	var last *appsv1.Deployment
-	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		d, err := cs.AppsV1().Deployments(ns).Get(ctx, "reviews", metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		last = d
-		return cond(d), nil
-	})
-	if err != nil {
-		var ann map[string]string
-		if last != nil {
-			ann = last.Annotations
-		}
-		t.Fatalf("%s: %v\nannotations: %v", what, err, ann)
-	}
-	return last
+	return kit.WaitDeployment(t, admin(t), ns, "reviews", timeout, what, cond)
 }

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/canary-io/canary/contract"
+	"github.com/canary-io/canary/e2e/kit"
 	"github.com/canary-io/canary/stepper"
 )
 
@@ -125,7 +126,7 @@ func TestHooksDriveTheRollout(t *testing.T) {
 		map[string]any{"name": "notify", "type": "post-rollout", "url": hooks.URL + "/post"},
 		map[string]any{"name": "events", "type": "event", "url": hooks.URL + "/event", "metadata": map[string]string{"team": "books", "eventType": "mine"}},
 	)}
-	prom.set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	prom.Set(ns, kit.Healthy)
 	hooks.answer("pre", http.StatusInternalServerError)
 	hooks.answer("gate", http.StatusForbidden)
 	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
@@ -214,7 +215,7 @@ func TestRollbackHookRollsBack(t *testing.T) {
 		map[string]any{"name": "manual", "type": "rollback", "url": hooks.URL + "/rollback"},
 		map[string]any{"name": "notify", "type": "post-rollout", "url": hooks.URL + "/post"},
 	)}
-	prom.set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	prom.Set(ns, kit.Healthy)
 	hooks.answer("rollback", http.StatusForbidden)
 	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
 	waitFor(t, cs, ns, 60*time.Second, "step 1 running", func(d *appsv1.Deployment) bool {
@@ -241,7 +242,7 @@ func TestFailingRolloutHookIsAFailedCheck(t *testing.T) {
 	settings := []string{`canary.io/threshold: "1"`, webhooksSetting(t,
 		map[string]any{"name": "acceptance", "type": "rollout", "url": hooks.URL + "/rollout", "timeout": "1s"},
 	)}
-	prom.set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	prom.Set(ns, kit.Healthy)
 	hooks.answer("rollout", http.StatusNoContent) // Flagger's rule: only 200, 201 and 202 are success
 	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
 	d := phaseOf(t, cs, ns, contract.PhaseRolledBack, 60*time.Second)
@@ -259,7 +260,7 @@ func TestClosedGateRollsBackAtTheDeadline(t *testing.T) {
 	settings := []string{`canary.io/progress-deadline: "6s"`, webhooksSetting(t,
 		map[string]any{"name": "approval", "type": "confirm-promotion", "url": hooks.URL + "/gate"},
 	)}
-	prom.set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	prom.Set(ns, kit.Healthy)
 	hooks.answer("gate", http.StatusForbidden)
 	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
 	d := phaseOf(t, cs, ns, contract.PhaseRolledBack, 90*time.Second)

@@ -2,13 +2,10 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -26,98 +23,28 @@ import (
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/e2e/cluster"
 	"github.com/canary-io/canary/e2e/controller"
+	"github.com/canary-io/canary/e2e/kit"
 	"github.com/canary-io/canary/stepper"
 )
 
 var (
 	env  *cluster.Cluster
-	prom = &promStandIn{values: map[string]map[string]float64{}}
+	prom *kit.PromStandIn
 )
 
 func TestMain(m *testing.M) {
 	os.Exit(cluster.RunTests(m, cluster.Options{}, func(c *cluster.Cluster) {
 		env = c
-		url, err := prom.start()
-		if err != nil {
+		var err error
+		if prom, err = kit.StartPromStandIn(); err != nil {
 			fmt.Fprintln(os.Stderr, "prometheus stand-in:", err)
 			os.Exit(1)
 		}
-		if err := startController(c, url); err != nil {
+		if err := startController(c, prom.URL); err != nil {
 			fmt.Fprintln(os.Stderr, "start canary-controller:", err)
 			os.Exit(1)
 		}
 	}))
-}
-
-// promStandIn answers Prometheus' instant-query API with values the test
-// chooses, per namespace and workload ("canary" or "stable") and metric
-// ("success" or "p99"); a missing value is an empty result (no data).
-type promStandIn struct {
-	mu     sync.Mutex
-	values map[string]map[string]float64 // namespace -> "canary/success" -> value
-	slow   map[string]time.Duration      // namespace -> how long its queries take
-}
-
-// slowDown makes every query about a namespace take d.
-func (p *promStandIn) slowDown(ns string, d time.Duration) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.slow == nil {
-		p.slow = map[string]time.Duration{}
-	}
-	p.slow[ns] = d
-}
-
-var (
-	workloadRe  = regexp.MustCompile(`destination_workload=~"([^"]+)"`)
-	namespaceRe = regexp.MustCompile(`destination_workload_namespace="([^"]+)"`)
-)
-
-func (p *promStandIn) set(ns string, kv map[string]float64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.values[ns] = kv
-}
-
-func (p *promStandIn) start() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	go func() {
-		_ = http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_ = r.ParseForm()
-			q := r.Form.Get("query")
-			metric := "success"
-			if strings.Contains(q, "histogram_quantile") {
-				metric = "p99"
-			}
-			role := "stable"
-			if m := workloadRe.FindStringSubmatch(q); m != nil && strings.HasSuffix(m[1], "-canary") {
-				role = "canary"
-			}
-			ns := ""
-			if m := namespaceRe.FindStringSubmatch(q); m != nil {
-				ns = m[1]
-			}
-			p.mu.Lock()
-			v, ok := p.values[ns][role+"/"+metric]
-			delay := p.slow[ns]
-			p.mu.Unlock()
-			select {
-			case <-time.After(delay):
-			case <-r.Context().Done():
-				return
-			}
-			result := []any{}
-			if ok {
-				result = append(result, map[string]any{"metric": map[string]string{}, "value": []any{float64(time.Now().Unix()), fmt.Sprint(v)}})
-			}
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": map[string]any{"resultType": "vector", "result": result}})
-		}))
-	}()
-	return "http://" + l.Addr().String(), nil
 }
 
 // ctrlProc is the canary-controller under test; stepperFlags are the
@@ -138,17 +65,7 @@ func startController(c *cluster.Cluster, promURL string) error {
 
 func clients(t *testing.T) (*kubernetes.Clientset, *istioclient.Clientset) {
 	t.Helper()
-	cfg := *env.Admin
-	cfg.QPS, cfg.Burst = 100, 200
-	cs, err := kubernetes.NewForConfig(&cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ic, err := istioclient.NewForConfig(&cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cs, ic
+	return kit.Clients(t, env)
 }
 
 // setup creates a namespace with the reviews Service and Deployment v1
@@ -156,85 +73,36 @@ func clients(t *testing.T) (*kubernetes.Clientset, *istioclient.Clientset) {
 func setup(t *testing.T, settings ...string) (string, *kubernetes.Clientset, *istioclient.Clientset) {
 	t.Helper()
 	cs, ic := clients(t)
-	ns, err := cs.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "stepper-"}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns := kit.Namespace(t, cs, "stepper", nil)
 	kubectl(t, fmt.Sprintf(`apiVersion: v1
 kind: Service
 metadata: {name: reviews, namespace: %s, labels: {app: reviews}}
 spec:
   selector: {app: reviews}
   ports: [{name: http, port: 9080}]
-`, ns.Name), "apply", "-f", "-")
-	kubectl(t, manifest(ns.Name, "v1", settings...), "apply", "-f", "-")
-	waitFor(t, cs, ns.Name, 60*time.Second, "v1 rolled out and Idle", func(d *appsv1.Deployment) bool {
+`, ns), "apply", "-f", "-")
+	kubectl(t, manifest(ns, "v1", settings...), "apply", "-f", "-")
+	waitFor(t, cs, ns, 60*time.Second, "v1 rolled out and Idle", func(d *appsv1.Deployment) bool {
 		return d.Annotations[contract.KeyPhase] == "Idle" && d.Status.AvailableReplicas == 3 && d.Status.UpdatedReplicas == 3
 	})
-	return ns.Name, cs, ic
+	return ns, cs, ic
 }
 
 func manifest(ns, version string, settings ...string) string {
-	ann := `    canary.io/enabled: "true"
-    canary.io/steps: "20,40,60"
-    canary.io/interval: "2s"
-    canary.io/progress-deadline: "60s"`
-	for _, s := range settings {
-		ann += "\n    " + s
-	}
-	return fmt.Sprintf(`apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: reviews
-  namespace: %s
-  labels: {app: reviews}
-  annotations:
-%s
-spec:
-  replicas: 3
-  selector: {matchLabels: {app: reviews}}
-  template:
-    metadata:
-      labels: {app: reviews, version: %s}
-    spec:
-      containers:
-      - name: reviews
-        image: reviews:%s
-        ports: [{containerPort: 9080}]
-`, ns, ann, version, version)
+	annotations := append([]string{`canary.io/enabled: "true"`, `canary.io/steps: "20,40,60"`, `canary.io/interval: "2s"`,
+		`canary.io/progress-deadline: "60s"`}, settings...)
+	return kit.Reviews(ns, version, "reviews:"+version, 3, annotations, nil)
 }
 
 func kubectl(t *testing.T, stdin string, args ...string) string {
 	t.Helper()
-	cmd := env.Kubectl(t.Context(), args...)
-	cmd.Stdin = strings.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("kubectl %v: %v\n%s", args, err, out)
-	}
-	return string(out)
+	return kit.Kubectl(t, env, stdin, args...)
 }
 
 // waitFor polls the reviews Deployment until cond holds, and returns it.
 func waitFor(t *testing.T, cs kubernetes.Interface, ns string, timeout time.Duration, what string, cond func(*appsv1.Deployment) bool) *appsv1.Deployment {
 	t.Helper()
-	var last *appsv1.Deployment
-	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		d, err := cs.AppsV1().Deployments(ns).Get(ctx, "reviews", metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		last = d
-		return cond(d), nil
-	})
-	if err != nil {
-		var ann map[string]string
-		if last != nil {
-			ann = last.Annotations
-		}
-		t.Fatalf("%s: %v\nannotations: %v", what, err, ann)
-	}
-	return last
+	return kit.WaitDeployment(t, cs, ns, "reviews", timeout, what, cond)
 }
 
 // watchWeights records every distinct canary.io/weight the Deployment
@@ -270,7 +138,7 @@ func watchWeights(t *testing.T, cs kubernetes.Interface, ns string) func() []str
 
 func TestFullPromotion(t *testing.T) {
 	ns, cs, ic := setup(t)
-	prom.set(ns, map[string]float64{"canary/success": 100, "stable/success": 99.9, "canary/p99": 120, "stable/p99": 110})
+	prom.Set(ns, map[string]float64{"canary/success": 100, "stable/success": 99.9, "canary/p99": 120, "stable/p99": 110})
 	weights := watchWeights(t, cs, ns)
 	start := time.Now()
 	kubectl(t, manifest(ns, "v2"), "apply", "-f", "-")
@@ -380,7 +248,7 @@ func TestFullPromotion(t *testing.T) {
 
 func TestRollbackOnFailingSuccessRate(t *testing.T) {
 	ns, cs, _ := setup(t, `canary.io/threshold: "1"`)
-	prom.set(ns, map[string]float64{"canary/success": 80, "stable/success": 99.9, "canary/p99": 120, "stable/p99": 110})
+	prom.Set(ns, map[string]float64{"canary/success": 80, "stable/success": 99.9, "canary/p99": 120, "stable/p99": 110})
 	kubectl(t, manifest(ns, "v2", `canary.io/threshold: "1"`), "apply", "-f", "-")
 	d := waitFor(t, cs, ns, 90*time.Second, "v2 rolled back", func(d *appsv1.Deployment) bool {
 		return d.Annotations[contract.KeyPhase] == "RolledBack"
@@ -435,7 +303,7 @@ spec:
 // abort rolls back and removes the pin.
 func TestServicePinSurvivesEveryWrite(t *testing.T) {
 	ns, cs, _ := setup(t, `canary.io/interval: "10m"`)
-	prom.set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	prom.Set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
 	kubectl(t, manifest(ns, "v2", `canary.io/interval: "10m"`), "apply", "-f", "-")
 	waitFor(t, cs, ns, 60*time.Second, "first step running", func(d *appsv1.Deployment) bool {
 		return d.Annotations[contract.KeyWeight] == "20"
@@ -487,10 +355,7 @@ func TestServicePinSurvivesEveryWrite(t *testing.T) {
 func TestUserVirtualServiceAndDestinationRule(t *testing.T) {
 	settings := []string{`canary.io/interval: "10m"`, `canary.io/virtualservice: "reviews-routes"`}
 	cs, ic := clients(t)
-	ns, err := cs.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "stepper-"}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns := kit.Namespace(t, cs, "stepper", nil)
 	kubectl(t, fmt.Sprintf(`apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: reviews-routes, namespace: %[1]s}
@@ -510,19 +375,19 @@ spec:
   trafficPolicy:
     connectionPool: {tcp: {maxConnections: 100}}
     outlierDetection: {consecutive5xxErrors: 7, interval: 5m}
-`, ns.Name), "apply", "-f", "-")
-	kubectl(t, fmt.Sprintf(serviceManifest, ns.Name), "apply", "-f", "-")
-	kubectl(t, manifest(ns.Name, "v1", settings...), "apply", "-f", "-")
-	prom.set(ns.Name, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
-	waitFor(t, cs, ns.Name, 60*time.Second, "v1 Idle", func(d *appsv1.Deployment) bool {
+`, ns), "apply", "-f", "-")
+	kubectl(t, fmt.Sprintf(serviceManifest, ns), "apply", "-f", "-")
+	kubectl(t, manifest(ns, "v1", settings...), "apply", "-f", "-")
+	prom.Set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	waitFor(t, cs, ns, 60*time.Second, "v1 Idle", func(d *appsv1.Deployment) bool {
 		return d.Annotations[contract.KeyPhase] == "Idle" && d.Status.AvailableReplicas == 3
 	})
-	kubectl(t, manifest(ns.Name, "v2", settings...), "apply", "-f", "-")
-	waitFor(t, cs, ns.Name, 60*time.Second, "first step running", func(d *appsv1.Deployment) bool {
+	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
+	waitFor(t, cs, ns, 60*time.Second, "first step running", func(d *appsv1.Deployment) bool {
 		return d.Annotations[contract.KeyWeight] == "20"
 	})
 
-	vs, err := ic.NetworkingV1().VirtualServices(ns.Name).Get(t.Context(), "reviews-routes", metav1.GetOptions{})
+	vs, err := ic.NetworkingV1().VirtualServices(ns).Get(t.Context(), "reviews-routes", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -542,10 +407,10 @@ spec:
 		def.Route[1].Destination.Host != "reviews-canary" || def.Route[1].Weight != 20 {
 		t.Errorf("the default route is not split 80/20: %v", def.Route)
 	}
-	if _, err := ic.NetworkingV1().VirtualServices(ns.Name).Get(t.Context(), "reviews", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+	if _, err := ic.NetworkingV1().VirtualServices(ns).Get(t.Context(), "reviews", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("a VirtualService was generated although the user named their own (err %v)", err)
 	}
-	dr, err := ic.NetworkingV1().DestinationRules(ns.Name).Get(t.Context(), "reviews-canary", metav1.GetOptions{})
+	dr, err := ic.NetworkingV1().DestinationRules(ns).Get(t.Context(), "reviews-canary", metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("DestinationRule reviews-canary: %v", err)
 	}
@@ -590,7 +455,7 @@ func TestNoDataFailCountsAsAFailedCheck(t *testing.T) {
 func TestNewTemplateMidAnalysisRestartsIt(t *testing.T) {
 	settings := []string{`canary.io/interval: "10m"`}
 	ns, cs, _ := setup(t, settings...)
-	prom.set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	prom.Set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
 	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
 	v2 := waitFor(t, cs, ns, 60*time.Second, "v2 at 20%", func(d *appsv1.Deployment) bool { return d.Annotations[contract.KeyWeight] == "20" })
 	kubectl(t, manifest(ns, "v3", settings...), "apply", "-f", "-")
@@ -612,7 +477,7 @@ func TestNewTemplateMidAnalysisRestartsIt(t *testing.T) {
 func TestStableTemplateReappliedRollsBack(t *testing.T) {
 	settings := []string{`canary.io/interval: "10m"`}
 	ns, cs, ic := setup(t, settings...)
-	prom.set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	prom.Set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
 	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
 	waitFor(t, cs, ns, 60*time.Second, "v2 at 20%", func(d *appsv1.Deployment) bool { return d.Annotations[contract.KeyWeight] == "20" })
 	kubectl(t, manifest(ns, "v1", settings...), "apply", "-f", "-") // git revert
@@ -639,7 +504,7 @@ func TestStableTemplateReappliedRollsBack(t *testing.T) {
 func TestControlsActOncePerValue(t *testing.T) {
 	settings := []string{`canary.io/interval: "10m"`}
 	ns, cs, _ := setup(t, settings...)
-	prom.set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	prom.Set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
 	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
 	waitFor(t, cs, ns, 60*time.Second, "v2 at 20%", func(d *appsv1.Deployment) bool { return d.Annotations[contract.KeyWeight] == "20" })
 
@@ -703,7 +568,7 @@ spec:
 func TestStepperKilledMidStepResumes(t *testing.T) {
 	settings := []string{`canary.io/interval: "4s"`}
 	ns, cs, _ := setup(t, settings...)
-	prom.set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	prom.Set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
 	weights := watchWeights(t, cs, ns)
 	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
 	waitFor(t, cs, ns, 60*time.Second, "at 40%", func(d *appsv1.Deployment) bool { return d.Annotations[contract.KeyWeight] == "40" })
@@ -739,8 +604,8 @@ func get(t *testing.T, cs kubernetes.Interface, ns string) *appsv1.Deployment {
 func TestSlowPrometheusDelaysOnlyItsOwnDeployment(t *testing.T) {
 	slowNS, cs, _ := setup(t)
 	fastNS, _, _ := setup(t)
-	prom.slowDown(slowNS, time.Hour)
-	prom.set(fastNS, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	prom.SlowDown(slowNS, time.Hour)
+	prom.Set(fastNS, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
 	kubectl(t, manifest(slowNS, "v2"), "apply", "-f", "-")
 	waitFor(t, cs, slowNS, 60*time.Second, "slow analysis at its checks", func(d *appsv1.Deployment) bool {
 		return d.Annotations[contract.KeyWeight] == "20"
@@ -774,7 +639,7 @@ func TestSecondOptedInDeploymentOnTheServiceIsAConflict(t *testing.T) {
 func TestWeightsChangedBySomeoneElseHold(t *testing.T) {
 	settings := []string{`canary.io/interval: "10m"`}
 	ns, cs, ic := setup(t, settings...)
-	prom.set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	prom.Set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
 	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
 	waitFor(t, cs, ns, 60*time.Second, "v2 at 20%", func(d *appsv1.Deployment) bool { return d.Annotations[contract.KeyWeight] == "20" })
 	vs, err := ic.NetworkingV1().VirtualServices(ns).Get(t.Context(), "reviews", metav1.GetOptions{})
@@ -843,7 +708,7 @@ func TestTwoReplicasOneSteps(t *testing.T) {
 	}
 	settings := []string{`canary.io/interval: "3s"`}
 	ns, cs, _ := setup(t, settings...)
-	prom.set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	prom.Set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
 	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
 	waitFor(t, cs, ns, 60*time.Second, "v2 at 20%", func(d *appsv1.Deployment) bool { return d.Annotations[contract.KeyWeight] == "20" })
 	first := leader()
@@ -920,5 +785,42 @@ func TestSkipAnalysisRollsOutDirectlyAndSaysSo(t *testing.T) {
 	}
 	if _, err := cs.AppsV1().Deployments(ns).Get(t.Context(), stepper.CanaryName("reviews"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("a canary was created for a skipped analysis (err %v)", err)
+	}
+}
+
+// TestGeneratedVirtualServiceGoesWhenTheUserNamesTheirs: an analysis with
+// the generated VirtualService, then one whose settings name the user's
+// own: the generated one is deleted (two VirtualServices must not route
+// one host) and the user's is steered.
+func TestGeneratedVirtualServiceGoesWhenTheUserNamesTheirs(t *testing.T) {
+	ns, cs, ic := setup(t)
+	prom.Set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	kubectl(t, manifest(ns, "v2"), "apply", "-f", "-")
+	phaseOf(t, cs, ns, contract.PhaseSucceeded, 60*time.Second)
+	if _, err := ic.NetworkingV1().VirtualServices(ns).Get(t.Context(), "reviews", metav1.GetOptions{}); err != nil {
+		t.Fatalf("the generated VirtualService: %v", err)
+	}
+	kubectl(t, fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews-routes, namespace: %s}
+spec:
+  hosts: [reviews]
+  http:
+  - route: [{destination: {host: reviews}}]
+`, ns), "apply", "-f", "-")
+	settings := []string{`canary.io/interval: "10m"`, `canary.io/virtualservice: "reviews-routes"`}
+	kubectl(t, manifest(ns, "v3", settings...), "apply", "-f", "-")
+	waitFor(t, cs, ns, 60*time.Second, "first step running", func(d *appsv1.Deployment) bool {
+		return d.Annotations[contract.KeyWeight] == "20"
+	})
+	if _, err := ic.NetworkingV1().VirtualServices(ns).Get(t.Context(), "reviews", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the generated VirtualService is still there beside the user's (err %v)", err)
+	}
+	vs, err := ic.NetworkingV1().VirtualServices(ns).Get(t.Context(), "reviews-routes", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := vs.Spec.Http[0].Route; len(r) != 2 || r[1].Destination.Host != "reviews-canary" || r[1].Weight != 20 {
+		t.Errorf("the user's VirtualService is not steered: %v", r)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/canary-io/canary/e2e/kit"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -58,7 +59,7 @@ func TestCommand(t *testing.T) {
 	go func() { exited <- cmd.Wait() }()
 
 	// Both kinds of answers of the bad image, reported by the destination.
-	eventually(t, 30*time.Second, "the command's metrics", func(ctx context.Context) error {
+	kit.Eventually(t, 30*time.Second, "the command's metrics", func(ctx context.Context) error {
 		body, err := get(ctx, "http://"+addr+"/metrics")
 		if err != nil {
 			return err

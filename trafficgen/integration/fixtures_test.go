@@ -17,35 +17,22 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	"github.com/canary-io/canary/e2e/kit"
 )
 
 // clients returns the admin's Kubernetes and Istio clients.
 func clients(t *testing.T) (*kubernetes.Clientset, *istioclient.Clientset) {
 	t.Helper()
-	cs, err := kubernetes.NewForConfig(env.Admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ic, err := istioclient.NewForConfig(env.Admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cs, ic
+	return kit.Clients(t, env)
 }
 
 // namespace creates a namespace of the test's own.
 func namespace(t *testing.T, cs kubernetes.Interface) string {
 	t.Helper()
-	ns, err := cs.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "trafficgen-", Labels: map[string]string{"istio-injection": "enabled"}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ns.Name
+	return kit.Namespace(t, cs, "trafficgen", map[string]string{"istio-injection": "enabled"})
 }
 
 // deployment is a Deployment of replicas pods with labels and an image
@@ -93,24 +80,10 @@ func virtualService(ns string, stable, canary int32) *istionetv1.VirtualService 
 	}
 }
 
-// eventually polls cond until it holds; on timeout the test fails with the
-// condition's last complaint.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func(ctx context.Context) error) {
-	t.Helper()
-	var last error
-	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		last = cond(ctx)
-		return last == nil, nil
-	})
-	if err != nil {
-		t.Fatalf("%s: %v (last: %v)", what, err, last)
-	}
-}
-
 // waitAvailable waits until a Deployment has replicas available pods.
 func waitAvailable(t *testing.T, cs kubernetes.Interface, ns, name string, replicas int32) {
 	t.Helper()
-	eventually(t, 60*time.Second, "deployment "+name+" available", func(ctx context.Context) error {
+	kit.Eventually(t, 60*time.Second, "deployment "+name+" available", func(ctx context.Context) error {
 		d, err := cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -23,6 +22,7 @@ import (
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/e2e/cluster"
 	"github.com/canary-io/canary/e2e/controller"
+	"github.com/canary-io/canary/e2e/kit"
 	"github.com/canary-io/canary/webhook"
 )
 
@@ -115,63 +115,33 @@ func controllerUpdate(t *testing.T, ns string, change func(*appsv1.Deployment)) 
 
 func namespace(t *testing.T, cs kubernetes.Interface) string {
 	t.Helper()
-	ns, err := cs.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "webhook-"}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ns.Name
+	return kit.Namespace(t, cs, "webhook", nil)
 }
 
 // manifest is the user's reviews Deployment as YAML, the way it sits in git.
 func manifest(ns, image string, extra ...string) string {
-	annotations := `    canary.io/enabled: "true"`
-	spec := ""
+	annotations := []string{`canary.io/enabled: "true"`}
+	var spec []string
 	for _, e := range extra {
-		if strings.HasPrefix(e, "spec:") {
-			spec += "  " + strings.TrimPrefix(e, "spec:") + "\n"
+		if rest, ok := strings.CutPrefix(e, "spec:"); ok {
+			spec = append(spec, rest)
 		} else {
-			annotations += "\n    " + e
+			annotations = append(annotations, e)
 		}
 	}
-	return fmt.Sprintf(`apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: reviews
-  namespace: %s
-  labels: {app: reviews}
-  annotations:
-%s
-spec:
-%s  replicas: 3
-  selector: {matchLabels: {app: reviews}}
-  template:
-    metadata:
-      labels: {app: reviews, version: %s}
-    spec:
-      containers:
-      - name: reviews
-        image: %s
-        ports: [{containerPort: 9080}]
-`, ns, annotations, spec, image[strings.LastIndex(image, ":")+1:], image)
+	return kit.Reviews(ns, image[strings.LastIndex(image, ":")+1:], image, 3, annotations, spec)
 }
 
 // kubectl runs kubectl as a user with stdin; it returns the combined output
 // and the error.
 func kubectl(t *testing.T, stdin string, args ...string) (string, error) {
 	t.Helper()
-	cmd := env.Kubectl(t.Context(), args...)
-	cmd.Stdin = strings.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return kit.TryKubectl(t.Context(), env, stdin, args...)
 }
 
 func mustKubectl(t *testing.T, stdin string, args ...string) string {
 	t.Helper()
-	out, err := kubectl(t, stdin, args...)
-	if err != nil {
-		t.Fatalf("kubectl %v: %v\n%s", args, err, out)
-	}
-	return out
+	return kit.Kubectl(t, env, stdin, args...)
 }
 
 func get(t *testing.T, cs kubernetes.Interface, ns string) *appsv1.Deployment {
