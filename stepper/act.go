@@ -195,7 +195,7 @@ func (r *Reconciler) updateDeployment(ctx context.Context, read, want *appsv1.De
 		base := want.ResourceVersion
 		err := r.Client.Update(ctx, want)
 		if err == nil {
-			r.superseded(read, base)
+			r.superseded(read, base, want.ResourceVersion)
 		}
 		if !apierrors.IsConflict(err) {
 			return err

@@ -88,16 +88,32 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 	if err := r.runComparison(ctx, w, now); err != nil {
 		log.FromContext(ctx).V(1).Info("continuous comparison unavailable", "err", err.Error())
 	}
-	var checks []plan.CheckResult
-	if plan.ChecksDue(w.spec, w.state, now) {
-		q, err := r.querier(w.settings.Prometheus)
-		if err != nil {
+	w.obs.RollbackHook = r.pollRollbackHooks(ctx, w)
+	var q Querier
+	checksDue := plan.ChecksDue(w.spec, w.state, now)
+	if checksDue {
+		if q, err = r.querier(w.settings.Prometheus); err != nil {
 			return nil, err
 		}
+	}
+	// The checks' queries and the due hooks at the same time: a slow hook
+	// does not add to a slow Prometheus. The hooks read w.obs while the
+	// checks run, so the checks land in it only afterwards.
+	var (
+		rollout []plan.CheckResult
+		called  bool
+		done    = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		rollout, called = r.callInFlightHooks(ctx, w)
+	}()
+	var checks []plan.CheckResult
+	if checksDue {
 		checks = runChecks(ctx, q, w.settings, d.Namespace, CanaryName(d.Name), d.Name, now, r.QueryTimeout)
 	}
-	rollout, called := r.callInFlightHooks(ctx, w)
-	if checks != nil {
+	<-done
+	if checksDue {
 		w.obs.Checks = append(checks, rollout...)
 	}
 	if called {

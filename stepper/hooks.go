@@ -162,18 +162,19 @@ const hookPollPeriod = 5 * time.Second
 // their answers into the observations: the pre-rollout hooks when
 // plan.PreRolloutDue, the rollout hooks beside the checks when
 // plan.ChecksDue (a failing one is a failed check), the confirm-promotion
-// hooks when plan.GateDue, and the rollback hooks at most every
-// hookPollPeriod while the analysis is in flight. It returns the rollout
-// hooks' results, to be added to the checks, and whether any hook was
-// called.
+// hooks when plan.GateDue; the last two only when the pass judges them
+// (plan.Judged), so that a load test never runs for a pass that a pause,
+// a control or someone else's weights decide. The rollback hooks are
+// asked in the background (pollRollbackHooks) and their request was read
+// before. It returns the rollout hooks' results, to be added to the
+// checks, and whether any hook was called.
 func (r *Reconciler) callInFlightHooks(ctx context.Context, w *world) (rollout []plan.CheckResult, called bool) {
 	hooks := w.settings.Webhooks
-	phase := w.state.Phase
-	if len(hooks) == 0 || (phase != contract.PhaseProgressing && phase != contract.PhasePaused) {
+	if len(hooks) == 0 || !plan.Judged(w.state, w.obs) {
 		return nil, false
 	}
-	d, now := w.deployment, w.obs.Now
-	payload := payloadFor(d, phase)
+	payload := payloadFor(w.deployment, w.state.Phase)
+	now := w.obs.Now
 	var (
 		mu sync.Mutex
 		wg sync.WaitGroup
@@ -210,34 +211,62 @@ func (r *Reconciler) callInFlightHooks(ctx context.Context, w *world) (rollout [
 			w.obs.Gate = strings.Join(closed, ", ")
 		})
 	}
-	if r.rollbackHooksDue(d, now) {
-		run(contract.HookRollback, func(a []hookAnswer) {
-			for _, x := range a {
-				if x.ok() {
-					w.obs.RollbackHook = fmt.Sprintf("rollback hook %q %s", x.hook.Name, x)
-					return
-				}
-			}
-		})
-	}
 	wg.Wait()
 	return rollout, called
 }
 
-// rollbackHooksDue reports whether the rollback hooks of d should be
-// asked now, at most every hookPollPeriod; asking records the time.
-func (r *Reconciler) rollbackHooksDue(d *appsv1.Deployment, now time.Time) bool {
-	key := d.Namespace + "/" + d.Name
+// rollbackPoll is the background asking of one Deployment's rollback
+// hooks: at most one round in flight, a request for a rollback kept until
+// a pass of the same revision reads it.
+type rollbackPoll struct {
+	asked    time.Time
+	inFlight bool
+	revision string // the revision the request is for
+	request  string // "rollback hook ... answered ..." when one asked for a rollback
+}
+
+// pollRollbackHooks returns the rollback hooks' request for a rollback of
+// the analysis in flight, if one has arrived, and starts a new round of
+// asking every hookPollPeriod. The asking never holds up a pass: a hook
+// that hangs for its whole timeout delays only the next round.
+func (r *Reconciler) pollRollbackHooks(ctx context.Context, w *world) string {
+	hooks := contract.OfType(w.settings.Webhooks, contract.HookRollback)
+	phase := w.state.Phase
+	if len(hooks) == 0 || (phase != contract.PhaseProgressing && phase != contract.PhasePaused) {
+		return ""
+	}
+	d, now := w.deployment, w.obs.Now
+	key, revision := d.Namespace+"/"+d.Name, w.state.Revision
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if last, ok := r.rollbackAsked[key]; ok && now.Sub(last) < hookPollPeriod {
-		return false
+	if r.rollbackPolls == nil {
+		r.rollbackPolls = map[string]*rollbackPoll{}
 	}
-	if r.rollbackAsked == nil {
-		r.rollbackAsked = map[string]time.Time{}
+	p := r.rollbackPolls[key]
+	if p == nil {
+		p = &rollbackPoll{}
+		r.rollbackPolls[key] = p
 	}
-	r.rollbackAsked[key] = now
-	return true
+	if p.request != "" && p.revision == revision {
+		return p.request
+	}
+	if !p.inFlight && now.Sub(p.asked) >= hookPollPeriod {
+		p.asked, p.inFlight, p.revision, p.request = now, true, revision, ""
+		payload := payloadFor(d, phase)
+		go func() {
+			request := ""
+			for _, a := range callHooks(context.WithoutCancel(ctx), r.hookClient(), hooks, payload) {
+				if a.ok() {
+					request = fmt.Sprintf("rollback hook %q %s", a.hook.Name, a)
+					break
+				}
+			}
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			p.inFlight, p.request = false, request
+		}()
+	}
+	return ""
 }
 
 // hasHooks reports whether the analysis has hooks of type t.
@@ -245,14 +274,18 @@ func hasHooks(w *world, t contract.HookType) bool {
 	return len(contract.OfType(w.settings.Webhooks, t)) > 0
 }
 
-// callPostRollout calls the post-rollout hooks once an analysis has ended
-// (phase Succeeded or RolledBack, whoever ended it) and reports each
-// answer as an Event; a failure changes nothing else.
+// callPostRollout calls the post-rollout hooks, in the background, once an
+// analysis has ended (phase Succeeded or RolledBack, whoever ended it) and
+// reports each answer as an Event; a failure changes nothing else.
 func (r *Reconciler) callPostRollout(ctx context.Context, w *world, d *appsv1.Deployment, phase contract.Phase) {
 	hooks := contract.OfType(w.settings.Webhooks, contract.HookPostRollout)
 	if len(hooks) == 0 {
 		return
 	}
+	go r.postRollout(context.WithoutCancel(ctx), w, d, hooks, phase)
+}
+
+func (r *Reconciler) postRollout(ctx context.Context, w *world, d *appsv1.Deployment, hooks []contract.Webhook, phase contract.Phase) {
 	for _, a := range callHooks(ctx, r.hookClient(), hooks, payloadFor(d, phase)) {
 		e := &plan.Event{Type: plan.EventNormal, Reason: ReasonPostRolloutHook,
 			Message: fmt.Sprintf("post-rollout hook %q passed (%s)", a.hook.Name, a)}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/stepper/plan"
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // TestHookPayloadIsFlaggers checks the body's JSON keys against Flagger's
@@ -152,5 +154,39 @@ func TestAnalysisEnded(t *testing.T) {
 		if got := analysisEnded(tc.from, tc.to, tc.event); got != tc.want {
 			t.Errorf("%s → %s (webhook event %v): %v, want %v", tc.from, tc.to, tc.event, got, tc.want)
 		}
+	}
+}
+
+// TestStaleGuard: a pass that reads a version this stepper already wrote
+// over is skipped, until the cache serves a newer one; a write that
+// changed nothing marks nothing (the cache would never move on).
+func TestStaleGuard(t *testing.T) {
+	r := &Reconciler{}
+	read := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "reviews", ResourceVersion: "10"}}
+	version := func(rv string) *appsv1.Deployment {
+		d := read.DeepCopy()
+		d.ResourceVersion = rv
+		return d
+	}
+	r.superseded(read, "10", "10") // a no-op write
+	if r.isStale(version("10")) {
+		t.Fatal("a write that changed nothing made the version read stale")
+	}
+	r.superseded(read, "12", "13") // read 10, retried on 12 after a status conflict, wrote 13
+	for _, rv := range []string{"10", "12"} {
+		if !r.isStale(version(rv)) {
+			t.Errorf("version %s was written over but is not stale", rv)
+		}
+	}
+	if r.isStale(version("13")) {
+		t.Error("the version written is stale")
+	}
+	if r.isStale(version("10")) {
+		t.Error("stale again after the cache moved on")
+	}
+	r.superseded(read, "10", "11")
+	r.forget("ns/reviews")
+	if r.isStale(version("10")) {
+		t.Error("stale after the Deployment was forgotten")
 	}
 }

@@ -61,7 +61,7 @@ type Reconciler struct {
 
 	mu            sync.Mutex
 	queriers      map[string]Querier
-	rollbackAsked map[string]time.Time // by namespace/name: when the rollback hooks were last asked
+	rollbackPolls map[string]*rollbackPoll // by namespace/name
 	// stale holds, by namespace/name, the resourceVersions of the
 	// Deployment this stepper has already written over: the cache may
 	// still serve one of them for a moment after the write.
@@ -70,8 +70,13 @@ type Reconciler struct {
 
 // superseded records that the version of d this pass read, and base (the
 // version the successful write was made on, when a retry moved it), are
-// written over.
-func (r *Reconciler) superseded(d *appsv1.Deployment, base string) {
+// written over by a write that made written. A write that changed nothing
+// (written equals base) supersedes nothing: the cache will never serve
+// another version for it.
+func (r *Reconciler) superseded(d *appsv1.Deployment, base, written string) {
+	if written == base {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.stale == nil {
@@ -85,8 +90,21 @@ func (r *Reconciler) superseded(d *appsv1.Deployment, base string) {
 func (r *Reconciler) isStale(d *appsv1.Deployment) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	old, ok := r.stale[d.Namespace+"/"+d.Name]
-	return ok && (d.ResourceVersion == old[0] || d.ResourceVersion == old[1])
+	key := d.Namespace + "/" + d.Name
+	old, ok := r.stale[key]
+	if ok && (d.ResourceVersion == old[0] || d.ResourceVersion == old[1]) {
+		return true
+	}
+	delete(r.stale, key) // the cache has moved on
+	return false
+}
+
+// forget drops what the reconciler keeps about a Deployment that is gone.
+func (r *Reconciler) forget(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.stale, key)
+	delete(r.rollbackPolls, key)
 }
 
 // SetupWithManager registers the stepper: it reacts to opted-in
@@ -111,6 +129,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var d appsv1.Deployment
 	if err := r.Client.Get(ctx, req.NamespacedName, &d); apierrors.IsNotFound(err) {
+		r.forget(req.String())
 		return ctrl.Result{}, nil // gone: its canary objects go with it (owner references)
 	} else if err != nil {
 		return ctrl.Result{}, fmt.Errorf("get deployment %s: %w", req.NamespacedName, err)

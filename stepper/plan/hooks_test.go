@@ -44,7 +44,7 @@ func TestNextHooks(t *testing.T) {
 		spec:    withPreRollout,
 		state:   scaling(0, ago(time.Minute)),
 		obs:     preRollout(`answered 500 Internal Server Error: "exit status 1"`),
-		next:    func(s *State) { s.FailedChecks, s.PreRolloutFailed = 1, t0 },
+		next:    func(s *State) { s.FailedChecks, s.PreRolloutFailed, s.WaitingSince = 1, t0, t0 },
 		actions: []Action{EnsureCanary(1)},
 		requeue: time.Minute,
 		message: "pre-rollout " + loadTestFailed + " failed (1 of 3 failed checks tolerated); no traffic moved, the hooks are called again at 2026-03-01T12:01:00Z",
@@ -158,8 +158,24 @@ func TestPreRolloutDue(t *testing.T) {
 		{"failed 1m ago, interval 1m", testSpec(withPreRollout),
 			with(scaling(0, ago(time.Minute)), func(s *State) { s.PreRolloutFailed = ago(time.Minute) }), ready, true},
 		{"promoting", testSpec(withPreRollout), promotingSince(ago(time.Minute)), ready, false},
+		{"the VirtualService lost the first step's weight: due again", testSpec(withPreRollout), running(0, ago(time.Second)),
+			Observations{Now: t0, CanaryReady: 1, CanaryReadySince: ago(time.Minute), RoutedWeight: -1}, true},
+		{"pause set, not yet Paused: not judged", testSpec(withPreRollout), scaling(0, ago(time.Minute)),
+			Observations{Now: t0, CanaryReady: 1, CanaryReadySince: ago(time.Minute), Pause: true}, false},
+		{"someone else's weights: not judged", testSpec(withPreRollout), scaling(0, ago(time.Minute)),
+			Observations{Now: t0, CanaryReady: 1, CanaryReadySince: ago(time.Minute), RoutingChangedBySomeoneElse: "x"}, false},
+		{"a new abort value: not judged", testSpec(withPreRollout), scaling(0, ago(time.Minute)),
+			Observations{Now: t0, CanaryReady: 1, CanaryReadySince: ago(time.Minute), Abort: "now"}, false},
+		{"a conflict: not judged", testSpec(withPreRollout), scaling(0, ago(time.Minute)),
+			Observations{Now: t0, CanaryReady: 1, CanaryReadySince: ago(time.Minute), Conflict: "x"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			switch tc.obs.RoutedWeight {
+			case -1:
+				tc.obs.RoutedWeight = 0 // the case's point: the route lost the weight
+			default:
+				tc.obs.RoutedWeight = tc.state.Weight // the VirtualService carries the recorded weight
+			}
 			if got := PreRolloutDue(tc.spec, tc.state, tc.obs); got != tc.want {
 				t.Errorf("PreRolloutDue = %v, want %v", got, tc.want)
 			}
@@ -192,5 +208,32 @@ func TestSpecFromNoticesPreRolloutHooks(t *testing.T) {
 	s.Webhooks = append(s.Webhooks, contract.Webhook{Name: "p", Type: contract.HookPreRollout})
 	if !SpecFrom(s, 1, 0).PreRollout {
 		t.Error("PreRollout not set with a pre-rollout hook")
+	}
+}
+
+func TestJudged(t *testing.T) {
+	run := running(1, ago(time.Minute))
+	for _, tc := range []struct {
+		name  string
+		state State
+		obs   Observations
+		want  bool
+	}{
+		{"a running step", run, Observations{}, true},
+		{"paused, pause still set: the checks still run", with(run, func(s *State) { s.Phase = contract.PhasePaused }), Observations{Pause: true}, true},
+		{"pause being set", run, Observations{Pause: true}, false},
+		{"pause being removed", with(run, func(s *State) { s.Phase = contract.PhasePaused }), Observations{}, false},
+		{"a new promote value", run, Observations{Promote: "p"}, false},
+		{"a promote value acted on", with(run, func(s *State) { s.Acted = map[string]string{contract.KeyPromote: "p"} }), Observations{Promote: "p"}, true},
+		{"a new abort value", run, Observations{Abort: "a"}, false},
+		{"a conflict", run, Observations{Conflict: "x"}, false},
+		{"the comparison's verdict", run, Observations{ComparisonFailed: "x"}, false},
+		{"a rollback hook's request", run, Observations{RollbackHook: "x"}, false},
+		{"someone else's weights", run, Observations{RoutingChangedBySomeoneElse: "x"}, false},
+		{"promoting", promotingSince(ago(time.Minute)), Observations{}, false},
+	} {
+		if got := Judged(tc.state, tc.obs); got != tc.want {
+			t.Errorf("%s: Judged = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -46,6 +46,10 @@ type Spec struct {
 	// PreRollout says the analysis has pre-rollout hooks: they must pass
 	// before the first step's weight moves.
 	PreRollout bool
+	// ConfirmPromotion says the analysis has confirm-promotion hooks: no
+	// promotion after the last step without their answer
+	// (Observations.GateOpen).
+	ConfirmPromotion bool
 }
 
 // SpecFrom builds the Spec of an analysis from its frozen settings, the
@@ -60,6 +64,7 @@ func SpecFrom(s contract.Settings, replicas int32, propagationDelay time.Duratio
 		Replicas:         replicas,
 		PropagationDelay: propagationDelay,
 		PreRollout:       len(contract.OfType(s.Webhooks, contract.HookPreRollout)) > 0,
+		ConfirmPromotion: len(contract.OfType(s.Webhooks, contract.HookConfirmPromotion)) > 0,
 	}
 }
 
@@ -305,16 +310,31 @@ func GateDue(spec Spec, state State, now time.Time) bool {
 
 // PreRolloutDue reports whether the gatherer should call the pre-rollout
 // hooks: the analysis has some, runs (not paused), has not moved any
-// traffic yet, and its canary is ready to take the first step's weight
-// (the pods the step needs ready for the propagation delay); after a
-// failure, not before an interval has passed. obs needs CanaryReady and
-// CanaryReadySince.
+// traffic yet (or the VirtualService lost the weight: see
+// followLowerRouting), its canary is ready to take the first step's weight
+// (the pods the step needs ready for the propagation delay), and this
+// pass will judge them ([Judged]); after a failure, not before an interval
+// has passed. obs needs everything but the hooks' answers.
 //
 // Example: interval 1m, hooks failed at 12:00:00 → not due at 12:00:59,
 // due from 12:01:00.
 func PreRolloutDue(spec Spec, state State, obs Observations) bool {
-	return spec.PreRollout && state.Phase == contract.PhaseProgressing && awaitsPreRollout(spec, state) &&
-		canaryRoutable(spec, state, obs) && !obs.Now.Before(preRolloutRetry(spec, state))
+	st := followLowerRouting(state, obs)
+	return spec.PreRollout && st.Phase == contract.PhaseProgressing && Judged(st, obs) && awaitsPreRollout(spec, st) &&
+		canaryRoutable(spec, st, obs) && !obs.Now.Before(preRolloutRetry(spec, st))
+}
+
+// Judged reports whether Next, in this pass, judges the analysis' hooks
+// and gate at all: none of what comes first in an in-flight pass (a new
+// abort or promote value, a conflict, the comparison's verdict, a rollback
+// hook's request, pausing or resuming, someone else's weights) decides it
+// instead. The gatherer calls hooks with side effects (a load test) only
+// then; obs needs everything but the hooks' answers.
+func Judged(state State, obs Observations) bool {
+	return inFlightPhase(state.Phase) &&
+		!isNewControl(state, contract.KeyAbort, obs.Abort) && !isNewControl(state, contract.KeyPromote, obs.Promote) &&
+		obs.Conflict == "" && obs.ComparisonFailed == "" && obs.RollbackHook == "" &&
+		!shouldTogglePause(state, obs) && obs.RoutingChangedBySomeoneElse == ""
 }
 
 // awaitsPreRollout reports whether the pre-rollout hooks stand between

@@ -235,6 +235,7 @@ func preRollout(spec Spec, st State, obs Observations, need int32) Decision {
 				failed, label, st.FailedChecks, spec.Threshold))
 	}
 	st.PreRolloutFailed = stamp(now)
+	st.WaitingSince = st.PreRolloutFailed // the pods were ready: a later wait for them starts from here
 	retry := st.PreRolloutFailed.Add(spec.Interval)
 	msg := fmt.Sprintf("pre-rollout %s failed (%d of %d failed checks tolerated); no traffic moved, the hooks are called again at %s",
 		failed, st.FailedChecks, spec.Threshold, clock(retry))
@@ -364,6 +365,10 @@ func awaitPromotion(spec Spec, st State, obs Observations, passed string) Decisi
 	if st.Phase == contract.PhasePaused {
 		return Decision{Next: st, Requeue: spec.Interval,
 			Message: fmt.Sprintf("paused after all %d steps passed: promotion waits until canary.io/pause is removed", n)}
+	}
+	if spec.ConfirmPromotion && obs.GateOpen == nil {
+		// The gate was not asked in this pass: never read that as open.
+		return Decision{Next: st, Requeue: RecheckAfter}
 	}
 	if shouldPromote(obs) {
 		why := passed
