@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -163,9 +164,17 @@ func StopDir(dir string) error {
 	} else if err != nil {
 		return err
 	}
-	// Newest first, as Stop does: the apiserver's clients before it, etcd last.
+	// Newest first, as Stop does: tools started beside the cluster
+	// (StartTool), then the apiserver's clients, the apiserver, etcd last.
 	order := []string{"istiod", "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "prometheus", "etcd"}
-	for _, name := range order {
+	var tools []string
+	for name := range s.PIDs {
+		if !slices.Contains(order, name) {
+			tools = append(tools, name)
+		}
+	}
+	slices.Sort(tools)
+	for _, name := range append(tools, order...) {
 		if pid, ok := s.PIDs[name]; ok && Alive(pid) {
 			stopGroup(pid, 10*time.Second, func() bool { return !Alive(pid) })
 		}
