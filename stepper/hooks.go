@@ -216,19 +216,22 @@ func (r *Reconciler) callInFlightHooks(ctx context.Context, w *world) (rollout [
 }
 
 // rollbackPoll is the background asking of one Deployment's rollback
-// hooks: at most one round in flight, a request for a rollback kept until
-// a pass of the same revision reads it.
+// hooks: at most one round in flight, a request for a rollback kept for
+// the analysis it was asked about.
 type rollbackPoll struct {
 	asked    time.Time
 	inFlight bool
-	revision string // the revision the request is for
+	analysis string // the analysis asked about: its revision and start
 	request  string // "rollback hook ... answered ..." when one asked for a rollback
 }
 
 // pollRollbackHooks returns the rollback hooks' request for a rollback of
 // the analysis in flight, if one has arrived, and starts a new round of
 // asking every hookPollPeriod. The asking never holds up a pass: a hook
-// that hangs for its whole timeout delays only the next round.
+// that hangs for its whole timeout delays only the next round. A request
+// counts only for the analysis it was asked about (the revision and the
+// analysis' start, canary.io/analysis-started), so that it never rolls
+// back a retry of the same revision.
 func (r *Reconciler) pollRollbackHooks(ctx context.Context, w *world) string {
 	hooks := contract.OfType(w.settings.Webhooks, contract.HookRollback)
 	phase := w.state.Phase
@@ -236,7 +239,8 @@ func (r *Reconciler) pollRollbackHooks(ctx context.Context, w *world) string {
 		return ""
 	}
 	d, now := w.deployment, w.obs.Now
-	key, revision := d.Namespace+"/"+d.Name, w.state.Revision
+	key := d.Namespace + "/" + d.Name
+	analysis := w.state.Revision + "/" + w.analysisStarted.UTC().Format(time.RFC3339)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.rollbackPolls == nil {
@@ -247,11 +251,11 @@ func (r *Reconciler) pollRollbackHooks(ctx context.Context, w *world) string {
 		p = &rollbackPoll{}
 		r.rollbackPolls[key] = p
 	}
-	if p.request != "" && p.revision == revision {
+	if p.request != "" && p.analysis == analysis {
 		return p.request
 	}
 	if !p.inFlight && now.Sub(p.asked) >= hookPollPeriod {
-		p.asked, p.inFlight, p.revision, p.request = now, true, revision, ""
+		p.asked, p.inFlight, p.analysis, p.request = now, true, analysis, ""
 		payload := payloadFor(d, phase)
 		go func() {
 			request := ""

@@ -234,6 +234,20 @@ func TestRollbackHookRollsBack(t *testing.T) {
 	if post[0].payload.Phase != contract.PhaseRolledBack {
 		t.Errorf("post-rollout told phase %s, want RolledBack", post[0].payload.Phase)
 	}
+
+	// A retry of the same revision is a new analysis: the rollback asked
+	// for the last one does not roll it back.
+	hooks.answer("rollback", http.StatusForbidden)
+	asked := len(hooks.callsTo("rollback"))
+	kubectl(t, "", "annotate", "--overwrite", "-n", ns, "deployment/reviews", "canary.io/retry=1")
+	waitFor(t, cs, ns, 60*time.Second, "the retry's first step running", func(d *appsv1.Deployment) bool {
+		return d.Annotations[contract.KeyPhase] == "Progressing" && d.Annotations[contract.KeyWeight] == "20"
+	})
+	hooks.waitCalls(t, "rollback", asked+2, 30*time.Second)
+	if d := get(t, cs, ns); d.Annotations[contract.KeyPhase] != "Progressing" {
+		t.Errorf("the retry is %s (%s), want Progressing: an earlier analysis' rollback request counted",
+			d.Annotations[contract.KeyPhase], d.Annotations[contract.KeyMessage])
+	}
 }
 
 func TestFailingRolloutHookIsAFailedCheck(t *testing.T) {
