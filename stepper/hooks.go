@@ -139,6 +139,16 @@ func callHooks(ctx context.Context, c *http.Client, hooks []contract.Webhook, pa
 	return answers
 }
 
+// callHooks calls hooks of d (callHooks) and counts each answer in
+// canary_hook_calls_total.
+func (r *Reconciler) callHooks(ctx context.Context, d *appsv1.Deployment, hooks []contract.Webhook, payload HookPayload) []hookAnswer {
+	answers := callHooks(ctx, r.hookClient(), hooks, payload)
+	for _, a := range answers {
+		r.Metrics.hookAnswered(d.Namespace, d.Name, a.hook.Type, a.ok())
+	}
+	return answers
+}
+
 // payloadFor is the payload of a call for Deployment d in phase.
 func payloadFor(d *appsv1.Deployment, phase contract.Phase) HookPayload {
 	return HookPayload{Name: d.Name, Namespace: d.Namespace, Phase: phase, Checksum: d.Annotations[contract.KeyRevision]}
@@ -186,7 +196,7 @@ func (r *Reconciler) callInFlightHooks(ctx context.Context, w *world) (rollout [
 		}
 		called = true
 		wg.Go(func() {
-			answers := callHooks(ctx, r.hookClient(), due, payload)
+			answers := r.callHooks(ctx, w.deployment, due, payload)
 			mu.Lock()
 			defer mu.Unlock()
 			use(answers)
@@ -259,7 +269,7 @@ func (r *Reconciler) pollRollbackHooks(ctx context.Context, w *world) string {
 		payload := payloadFor(d, phase)
 		go func() {
 			request := ""
-			for _, a := range callHooks(context.WithoutCancel(ctx), r.hookClient(), hooks, payload) {
+			for _, a := range r.callHooks(context.WithoutCancel(ctx), d, hooks, payload) {
 				if a.ok() {
 					request = fmt.Sprintf("rollback hook %q %s", a.hook.Name, a)
 					break
@@ -290,7 +300,7 @@ func (r *Reconciler) callPostRollout(ctx context.Context, w *world, d *appsv1.De
 }
 
 func (r *Reconciler) postRollout(ctx context.Context, w *world, d *appsv1.Deployment, hooks []contract.Webhook, phase contract.Phase) {
-	for _, a := range callHooks(ctx, r.hookClient(), hooks, payloadFor(d, phase)) {
+	for _, a := range r.callHooks(ctx, d, hooks, payloadFor(d, phase)) {
 		e := &plan.Event{Type: plan.EventNormal, Reason: ReasonPostRolloutHook,
 			Message: fmt.Sprintf("post-rollout hook %q passed (%s)", a.hook.Name, a)}
 		if !a.ok() {
@@ -331,7 +341,9 @@ func (r *Reconciler) emit(ctx context.Context, w *world, d *appsv1.Deployment, e
 			}
 		}
 		go func() {
-			if a := callHook(context.WithoutCancel(ctx), r.hookClient(), h, p); !a.ok() {
+			a := callHook(context.WithoutCancel(ctx), r.hookClient(), h, p)
+			r.Metrics.hookAnswered(d.Namespace, d.Name, h.Type, a.ok())
+			if !a.ok() {
 				logger.Info("event hook failed", "hook", h.Name, "answer", a.String())
 			}
 		}()

@@ -21,6 +21,7 @@ type Metrics struct {
 	stepSeconds  *prometheus.HistogramVec
 	rollout      *prometheus.HistogramVec
 	outcomes     *prometheus.CounterVec
+	hookCalls    *prometheus.CounterVec
 }
 
 // The phases reported by canary_phase.
@@ -64,13 +65,28 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "canary_rollouts_total", Help: "Analyses ended, by outcome (Succeeded, RolledBack) and the reason of the last Event.",
 		}, []string{"namespace", "outcome", "reason"}),
+		hookCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "canary_hook_calls_total", Help: "Calls of the user's hooks (canary.io/webhooks) by type and outcome: success (status 200-202) or failure.",
+		}, append(dep, "type", "outcome")),
 	}
-	for _, c := range []prometheus.Collector{m.weight, m.phase, m.failedChecks, m.checkValue, m.eValue, m.errorRate, m.stepSeconds, m.rollout, m.outcomes} {
+	for _, c := range []prometheus.Collector{m.weight, m.phase, m.failedChecks, m.checkValue, m.eValue, m.errorRate, m.stepSeconds, m.rollout, m.outcomes, m.hookCalls} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// hookAnswered counts one hook call of Deployment name in ns.
+func (m *Metrics) hookAnswered(ns, name string, t contract.HookType, ok bool) {
+	if m == nil {
+		return
+	}
+	outcome := "failure"
+	if ok {
+		outcome = "success"
+	}
+	m.hookCalls.WithLabelValues(ns, name, string(t), outcome).Inc()
 }
 
 // observe records one pass that was acted on.

@@ -56,6 +56,15 @@ func TestMetricsObserveAPass(t *testing.T) {
 	if got := testutil.ToFloat64(m.outcomes.WithLabelValues("bookinfo", "Succeeded", plan.ReasonSucceeded)); got != 1 {
 		t.Errorf("canary_rollouts_total{Succeeded} = %v, want 1", got)
 	}
+	m.hookAnswered("bookinfo", "reviews", contract.HookPreRollout, false)
+	m.hookAnswered("bookinfo", "reviews", contract.HookPreRollout, true)
+	m.hookAnswered("bookinfo", "reviews", contract.HookPreRollout, true)
+	if got := testutil.ToFloat64(m.hookCalls.WithLabelValues("bookinfo", "reviews", "pre-rollout", "success")); got != 2 {
+		t.Errorf("canary_hook_calls_total{pre-rollout, success} = %v, want 2", got)
+	}
+	if got := testutil.ToFloat64(m.hookCalls.WithLabelValues("bookinfo", "reviews", "pre-rollout", "failure")); got != 1 {
+		t.Errorf("canary_hook_calls_total{pre-rollout, failure} = %v, want 1", got)
+	}
 }
 
 // TestDashboardLoads checks the Grafana dashboard in manifests/: valid
@@ -82,7 +91,7 @@ func TestDashboardLoads(t *testing.T) {
 	known := []string{
 		"canary_weight", "canary_phase", "canary_failed_checks", "canary_check_value", "canary_comparison_evalue",
 		"canary_comparison_error_rate", "canary_step_duration_seconds_bucket", "canary_rollout_duration_seconds_bucket",
-		"canary_rollouts_total", "canary_webhook_decisions_total", "istio_requests_total", "istio_request_duration_milliseconds_bucket",
+		"canary_rollouts_total", "canary_webhook_decisions_total", "canary_hook_calls_total", "istio_requests_total", "istio_request_duration_milliseconds_bucket",
 	}
 	for _, p := range dash.Panels {
 		titles = append(titles, p.Title)
@@ -95,7 +104,7 @@ func TestDashboardLoads(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"Canary weight", "Phase", "Success rate, canary vs stable (Istio)", "p99 latency, canary vs stable (Istio)",
-		"Threshold checks, last values", "Failed checks", "Continuous comparison: e-value", "Rollouts by outcome", "Webhook decisions"} {
+		"Threshold checks, last values", "Failed checks", "Continuous comparison: e-value", "Rollouts by outcome", "Webhook decisions", "Hook calls by type and outcome"} {
 		if !slices.Contains(titles, want) {
 			t.Errorf("the dashboard lacks the panel %q (has %s)", want, strings.Join(titles, ", "))
 		}

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -202,6 +203,21 @@ func TestHooksDriveTheRollout(t *testing.T) {
 			t.Errorf("no event with %q reached the event hook; got:\n%s", want, joined)
 		}
 	}
+	// The post-rollout call is counted once its answer is in: look again
+	// for a few seconds.
+	kit.Eventually(t, 10*time.Second, "canary_hook_calls_total", func(context.Context) error {
+		metrics := scrape(t)
+		for _, want := range []string{
+			fmt.Sprintf(`canary_hook_calls_total{deployment="reviews",namespace=%q,outcome="failure",type="pre-rollout"} 1`, ns),
+			fmt.Sprintf(`canary_hook_calls_total{deployment="reviews",namespace=%q,outcome="success",type="pre-rollout"} 1`, ns),
+			fmt.Sprintf(`canary_hook_calls_total{deployment="reviews",namespace=%q,outcome="success",type="post-rollout"} 1`, ns),
+		} {
+			if !strings.Contains(metrics, want) {
+				return fmt.Errorf("the metrics lack %s; they have:\n%s", want, grep(metrics, ns))
+			}
+		}
+		return nil
+	})
 }
 
 // TestRollbackHookRollsBack runs an analysis whose rollback hook answers
