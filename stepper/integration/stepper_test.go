@@ -303,7 +303,7 @@ spec:
 // abort rolls back and removes the pin.
 func TestServicePinSurvivesEveryWrite(t *testing.T) {
 	ns, cs, _ := setup(t, `canary.io/interval: "10m"`)
-	prom.Set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	prom.Set(ns, kit.Healthy)
 	kubectl(t, manifest(ns, "v2", `canary.io/interval: "10m"`), "apply", "-f", "-")
 	waitFor(t, cs, ns, 60*time.Second, "first step running", func(d *appsv1.Deployment) bool {
 		return d.Annotations[contract.KeyWeight] == "20"
@@ -378,7 +378,7 @@ spec:
 `, ns), "apply", "-f", "-")
 	kubectl(t, fmt.Sprintf(serviceManifest, ns), "apply", "-f", "-")
 	kubectl(t, manifest(ns, "v1", settings...), "apply", "-f", "-")
-	prom.Set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	prom.Set(ns, kit.Healthy)
 	waitFor(t, cs, ns, 60*time.Second, "v1 Idle", func(d *appsv1.Deployment) bool {
 		return d.Annotations[contract.KeyPhase] == "Idle" && d.Status.AvailableReplicas == 3
 	})
@@ -455,7 +455,7 @@ func TestNoDataFailCountsAsAFailedCheck(t *testing.T) {
 func TestNewTemplateMidAnalysisRestartsIt(t *testing.T) {
 	settings := []string{`canary.io/interval: "10m"`}
 	ns, cs, _ := setup(t, settings...)
-	prom.Set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	prom.Set(ns, kit.Healthy)
 	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
 	v2 := waitFor(t, cs, ns, 60*time.Second, "v2 at 20%", func(d *appsv1.Deployment) bool { return d.Annotations[contract.KeyWeight] == "20" })
 	kubectl(t, manifest(ns, "v3", settings...), "apply", "-f", "-")
@@ -477,7 +477,7 @@ func TestNewTemplateMidAnalysisRestartsIt(t *testing.T) {
 func TestStableTemplateReappliedRollsBack(t *testing.T) {
 	settings := []string{`canary.io/interval: "10m"`}
 	ns, cs, ic := setup(t, settings...)
-	prom.Set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	prom.Set(ns, kit.Healthy)
 	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
 	waitFor(t, cs, ns, 60*time.Second, "v2 at 20%", func(d *appsv1.Deployment) bool { return d.Annotations[contract.KeyWeight] == "20" })
 	kubectl(t, manifest(ns, "v1", settings...), "apply", "-f", "-") // git revert
@@ -504,7 +504,7 @@ func TestStableTemplateReappliedRollsBack(t *testing.T) {
 func TestControlsActOncePerValue(t *testing.T) {
 	settings := []string{`canary.io/interval: "10m"`}
 	ns, cs, _ := setup(t, settings...)
-	prom.Set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	prom.Set(ns, kit.Healthy)
 	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
 	waitFor(t, cs, ns, 60*time.Second, "v2 at 20%", func(d *appsv1.Deployment) bool { return d.Annotations[contract.KeyWeight] == "20" })
 
@@ -568,7 +568,7 @@ spec:
 func TestStepperKilledMidStepResumes(t *testing.T) {
 	settings := []string{`canary.io/interval: "4s"`}
 	ns, cs, _ := setup(t, settings...)
-	prom.Set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	prom.Set(ns, kit.Healthy)
 	weights := watchWeights(t, cs, ns)
 	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
 	waitFor(t, cs, ns, 60*time.Second, "at 40%", func(d *appsv1.Deployment) bool { return d.Annotations[contract.KeyWeight] == "40" })
@@ -605,7 +605,7 @@ func TestSlowPrometheusDelaysOnlyItsOwnDeployment(t *testing.T) {
 	slowNS, cs, _ := setup(t)
 	fastNS, _, _ := setup(t)
 	prom.SlowDown(slowNS, time.Hour)
-	prom.Set(fastNS, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	prom.Set(fastNS, kit.Healthy)
 	kubectl(t, manifest(slowNS, "v2"), "apply", "-f", "-")
 	waitFor(t, cs, slowNS, 60*time.Second, "slow analysis at its checks", func(d *appsv1.Deployment) bool {
 		return d.Annotations[contract.KeyWeight] == "20"
@@ -639,7 +639,7 @@ func TestSecondOptedInDeploymentOnTheServiceIsAConflict(t *testing.T) {
 func TestWeightsChangedBySomeoneElseHold(t *testing.T) {
 	settings := []string{`canary.io/interval: "10m"`}
 	ns, cs, ic := setup(t, settings...)
-	prom.Set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	prom.Set(ns, kit.Healthy)
 	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
 	waitFor(t, cs, ns, 60*time.Second, "v2 at 20%", func(d *appsv1.Deployment) bool { return d.Annotations[contract.KeyWeight] == "20" })
 	vs, err := ic.NetworkingV1().VirtualServices(ns).Get(t.Context(), "reviews", metav1.GetOptions{})
@@ -708,7 +708,7 @@ func TestTwoReplicasOneSteps(t *testing.T) {
 	}
 	settings := []string{`canary.io/interval: "3s"`}
 	ns, cs, _ := setup(t, settings...)
-	prom.Set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	prom.Set(ns, kit.Healthy)
 	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
 	waitFor(t, cs, ns, 60*time.Second, "v2 at 20%", func(d *appsv1.Deployment) bool { return d.Annotations[contract.KeyWeight] == "20" })
 	first := leader()
@@ -794,7 +794,7 @@ func TestSkipAnalysisRollsOutDirectlyAndSaysSo(t *testing.T) {
 // one host) and the user's is steered.
 func TestGeneratedVirtualServiceGoesWhenTheUserNamesTheirs(t *testing.T) {
 	ns, cs, ic := setup(t)
-	prom.Set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
+	prom.Set(ns, kit.Healthy)
 	kubectl(t, manifest(ns, "v2"), "apply", "-f", "-")
 	phaseOf(t, cs, ns, contract.PhaseSucceeded, 60*time.Second)
 	if _, err := ic.NetworkingV1().VirtualServices(ns).Get(t.Context(), "reviews", metav1.GetOptions{}); err != nil {
