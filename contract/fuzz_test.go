@@ -218,6 +218,7 @@ var settingField = map[string]func(Settings) any{
 	KeyVirtualService:   func(s Settings) any { return s.VirtualServices },
 	KeyPrometheus:       func(s Settings) any { return s.Prometheus },
 	KeyWebhooks:         func(s Settings) any { return s.Webhooks },
+	KeyWindow:           func(s Settings) any { return s.Window },
 }
 
 func TestSettingFieldCoversEverySetting(t *testing.T) {

@@ -15,8 +15,8 @@ const (
 	KeyService = "canary.io/service"
 	// KeySteps lists the canary traffic weights in percent, e.g. "20,40,60".
 	KeySteps = "canary.io/steps"
-	// KeyInterval is how long each step lasts and the window of the
-	// threshold checks, e.g. "1m".
+	// KeyInterval is how long each step lasts, e.g. "1m"; the threshold
+	// checks' window is at least this long (see [KeyWindow]).
 	KeyInterval = "canary.io/interval"
 	// KeyThreshold is the number of failed threshold checks tolerated; the
 	// next one rolls back.
@@ -49,6 +49,11 @@ const (
 	KeyPrometheus = "canary.io/prometheus"
 	// KeyWebhooks holds hooks in Flagger's webhook format.
 	KeyWebhooks = "canary.io/webhooks"
+	// KeyWindow is the query window of the threshold checks (and of
+	// {{interval}} in custom metrics), e.g. "2m"; by default the longer of
+	// [KeyInterval] and four scrape intervals of Prometheus. A contract
+	// addition (v1.1).
+	KeyWindow = "canary.io/window"
 )
 
 // Controls: written by the user, safe to keep in git. The system records the
@@ -74,7 +79,9 @@ const (
 	KeyPhase = "canary.io/phase"
 	// KeyWeight is the percent of traffic on the canary now, e.g. "40".
 	KeyWeight = "canary.io/weight"
-	// KeyStep is the current step over the number of steps, e.g. "2/3".
+	// KeyStep is the step in progress, 1-based, over the number of steps:
+	// "2/3" while the second of three steps runs (or is being prepared),
+	// "3/3" once all have passed.
 	KeyStep = "canary.io/step"
 	// KeyRevision is the short hash of the pod template under test.
 	KeyRevision = "canary.io/revision"
@@ -97,7 +104,7 @@ var SettingKeys = []string{
 	KeyEnabled, KeyService, KeySteps, KeyInterval, KeyThreshold,
 	KeyMinSuccessRate, KeyMaxLatency, KeyMetrics, KeyConfidence,
 	KeyTolerance, KeyNoData, KeyProgressDeadline, KeyVirtualService,
-	KeyPrometheus, KeyWebhooks,
+	KeyPrometheus, KeyWebhooks, KeyWindow,
 }
 
 // ControlKeys are the controls a user may write.
@@ -153,7 +160,7 @@ var knownKeys = func() map[string]keyKind {
 		KeyEnabled, KeyService, KeySteps, KeyInterval, KeyThreshold,
 		KeyMinSuccessRate, KeyMaxLatency, KeyMetrics, KeyConfidence,
 		KeyTolerance, KeyNoData, KeyProgressDeadline, KeyVirtualService,
-		KeyPrometheus, KeyWebhooks,
+		KeyPrometheus, KeyWebhooks, KeyWindow,
 	} {
 		m[k] = kindSetting
 	}

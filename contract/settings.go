@@ -31,8 +31,8 @@ type Settings struct {
 	// Steps are the canary weights in percent, strictly ascending, each
 	// 1..99. Default 20, 40, 60.
 	Steps []int32
-	// Interval is how long each step lasts and the window of the threshold
-	// checks. Default 1m.
+	// Interval is how long each step lasts. Default 1m. The threshold
+	// checks' window is at least this long (see Window).
 	Interval time.Duration
 	// Threshold is the number of failed checks tolerated. Default 3.
 	Threshold int
@@ -64,6 +64,9 @@ type Settings struct {
 	Prometheus string
 	// Webhooks are the user's hooks. Default none.
 	Webhooks []Webhook
+	// Window is the query window of the threshold checks; zero (the
+	// default) means the longer of Interval and four scrape intervals.
+	Window time.Duration
 }
 
 // DefaultSettings returns the defaults of the contract's table, the settings
@@ -104,6 +107,7 @@ func Enabled(annotations map[string]string) bool {
 //   - steps: comma-separated whole numbers, spaces around commas allowed, at
 //     least 1 and at most 20, each 1..99, strictly ascending ("20, 40, 60").
 //   - interval: a Go duration from 1s to 24h ("1m", "90s").
+//   - window: a Go duration from 1s to 24h ("2m").
 //   - threshold: a whole number from 1 to 1000.
 //   - min-success-rate: a decimal number from 0 to 100, with an optional
 //     trailing "%" ("99", "99.5%").
@@ -260,6 +264,13 @@ var settingParsers = []struct {
 		hooks, err := parseWebhooks(v)
 		if err == nil {
 			s.Webhooks = hooks
+		}
+		return err
+	}},
+	{KeyWindow, func(s *Settings, v string) error {
+		d, err := parseDuration(v, minInterval, maxInterval)
+		if err == nil {
+			s.Window = d
 		}
 		return err
 	}},

@@ -13,6 +13,10 @@ const (
 	// (promote, abort, retry) the system acted on, as a JSON object of
 	// annotation key to value.
 	KeyActed = Prefix + "acted"
+	// KeyStepsPassed counts the steps of the analysis that passed ("0",
+	// "1", ...): [KeyStep] shows the step in progress, which reads the
+	// same ("3/3") while the last step runs and after it passed.
+	KeyStepsPassed = Prefix + "steps-passed"
 	// KeyStepStarted is when the current weight took effect (RFC 3339).
 	KeyStepStarted = Prefix + "step-started"
 	// KeyWaitingSince is when the current wait began (canary pods, data, a
@@ -36,7 +40,7 @@ const (
 )
 
 // BookkeepingKeys are the bookkeeping annotations above.
-var BookkeepingKeys = []string{KeyAnalysisSettings, KeyActed, KeyStepStarted, KeyWaitingSince, KeyPreRolloutFailed, KeyAnalysisStarted, KeyEventedTransition, KeyRejection}
+var BookkeepingKeys = []string{KeyAnalysisSettings, KeyActed, KeyStepsPassed, KeyStepStarted, KeyWaitingSince, KeyPreRolloutFailed, KeyAnalysisStarted, KeyEventedTransition, KeyRejection}
 
 // SystemKeys are every annotation only the system writes: the status
 // annotations and the bookkeeping ones.

@@ -16,7 +16,7 @@ import (
 // Limits of the settings. They catch typos (an interval of "1000h", a step
 // list pasted twice) rather than encode a deep rule.
 const (
-	maxSteps            = 20
+	maxSteps            = MaxSteps
 	minStepWeight       = 1
 	maxStepWeight       = 99
 	minInterval         = time.Second
@@ -240,3 +240,6 @@ func parseHTTPURL(v string) (string, error) {
 	}
 	return s, nil
 }
+
+// MaxSteps is the most steps canary.io/steps may list.
+const MaxSteps = 20

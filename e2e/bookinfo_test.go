@@ -16,11 +16,14 @@ import (
 var env *cluster.Cluster
 
 func TestMain(m *testing.M) {
-	os.Exit(cluster.RunTests(m, cluster.Options{Istiod: true}, func(c *cluster.Cluster) {
+	// Prometheus scrapes every 15 s, as Istio's addon (samples/addons)
+	// that users install does; the story reloads it with 1 s scrapes for
+	// its last two rollouts.
+	os.Exit(cluster.RunTests(m, cluster.Options{Istiod: true, ScrapeInterval: 15 * time.Second}, func(c *cluster.Cluster) {
 		env = c
 		p, err := controller.Build(c)
 		if err == nil {
-			err = p.Start("--prometheus-url="+c.PrometheusURL, "--propagation-delay=1s")
+			err = p.Start("--prometheus-url="+c.PrometheusURL, "--propagation-delay=1s", "--scrape-interval-refresh=2s")
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "start canary-controller:", err)
@@ -32,10 +35,13 @@ func TestMain(m *testing.M) {
 // TestBookinfo is the job the project exists for: reviews canaried v1 →
 // v2 → v3, each promoted through weights 20, 40, 60, then a bad v4 rolled
 // back, judged by the real Prometheus on traffic routed by the real
-// istiod's configuration.
+// istiod's configuration; all with the README's 10 s steps and 15 s
+// scrapes, so the checks read 1m windows. Then Prometheus is reloaded
+// with 1 s scrapes: a slow-only v5 is rolled back by the comparison's
+// slow-request test, and v6's checks read 10 s windows.
 func TestBookinfo(t *testing.T) {
 	var live strings.Builder
-	res, err := scenario.Run(t.Context(), env, scenario.Options{Interval: 10 * time.Second, Out: &live})
+	res, err := scenario.Run(t.Context(), env, scenario.Options{Interval: 10 * time.Second, Out: &live, ThenScrape: time.Second})
 	if err != nil {
 		t.Fatalf("%v\nlive view:\n%s", err, live.String())
 	}
@@ -46,8 +52,8 @@ func TestBookinfo(t *testing.T) {
 	if err := os.WriteFile(chart, scenario.RenderSVG(res.Rollouts), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Rollouts) != 3 {
-		t.Errorf("%d rollouts recorded, want 3", len(res.Rollouts))
+	if len(res.Rollouts) != 5 {
+		t.Errorf("%d rollouts recorded, want 5", len(res.Rollouts))
 	}
 	for _, f := range res.Failures {
 		t.Error(f)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -24,7 +25,8 @@ type Querier interface {
 
 // Prometheus queries a Prometheus server's HTTP API.
 type Prometheus struct {
-	api promv1.API
+	api    promv1.API
+	client api.Client
 }
 
 // NewPrometheus is a Querier for the Prometheus at url.
@@ -33,7 +35,7 @@ func NewPrometheus(url string) (*Prometheus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prometheus client for %s: %w", url, err)
 	}
-	return &Prometheus{api: promv1.NewAPI(c)}, nil
+	return &Prometheus{api: promv1.NewAPI(c), client: c}, nil
 }
 
 // Query implements Querier. A vector must hold one sample (a query that
@@ -50,7 +52,7 @@ func (p *Prometheus) Query(ctx context.Context, promql string, at time.Time) (fl
 			return 0, false, nil
 		}
 		if len(r) > 1 {
-			return 0, false, fmt.Errorf("query prometheus: %d series, want one (aggregate with sum)", len(r))
+			return 0, false, fmt.Errorf("the query returns %d series, want one: aggregate them (sum, max, ...)", len(r))
 		}
 		f = float64(r[0].Value)
 	case *model.Scalar:
@@ -66,7 +68,8 @@ func (p *Prometheus) Query(ctx context.Context, promql string, at time.Time) (fl
 
 // The built-in checks' PromQL, the same as Flagger's request-success-rate
 // and request-duration for Istio, so that dashboards agree. The window is
-// the step interval: it must span at least four Prometheus scrapes.
+// contract.Window: the step interval, or four scrape intervals when that
+// is longer.
 const (
 	successRateQuery = `sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="{{namespace}}",destination_workload=~"{{workload}}",response_code!~"5.*"}[{{interval}}])) / sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="{{namespace}}",destination_workload=~"{{workload}}"}[{{interval}}])) * 100`
 	latencyQuery     = `histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="{{namespace}}",destination_workload=~"{{workload}}"}[{{interval}}])) by (le))`
@@ -74,38 +77,54 @@ const (
 
 // builtinQuery renders a built-in query for one workload.
 //
-// Example: namespace "bookinfo", workload "reviews-canary", interval 1m →
+// Example: namespace "bookinfo", workload "reviews-canary", window 1m →
 // destination_workload_namespace="bookinfo", destination_workload=~"reviews-canary", [1m].
-func builtinQuery(q, namespace, workload string, interval time.Duration) string {
-	r := strings.NewReplacer("{{namespace}}", namespace, "{{workload}}", workload, "{{interval}}", contract.PromDuration(interval))
+func builtinQuery(q, namespace, workload string, window time.Duration) string {
+	r := strings.NewReplacer("{{namespace}}", namespace, "{{workload}}", workload, "{{interval}}", contract.PromDuration(window))
 	return r.Replace(q)
 }
 
+// checkRun is one round of threshold checks of one Deployment.
+type checkRun struct {
+	settings          contract.Settings
+	namespace, canary string
+	stable            string
+	// window is the query window (contract.Window); scrape the scrape
+	// interval it was derived from.
+	window, scrape time.Duration
+	// comparedRequests is what the continuous comparison counted for the
+	// canary, negative when it did not run.
+	comparedRequests float64
+}
+
 // runChecks measures every threshold check for the canary and, beside it,
-// the stable workload. The queries run at once under one timeout: a slow
-// Prometheus makes results without data after at most timeout, never a
-// stuck pass.
-func runChecks(ctx context.Context, q Querier, s contract.Settings, namespace, canary, stable string, now time.Time, timeout time.Duration) []plan.CheckResult {
+// the stable workload, over the run's window. The queries run at once
+// under one timeout: a slow Prometheus makes results without data after
+// at most timeout, never a stuck pass. When a built-in check has no data,
+// a few reads of the raw counters say why (plan.ExplainNoData).
+func runChecks(ctx context.Context, q Querier, run checkRun, now time.Time, timeout time.Duration) []plan.CheckResult {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	type check struct {
 		result           plan.CheckResult
 		canaryQ, stableQ string
 	}
+	s, namespace, canary, stable, window := run.settings, run.namespace, run.canary, run.stable, run.window
 	minRate := s.MinSuccessRate
 	maxMs := float64(s.MaxLatency) / float64(time.Millisecond)
 	checks := []*check{
-		{result: plan.CheckResult{Name: plan.CheckSuccessRate, Unit: plan.UnitPercent, Min: &minRate},
-			canaryQ: builtinQuery(successRateQuery, namespace, canary, s.Interval), stableQ: builtinQuery(successRateQuery, namespace, stable, s.Interval)},
-		{result: plan.CheckResult{Name: plan.CheckLatency, Unit: plan.UnitMilliseconds, Max: &maxMs},
-			canaryQ: builtinQuery(latencyQuery, namespace, canary, s.Interval), stableQ: builtinQuery(latencyQuery, namespace, stable, s.Interval)},
+		{result: plan.CheckResult{Name: plan.CheckSuccessRate, Unit: plan.UnitPercent, Min: &minRate, Window: window},
+			canaryQ: builtinQuery(successRateQuery, namespace, canary, window), stableQ: builtinQuery(successRateQuery, namespace, stable, window)},
+		{result: plan.CheckResult{Name: plan.CheckLatency, Unit: plan.UnitMilliseconds, Max: &maxMs, Window: window},
+			canaryQ: builtinQuery(latencyQuery, namespace, canary, window), stableQ: builtinQuery(latencyQuery, namespace, stable, window)},
 	}
+	builtins := len(checks)
 	for _, m := range s.Metrics {
 		checks = append(checks, &check{
-			result:  plan.CheckResult{Name: m.Name, Unit: plan.UnitNone, Min: m.Min, Max: m.Max},
-			canaryQ: contract.RenderQuery(m.Query, contract.QueryVars{Namespace: namespace, Canary: canary, Stable: stable, Interval: s.Interval}),
+			result:  plan.CheckResult{Name: m.Name, Unit: plan.UnitNone, Min: m.Min, Max: m.Max, Window: window},
+			canaryQ: contract.RenderQuery(m.Query, contract.QueryVars{Namespace: namespace, Canary: canary, Stable: stable, Interval: window}),
 			// The stable value: the same query about the stable workload.
-			stableQ: contract.RenderQuery(m.Query, contract.QueryVars{Namespace: namespace, Canary: stable, Stable: stable, Interval: s.Interval}),
+			stableQ: contract.RenderQuery(m.Query, contract.QueryVars{Namespace: namespace, Canary: stable, Stable: stable, Interval: window}),
 		})
 	}
 	var wg sync.WaitGroup
@@ -122,9 +141,86 @@ func runChecks(ctx context.Context, q Querier, s contract.Settings, namespace, c
 		})
 	}
 	wg.Wait()
+	unexplained := false
+	for _, c := range checks[:builtins] {
+		unexplained = unexplained || (!c.result.HasData && c.result.Detail == "")
+	}
+	if unexplained {
+		if why := explainNoData(ctx, q, run, now); why != "" {
+			for _, c := range checks[:builtins] {
+				if !c.result.HasData && c.result.Detail == "" {
+					c.result.Detail = why
+				}
+			}
+		}
+	}
 	out := make([]plan.CheckResult, len(checks))
 	for i, c := range checks {
 		out[i] = c.result
 	}
 	return out
+}
+
+// LabelQuerier reads the values one label takes across the series of an
+// instant query's result.
+type LabelQuerier interface {
+	LabelValues(ctx context.Context, promql, label string, at time.Time) ([]string, error)
+}
+
+// LabelValues implements LabelQuerier: the distinct values, sorted.
+func (p *Prometheus) LabelValues(ctx context.Context, promql, label string, at time.Time) ([]string, error) {
+	v, _, err := p.api.Query(ctx, promql, at)
+	if err != nil {
+		return nil, fmt.Errorf("query prometheus: %w", err)
+	}
+	vec, ok := v.(model.Vector)
+	if !ok {
+		return nil, fmt.Errorf("query prometheus: a %s result, want a vector", v.Type())
+	}
+	var out []string
+	for _, s := range vec {
+		if l := string(s.Metric[model.LabelName(label)]); l != "" && !slices.Contains(out, l) {
+			out = append(out, l)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// maxWorkloadsShown bounds the workloads a no-data message names.
+const maxWorkloadsShown = 5
+
+// explainNoData reads the raw counters behind the built-in checks when
+// they had no data, and says why (plan.ExplainNoData); "" when the reads
+// fail or explain nothing. A message only: the no-data policy decides.
+func explainNoData(ctx context.Context, q Querier, run checkRun, now time.Time) string {
+	sel := fmt.Sprintf(`istio_requests_total{reporter="destination",destination_workload_namespace=%q,destination_workload=%q}[%s]`,
+		run.namespace, run.canary, contract.PromDuration(run.window))
+	f := plan.NoDataFacts{Namespace: run.namespace, Canary: run.canary, Window: run.window, Scrape: run.scrape, ComparedRequests: run.comparedRequests}
+	series, _, err := q.Query(ctx, "count(count_over_time("+sel+"))", now)
+	if err != nil {
+		return ""
+	}
+	f.Series = int(series)
+	if f.Series > 0 {
+		samples, _, err := q.Query(ctx, "max(count_over_time("+sel+"))", now)
+		if err != nil {
+			return ""
+		}
+		f.MaxSamples = int(samples)
+		if f.Requests, _, err = q.Query(ctx, "sum(increase("+sel+"))", now); err != nil {
+			return ""
+		}
+	} else if lq, ok := q.(LabelQuerier); ok {
+		workloads, err := lq.LabelValues(ctx, fmt.Sprintf(`count by (destination_workload) (count_over_time(istio_requests_total{reporter="destination",destination_workload_namespace=%q}[%s]))`,
+			run.namespace, contract.PromDuration(run.window)), "destination_workload", now)
+		if err != nil {
+			return ""
+		}
+		if len(workloads) > maxWorkloadsShown {
+			workloads = append(workloads[:maxWorkloadsShown], "...")
+		}
+		f.Workloads = workloads
+	}
+	return plan.ExplainNoData(f)
 }

@@ -3,7 +3,10 @@ package stepper
 import (
 	"context"
 	"fmt"
+	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -57,7 +60,7 @@ func compare(ctx context.Context, q SampleQuerier, s contract.Settings, namespac
 			metric, namespace, workload, extra, contract.PromDuration(window)), now)
 	}
 	edge := slowEdge(s.MaxLatency)
-	le := fmt.Sprintf(`,le=%q`, strconv.FormatFloat(edge, 'g', -1, 64))
+	le := fmt.Sprintf(`,le=~%q`, leMatch(edge))
 	var errs, slow [2][]sequential.Arm
 	ends := sequential.Bounds(start, period, now.Add(-time.Second))
 	for i, wl := range []string{canary, stable} {
@@ -93,6 +96,29 @@ func compare(ctx context.Context, q SampleQuerier, s contract.Settings, namespac
 		r = r.Update(errIntervals[i], slowIntervals[i])
 	}
 	return r.Decide(), nil
+}
+
+// leMatch is a regular expression matching every way a bucket's le label
+// may spell edge: as the exporter wrote it ("250", "2.5e+03") and as
+// Prometheus 3 stores classic histograms' le values, normalised to a
+// float ("250.0"). Matching one spelling only finds nothing on the other
+// Prometheus.
+//
+// Example: 250 → `250|250\.0|2\.5e\+02`; 3600000 →
+// `3600000|3600000\.0|3\.6e\+06`.
+func leMatch(edge float64) string {
+	var forms []string
+	for _, f := range []string{
+		strconv.FormatFloat(edge, 'f', -1, 64),
+		strconv.FormatFloat(edge, 'f', 1, 64),
+		strconv.FormatFloat(edge, 'e', -1, 64),
+		strconv.FormatFloat(edge, 'g', -1, 64),
+	} {
+		if q := regexp.QuoteMeta(f); !slices.Contains(forms, q) {
+			forms = append(forms, q)
+		}
+	}
+	return strings.Join(forms, "|")
 }
 
 // istioBuckets are the edges (ms) of Istio's default request-duration

@@ -1,6 +1,7 @@
 package stepper
 
 import (
+	"regexp"
 	"testing"
 	"time"
 )
@@ -15,6 +16,32 @@ func TestSlowEdge(t *testing.T) {
 	} {
 		if got := slowEdge(tt.max); got != tt.want {
 			t.Errorf("slowEdge(%v) = %v, want %v", tt.max, got, tt.want)
+		}
+	}
+}
+
+// TestLeMatch: the slow-request bucket is found however its le label is
+// spelled: as Istio's exporters write it and as Prometheus 3 stores it.
+func TestLeMatch(t *testing.T) {
+	for _, tt := range []struct {
+		edge        float64
+		match, miss []string
+	}{
+		{250, []string{"250", "250.0", "2.5e+02"}, []string{"2500", "25", "250.5", "2500.0", "1250"}},
+		{1, []string{"1", "1.0", "1e+00"}, []string{"10", "0.1", "+Inf"}},
+		{3600000, []string{"3600000", "3600000.0", "3.6e+06"}, []string{"360000", "36000000"}},
+	} {
+		// Prometheus anchors label regular expressions at both ends.
+		re := regexp.MustCompile("^(?:" + leMatch(tt.edge) + ")$")
+		for _, s := range tt.match {
+			if !re.MatchString(s) {
+				t.Errorf("leMatch(%v) = %s does not match le=%q", tt.edge, leMatch(tt.edge), s)
+			}
+		}
+		for _, s := range tt.miss {
+			if re.MatchString(s) {
+				t.Errorf("leMatch(%v) = %s matches le=%q", tt.edge, leMatch(tt.edge), s)
+			}
 		}
 	}
 }

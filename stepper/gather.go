@@ -110,7 +110,7 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 	}()
 	var checks []plan.CheckResult
 	if checksDue {
-		checks = runChecks(ctx, q, w.settings, d.Namespace, CanaryName(d.Name), d.Name, now, r.QueryTimeout)
+		checks = runChecks(ctx, q, r.checkRun(ctx, w), now, r.QueryTimeout)
 	}
 	<-done
 	if checksDue {
@@ -122,6 +122,24 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 		w.obs.Now = r.Clock.Now()
 	}
 	return w, nil
+}
+
+// checkRun is what the threshold checks of w need: the window, from the
+// scrape interval of the Deployment's Prometheus, and what the comparison
+// counted.
+func (r *Reconciler) checkRun(ctx context.Context, w *world) checkRun {
+	scrape, err := r.Scrape.Get(ctx, w.settings.Prometheus)
+	if err != nil {
+		log.FromContext(ctx).V(1).Info("scrape interval not discovered", "err", err.Error(), "using", scrape)
+	}
+	run := checkRun{
+		settings: w.settings, namespace: w.deployment.Namespace, canary: CanaryName(w.deployment.Name), stable: w.deployment.Name,
+		scrape: scrape, window: contract.Window(w.settings.Interval, w.settings.Window, scrape), comparedRequests: -1,
+	}
+	if w.comparison != nil {
+		run.comparedRequests = w.comparison.Errors.CanaryRequests
+	}
+	return run
 }
 
 // runComparison runs the continuous canary-vs-stable comparison while an

@@ -13,6 +13,7 @@ import (
 // canary.io's annotations say, as time series, for dashboards and alerts.
 type Metrics struct {
 	weight       *prometheus.GaugeVec
+	step         *prometheus.GaugeVec
 	phase        *prometheus.GaugeVec
 	failedChecks *prometheus.GaugeVec
 	checkValue   *prometheus.GaugeVec
@@ -38,6 +39,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		weight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "canary_weight", Help: "Percent of traffic on the canary now (canary.io/weight).",
+		}, dep),
+		step: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "canary_step", Help: "The step in progress, 1-based, as canary.io/step counts it (2 while the second step runs; the number of steps once all passed).",
 		}, dep),
 		phase: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "canary_phase", Help: "1 for the Deployment's current canary.io/phase, 0 for the others.",
@@ -69,7 +73,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "canary_hook_calls_total", Help: "Calls of the user's hooks (canary.io/webhooks) by type and outcome: success (status 200-202) or failure.",
 		}, append(dep, "type", "outcome")),
 	}
-	for _, c := range []prometheus.Collector{m.weight, m.phase, m.failedChecks, m.checkValue, m.eValue, m.errorRate, m.stepSeconds, m.rollout, m.outcomes, m.hookCalls} {
+	for _, c := range []prometheus.Collector{m.weight, m.step, m.phase, m.failedChecks, m.checkValue, m.eValue, m.errorRate, m.stepSeconds, m.rollout, m.outcomes, m.hookCalls} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -97,6 +101,9 @@ func (m *Metrics) observe(w *world, dec plan.Decision, now time.Time) {
 	ns, name := w.deployment.Namespace, w.deployment.Name
 	next := dec.Next
 	m.weight.WithLabelValues(ns, name).Set(float64(next.Weight))
+	if n := len(w.spec.Steps); n > 0 {
+		m.step.WithLabelValues(ns, name).Set(float64(plan.StepShown(next.Step, n)))
+	}
 	for _, p := range phases {
 		v := 0.0
 		if next.Phase == p {

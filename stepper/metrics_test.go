@@ -5,6 +5,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -107,6 +108,26 @@ func TestDashboardLoads(t *testing.T) {
 		"Threshold checks, last values", "Failed checks", "Continuous comparison: e-value", "Rollouts by outcome", "Webhook decisions", "Hook calls by type and outcome"} {
 		if !slices.Contains(titles, want) {
 			t.Errorf("the dashboard lacks the panel %q (has %s)", want, strings.Join(titles, ", "))
+		}
+	}
+}
+
+// TestStepMetricCountsAsTheAnnotation: canary_step is the numerator of
+// canary.io/step in the same pass, for every number of steps passed.
+func TestStepMetricCountsAsTheAnnotation(t *testing.T) {
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := plan.Spec{Steps: []int32{20, 40, 60}, Threshold: 3}
+	w := &world{deployment: &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "bookinfo"}}, spec: spec}
+	for passed := 0; passed <= 3; passed++ {
+		next := plan.State{Phase: contract.PhaseProgressing, Step: passed}
+		m.observe(w, plan.Decision{Next: next}, time.Now())
+		annotation := plan.Encode(spec, next)[contract.KeyStep]
+		got := testutil.ToFloat64(m.step.WithLabelValues("bookinfo", "reviews"))
+		if want := strings.Split(annotation, "/")[0]; strconv.FormatFloat(got, 'f', -1, 64) != want {
+			t.Errorf("%d passed: canary_step = %v, canary.io/step %q", passed, got, annotation)
 		}
 	}
 }

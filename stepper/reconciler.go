@@ -46,6 +46,10 @@ type Reconciler struct {
 	PropagationDelay time.Duration
 	// QueryTimeout bounds each Prometheus query.
 	QueryTimeout time.Duration
+	// Scrape knows each Prometheus' scrape interval, which sets the
+	// checks' window (contract.Window); nil assumes
+	// AssumedScrapeInterval.
+	Scrape *ScrapeIntervals
 	// ComparisonPeriod is how often the continuous canary-vs-stable
 	// comparison reads the counters during a step (0 turns it off for
 	// every Deployment); a few scrape intervals.

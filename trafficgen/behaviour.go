@@ -54,6 +54,9 @@ type BadImage struct {
 	Image string
 	// ErrorShare is the share of requests answered with a 500 (0..1).
 	ErrorShare float64
+	// Latency, when set (Max above zero), is this image's latency instead
+	// of Behaviour.Bad: a version that is only slow.
+	Latency Latency
 }
 
 // ParseBadImages reads a comma-separated list IMAGE=SHARE
@@ -115,13 +118,18 @@ type Answer struct {
 // Example: with BadImages [{reviews:v4 0.10}], a pod of
 // "example.com/reviews:v4" answers about one request in ten with a 500,
 // each after 100-400ms; a pod of "example.com/reviews:v3" answers every
-// request with a 200 after 5-30ms.
+// request with a 200 after 5-30ms. With {reviews:v5 0 600ms-900ms}, a pod
+// of reviews:v5 answers every request with a 200 after 600-900ms.
 func (b Behaviour) Answer(image string, rnd *rand.Rand) Answer {
 	bad, ok := b.badImage(image)
 	if !ok {
 		return Answer{Code: 200, Latency: b.Healthy.draw(rnd)}
 	}
-	a := Answer{Code: 200, Latency: b.Bad.draw(rnd)}
+	latency := b.Bad
+	if bad.Latency.Max > 0 {
+		latency = bad.Latency
+	}
+	a := Answer{Code: 200, Latency: latency.draw(rnd)}
 	if rnd.Float64() < bad.ErrorShare {
 		a.Code = 500
 	}

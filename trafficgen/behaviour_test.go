@@ -10,7 +10,8 @@ import (
 
 func TestAnswerByImage(t *testing.T) {
 	b := DefaultBehaviour()
-	b.BadImages = []BadImage{{Image: "reviews:v4", ErrorShare: 0.10}, {Image: "ratings:v2", ErrorShare: 1}, {Image: "details:v2", ErrorShare: 0}}
+	b.BadImages = []BadImage{{Image: "reviews:v4", ErrorShare: 0.10}, {Image: "ratings:v2", ErrorShare: 1}, {Image: "details:v2", ErrorShare: 0},
+		{Image: "reviews:v5", Latency: Latency{Min: 600 * time.Millisecond, Max: 900 * time.Millisecond}}}
 	tests := []struct {
 		image     string
 		wantShare float64 // of 500s
@@ -24,6 +25,7 @@ func TestAnswerByImage(t *testing.T) {
 		{"example.com/bad-reviews:v4", 0, b.Healthy},
 		{"ratings:v2", 1, b.Bad},
 		{"details:v2", 0, b.Bad},
+		{"example.com/reviews:v5", 0, Latency{Min: 600 * time.Millisecond, Max: 900 * time.Millisecond}}, // slow only
 		{"", 0, b.Healthy}, // an unknown pod
 	}
 	const n = 20000
@@ -75,9 +77,9 @@ func TestParseBadImages(t *testing.T) {
 		wantErr string
 	}{
 		{"", nil, ""},
-		{"reviews:v4=0.10", []BadImage{{"reviews:v4", 0.10}}, ""},
-		{" reviews:v4 = 0.1 , ratings:v2=1,", []BadImage{{"reviews:v4", 0.1}, {"ratings:v2", 1}}, ""},
-		{"example.com/reviews:v4=0", []BadImage{{"example.com/reviews:v4", 0}}, ""},
+		{"reviews:v4=0.10", []BadImage{{Image: "reviews:v4", ErrorShare: 0.10}}, ""},
+		{" reviews:v4 = 0.1 , ratings:v2=1,", []BadImage{{Image: "reviews:v4", ErrorShare: 0.1}, {Image: "ratings:v2", ErrorShare: 1}}, ""},
+		{"example.com/reviews:v4=0", []BadImage{{Image: "example.com/reviews:v4", ErrorShare: 0}}, ""},
 		{"reviews:v4", nil, "want IMAGE=SHARE"},
 		{"=0.1", nil, "want IMAGE=SHARE"},
 		{"reviews:v4=ten", nil, "not a number from 0 to 1"},

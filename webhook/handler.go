@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	jsoniter "github.com/json-iterator/go"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -33,6 +34,9 @@ type Handler struct {
 	Validating bool
 	// Decisions, if set, counts each decision by outcome.
 	Decisions func(webhook, outcome string)
+	// ScrapeInterval, if set, is Prometheus' scrape interval as last
+	// known (zero: unknown); it must not wait.
+	ScrapeInterval func() time.Duration
 }
 
 var _ admission.Handler = (*Handler)(nil)
@@ -74,6 +78,9 @@ var jsonAPI = jsoniter.ConfigCompatibleWithStandardLibrary
 
 func (h *Handler) decode(req admission.Request) (Request, error) {
 	r := Request{ByController: req.UserInfo.Username == h.ControllerUser, Now: h.Clock.Now()}
+	if h.ScrapeInterval != nil {
+		r.ScrapeInterval = h.ScrapeInterval()
+	}
 	r.New = &appsv1.Deployment{}
 	if err := jsonAPI.Unmarshal(req.Object.Raw, r.New); err != nil {
 		return r, fmt.Errorf("decode deployment: %w", err)

@@ -25,6 +25,10 @@ type Request struct {
 	ByController bool
 	// Now is the admission time (for canary.io/last-transition).
 	Now time.Time
+	// ScrapeInterval is Prometheus' scrape interval as the controller last
+	// discovered it, zero when unknown: a step interval shorter than two
+	// scrapes is warned about.
+	ScrapeInterval time.Duration
 }
 
 // Response is the admission decision.
@@ -60,6 +64,7 @@ func Mutate(req Request) Response {
 	if d.denied != "" {
 		return Response{Denied: d.denied}
 	}
+	d.warnShortInterval()
 	if len(d.obj.Annotations) == 0 && len(req.New.Annotations) == 0 {
 		d.obj.Annotations = req.New.Annotations // keep nil as nil: no spurious patch
 	}
@@ -96,6 +101,30 @@ func (d *decision) templateChanged() bool {
 // newRevision and oldRevision are the templates' short hashes.
 func (d *decision) newRevision() string { _, n := d.templates(); return hashOf(n) }
 func (d *decision) oldRevision() string { o, _ := d.templates(); return hashOf(o) }
+
+// warnShortInterval warns a user whose opted-in Deployment's step
+// interval is shorter than two scrapes of Prometheus, with the window the
+// checks will read instead: when it is created, when canary.io/interval
+// or canary.io/window change, and when an analysis starts.
+func (d *decision) warnShortInterval() {
+	req := d.req
+	if req.ByController || req.ScrapeInterval <= 0 || !OptedIn(d.obj) {
+		return
+	}
+	started := req.Old != nil && d.obj.Annotations[contract.KeyPhase] == string(contract.PhaseProgressing) &&
+		d.obj.Annotations[contract.KeyRevision] != req.Old.Annotations[contract.KeyRevision]
+	changed := req.Old == nil || !OptedIn(req.Old)
+	for _, k := range []string{contract.KeyInterval, contract.KeyWindow} {
+		changed = changed || req.Old.Annotations[k] != d.obj.Annotations[k]
+	}
+	if !started && !changed {
+		return
+	}
+	s, _ := contract.ParseSettings(d.obj.Annotations) // invalid settings are denied by Validate
+	if msg := contract.ShortIntervalWarning(s.Interval, s.Window, req.ScrapeInterval); msg != "" {
+		d.warn("%s", msg)
+	}
+}
 
 func (d *decision) warn(format string, args ...any) {
 	d.warnings = append(d.warnings, "canary.io: "+fmt.Sprintf(format, args...))
@@ -276,8 +305,9 @@ func (d *decision) startAnalysis(st status, rev, msg string) {
 	d.obj.Spec.Paused = true
 	d.set(contract.KeyRevision, rev)
 	d.set(contract.KeyStableRevision, st.Stable)
-	settings, _ := contract.ParseSettings(d.obj.Annotations) // invalid settings are denied by Validate
-	d.set(contract.KeyStep, fmt.Sprintf("0/%d", len(settings.Steps)))
+	settings, _ := contract.ParseSettings(d.obj.Annotations)          // invalid settings are denied by Validate
+	d.set(contract.KeyStep, fmt.Sprintf("1/%d", len(settings.Steps))) // the first step is prepared
+	d.set(contract.KeyStepsPassed, "0")
 	d.set(contract.KeyWeight, "0")
 	d.set(contract.KeyFailedChecks, fmt.Sprintf("0/%d", settings.Threshold))
 	d.set(contract.KeyAnalysisSettings, frozenSettings(d.obj.Annotations))

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -136,7 +137,7 @@ func TestMutate(t *testing.T) {
 			old:  idle, new: edit(idle, image("reviews:v2"), annotate(contract.KeySteps, "10,50")),
 			want: want{paused: ptr.To(true), warning: "kubectl rollout status deployment/reviews -n bookinfo", ann: map[string]string{
 				contract.KeyPhase: "Progressing", contract.KeyRevision: hash(v2), contract.KeyStableRevision: hash(v1),
-				contract.KeyStep: "0/2", contract.KeyWeight: "0", contract.KeyFailedChecks: "0/3",
+				contract.KeyStep: "1/2", contract.KeyStepsPassed: "0", contract.KeyWeight: "0", contract.KeyFailedChecks: "0/3",
 				contract.KeyAnalysisSettings: `{"canary.io/enabled":"true","canary.io/steps":"10,50"}`,
 				contract.KeyLastTransition:   now.Format(time.RFC3339),
 			}},
@@ -189,7 +190,7 @@ func TestMutate(t *testing.T) {
 				contract.KeyStepStarted, "2026-11-27T12:00:00Z", contract.KeyWaitingSince, "2026-11-27T12:00:00Z",
 				contract.KeyPreRolloutFailed, "2026-11-27T11:59:00Z", contract.KeyAnalysisStarted, "2026-11-27T11:58:00Z")),
 			want: want{paused: ptr.To(true), ann: map[string]string{
-				contract.KeyPhase: "Progressing", contract.KeyRevision: hash(v3), contract.KeyStep: "0/3", contract.KeyWeight: "0",
+				contract.KeyPhase: "Progressing", contract.KeyRevision: hash(v3), contract.KeyStep: "1/3", contract.KeyStepsPassed: "0", contract.KeyWeight: "0",
 				contract.KeyStepStarted: "-", contract.KeyWaitingSince: "-", contract.KeyPreRolloutFailed: "-", contract.KeyAnalysisStarted: "-",
 			}},
 		},
@@ -404,4 +405,40 @@ func TestMutateIsIdempotent(t *testing.T) {
 
 func apiequalityDeep(a, b *appsv1.Deployment) bool {
 	return apiequality.Semantic.DeepEqual(a, b)
+}
+
+// TestShortIntervalWarning: a step interval shorter than two scrapes of
+// Prometheus is warned about, with the numbers, when it can matter: on
+// create, when interval or window change, when an analysis starts; not on
+// every write, not for the controller, not when the scrape is unknown.
+func TestShortIntervalWarning(t *testing.T) {
+	const scrape = 15 * time.Second
+	short := edit(idle, annotate(contract.KeyInterval, "10s"))
+	const want = "canary.io: canary.io/interval 10s is shorter than two scrapes of Prometheus (15s): the checks read 1m windows"
+	for _, tc := range []struct {
+		name     string
+		req      Request
+		warnings int // of want
+	}{
+		{"create", Request{New: edit(v1, annotate(contract.KeyInterval, "10s")), ScrapeInterval: scrape}, 1},
+		{"interval set", Request{Old: idle, New: short, ScrapeInterval: scrape}, 1},
+		{"analysis starts", Request{Old: short, New: edit(short, image("reviews:v2")), ScrapeInterval: scrape}, 1},
+		{"replicas only", Request{Old: short, New: edit(short, func(d *appsv1.Deployment) { d.Spec.Replicas = ptr.To[int32](5) }), ScrapeInterval: scrape}, 0},
+		{"scrape unknown", Request{Old: idle, New: short}, 0},
+		{"interval long enough", Request{Old: idle, New: edit(idle, annotate(contract.KeyInterval, "30s")), ScrapeInterval: scrape}, 0},
+		{"the controller writes", Request{Old: idle, New: short, ScrapeInterval: scrape, ByController: true}, 0},
+	} {
+		tc.req.Now = now
+		resp := Mutate(tc.req)
+		if resp.Denied != "" {
+			t.Fatalf("%s: denied: %s", tc.name, resp.Denied)
+		}
+		if got := slices.Index(resp.Warnings, want) >= 0; got != (tc.warnings == 1) {
+			t.Errorf("%s: warnings %q; want %q: %v", tc.name, resp.Warnings, want, tc.warnings == 1)
+		}
+	}
+	withWindow := Mutate(Request{Old: idle, New: edit(idle, annotate(contract.KeyInterval, "10s", contract.KeyWindow, "2m")), ScrapeInterval: scrape, Now: now})
+	if !slices.Contains(withWindow.Warnings, "canary.io: canary.io/interval 10s is shorter than two scrapes of Prometheus (15s): the checks read 2m windows (canary.io/window)") {
+		t.Errorf("with canary.io/window 2m: warnings %q", withWindow.Warnings)
+	}
 }

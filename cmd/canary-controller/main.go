@@ -45,6 +45,8 @@ type options struct {
 	prometheusURL      string
 	propagationDelay   time.Duration
 	queryTimeout       time.Duration
+	scrapeInterval     time.Duration
+	scrapeRefresh      time.Duration
 	comparisonPeriod   time.Duration
 	workers            int
 	leaderElect        bool
@@ -67,6 +69,9 @@ func main() {
 	flag.DurationVar(&o.propagationDelay, "propagation-delay", 2*time.Second,
 		"how long new endpoints or route weights must have been in place before traffic relies on them (Envoy configuration propagation)")
 	flag.DurationVar(&o.queryTimeout, "query-timeout", 10*time.Second, "timeout of each Prometheus query")
+	flag.DurationVar(&o.scrapeInterval, "scrape-interval", 0,
+		"Prometheus' scrape interval of Istio's metrics; the checks read windows of at least four of them (0: discover it from each Prometheus' targets API, assuming 1m when that fails)")
+	flag.DurationVar(&o.scrapeRefresh, "scrape-interval-refresh", time.Minute, "how long a discovered scrape interval is kept before Prometheus is asked again")
 	flag.DurationVar(&o.comparisonPeriod, "comparison-period", 5*time.Second,
 		"how often the continuous canary-vs-stable comparison reads the counters (a few Prometheus scrape intervals; 0 turns it off)")
 	flag.IntVar(&o.workers, "workers", 4, "Deployments stepped at once: one Deployment's slow query never delays another's")
@@ -128,9 +133,15 @@ func run(ctx context.Context, o options) error {
 	}, []string{"webhook", "outcome"})
 	metrics.Registry.MustRegister(decisions)
 	count := func(w, outcome string) { decisions.WithLabelValues(w, outcome).Inc() }
+	scrape := &stepper.ScrapeIntervals{
+		Fixed: o.scrapeInterval, Default: o.prometheusURL, Refresh: o.scrapeRefresh, Timeout: o.queryTimeout,
+	}
+	if err := mgr.Add(scrape); err != nil {
+		return fmt.Errorf("add scrape interval discovery: %w", err)
+	}
 	srv := mgr.GetWebhookServer()
 	srv.Register(webhook.MutatePath, &crwebhook.Admission{Handler: &webhook.Handler{
-		ControllerUser: o.controllerIdentity, Clock: clock.RealClock{}, Decisions: count,
+		ControllerUser: o.controllerIdentity, Clock: clock.RealClock{}, Decisions: count, ScrapeInterval: scrape.Known,
 	}})
 	srv.Register(webhook.ValidatePath, &crwebhook.Admission{Handler: &webhook.Handler{
 		ControllerUser: o.controllerIdentity, Clock: clock.RealClock{}, Validating: true, Decisions: count,
@@ -143,7 +154,7 @@ func run(ctx context.Context, o options) error {
 		stepperReconciler := &stepper.Reconciler{
 			Metrics: stepperMetrics,
 			Client:  mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("canary.io"), Clock: clock.RealClock{},
-			Prometheus: o.prometheusURL, PropagationDelay: o.propagationDelay, QueryTimeout: o.queryTimeout,
+			Prometheus: o.prometheusURL, PropagationDelay: o.propagationDelay, QueryTimeout: o.queryTimeout, Scrape: scrape,
 			ComparisonPeriod: o.comparisonPeriod,
 		}
 		if err := stepperReconciler.SetupWithManager(mgr, o.workers); err != nil {

@@ -80,6 +80,7 @@ type Cluster struct {
 	procs     []*process
 	stopOnce  sync.Once
 	targetsMu sync.Mutex
+	promPorts ports
 }
 
 // LogDir is where each component's log is kept.

@@ -18,6 +18,7 @@ import (
 	"github.com/canary-io/canary/e2e/bookinfo"
 	"github.com/canary-io/canary/e2e/cluster"
 	"github.com/canary-io/canary/stepper"
+	"github.com/canary-io/canary/trafficgen"
 )
 
 // Namespace is where the scenario deploys bookinfo.
@@ -27,12 +28,25 @@ const Namespace = "bookinfo"
 // 5xx, slowly.
 const badVersion = "v4"
 
+// slowVersion is the version of reviews that answers every request well
+// but slowly (600-900ms, over canary.io/max-latency's 500ms), and
+// lastVersion the healthy version the story ends with.
+const (
+	slowVersion = "v5"
+	lastVersion = "v6"
+)
+
 // Options configure a run.
 type Options struct {
 	// Interval is each step's length (canary.io/interval).
 	Interval time.Duration
 	// Out receives the live view, one line per sample; nil for none.
 	Out io.Writer
+	// ThenScrape, when set, is the scrape interval Prometheus is reloaded
+	// with before the last two rollouts (the slow v5, then v6): the
+	// controller must discover it and the next analysis read windows
+	// derived from it. Zero keeps the cluster's.
+	ThenScrape time.Duration
 }
 
 // Result is what a run saw.
@@ -78,7 +92,11 @@ func Run(ctx context.Context, c *cluster.Cluster, o Options) (*Result, error) {
 	}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	if s.traffic, err = startTraffic(ctx, c, cs, Namespace, bookinfo.Image(badVersion)); err != nil {
+	bad := []trafficgen.BadImage{
+		{Image: bookinfo.Image(badVersion), ErrorShare: 0.10},
+		{Image: bookinfo.Image(slowVersion), Latency: trafficgen.Latency{Min: 600 * time.Millisecond, Max: 900 * time.Millisecond}},
+	}
+	if s.traffic, err = startTraffic(ctx, c, cs, Namespace, bad); err != nil {
 		return nil, err
 	}
 	if s.prom, err = stepper.NewPrometheus(c.PrometheusURL); err != nil {
@@ -103,6 +121,9 @@ func Run(ctx context.Context, c *cluster.Cluster, o Options) (*Result, error) {
 	if err := s.afterRollback(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.slowAndLast(ctx); err != nil {
+		return nil, err
+	}
 	stats := s.traffic.gen.Stats()
 	s.res.EmptyDestination = stats.Mesh.EmptyDestination
 	if stats.Mesh.EmptyDestination > 0 {
@@ -121,15 +142,28 @@ type story struct {
 	res     *Result
 	traffic *traffic
 	prom    stepper.Querier
+	// lastOutput is what the last kubectl printed (the admission
+	// warnings of an apply).
+	lastOutput string
+	// lastApply is what the last rollout's apply printed.
+	lastApply string
 }
 
 func (s *story) kubectl(ctx context.Context, stdin string, args ...string) error {
 	cmd := s.c.Kubectl(ctx, append([]string{"-n", Namespace}, args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
-	if out, err := cmd.CombinedOutput(); err != nil {
+	out, err := cmd.CombinedOutput()
+	s.lastOutput = string(out)
+	if err != nil {
 		return fmt.Errorf("kubectl %s: %w\n%s", strings.Join(args, " "), err, out)
 	}
 	return nil
+}
+
+// window is the window the checks read now: the step interval, or four
+// scrapes of the cluster's Prometheus when that is longer.
+func (s *story) window() time.Duration {
+	return contract.Window(s.o.Interval, 0, s.c.ScrapeInterval())
 }
 
 // deploy creates the namespace and bookinfo with reviews v1, and waits
@@ -161,8 +195,11 @@ func (s *story) deploy(ctx context.Context) error {
 // promotion has waited at it for gateHeld.
 func (s *story) rollout(ctx context.Context, from, to string, want contract.Phase, h *hooks) error {
 	title := fmt.Sprintf("%s → %s", from, to)
-	if to == badVersion {
+	switch to {
+	case badVersion:
 		title += " (bad)"
+	case slowVersion:
+		title += " (slow)"
 	}
 	fmt.Fprintf(s.o.Out, "\n%s: kubectl apply -f reviews-%s.yaml\n", title, to)
 	start := time.Now()
@@ -173,6 +210,7 @@ func (s *story) rollout(ctx context.Context, from, to string, want contract.Phas
 	if err := s.kubectl(ctx, manifest, "apply", "-f", "-"); err != nil {
 		return err
 	}
+	s.lastApply = s.lastOutput
 	r := Rollout{Title: title}
 	var gateSeen, gateOpened time.Time
 	var weights []string
@@ -234,6 +272,7 @@ func (s *story) rollout(ctx context.Context, from, to string, want contract.Phas
 		s.checkHooks(title, h, gateSeen, gateOpened)
 	}
 	if want == contract.PhaseSucceeded {
+		s.checkWindows(ctx, title, start)
 		if strings.Join(weights, ",") != "20,40,60" {
 			s.res.fail("%s: weights %v, want 20, 40, 60 in order", title, weights)
 		}
@@ -305,6 +344,79 @@ func (s *story) afterRollback(ctx context.Context) error {
 	return nil
 }
 
+// slowAndLast reloads Prometheus with Options.ThenScrape, applies the
+// slow v5 (every request well answered, but over canary.io/max-latency),
+// which the continuous comparison's slow-request test must roll back
+// before the first step's checks, then the healthy v6, whose checks must
+// read windows derived from the new scrape interval.
+func (s *story) slowAndLast(ctx context.Context) error {
+	if d := s.o.ThenScrape; d > 0 && d != s.c.ScrapeInterval() {
+		fmt.Fprintf(s.o.Out, "\nPrometheus reloaded: it scrapes every %s now (was %s)\n", d, s.c.ScrapeInterval())
+		if err := s.c.SetScrapeInterval(ctx, d); err != nil {
+			return err
+		}
+		// The controller asks Prometheus again within its refresh
+		// (--scrape-interval-refresh); the apply's warning shows when.
+		time.Sleep(3 * time.Second)
+	}
+	if err := s.rollout(ctx, "v3", slowVersion, contract.PhaseRolledBack, nil); err != nil {
+		return err
+	}
+	d, err := s.cs.AppsV1().Deployments(Namespace).Get(ctx, "reviews", metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	msg := d.Annotations[contract.KeyMessage]
+	if !strings.Contains(msg, "the canary is worse than stable") || !strings.Contains(msg, "slow-request rate") {
+		s.res.fail("v3 → v5 (slow): rolled back with %q; want the continuous comparison's slow-request test", msg)
+	}
+	// Two comparison periods (10 s) of traffic at most: the first step's
+	// checks (10 s after its weight took effect) never ran.
+	if fc := d.Annotations[contract.KeyFailedChecks]; fc != "0/3" {
+		s.res.fail("v3 → v5 (slow): %s failed checks at the rollback; the comparison should have decided before the first step's checks", fc)
+	}
+	started, _ := time.Parse(time.RFC3339, d.Annotations[contract.KeyStepStarted])
+	ended, _ := time.Parse(time.RFC3339, d.Annotations[contract.KeyLastTransition])
+	s.res.Report = append(s.res.Report, fmt.Sprintf("v3 → v5 (slow, no errors): rolled back by the slow-request comparison %s after the first step's weight took effect (1 s resolution)", ended.Sub(started)))
+	return s.rollout(ctx, slowVersion, lastVersion, contract.PhaseSucceeded, nil)
+}
+
+// checkWindows: every step of a promoted rollout passed on data, and its
+// StepPassed Event names the window the checks read (four scrapes, or
+// the step interval when that is longer); the apply's admission warning
+// says so when the interval is shorter than two scrapes.
+func (s *story) checkWindows(ctx context.Context, title string, start time.Time) {
+	window := "over " + contract.PromDuration(s.window())
+	events, err := s.cs.EventsV1().Events(Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		s.res.fail("%s: list events: %v", title, err)
+		return
+	}
+	passed := 0
+	for _, e := range events.Items {
+		at := e.EventTime.Time
+		if at.IsZero() {
+			at = e.CreationTimestamp.Time
+		}
+		if e.Regarding.Name != "reviews" || e.Reason != "StepPassed" || at.Before(start.Add(-time.Second)) {
+			continue
+		}
+		passed++
+		if !strings.Contains(e.Note, "success rate") || strings.Contains(e.Note, "no data") || !strings.Contains(e.Note, window) {
+			s.res.fail("%s: step passed with %q; want values read %s", title, e.Note, window)
+		}
+	}
+	if passed != 3 {
+		s.res.fail("%s: %d StepPassed Events, want 3", title, passed)
+	}
+	warned := strings.Contains(s.lastApply, "is shorter than two scrapes of Prometheus")
+	if want := s.o.Interval < 2*s.c.ScrapeInterval(); warned != want {
+		s.res.fail("%s: the apply warned of a short interval: %v, want %v (interval %s, scrapes every %s); kubectl printed:\n%s",
+			title, warned, want, s.o.Interval, s.c.ScrapeInterval(), s.lastApply)
+	}
+	s.res.Report = append(s.res.Report, fmt.Sprintf("%s: the 3 steps passed on data read %s (Prometheus scrapes every %s)", title, window, s.c.ScrapeInterval()))
+}
+
 // gateHeld is how long the story leaves the promotion waiting at the
 // closed gate before it opens it.
 const gateHeld = 5 * time.Second
@@ -362,7 +474,7 @@ func (s *story) sample(ctx context.Context, d *appsv1.Deployment, at time.Durati
 		w = v
 	}
 	out := Sample{At: at, Weight: w, Phase: d.Annotations[contract.KeyPhase]}
-	window := contract.PromDuration(s.o.Interval)
+	window := contract.PromDuration(s.window())
 	query := func(q string) float64 {
 		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()

@@ -33,8 +33,8 @@ type traffic struct {
 
 // startTraffic starts the xDS client, the inventory, the metrics endpoint
 // (added to Prometheus' targets) and the generator; they run until ctx
-// ends. badImage answers 10 % of requests with 5xx.
-func startTraffic(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interface, ns, badImage string) (*traffic, error) {
+// ends. The bad images answer as their BadImage says.
+func startTraffic(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interface, ns string, bad []trafficgen.BadImage) (*traffic, error) {
 	source, err := trafficgen.FindSourceProxy(ctx, cs, ns, "productpage")
 	if err != nil {
 		return nil, err
@@ -75,7 +75,7 @@ func startTraffic(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interfa
 		return nil, fmt.Errorf("istiod's routes for %s: %w", host, err)
 	}
 	behaviour := trafficgen.DefaultBehaviour()
-	behaviour.BadImages = []trafficgen.BadImage{{Image: badImage, ErrorShare: 0.10}}
+	behaviour.BadImages = bad
 	t := &traffic{failed: map[string]int64{}, ns: ns, behaviour: behaviour, xds: xds, inv: inv, metrics: metrics}
 	t.gen = trafficgen.NewGenerator(trafficgen.Config{
 		Host: host, Namespace: ns, BypassService: "reviews",

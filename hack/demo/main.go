@@ -1,8 +1,11 @@
 // Command demo is `make demo`: it starts the local cluster (with istiod
 // and Prometheus), the controller and a traffic generator posing as
 // bookinfo's productpage sidecar, and runs the bookinfo scenario with a
-// live view: reviews canaried v1 → v2 → v3, then a bad v4 rolled back. It
-// leaves the cluster running and a picture of the rollouts behind.
+// live view: reviews canaried v1 → v2 → v3, then a bad v4 rolled back,
+// with Prometheus scraping every 15 s as Istio's addon does; then, with
+// Prometheus reloaded to scrape every second, a slow-only v5 rolled back
+// by the comparison's slow-request test and a healthy v6. It leaves the
+// cluster running and a picture of the rollouts behind.
 package main
 
 import (
@@ -43,7 +46,7 @@ func run() error {
 	}
 	begin := time.Now()
 	c, err := cluster.Start(ctx, cluster.Options{
-		Dir: dir, Istiod: true, Detached: true,
+		Dir: dir, Istiod: true, Detached: true, ScrapeInterval: 15 * time.Second,
 		Progress: func(msg string) { fmt.Printf("  %5.1fs  %s\n", time.Since(begin).Seconds(), msg) },
 	})
 	if err != nil {
@@ -57,12 +60,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if err := ctrl.Start("--prometheus-url="+c.PrometheusURL, "--propagation-delay=1s"); err != nil {
+	if err := ctrl.Start("--prometheus-url="+c.PrometheusURL, "--propagation-delay=1s", "--scrape-interval-refresh=2s"); err != nil {
 		return err
 	}
 	defer ctrl.Stop()
 
-	res, err := scenario.Run(ctx, c, scenario.Options{Interval: 10 * time.Second, Out: os.Stdout})
+	res, err := scenario.Run(ctx, c, scenario.Options{Interval: 10 * time.Second, Out: os.Stdout, ThenScrape: time.Second})
 	if err != nil {
 		return err
 	}
@@ -78,7 +81,7 @@ func run() error {
 		return err
 	}
 	fmt.Printf(`
-The demo took %s. A picture of the three rollouts (weight, success rate and
+The demo took %s. A picture of the five rollouts (weight, success rate and
 p99 of canary and stable over time): %s
 
 The cluster keeps running (the controller and the traffic stopped with the

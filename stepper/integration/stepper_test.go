@@ -59,7 +59,8 @@ func startController(c *cluster.Cluster, promURL string) error {
 	if ctrlProc, err = controller.Build(c); err != nil {
 		return err
 	}
-	stepperFlags = []string{"--prometheus-url=" + promURL, "--propagation-delay=500ms"}
+	// The stand-in has no targets API: its "scrapes" are instant.
+	stepperFlags = []string{"--prometheus-url=" + promURL, "--propagation-delay=500ms", "--scrape-interval=1s"}
 	return ctrlProc.Start(stepperFlags...)
 }
 

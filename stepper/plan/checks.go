@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/canary-io/canary/contract"
 )
@@ -54,6 +55,9 @@ type CheckResult struct {
 	// Detail, optional, says why there is no data, e.g.
 	// "query timed out after 10s".
 	Detail string
+	// Window is the query window the values were read over ([Window]);
+	// zero for hooks and where it is not known.
+	Window time.Duration
 	// Hook makes this the result of a hook (rollout, pre-rollout): Name is
 	// the hook's name, HasData is true, and it passed unless Failure says
 	// why not. It carries no values.
@@ -91,11 +95,11 @@ func (c CheckResult) Passed() bool {
 //
 // Examples:
 //
-//	success rate 99.8% (min 99%, stable 99.9%)
-//	p99 212ms (max 500ms, stable 198ms)
+//	success rate 99.8% over 1m (min 99%, stable 99.9%)
+//	p99 212ms over 1m (max 500ms, stable 198ms)
 //	queue-depth 3.25 (min 0, max 10, stable no data)
-//	success rate no data (min 99%)
-//	p99 no data: query timed out after 10s (max 500ms)
+//	success rate no data over 1m (min 99%)
+//	p99 no data over 1m: query timed out after 10s (max 500ms)
 //	hook "load-test" passed
 //	hook "load-test" (answered 500 Internal Server Error: "boom")
 func (c CheckResult) String() string {
@@ -115,13 +119,17 @@ func (c CheckResult) String() string {
 	if c.Max != nil {
 		parts = append(parts, "max "+formatBound(*c.Max, c.Unit))
 	}
+	over := ""
+	if c.Window > 0 {
+		over = " over " + contract.PromDuration(c.Window)
+	}
 	if !c.hasData() {
-		b.WriteString("no data")
+		b.WriteString("no data" + over)
 		if c.Detail != "" {
 			b.WriteString(": " + c.Detail)
 		}
 	} else {
-		b.WriteString(c.formatMeasured(c.Canary))
+		b.WriteString(c.formatMeasured(c.Canary) + over)
 		if c.StableHasData && !math.IsNaN(c.Stable) {
 			parts = append(parts, "stable "+c.formatMeasured(c.Stable))
 		} else {

@@ -422,9 +422,19 @@ func clock(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
+// StepShown is the step in progress, 1-based, as canary.io/step, every
+// message, the plugin and the metrics count it: the step being run or
+// prepared once passed steps have passed, and n once all n passed.
+//
+// Example, 3 steps: 0 passed → 1 (the first step is prepared or runs);
+// 2 passed → 3; 3 passed → 3.
+func StepShown(passed, n int) int {
+	return min(passed+1, n)
+}
+
 // stepLabel names the step being run or prepared, e.g. "step 2/3".
 func stepLabel(spec Spec, st State) string {
-	return fmt.Sprintf("step %d/%d", st.Step+1, len(spec.Steps))
+	return fmt.Sprintf("step %d/%d", StepShown(st.Step, len(spec.Steps)), len(spec.Steps))
 }
 
 // position says where an analysis stands, for messages: "at step 2/3

@@ -2,7 +2,9 @@ package plan
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -319,4 +321,55 @@ func reload(t *testing.T, spec Spec, st State) State {
 		t.Fatalf("decode: %v", err)
 	}
 	return decoded
+}
+
+// TestStepCountsAgree: over a whole rollout, every message that names the
+// step in progress ("step 2/3 running", "step 2/3: waiting for canary
+// pods", "step 2/3 check failed", "step 2/3 waiting for data") names the
+// step canary.io/step shows in the same write, and "step 2/3 passed"
+// comes with canary.io/step at the next step (or 3/3 after the last).
+func TestStepCountsAgree(t *testing.T) {
+	inProgress := regexp.MustCompile(`^step (\d+/\d+)(?: running|: waiting| check failed| waiting for data|: \d+ of)`)
+	passedRe := regexp.MustCompile(`^step (\d+)/(\d+) passed`)
+	failOnce := 0
+	checks := func(st State) []CheckResult {
+		if st.Step == 1 && failOnce == 0 { // one failed round at step 2
+			failOnce++
+			return failing
+		}
+		if st.Step == 2 && failOnce == 1 { // one round without data at step 3
+			failOnce++
+			return missing
+		}
+		return passing
+	}
+	w := newWorld(t, testSpec(), t0, checks)
+	trace := simulate(w, started(), nil)
+	seen := map[string]bool{}
+	for _, p := range trace {
+		msg, step := p.decision.Message, Encode(w.spec, p.decision.Next)[contract.KeyStep]
+		if m := inProgress.FindStringSubmatch(msg); m != nil {
+			seen[m[0]] = true
+			if m[1] != step {
+				t.Errorf("message %q with canary.io/step %q", msg, step)
+			}
+		}
+		if m := passedRe.FindStringSubmatch(msg); m != nil {
+			seen["passed"] = true
+			k, n := atoi(m[1]), atoi(m[2])
+			if want := fmt.Sprintf("%d/%d", min(k+1, n), n); step != want {
+				t.Errorf("message %q with canary.io/step %q, want %q", msg, step, want)
+			}
+		}
+	}
+	for _, want := range []string{"step 1/3 running", "step 2/3 check failed", "step 3/3 waiting for data", "passed"} {
+		if !seen[want] {
+			t.Errorf("the rollout never said %q; seen %v", want, seen)
+		}
+	}
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
 }

@@ -18,27 +18,31 @@ import (
 var StateKeys = []string{
 	contract.KeyPhase, contract.KeyWeight, contract.KeyStep, contract.KeyFailedChecks,
 	contract.KeyRevision, contract.KeyStableRevision,
-	contract.KeyStepStarted, contract.KeyWaitingSince, contract.KeyPreRolloutFailed, contract.KeyActed,
+	contract.KeyStepsPassed, contract.KeyStepStarted, contract.KeyWaitingSince, contract.KeyPreRolloutFailed, contract.KeyActed,
 }
 
-// Encode renders s as the Deployment's annotations, with the step over
-// the number of steps and the failed checks over the threshold taken from
-// spec.
+// Encode renders s as the Deployment's annotations, with the step in
+// progress ([StepShown]) over the number of steps and the failed checks
+// over the threshold taken from spec. The steps passed, which
+// canary.io/step cannot tell apart from the last step running ("3/3"),
+// go into the bookkeeping annotation canary.io/steps-passed.
 //
-// Example: phase Progressing, Step 1 of steps 20,40,60, Weight 40,
-// FailedChecks 1 with threshold 3, StepStarted 2026-03-01T12:00:00Z →
-// canary.io/phase "Progressing", canary.io/step "1/3", canary.io/weight
+// Example: phase Progressing, Step 1 of steps 20,40,60 (one passed, the
+// second running), Weight 40, FailedChecks 1 with threshold 3,
+// StepStarted 2026-03-01T12:00:00Z → canary.io/phase "Progressing",
+// canary.io/step "2/3", canary.io/steps-passed "1", canary.io/weight
 // "40", canary.io/failed-checks "1/3", canary.io/step-started
 // "2026-03-01T12:00:00Z". Zero times, empty revisions and an empty Acted
-// are left out; so are step and failed-checks when spec has no steps (an
-// analysis never ran).
+// are left out; so are the steps and failed-checks when spec has no steps
+// (an analysis never ran).
 func Encode(spec Spec, s State) map[string]string {
 	a := map[string]string{contract.KeyWeight: strconv.Itoa(int(s.Weight))}
 	if s.Phase != "" {
 		a[contract.KeyPhase] = string(s.Phase)
 	}
 	if len(spec.Steps) > 0 {
-		a[contract.KeyStep] = fmt.Sprintf("%d/%d", s.Step, len(spec.Steps))
+		a[contract.KeyStep] = fmt.Sprintf("%d/%d", StepShown(s.Step, len(spec.Steps)), len(spec.Steps))
+		a[contract.KeyStepsPassed] = strconv.Itoa(s.Step)
 		a[contract.KeyFailedChecks] = fmt.Sprintf("%d/%d", s.FailedChecks, spec.Threshold)
 	}
 	if s.Revision != "" {
@@ -86,7 +90,15 @@ func Decode(annotations map[string]string) (State, error) {
 		}
 		s.Weight = int32(w)
 	}
-	if v, ok := annotations[contract.KeyStep]; ok {
+	if v, ok := annotations[contract.KeyStepsPassed]; ok {
+		i, err := parseWhole(v, contract.MaxSteps)
+		if err != nil {
+			fail(contract.KeyStepsPassed, err)
+		}
+		s.Step = i
+	} else if v, ok := annotations[contract.KeyStep]; ok {
+		// Written by a controller before canary.io/steps-passed: there
+		// canary.io/step counted the steps passed.
 		i, n, err := parseRatio(v)
 		if err == nil && i > n {
 			err = fmt.Errorf("%d steps passed out of %d", i, n)

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -26,6 +27,8 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		{"pre-rollout hooks failed, waiting", with(scaling(0, ago(2*time.Minute)), func(s *State) {
 			s.FailedChecks, s.PreRolloutFailed = 1, ago(time.Minute)
 		})},
+		{"last step running", running(2, ago(20*time.Second))},
+		{"all steps passed, waiting for the gate", with(running(2, time.Time{}), func(s *State) { s.Step, s.WaitingSince = 3, ago(time.Second) })},
 		{"promoting", promotingSince(ago(time.Minute))},
 		{"rolled back over the threshold", State{Phase: contract.PhaseRolledBack, Step: 1, FailedChecks: 4,
 			StepStarted: ago(time.Hour), Revision: "rev2", Stable: "rev1"}},
@@ -60,7 +63,8 @@ func TestEncode(t *testing.T) {
 	want := map[string]string{
 		contract.KeyPhase:          "Progressing",
 		contract.KeyWeight:         "40",
-		contract.KeyStep:           "1/3",
+		contract.KeyStep:           "2/3",
+		contract.KeyStepsPassed:    "1",
 		contract.KeyFailedChecks:   "1/3",
 		contract.KeyRevision:       "rev2",
 		contract.KeyStableRevision: "rev1",
@@ -89,7 +93,8 @@ func TestDecodeWebhookStart(t *testing.T) {
 		contract.KeyMessage:        "revision rev2 held for canary analysis against stable revision rev1",
 		contract.KeyRevision:       "rev2",
 		contract.KeyStableRevision: "rev1",
-		contract.KeyStep:           "0/3",
+		contract.KeyStep:           "1/3",
+		contract.KeyStepsPassed:    "0",
 		contract.KeyWeight:         "0",
 		contract.KeyFailedChecks:   "0/3",
 		contract.KeyActed:          `{"canary.io/retry":"r1"}`,
@@ -107,6 +112,36 @@ func TestDecodeWebhookStart(t *testing.T) {
 	}
 }
 
+// TestStepCountedOneWay: canary.io/step shows the step in progress,
+// 1-based, and tells the last step running from all steps passed only
+// through canary.io/steps-passed.
+func TestStepCountedOneWay(t *testing.T) {
+	spec := testSpec() // 3 steps
+	for _, tc := range []struct {
+		passed            int
+		step, stepsPassed string
+	}{
+		{0, "1/3", "0"}, {1, "2/3", "1"}, {2, "3/3", "2"}, {3, "3/3", "3"},
+	} {
+		a := Encode(spec, State{Phase: contract.PhaseProgressing, Step: tc.passed})
+		if a[contract.KeyStep] != tc.step || a[contract.KeyStepsPassed] != tc.stepsPassed {
+			t.Errorf("%d passed: step %q, steps-passed %q; want %q, %q", tc.passed, a[contract.KeyStep], a[contract.KeyStepsPassed], tc.step, tc.stepsPassed)
+		}
+		if got := StepShown(tc.passed, len(spec.Steps)); a[contract.KeyStep] != fmt.Sprintf("%d/3", got) {
+			t.Errorf("%d passed: StepShown %d disagrees with canary.io/step %q", tc.passed, got, a[contract.KeyStep])
+		}
+	}
+}
+
+// TestDecodeBeforeStepsPassed reads the annotations of a controller that
+// wrote the steps passed into canary.io/step (an upgrade mid-analysis).
+func TestDecodeBeforeStepsPassed(t *testing.T) {
+	got, err := Decode(map[string]string{contract.KeyPhase: "Progressing", contract.KeyStep: "1/3", contract.KeyWeight: "40"})
+	if err != nil || got.Step != 1 {
+		t.Errorf("Decode(step 1/3, no steps-passed) = step %d, %v; want 1 passed", got.Step, err)
+	}
+}
+
 func TestDecodeErrors(t *testing.T) {
 	for _, tc := range []struct {
 		key, value, want string
@@ -118,6 +153,8 @@ func TestDecodeErrors(t *testing.T) {
 		{contract.KeyStep, "2", `parse canary.io/step "2": not of the form "i/n"`},
 		{contract.KeyStep, "4/3", `parse canary.io/step "4/3": 4 steps passed out of 3`},
 		{contract.KeyStep, "1/x", `parse canary.io/step "1/x": not a whole number`},
+		{contract.KeyStepsPassed, "x", `parse canary.io/steps-passed "x": not a whole number`},
+		{contract.KeyStepsPassed, "21", `parse canary.io/steps-passed "21": not a whole number from 0 to 20`},
 		{contract.KeyFailedChecks, "", `parse canary.io/failed-checks "": not of the form "i/n"`},
 		{contract.KeyFailedChecks, "x/3", `parse canary.io/failed-checks "x/3": not a whole number`},
 		{contract.KeyStepStarted, "yesterday", `parse canary.io/step-started "yesterday": not an RFC 3339 time`},

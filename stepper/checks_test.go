@@ -1,0 +1,92 @@
+package stepper
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/canary-io/canary/contract"
+)
+
+// fakeProm answers queries by the first rule whose substring the query
+// contains; no rule is no data.
+type fakeProm struct {
+	rules  []fakeRule
+	labels []string
+	mu     sync.Mutex
+	asked  []string
+}
+
+type fakeRule struct {
+	contains string
+	value    float64
+}
+
+func (f *fakeProm) Query(_ context.Context, q string, _ time.Time) (float64, bool, error) {
+	f.mu.Lock()
+	f.asked = append(f.asked, q)
+	f.mu.Unlock()
+	for _, r := range f.rules {
+		if strings.Contains(q, r.contains) {
+			return r.value, true, nil
+		}
+	}
+	return 0, false, nil
+}
+
+func (f *fakeProm) LabelValues(context.Context, string, string, time.Time) ([]string, error) {
+	return f.labels, nil
+}
+
+func TestRunChecksReadsTheWindow(t *testing.T) {
+	s := contract.DefaultSettings()
+	s.Interval = 10 * time.Second
+	s.Metrics = []contract.Metric{{Name: "errors", Query: `sum(rate(x{w="{{canary}}"}[{{interval}}]))`, Max: new(float64)}}
+	p := &fakeProm{rules: []fakeRule{{`sum(rate(x{`, 0}, {"histogram_quantile", 42}, {"* 100", 99.9}}}
+	run := checkRun{settings: s, namespace: "bookinfo", canary: "reviews-canary", stable: "reviews",
+		scrape: 15 * time.Second, window: contract.Window(s.Interval, 0, 15*time.Second), comparedRequests: -1}
+	got := runChecks(context.Background(), p, run, time.Now(), time.Second)
+	for _, q := range p.asked {
+		if !strings.Contains(q, "[1m]") || strings.Contains(q, "[10s]") {
+			t.Errorf("query %s does not read the 1m window", q)
+		}
+	}
+	want := []string{
+		"success rate 99.9% over 1m (min 99%, stable 99.9%)",
+		"p99 42ms over 1m (max 500ms, stable 42ms)",
+		"errors 0 over 1m (max 0, stable 0)",
+	}
+	for i, c := range got {
+		if c.String() != want[i] {
+			t.Errorf("check %d reads %q, want %q", i, c.String(), want[i])
+		}
+	}
+}
+
+func TestRunChecksExplainsNoData(t *testing.T) {
+	s := contract.DefaultSettings()
+	run := checkRun{settings: s, namespace: "bookinfo", canary: "reviews-canary", stable: "reviews",
+		scrape: 15 * time.Second, window: time.Minute, comparedRequests: 1431}
+	for _, tc := range []struct {
+		name   string
+		prom   *fakeProm
+		detail string
+	}{
+		{"one scrape so far", &fakeProm{rules: []fakeRule{{"count(count_over_time", 2}, {"max(count_over_time", 1}}},
+			"the canary's series have 1 sample in the 1m window"},
+		{"the mesh names the workload otherwise", &fakeProm{labels: []string{"reviews", "reviews-v2"}},
+			`no series of istio_requests_total has destination_workload="reviews-canary" in namespace bookinfo over 1m, though the comparison counted 1431 canary requests; the namespace's series name the workloads reviews, reviews-v2`},
+	} {
+		got := runChecks(context.Background(), tc.prom, run, time.Now(), time.Second)
+		for _, c := range got[:2] {
+			if c.HasData || !strings.Contains(c.Detail, tc.detail) {
+				t.Errorf("%s: %s: detail %q, want it to say %q", tc.name, c.Name, c.Detail, tc.detail)
+			}
+			if c.Passed() {
+				t.Errorf("%s: %s passed without data", tc.name, c.Name)
+			}
+		}
+	}
+}
