@@ -74,7 +74,7 @@ func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error
 		}
 	}
 	if dec.Message != "" {
-		d.Annotations[contract.KeyMessage] = dec.Message + comparisonNote(w, dec)
+		d.Annotations[contract.KeyMessage] = plan.CapMessage(dec.Message + comparisonNote(w, dec))
 	}
 	webhookEvent := webhookTransitionEvent(w, dec)
 	if dec.Next.Phase != w.state.Phase {
@@ -175,7 +175,13 @@ func webhookTransitionEvent(w *world, dec plan.Decision) *plan.Event {
 func comparisonNote(w *world, dec plan.Decision) string {
 	v := w.comparison
 	phase := dec.Next.Phase
-	if v == nil || v.Regression || (phase != contract.PhaseProgressing && phase != contract.PhasePaused) {
+	if phase != contract.PhaseProgressing && phase != contract.PhasePaused {
+		return ""
+	}
+	if v == nil && w.comparisonErr != nil {
+		return "; continuous comparison unavailable: " + w.comparisonErr.Error()
+	}
+	if v == nil || v.Regression {
 		return ""
 	}
 	if !v.Errors.Comparable {

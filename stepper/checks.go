@@ -23,6 +23,15 @@ type Querier interface {
 	Query(ctx context.Context, promql string, at time.Time) (value float64, ok bool, err error)
 }
 
+// failingQuerier answers every query with its error: the checks of a
+// Deployment whose Prometheus cannot be queried at all (no URL) are failed
+// queries, never passes.
+type failingQuerier struct{ err error }
+
+func (f failingQuerier) Query(context.Context, string, time.Time) (float64, bool, error) {
+	return 0, false, f.err
+}
+
 // Prometheus queries a Prometheus server's HTTP API.
 type Prometheus struct {
 	api    promv1.API
@@ -133,7 +142,7 @@ func runChecks(ctx context.Context, q Querier, run checkRun, now time.Time, time
 			v, ok, err := q.Query(ctx, c.canaryQ, now)
 			c.result.Canary, c.result.HasData = v, ok
 			if err != nil {
-				c.result.Detail = err.Error()
+				c.result.Detail, c.result.QueryFailed, c.result.HasData = err.Error(), true, false
 			}
 		})
 		wg.Go(func() {

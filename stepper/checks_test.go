@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/canary-io/canary/contract"
 )
 
@@ -87,6 +90,28 @@ func TestRunChecksExplainsNoData(t *testing.T) {
 			if c.Passed() {
 				t.Errorf("%s: %s passed without data", tc.name, c.Name)
 			}
+		}
+	}
+}
+
+// TestFrozenSettingsFailClosed: settings that cannot be read are an
+// error (which stops an analysis), never defaults standing in silently.
+func TestFrozenSettingsFailClosed(t *testing.T) {
+	for _, tc := range []struct {
+		name, frozen, err string
+	}{
+		{"readable", `{"canary.io/enabled":"true","canary.io/interval":"30s"}`, ""},
+		{"not JSON", `{"canary.io/interval":`, "cannot be read"},
+		{"a value this version refuses", `{"canary.io/interval":"soon"}`, `canary.io/interval`},
+	} {
+		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{
+			contract.KeyEnabled: "true", contract.KeyAnalysisSettings: tc.frozen}}}
+		s, err := frozenSettings(d)
+		switch {
+		case tc.err == "" && (err != nil || s.Interval != 30*time.Second):
+			t.Errorf("%s: %v, interval %v", tc.name, err, s.Interval)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%s: error %v, want it to say %q", tc.name, err, tc.err)
 		}
 	}
 }

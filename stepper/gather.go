@@ -45,8 +45,10 @@ type world struct {
 	// comparison; recordStart says this pass must record it.
 	analysisStarted time.Time
 	recordStart     bool
-	// comparison is the continuous comparison's verdict, if it ran.
-	comparison *sequential.Verdict
+	// comparison is the continuous comparison's verdict, if it ran;
+	// comparisonErr why it could not.
+	comparison    *sequential.Verdict
+	comparisonErr error
 	// userVirtualServices are the user's own, named in
 	// canary.io/virtualservice; when set, no VirtualService is generated.
 	userVirtualServices []*istionetv1.VirtualService
@@ -60,7 +62,8 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 	if w.state, err = plan.Decode(d.Annotations); err != nil {
 		return nil, fmt.Errorf("decode state of %s/%s: %w", d.Namespace, d.Name, err)
 	}
-	w.settings = frozenSettings(d)
+	var settingsErr error
+	w.settings, settingsErr = frozenSettings(d)
 	replicas := int32(1)
 	if d.Spec.Replicas != nil {
 		replicas = *d.Spec.Replicas
@@ -76,6 +79,11 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 	if err := r.resolveService(ctx, w); err != nil {
 		return nil, err
 	}
+	if settingsErr != nil && w.obs.Conflict == "" {
+		// Fail closed: an analysis never runs on defaults standing in for
+		// settings it cannot read (after an upgrade, say).
+		w.obs.Conflict = settingsErr.Error()
+	}
 	if err := r.readCanary(ctx, w); err != nil {
 		return nil, err
 	}
@@ -87,13 +95,16 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 	w.obs.RolloutComplete = rolloutComplete(d)
 	if err := r.runComparison(ctx, w, now); err != nil {
 		log.FromContext(ctx).V(1).Info("continuous comparison unavailable", "err", err.Error())
+		w.comparisonErr = err
 	}
 	w.obs.RollbackHook = r.pollRollbackHooks(ctx, w)
 	var q Querier
 	checksDue := plan.ChecksDue(w.spec, w.state, now)
 	if checksDue {
 		if q, err = r.querier(w.settings.Prometheus); err != nil {
-			return nil, err
+			// Never a pass: every check is a failed query, judged by the
+			// no-data policy and shown in the message.
+			q = failingQuerier{err}
 		}
 	}
 	// The checks' queries and the due hooks at the same time: a slow hook
@@ -183,17 +194,24 @@ func (r *Reconciler) runComparison(ctx context.Context, w *world, now time.Time)
 }
 
 // frozenSettings are the settings frozen when the template was held, or,
-// outside an analysis, the ones on the Deployment now.
-func frozenSettings(d *appsv1.Deployment) contract.Settings {
+// outside an analysis, the ones on the Deployment now. The error says
+// why they cannot be read (the webhook refused invalid ones, so this is a
+// controller that reads them differently, or a hand-made object); the
+// settings returned then are defaults, which must not run an analysis.
+func frozenSettings(d *appsv1.Deployment) (contract.Settings, error) {
 	source := d.Annotations
 	if raw, ok := d.Annotations[contract.KeyAnalysisSettings]; ok {
 		var frozen map[string]string
-		if json.Unmarshal([]byte(raw), &frozen) == nil {
-			source = frozen
+		if err := json.Unmarshal([]byte(raw), &frozen); err != nil {
+			return contract.DefaultSettings(), fmt.Errorf("the analysis settings frozen when the template was held (%s) cannot be read: %v", contract.KeyAnalysisSettings, err)
 		}
+		source = frozen
 	}
-	s, _ := contract.ParseSettings(source) // the webhook refused invalid ones; defaults stand in
-	return s
+	s, errs := contract.ParseSettings(source)
+	if len(errs) > 0 {
+		return s, fmt.Errorf("the analysis settings cannot be read: %v", errs.ToAggregate())
+	}
+	return s, nil
 }
 
 // resolveService finds the user's Service: canary.io/service, or the one

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/canary-io/canary/contract"
 )
@@ -55,6 +56,12 @@ type CheckResult struct {
 	// Detail, optional, says why there is no data, e.g.
 	// "query timed out after 10s".
 	Detail string
+	// QueryFailed says the query itself failed (Prometheus unreachable,
+	// an error, a timeout, several series), as opposed to answering with
+	// nothing: Detail says how. An error is never a pass: judged as no
+	// data under no-data policy hold, and as a failed check under fail and
+	// pass.
+	QueryFailed bool
 	// Window is the query window the values were read over ([Window]);
 	// zero for hooks and where it is not known.
 	Window time.Duration
@@ -224,18 +231,20 @@ type verdict struct {
 
 // judge decides a round of checks: any failure fails it, even if other
 // checks have no data; otherwise a check without data under policy hold
-// makes it wait; otherwise it passed. No checks at all pass.
+// makes it wait; otherwise it passed. No checks at all pass. A query that
+// failed is never a pass: it waits under hold and fails under fail and
+// pass.
 //
 // Example, policy hold: {passed, no data} → no data; {failed, no data} →
-// failed. Policy pass: {passed, no data} → passed. Policy fail: {passed,
-// no data} → failed.
+// failed. Policy pass: {passed, no data} → passed; {passed, query failed}
+// → failed. Policy fail: {passed, no data} → failed.
 func judge(policy contract.NoDataPolicy, checks []CheckResult) verdict {
 	v := verdict{all: checks}
 	for _, c := range checks {
 		switch {
 		case !c.hasData() && policy == contract.NoDataHold:
 			v.noData = append(v.noData, c)
-		case !c.hasData() && policy == contract.NoDataPass:
+		case !c.hasData() && policy == contract.NoDataPass && !c.QueryFailed:
 		case !c.Passed():
 			v.failed = append(v.failed, c)
 		}
@@ -260,4 +269,27 @@ func describe(checks []CheckResult) string {
 		parts[i] = c.String()
 	}
 	return strings.Join(parts, ", ")
+}
+
+// MaxMessage is the longest canary.io/message the system writes, in
+// bytes: many custom metrics, hooks quoting their answers and the
+// comparison's evidence must never make a Deployment's annotations too
+// large to write (the apiserver refuses more than 256 KiB in all).
+const MaxMessage = 2048
+
+// CapMessage cuts msg to at most MaxMessage bytes, on a character
+// boundary, ending with " …" when it was cut.
+//
+// Example: a 3000-byte message → its first 2044 bytes (fewer if a
+// character would be split) and " …".
+func CapMessage(msg string) string {
+	if len(msg) <= MaxMessage {
+		return msg
+	}
+	const tail = " …"
+	cut := MaxMessage - len(tail)
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + tail
 }

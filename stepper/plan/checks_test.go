@@ -2,7 +2,9 @@ package plan
 
 import (
 	"math"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/canary-io/canary/contract"
 )
@@ -64,6 +66,8 @@ func TestCheckResultPassed(t *testing.T) {
 
 func TestJudge(t *testing.T) {
 	ok, bad, none := successRate(99.9, 99.9), successRate(80, 99.9), noData(latency(0, 0), "")
+	broken := noData(latency(0, 0), "query prometheus: connection refused")
+	broken.QueryFailed = true
 	for _, tc := range []struct {
 		name   string
 		policy contract.NoDataPolicy
@@ -80,6 +84,9 @@ func TestJudge(t *testing.T) {
 		{"fail: both counted", contract.NoDataFail, []CheckResult{bad, none}, outcomeFailed, 2},
 		{"pass: no data passes", contract.NoDataPass, []CheckResult{ok, none}, outcomePassed, 0},
 		{"pass: failed still fails", contract.NoDataPass, []CheckResult{bad, none}, outcomeFailed, 1},
+		{"hold: a failed query waits", contract.NoDataHold, []CheckResult{ok, broken}, outcomeNoData, 0},
+		{"fail: a failed query fails", contract.NoDataFail, []CheckResult{ok, broken}, outcomeFailed, 1},
+		{"pass: a failed query is never a pass", contract.NoDataPass, []CheckResult{ok, broken}, outcomeFailed, 1},
 	} {
 		v := judge(tc.policy, tc.checks)
 		if v.outcome != tc.want || len(v.failed) != tc.failed {
@@ -88,5 +95,26 @@ func TestJudge(t *testing.T) {
 	}
 	if got := describe(nil); got != "no checks" {
 		t.Errorf("describe(nil) = %q", got)
+	}
+}
+
+func TestCapMessage(t *testing.T) {
+	short := "step 1/3 passed"
+	if got := CapMessage(short); got != short {
+		t.Errorf("CapMessage(short) = %q", got)
+	}
+	exact := strings.Repeat("a", MaxMessage)
+	if got := CapMessage(exact); got != exact {
+		t.Errorf("a message of exactly MaxMessage bytes was cut")
+	}
+	long := strings.Repeat("a", 3000)
+	if got := CapMessage(long); len(got) > MaxMessage || !strings.HasSuffix(got, " …") || !strings.HasPrefix(long, strings.TrimSuffix(got, " …")) {
+		t.Errorf("CapMessage(3000 bytes): %d bytes, ends %q", len(got), got[len(got)-10:])
+	}
+	// A multi-byte character at the cut is not split.
+	wide := strings.Repeat("é", 2000) // 4000 bytes
+	got := CapMessage(wide)
+	if len(got) > MaxMessage || !utf8.ValidString(got) {
+		t.Errorf("CapMessage(é…): %d bytes, valid UTF-8 %v", len(got), utf8.ValidString(got))
 	}
 }
