@@ -297,7 +297,9 @@ func (r *Reconciler) pin(ctx context.Context, w *world, on bool) error {
 		if err != nil {
 			return err
 		}
-		if updated.Spec.Selector[podTemplateHash] == hash && updated.Annotations[webhook.KeyPinned] == hash {
+		owner := PinOwner(w.deployment)
+		if updated.Spec.Selector[podTemplateHash] == hash && updated.Annotations[webhook.KeyPinned] == hash &&
+			updated.Annotations[webhook.KeyPinnedBy] == owner {
 			return nil
 		}
 		updated.Spec.Selector = maps.Clone(updated.Spec.Selector)
@@ -307,6 +309,7 @@ func (r *Reconciler) pin(ctx context.Context, w *world, on bool) error {
 			updated.Annotations = map[string]string{}
 		}
 		updated.Annotations[webhook.KeyPinned] = hash
+		updated.Annotations[webhook.KeyPinnedBy] = owner
 	} else {
 		_, pinned := updated.Spec.Selector[podTemplateHash]
 		_, marked := updated.Annotations[webhook.KeyPinned]
@@ -315,6 +318,7 @@ func (r *Reconciler) pin(ctx context.Context, w *world, on bool) error {
 		}
 		delete(updated.Spec.Selector, podTemplateHash)
 		delete(updated.Annotations, webhook.KeyPinned)
+		delete(updated.Annotations, webhook.KeyPinnedBy)
 	}
 	if err := r.Client.Update(ctx, updated); err != nil {
 		return fmt.Errorf("update service %s selector: %w", svc.Name, err)

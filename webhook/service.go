@@ -15,6 +15,12 @@ import (
 // analysis. The webhook is called only for Services that carry it.
 const KeyPinned = contract.Prefix + "pinned"
 
+// KeyPinnedBy, on a pinned Service, names the Deployment whose analysis
+// pinned it, as "<name>/<uid>": the stepper unpins a Service whose owner
+// is gone (deleted, or re-created under the same name) or no longer opted
+// in, so that nothing is left pinned. The webhook keeps it like the pin.
+const KeyPinnedBy = contract.Prefix + "pinned-by"
+
 // ServiceRequest is what the admission decision on a Service needs.
 type ServiceRequest struct {
 	Old, New     *corev1.Service
@@ -33,7 +39,9 @@ func MutateService(req ServiceRequest) (*corev1.Service, []string) {
 	if req.ByController || !pinned || hash == "" {
 		return req.New, nil
 	}
-	if req.New.Spec.Selector[appsv1.DefaultDeploymentUniqueLabelKey] == hash && req.New.Annotations[KeyPinned] == hash {
+	owner, owned := req.Old.Annotations[KeyPinnedBy]
+	if req.New.Spec.Selector[appsv1.DefaultDeploymentUniqueLabelKey] == hash && req.New.Annotations[KeyPinned] == hash &&
+		(!owned || req.New.Annotations[KeyPinnedBy] == owner) {
 		return req.New, nil
 	}
 	svc := *req.New
@@ -42,6 +50,9 @@ func MutateService(req ServiceRequest) (*corev1.Service, []string) {
 		svc.Annotations = map[string]string{}
 	}
 	svc.Annotations[KeyPinned] = hash
+	if owned {
+		svc.Annotations[KeyPinnedBy] = owner
+	}
 	svc.Spec.Selector = maps.Clone(req.New.Spec.Selector)
 	if svc.Spec.Selector == nil {
 		svc.Spec.Selector = map[string]string{}

@@ -32,6 +32,9 @@ func TestMutateService(t *testing.T) {
 			pinned, service(map[string]string{"app": "reviews", "pod-template-hash": "zzz"}, map[string]string{KeyPinned: "zzz"}), false, "abc", true},
 		{"controller unpins: passes",
 			pinned, service(map[string]string{"app": "reviews"}, nil), true, "", false},
+		{"user drops the owner record: restored",
+			service(map[string]string{"app": "reviews", "pod-template-hash": "abc"}, map[string]string{KeyPinned: "abc", KeyPinnedBy: "reviews/u1"}),
+			service(map[string]string{"app": "reviews", "pod-template-hash": "abc"}, map[string]string{KeyPinned: "abc"}), false, "abc", true},
 		{"not pinned: passes",
 			service(map[string]string{"app": "reviews"}, nil), service(map[string]string{"app": "other"}, nil), false, "", false},
 	}
@@ -44,6 +47,9 @@ func TestMutateService(t *testing.T) {
 				}
 			} else if got.Spec.Selector["pod-template-hash"] != tt.wantSelector || got.Annotations[KeyPinned] != tt.wantSelector || got.Spec.Selector["app"] != "reviews" {
 				t.Fatalf("selector %v annotations %v, want the pin %s kept beside the user's selector", got.Spec.Selector, got.Annotations, tt.wantSelector)
+			}
+			if owner := tt.old.Annotations[KeyPinnedBy]; owner != "" && got.Annotations[KeyPinnedBy] != owner {
+				t.Fatalf("owner record %q, want %q kept", got.Annotations[KeyPinnedBy], owner)
 			}
 			if (len(warnings) > 0) != tt.warn || (tt.warn && !strings.Contains(warnings[0], "pins it to the stable pods")) {
 				t.Fatalf("warnings %q, want warning %v", warnings, tt.warn)

@@ -160,6 +160,10 @@ func run(ctx context.Context, o options) error {
 		if err := stepperReconciler.SetupWithManager(mgr, o.workers); err != nil {
 			return fmt.Errorf("set up the stepper: %w", err)
 		}
+		unpinner := &stepper.Unpinner{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("canary.io")}
+		if err := unpinner.SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("set up the unpinner: %w", err)
+		}
 	}
 	srv.Register(webhook.ServicePath, &crwebhook.Admission{Handler: &webhook.ServiceHandler{ControllerUser: o.controllerIdentity}})
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {

@@ -1,0 +1,141 @@
+package stepper
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/canary-io/canary/contract"
+	"github.com/canary-io/canary/webhook"
+)
+
+// PinOwner is the record of the Deployment that pins a Service
+// (webhook.KeyPinnedBy): its name and UID, so that a Deployment
+// re-created under the same name is not taken for the owner.
+//
+// Example: "reviews/0d7c5a4e-…".
+func PinOwner(d *appsv1.Deployment) string {
+	return d.Name + "/" + string(d.UID)
+}
+
+// orphanedPin says why a pinned Service must be unpinned, or "" when its
+// pin has an owner that still runs an analysis: the Deployment named in
+// its owner record is gone, is another object under the same name, or is
+// no longer opted in. A pin without an owner record (written before it
+// existed) belongs to any opted-in Deployment of the namespace whose pods
+// the Service selects. deployments are the namespace's. Pure.
+func orphanedPin(svc *corev1.Service, deployments []appsv1.Deployment) string {
+	if _, pinned := svc.Annotations[webhook.KeyPinned]; !pinned {
+		return "" // not pinned, or the user's own pod-template-hash selector
+	}
+	managed := func(d *appsv1.Deployment) bool {
+		_, phase := d.Annotations[contract.KeyPhase]
+		return webhook.OptedIn(d) || phase
+	}
+	if owner, ok := svc.Annotations[webhook.KeyPinnedBy]; ok {
+		name, _, _ := strings.Cut(owner, "/")
+		for i := range deployments {
+			d := &deployments[i]
+			if d.Name != name {
+				continue
+			}
+			if PinOwner(d) != owner {
+				return fmt.Sprintf("Deployment %s that pinned it was deleted (one of the same name exists now)", name)
+			}
+			if !managed(d) {
+				return fmt.Sprintf("Deployment %s that pinned it is no longer opted in", name)
+			}
+			return ""
+		}
+		return fmt.Sprintf("Deployment %s that pinned it was deleted", name)
+	}
+	sel := maps.Clone(svc.Spec.Selector)
+	delete(sel, podTemplateHash)
+	for i := range deployments {
+		d := &deployments[i]
+		if managed(d) && len(sel) > 0 && labels.SelectorFromSet(sel).Matches(labels.Set(d.Spec.Template.Labels)) {
+			return ""
+		}
+	}
+	return "no opted-in Deployment whose pods it selects is left"
+}
+
+// Unpinner unpins the Services whose pin lost its owner: a Deployment
+// deleted mid-analysis, or opted out by removing the webhook's guard. It
+// runs with the stepper, under the leader lease.
+type Unpinner struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+}
+
+// SetupWithManager watches pinned Services and Deployments: a Deployment
+// deleted or changed wakes the pinned Services of its namespace.
+func (u *Unpinner) SetupWithManager(mgr ctrl.Manager) error {
+	pinned := predicate.NewPredicateFuncs(func(o client.Object) bool {
+		_, ok := o.GetAnnotations()[webhook.KeyPinned]
+		return ok
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("unpinner").
+		For(&corev1.Service{}, builder.WithPredicates(pinned)).
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(u.pinnedIn)).
+		Complete(u)
+}
+
+// pinnedIn lists the pinned Services of a Deployment's namespace.
+func (u *Unpinner) pinnedIn(ctx context.Context, o client.Object) []reconcile.Request {
+	var list corev1.ServiceList
+	if err := u.Client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for _, svc := range list.Items {
+		if _, ok := svc.Annotations[webhook.KeyPinned]; ok {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&svc)})
+		}
+	}
+	return out
+}
+
+// Reconcile unpins one Service if its pin is orphaned.
+func (u *Unpinner) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var svc corev1.Service
+	if err := u.Client.Get(ctx, req.NamespacedName, &svc); apierrors.IsNotFound(err) {
+		return ctrl.Result{}, nil
+	} else if err != nil {
+		return ctrl.Result{}, err
+	}
+	var deployments appsv1.DeploymentList
+	if err := u.Client.List(ctx, &deployments, client.InNamespace(req.Namespace)); err != nil {
+		return ctrl.Result{}, err
+	}
+	why := orphanedPin(&svc, deployments.Items)
+	if why == "" {
+		return ctrl.Result{}, nil
+	}
+	updated := svc.DeepCopy()
+	delete(updated.Spec.Selector, podTemplateHash)
+	delete(updated.Annotations, webhook.KeyPinned)
+	delete(updated.Annotations, webhook.KeyPinnedBy)
+	if err := u.Client.Update(ctx, updated); err != nil {
+		return ctrl.Result{}, fmt.Errorf("unpin service %s: %w", req, err)
+	}
+	if u.Recorder != nil {
+		u.Recorder.Eventf(updated, nil, corev1.EventTypeNormal, "Unpinned", "Unpin",
+			"removed %s=%s from the selector: %s", podTemplateHash, svc.Spec.Selector[podTemplateHash], why)
+	}
+	return ctrl.Result{}, nil
+}
