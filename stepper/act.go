@@ -22,10 +22,11 @@ import (
 	"github.com/canary-io/canary/webhook"
 )
 
-// act applies a decision: the actions on other objects in order, then one
-// update of the Deployment with the next state, then its status condition,
-// then the Event. It stops at the first error; the next pass decides again
-// from the same annotations.
+// act executes a decision's actions in the order the plan gave them and
+// stops at the first error; the next pass decides again from what was
+// recorded. The state write (plan.ActionWriteState) is one update of the
+// Deployment, followed by its Events; SetProgressingFailed writes the
+// status after it.
 func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error {
 	d := w.deployment.DeepCopy()
 	if vs := w.leftoverVirtualService; vs != nil {
@@ -35,11 +36,12 @@ func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error
 			return fmt.Errorf("delete the generated virtual service %s/%s, replaced by %s: %w", vs.Namespace, vs.Name, contract.KeyVirtualService, err)
 		}
 	}
-	unpause, progressingFailed := false, ""
-	rejected := plan.Action{}
+	var webhookEvent *plan.Event
 	for _, a := range dec.Actions {
 		var err error
 		switch a.Kind {
+		case plan.ActionWriteState:
+			webhookEvent, err = r.writeState(ctx, w, dec, d)
 		case plan.ActionEnsureCanary:
 			err = r.ensureCanary(ctx, w, a.Replicas)
 		case plan.ActionPinService:
@@ -50,21 +52,28 @@ func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error
 			err = r.setWeight(ctx, w, a.Weight)
 		case plan.ActionDeleteCanary:
 			err = r.deleteCanary(ctx, w)
-		case plan.ActionUnpause:
-			unpause = true
-		case plan.ActionRecordRejected:
-			rejected = a
 		case plan.ActionSetProgressingFailed:
-			progressingFailed = a.Message
+			err = r.setProgressingFailed(ctx, d, a.Message)
+		case plan.ActionUnpause, plan.ActionRecordRejected:
+			// Carried by the state write.
 		}
 		if err != nil {
 			return fmt.Errorf("%s for deployment %s/%s: %w", a, d.Namespace, d.Name, err)
 		}
 	}
+	if phase := contract.Phase(d.Annotations[contract.KeyPhase]); analysisEnded(w.state.Phase, dec.Next.Phase, webhookEvent) {
+		r.callPostRollout(ctx, w, d, phase)
+	}
+	return nil
+}
 
-	// One write of the Deployment, with the resourceVersion this pass read:
-	// a newer template from a user makes it fail, and the next pass decides
-	// on the new state.
+// writeState is the state write of a decision: one update of the
+// Deployment d (a copy of the one the pass read, updated in place), with
+// the resourceVersion this pass read, so that a newer template from a
+// user makes it fail and the next pass decides on the new state; then the
+// Events of the pass. It returns the Event of a transition the webhook
+// made, if this pass emitted it.
+func (r *Reconciler) writeState(ctx context.Context, w *world, dec plan.Decision, d *appsv1.Deployment) (*plan.Event, error) {
 	next := plan.Encode(w.spec, dec.Next)
 	for _, k := range plan.StateKeys {
 		if v, ok := next[k]; ok {
@@ -86,21 +95,18 @@ func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error
 	if w.recordStart {
 		d.Annotations[contract.KeyAnalysisStarted] = w.analysisStarted.UTC().Format(time.RFC3339)
 	}
-	if rejected.Kind != "" {
-		d.Annotations[contract.KeyRejectedRevision] = rejected.Revision
-		d.Annotations[contract.KeyRejection] = fmt.Sprintf("at %s: %s", r.Clock.Now().UTC().Format(time.RFC3339), rejected.Reason)
-	}
-	if unpause {
-		d.Spec.Paused = false
+	for _, a := range dec.Actions {
+		switch a.Kind {
+		case plan.ActionRecordRejected:
+			d.Annotations[contract.KeyRejectedRevision] = a.Revision
+			d.Annotations[contract.KeyRejection] = fmt.Sprintf("at %s: %s", r.Clock.Now().UTC().Format(time.RFC3339), a.Reason)
+		case plan.ActionUnpause:
+			d.Spec.Paused = false
+		}
 	}
 	if !maps.Equal(d.Annotations, w.deployment.Annotations) || d.Spec.Paused != w.deployment.Spec.Paused {
 		if err := r.updateDeployment(ctx, w.deployment, d); err != nil {
-			return err
-		}
-	}
-	if progressingFailed != "" {
-		if err := r.setProgressingFailed(ctx, d, progressingFailed); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for _, e := range []*plan.Event{webhookEvent, dec.Event} {
@@ -108,10 +114,7 @@ func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error
 			r.emit(ctx, w, d, e)
 		}
 	}
-	if phase := contract.Phase(d.Annotations[contract.KeyPhase]); analysisEnded(w.state.Phase, dec.Next.Phase, webhookEvent) {
-		r.callPostRollout(ctx, w, d, phase)
-	}
-	return nil
+	return webhookEvent, nil
 }
 
 // analysisEnded reports whether this pass recorded the end of an analysis:

@@ -35,6 +35,16 @@ const (
 	// Deployment controller keeps this reason while the Deployment is
 	// paused.
 	ActionSetProgressingFailed ActionKind = "SetProgressingFailed"
+	// ActionWriteState writes the decision to the Deployment: one update
+	// carrying Encode(Next), the message, and the Unpause and
+	// RecordRejected actions of the same decision (wherever they stand in
+	// the list), with the resourceVersion the pass read. Write-ahead: it
+	// comes before every action that follows from the decision (a weight
+	// raised for a step, a weight moved off a rolled-back canary, the
+	// unpin of a promotion), after only the upkeep that holds whatever was
+	// decided (the pin, the canary sized, a weight lowered to the record).
+	// A refused write stops the pass: nothing that depends on it is done.
+	ActionWriteState ActionKind = "WriteState"
 	// ActionRecordRejected records Action.Revision as
 	// canary.io/rejected-revision and Action.Reason as why, so that
 	// applying it again holds it until canary.io/retry changes. It is
@@ -70,6 +80,9 @@ func PinService() Action { return Action{Kind: ActionPinService} }
 
 // SetWeight returns an ActionSetWeight with weight percent on the canary.
 func SetWeight(weight int32) Action { return Action{Kind: ActionSetWeight, Weight: weight} }
+
+// WriteState returns an ActionWriteState.
+func WriteState() Action { return Action{Kind: ActionWriteState} }
 
 // Unpause returns an ActionUnpause.
 func Unpause() Action { return Action{Kind: ActionUnpause} }

@@ -246,7 +246,24 @@ type Decision struct {
 
 // Next decides one pass of the stepper for one Deployment. It is pure: the
 // same arguments always give the same Decision, and it never modifies them.
+// Its actions hold exactly one WriteState, before every action that
+// follows from the decision (see ActionWriteState).
 func Next(spec Spec, state State, obs Observations) Decision {
+	return writeAhead(next(spec, state, obs))
+}
+
+// writeAhead puts the state write first, unless the decision placed it
+// (after its upkeep: see withUpkeep).
+func writeAhead(d Decision) Decision {
+	if slices.ContainsFunc(d.Actions, func(a Action) bool { return a.Kind == ActionWriteState }) {
+		return d
+	}
+	d.Actions = append([]Action{WriteState()}, d.Actions...)
+	return d
+}
+
+// next is Next before the state write is placed.
+func next(spec Spec, state State, obs Observations) Decision {
 	switch state.Phase {
 	case contract.PhaseProgressing, contract.PhasePaused, contract.PhasePromoting:
 		if err := validFor(spec, state); err != nil {

@@ -146,8 +146,10 @@ func runTransitions(t *testing.T, cases []transition) {
 			if diff := diffState(got.Next, want); diff != "" {
 				t.Errorf("next state: %s", diff)
 			}
-			if !slices.Equal(got.Actions, tc.actions) {
-				t.Errorf("actions:\n got %v\nwant %v", got.Actions, tc.actions)
+			// The tables list the effects; checkInvariants checks where
+			// the state write stands among them.
+			if effects := withoutWrite(got.Actions); !slices.Equal(effects, tc.actions) {
+				t.Errorf("actions:\n got %v\nwant %v", effects, tc.actions)
 			}
 			if got.Requeue != tc.requeue {
 				t.Errorf("requeue = %v, want %v", got.Requeue, tc.requeue)
@@ -163,9 +165,30 @@ func runTransitions(t *testing.T, cases []transition) {
 	}
 }
 
+// withoutWrite is actions without the state write.
+func withoutWrite(actions []Action) []Action {
+	return slices.DeleteFunc(slices.Clone(actions), func(a Action) bool { return a.Kind == ActionWriteState })
+}
+
 // checkInvariants asserts what holds for every decision.
 func checkInvariants(t *testing.T, spec Spec, in State, obs Observations, d Decision) {
 	t.Helper()
+	// Write-ahead: one state write, before anything that follows from the
+	// decision. Before it only the upkeep: the pin, the canary sized, a
+	// weight lowered to what was recorded before this pass.
+	write := slices.IndexFunc(d.Actions, func(a Action) bool { return a.Kind == ActionWriteState })
+	if write < 0 || len(withoutWrite(d.Actions)) != len(d.Actions)-1 {
+		t.Errorf("want exactly one WriteState: %v", d.Actions)
+	} else {
+		for _, a := range d.Actions[:write] {
+			switch {
+			case a.Kind == ActionPinService, a.Kind == ActionEnsureCanary:
+			case a.Kind == ActionSetWeight && a.Weight < obs.RoutedWeight && a.Weight <= in.Weight && d.Next.Phase == in.Phase:
+			default:
+				t.Errorf("%v before the state write (%s → %s): %v", a, in.Phase, d.Next.Phase, d.Actions)
+			}
+		}
+	}
 	if d.Next.Phase != in.Phase && d.Event == nil {
 		t.Errorf("phase %s → %s without an Event", in.Phase, d.Next.Phase)
 	}

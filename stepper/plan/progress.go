@@ -100,8 +100,8 @@ func followLowerRouting(st State, obs Observations) State {
 	return st
 }
 
-// withUpkeep puts in front of an in-flight decision what must hold on
-// every pass: the Service pinned before any canary pod exists (and again if
+// withUpkeep puts in front of an in-flight decision, and of its state
+// write, what must hold on every pass: the Service pinned before any canary pod exists (and again if
 // someone removed the pin), the weight not above what is recorded (a write
 // of ours whose status update was lost, or an analysis restarted by a new
 // template), and the canary sized for the step being run or prepared (the
@@ -115,6 +115,9 @@ func withUpkeep(spec Spec, obs Observations, d Decision) Decision {
 		upkeep = append(upkeep, SetWeight(d.Next.Weight))
 	}
 	upkeep = append(upkeep, EnsureCanary(CanaryReplicas(spec.Replicas, targetWeight(spec, d.Next))))
+	// The upkeep holds whatever is decided; the decision is recorded
+	// before anything that follows from it.
+	upkeep = append(upkeep, WriteState())
 	d.Actions = append(upkeep, d.Actions...)
 	return d
 }

@@ -65,7 +65,14 @@ func (w *world) observe(st State) Observations {
 }
 
 func (w *world) apply(d Decision) {
-	for _, a := range d.Actions {
+	w.applyActions(d.Actions)
+	if d.Event != nil {
+		w.log = append(w.log, fmt.Sprintf("%s event %s/%s: %s", w.now.Format("15:04:05.000"), d.Event.Type, d.Event.Reason, d.Event.Message))
+	}
+}
+
+func (w *world) applyActions(actions []Action) {
+	for _, a := range actions {
 		w.log = append(w.log, fmt.Sprintf("%s %v", w.now.Format("15:04:05.000"), a))
 		switch a.Kind {
 		case ActionPinService:
@@ -96,9 +103,6 @@ func (w *world) apply(d Decision) {
 			}
 			w.canary, w.desired, w.ready = false, 0, 0
 		}
-	}
-	if d.Event != nil {
-		w.log = append(w.log, fmt.Sprintf("%s event %s/%s: %s", w.now.Format("15:04:05.000"), d.Event.Type, d.Event.Reason, d.Event.Message))
 	}
 }
 
@@ -229,7 +233,7 @@ func TestSimulatedRollback(t *testing.T) {
 		if p.decision.Next.Phase != contract.PhaseRolledBack {
 			continue
 		}
-		for _, a := range p.decision.Actions {
+		for _, a := range withoutWrite(p.decision.Actions) {
 			order = append(order, a.Kind)
 		}
 	}
@@ -372,4 +376,78 @@ func TestStepCountsAgree(t *testing.T) {
 func atoi(s string) int {
 	n, _ := strconv.Atoi(s)
 	return n
+}
+
+// TestLostWrites replays promotion and rollback runs in which one pass's
+// state write is lost (refused: the reconciler stops there, so the
+// actions after it are not done) or the stepper is killed right after it
+// (the actions after it are not done, the state is recorded), for every
+// pass in turn. Across every run: traffic never reaches the canary
+// beyond what the recorded state says, unless that state is an ended
+// analysis taking it away; and once a rollback is recorded, the canary's
+// weight never rises again.
+func TestLostWrites(t *testing.T) {
+	failingAt40 := func(st State) []CheckResult {
+		if st.Weight == 40 {
+			return failing
+		}
+		return passing
+	}
+	for _, run := range []struct {
+		name   string
+		checks func(State) []CheckResult
+		want   contract.Phase
+	}{{"promotion", alwaysPassing, contract.PhaseSucceeded}, {"rollback", failingAt40, contract.PhaseRolledBack}} {
+		for _, mode := range []string{"write lost", "killed after the write"} {
+			for fault := 0; ; fault++ {
+				w := newWorld(t, testSpec(), t0, run.checks)
+				st, faulted, rolledBack := started(), false, false
+				var end State
+				for i := 0; i < 500; i++ {
+					obs := w.observe(st)
+					d := Next(w.spec, st, obs)
+					write := slices.IndexFunc(d.Actions, func(a Action) bool { return a.Kind == ActionWriteState })
+					before := w.routed
+					switch {
+					case i == fault && mode == "write lost":
+						w.applyActions(d.Actions[:write])
+						faulted = true
+					case i == fault:
+						w.applyActions(d.Actions[:write+1])
+						if slices.Contains(d.Actions, Unpause()) {
+							w.unpausedAt = w.now // carried by the state write itself
+						}
+						st = d.Next
+						faulted = true
+					default:
+						w.apply(d)
+						st = d.Next
+					}
+					if st.Phase == contract.PhaseRolledBack {
+						rolledBack = true
+					}
+					ended := st.Phase == contract.PhaseRolledBack || st.Phase == contract.PhasePromoting || st.Phase == contract.PhaseSucceeded
+					if w.routed > st.Weight && !(ended && w.routed <= before) {
+						t.Fatalf("%s, %s at pass %d: pass %d left %d%% routed to the canary with %d%% recorded (phase %s)",
+							run.name, mode, fault, i, w.routed, st.Weight, st.Phase)
+					}
+					if rolledBack && w.routed > before {
+						t.Fatalf("%s, %s at pass %d: pass %d raised the canary's weight to %d%% after the rollback was recorded",
+							run.name, mode, fault, i, w.routed)
+					}
+					end = st
+					if d.Requeue == 0 && i != fault {
+						break
+					}
+					w.now = w.now.Add(max(d.Requeue, time.Second))
+				}
+				if end.Phase != run.want {
+					t.Errorf("%s, %s at pass %d: ended %s, want %s", run.name, mode, fault, end.Phase, run.want)
+				}
+				if !faulted {
+					break // every pass has had its fault
+				}
+			}
+		}
+	}
 }
