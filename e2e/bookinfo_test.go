@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 		env = c
 		p, err := controller.Build(c)
 		if err == nil {
-			err = p.Start("--prometheus-url="+c.PrometheusURL, "--propagation-delay=1s", "--scrape-interval-refresh=2s")
+			err = p.Start("--prometheus-url="+c.PrometheusURL, "--propagation-delay=1s", "--scrape-interval-refresh=2s", "--canary-removal-delay=5s")
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "start canary-controller:", err)

@@ -69,6 +69,7 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 		replicas = *d.Spec.Replicas
 	}
 	w.spec = plan.SpecFrom(w.settings, replicas, r.PropagationDelay)
+	w.spec.RemovalDelay = r.RemovalDelay
 	now := r.Clock.Now()
 	w.obs = plan.Observations{
 		Now:     now,

@@ -44,6 +44,9 @@ type Reconciler struct {
 	// PropagationDelay is how long new endpoints or weights must have been
 	// in place before traffic relies on them.
 	PropagationDelay time.Duration
+	// RemovalDelay is how long the canary's pods stay after the weight
+	// left them (plan.Spec.RemovalDelay).
+	RemovalDelay time.Duration
 	// QueryTimeout bounds each Prometheus query.
 	QueryTimeout time.Duration
 	// Scrape knows each Prometheus' scrape interval, which sets the

@@ -44,6 +44,7 @@ type options struct {
 	probeAddr          string
 	prometheusURL      string
 	propagationDelay   time.Duration
+	removalDelay       time.Duration
 	queryTimeout       time.Duration
 	scrapeInterval     time.Duration
 	scrapeRefresh      time.Duration
@@ -68,6 +69,8 @@ func main() {
 	flag.StringVar(&o.prometheusURL, "prometheus-url", "", "Prometheus URL for the analyses (canary.io/prometheus overrides it per Deployment)")
 	flag.DurationVar(&o.propagationDelay, "propagation-delay", 2*time.Second,
 		"how long new endpoints or route weights must have been in place before traffic relies on them (Envoy configuration propagation)")
+	flag.DurationVar(&o.removalDelay, "canary-removal-delay", 30*time.Second,
+		"how long the canary's pods stay after the weight left them (rollback, promotion), so that every proxy has the new routes first (Argo Rollouts' default is 30s)")
 	flag.DurationVar(&o.queryTimeout, "query-timeout", 10*time.Second, "timeout of each Prometheus query")
 	flag.DurationVar(&o.scrapeInterval, "scrape-interval", 0,
 		"Prometheus' scrape interval of Istio's metrics; the checks read windows of at least four of them (0: discover it from each Prometheus' targets API, assuming 1m when that fails)")
@@ -154,7 +157,7 @@ func run(ctx context.Context, o options) error {
 		stepperReconciler := &stepper.Reconciler{
 			Metrics: stepperMetrics,
 			Client:  mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("canary.io"), Clock: clock.RealClock{},
-			Prometheus: o.prometheusURL, PropagationDelay: o.propagationDelay, QueryTimeout: o.queryTimeout, Scrape: scrape,
+			Prometheus: o.prometheusURL, PropagationDelay: o.propagationDelay, RemovalDelay: o.removalDelay, QueryTimeout: o.queryTimeout, Scrape: scrape,
 			ComparisonPeriod: o.comparisonPeriod,
 		}
 		if err := stepperReconciler.SetupWithManager(mgr, o.workers); err != nil {

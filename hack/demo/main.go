@@ -60,7 +60,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if err := ctrl.Start("--prometheus-url="+c.PrometheusURL, "--propagation-delay=1s", "--scrape-interval-refresh=2s"); err != nil {
+	if err := ctrl.Start("--prometheus-url="+c.PrometheusURL, "--propagation-delay=1s", "--scrape-interval-refresh=2s", "--canary-removal-delay=5s"); err != nil {
 		return err
 	}
 	defer ctrl.Stop()

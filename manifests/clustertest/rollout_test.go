@@ -72,7 +72,7 @@ func TestRolloutUnderTheManifestsRBAC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Start("--prometheus-url="+prom.URL, "--scrape-interval=1s"); err != nil {
+	if err := p.Start("--prometheus-url="+prom.URL, "--scrape-interval=1s", "--canary-removal-delay=1s"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.Stop)

@@ -60,7 +60,7 @@ func startController(c *cluster.Cluster, promURL string) error {
 		return err
 	}
 	// The stand-in has no targets API: its "scrapes" are instant.
-	stepperFlags = []string{"--prometheus-url=" + promURL, "--propagation-delay=500ms", "--scrape-interval=1s"}
+	stepperFlags = []string{"--prometheus-url=" + promURL, "--propagation-delay=500ms", "--scrape-interval=1s", "--canary-removal-delay=1s"}
 	return ctrlProc.Start(stepperFlags...)
 }
 

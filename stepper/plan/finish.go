@@ -65,9 +65,9 @@ func promoting(spec Spec, st State, obs Observations) Decision {
 					st.Revision, obs.RoutingChangedBySomeoneElse)}
 		}
 		// Never in the pass that moves the weight, even with no delay.
-		if free := st.StepStarted.Add(spec.PropagationDelay); now.Before(free) || setsWeight(acts) {
+		if free := st.StepStarted.Add(removalDelay(spec)); now.Before(free) || setsWeight(acts) {
 			return Decision{Next: st, Actions: acts, Requeue: until(now, free),
-				Message: fmt.Sprintf("promoting revision %s: rolled out; the canary is removed at %s, after the propagation delay", st.Revision, clock(free))}
+				Message: fmt.Sprintf("promoting revision %s: rolled out; the canary is removed at %s, once every proxy has the new routes", st.Revision, clock(free))}
 		}
 		acts = append(acts, DeleteCanary())
 	}
@@ -131,7 +131,7 @@ func rollBack(spec Spec, st State, obs Observations, reason, why string) Decisio
 		d.Next.Weight = 0
 		d.Next.StepStarted = stamp(obs.Now)
 		d.Actions = append(d.Actions, SetWeight(0))
-		d.Requeue = until(obs.Now, d.Next.StepStarted.Add(spec.PropagationDelay))
+		d.Requeue = until(obs.Now, d.Next.StepStarted.Add(removalDelay(spec)))
 	} else {
 		// No traffic on the canary: the cleanup can start now.
 		rest := cleanUp(spec, d.Next, obs, false)
@@ -145,7 +145,7 @@ func rollBack(spec Spec, st State, obs Observations, reason, why string) Decisio
 }
 
 // cleanUp removes what an ended analysis left, in the safe order: weight
-// to stable, the propagation delay, the canary, then (unpinFirst false)
+// to stable, the removal delay (see Spec.RemovalDelay), the canary, then (unpinFirst false)
 // the Service's pin. unpinFirst unpins at once instead, for a Deployment
 // that may be rolling a new template (Idle, Succeeded). It changes neither
 // the phase nor the message.
@@ -163,9 +163,9 @@ func cleanUp(spec Spec, st State, obs Observations, unpinFirst bool) Decision {
 		d.Next.Weight = 0
 		d.Next.StepStarted = stamp(now)
 		d.Actions = append(d.Actions, SetWeight(0))
-		d.Requeue = until(now, d.Next.StepStarted.Add(spec.PropagationDelay))
+		d.Requeue = until(now, d.Next.StepStarted.Add(removalDelay(spec)))
 	case obs.CanaryObjectsExist:
-		if free := st.StepStarted.Add(spec.PropagationDelay); !st.StepStarted.IsZero() && now.Before(free) {
+		if free := st.StepStarted.Add(removalDelay(spec)); !st.StepStarted.IsZero() && now.Before(free) {
 			d.Requeue = until(now, free)
 		} else {
 			d.Actions = append(d.Actions, DeleteCanary())

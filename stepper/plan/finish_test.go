@@ -44,7 +44,24 @@ func TestNextPromoting(t *testing.T) {
 		state:   promotingSince(ago(4 * time.Second)),
 		obs:     func(o *Observations) { o.ServicePinned, o.RolloutComplete = false, true },
 		requeue: 6 * time.Second,
-		message: "promoting revision rev2: rolled out; the canary is removed at 2026-03-01T12:00:06Z, after the propagation delay",
+		message: "promoting revision rev2: rolled out; the canary is removed at 2026-03-01T12:00:06Z, once every proxy has the new routes",
+	}, {
+		name:    "rolled out, the removal delay longer than the propagation delay: the canary stays for it",
+		spec:    func(s *Spec) { s.RemovalDelay = 30 * time.Second },
+		state:   promotingSince(ago(20 * time.Second)),
+		obs:     func(o *Observations) { o.ServicePinned, o.RolloutComplete = false, true },
+		requeue: 10 * time.Second,
+		message: "promoting revision rev2: rolled out; the canary is removed at 2026-03-01T12:00:10Z, once every proxy has the new routes",
+	}, {
+		name:    "rolled out, the removal delay over: canary deleted",
+		spec:    func(s *Spec) { s.RemovalDelay = 30 * time.Second },
+		state:   promotingSince(ago(30 * time.Second)),
+		obs:     func(o *Observations) { o.ServicePinned, o.RolloutComplete = false, true },
+		next:    succeeded,
+		actions: []Action{DeleteCanary()},
+		requeue: RecheckAfter,
+		message: "promoted: revision rev2 is rolled out and stable",
+		event:   "Normal/Succeeded",
 	}, {
 		name:    "rolled out: canary deleted, Succeeded, stable revision updated",
 		state:   promotingSince(ago(30 * time.Second)),
@@ -109,7 +126,7 @@ func TestNextPromoting(t *testing.T) {
 		next:    func(s *State) { s.StepStarted = t0 },
 		actions: []Action{SetWeight(0)},
 		requeue: 10 * time.Second,
-		message: "promoting revision rev2: rolled out; the canary is removed at 2026-03-01T12:00:10Z, after the propagation delay",
+		message: "promoting revision rev2: rolled out; the canary is removed at 2026-03-01T12:00:10Z, once every proxy has the new routes",
 	}})
 }
 

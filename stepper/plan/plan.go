@@ -43,6 +43,12 @@ type Spec struct {
 	// been in place before traffic may rely on them (Envoy configuration
 	// propagation).
 	PropagationDelay time.Duration
+	// RemovalDelay is how long the canary's pods stay after the weight
+	// left them (a rollback, a promotion), so that every proxy has the new
+	// routes before they go: requests in flight and proxies slow to get
+	// the update still reach a pod. The longer of it and PropagationDelay
+	// applies.
+	RemovalDelay time.Duration
 	// PreRollout says the analysis has pre-rollout hooks: they must pass
 	// before the first step's weight moves.
 	PreRollout bool
@@ -91,6 +97,8 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("progress deadline %v is not positive", s.ProgressDeadline)
 	case s.PropagationDelay < 0:
 		return fmt.Errorf("propagation delay %v is negative", s.PropagationDelay)
+	case s.RemovalDelay < 0:
+		return fmt.Errorf("removal delay %v is negative", s.RemovalDelay)
 	case s.Replicas < 0:
 		return fmt.Errorf("replicas %d is negative", s.Replicas)
 	}
@@ -220,13 +228,18 @@ type Observations struct {
 // Decision is what Next decided for one pass.
 //
 // The reconciler applies Actions in order and stops at the first error
-// (the next pass decides again from the same State). Actions on other
-// objects come first; then one update of the Deployment carries Encode(Next)
-// and Message, plus the Unpause and RecordRejected actions (the webhook lets
-// the controller unpause only in an update that sets phase Promoting);
-// SetProgressingFailed is written to the Deployment's status after that
-// update; the Event is emitted once it succeeded. canary.io/last-transition
-// is the reconciler's to set when Next.Phase differs from the phase it read.
+// (the next pass decides again from what was recorded). Among them is one
+// ActionWriteState: the update of the Deployment that carries Encode(Next)
+// and Message, plus the Unpause and RecordRejected actions (the webhook
+// lets the controller unpause only in an update that sets phase
+// Promoting); the Event is emitted once it succeeded. It comes before
+// every action that follows from the decision (write-ahead), so that a
+// stepper killed between two writes, or a refused write, never leaves
+// traffic where nothing recorded it: a rollback is recorded before the
+// weight leaves the canary, a step before its weight is raised.
+// SetProgressingFailed writes the Deployment's status after it.
+// canary.io/last-transition is the reconciler's to set when Next.Phase
+// differs from the phase it read.
 type Decision struct {
 	// Next is the state to persist.
 	Next State
@@ -411,6 +424,12 @@ func targetWeight(spec Spec, st State) int32 {
 		return spec.Steps[st.Step]
 	}
 	return st.Weight
+}
+
+// removalDelay is how long after the weight left the canary its pods
+// may go: the longer of RemovalDelay and PropagationDelay.
+func removalDelay(spec Spec) time.Duration {
+	return max(spec.RemovalDelay, spec.PropagationDelay)
 }
 
 // stamp is t rounded up to the whole second, in UTC: the precision of the
