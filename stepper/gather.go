@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -64,6 +65,7 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 	}
 	var settingsErr error
 	w.settings, settingsErr = frozenSettings(d)
+	w.settings.Webhooks = capHookTimeouts(w.settings.Webhooks, r.MaxHookTimeout)
 	replicas := int32(1)
 	if d.Spec.Replicas != nil {
 		replicas = *d.Spec.Replicas
@@ -192,6 +194,23 @@ func (r *Reconciler) runComparison(ctx context.Context, w *world, now time.Time)
 		w.obs.ComparisonFailed = v.Summary
 	}
 	return nil
+}
+
+// capHookTimeouts bounds every hook's timeout by limit (the controller's
+// --max-hook-timeout; zero: no bound), so that no hook holds a worker
+// longer than the cluster admin allows, whatever a Deployment asks.
+//
+// Example: limit 2m, a pre-rollout hook with timeout 1h → 2m; an event
+// hook with 5s → 5s.
+func capHookTimeouts(hooks []contract.Webhook, limit time.Duration) []contract.Webhook {
+	if limit <= 0 {
+		return hooks
+	}
+	out := slices.Clone(hooks)
+	for i := range out {
+		out[i].Timeout = min(out[i].Timeout, limit)
+	}
+	return out
 }
 
 // frozenSettings are the settings frozen when the template was held, or,

@@ -190,3 +190,17 @@ func TestStaleGuard(t *testing.T) {
 		t.Error("stale after the Deployment was forgotten")
 	}
 }
+
+func TestCapHookTimeouts(t *testing.T) {
+	hooks := []contract.Webhook{{Name: "load", Timeout: time.Hour}, {Name: "event", Timeout: 5 * time.Second}}
+	got := capHookTimeouts(hooks, 2*time.Minute)
+	if got[0].Timeout != 2*time.Minute || got[1].Timeout != 5*time.Second {
+		t.Errorf("capped timeouts %v, %v; want 2m, 5s", got[0].Timeout, got[1].Timeout)
+	}
+	if hooks[0].Timeout != time.Hour {
+		t.Error("capHookTimeouts modified its argument")
+	}
+	if got := capHookTimeouts(hooks, 0); got[0].Timeout != time.Hour {
+		t.Errorf("no bound: %v", got[0].Timeout)
+	}
+}

@@ -62,6 +62,8 @@ type Reconciler struct {
 	// NewQuerier makes a Querier for a Prometheus URL (default
 	// NewPrometheus); queriers are kept per URL.
 	NewQuerier func(url string) (Querier, error)
+	// MaxHookTimeout bounds every hook's timeout (zero: no bound).
+	MaxHookTimeout time.Duration
 	// HookClient calls the user's hooks (canary.io/webhooks); each call is
 	// bounded by its hook's timeout. Default http.DefaultClient.
 	HookClient *http.Client

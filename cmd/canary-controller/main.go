@@ -45,6 +45,7 @@ type options struct {
 	prometheusURL      string
 	propagationDelay   time.Duration
 	removalDelay       time.Duration
+	maxHookTimeout     time.Duration
 	queryTimeout       time.Duration
 	scrapeInterval     time.Duration
 	scrapeRefresh      time.Duration
@@ -71,6 +72,8 @@ func main() {
 		"how long new endpoints or route weights must have been in place before traffic relies on them (Envoy configuration propagation)")
 	flag.DurationVar(&o.removalDelay, "canary-removal-delay", 30*time.Second,
 		"how long the canary's pods stay after the weight left them (rollback, promotion), so that every proxy has the new routes first (Argo Rollouts' default is 30s)")
+	flag.DurationVar(&o.maxHookTimeout, "max-hook-timeout", 2*time.Minute,
+		"upper bound of every hook's timeout (canary.io/webhooks): a hook that asks for more is cut at this")
 	flag.DurationVar(&o.queryTimeout, "query-timeout", 10*time.Second, "timeout of each Prometheus query")
 	flag.DurationVar(&o.scrapeInterval, "scrape-interval", 0,
 		"Prometheus' scrape interval of Istio's metrics; the checks read windows of at least four of them (0: discover it from each Prometheus' targets API, assuming 1m when that fails)")
@@ -157,7 +160,7 @@ func run(ctx context.Context, o options) error {
 		stepperReconciler := &stepper.Reconciler{
 			Metrics: stepperMetrics,
 			Client:  mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("canary.io"), Clock: clock.RealClock{},
-			Prometheus: o.prometheusURL, PropagationDelay: o.propagationDelay, RemovalDelay: o.removalDelay, QueryTimeout: o.queryTimeout, Scrape: scrape,
+			Prometheus: o.prometheusURL, PropagationDelay: o.propagationDelay, RemovalDelay: o.removalDelay, MaxHookTimeout: o.maxHookTimeout, QueryTimeout: o.queryTimeout, Scrape: scrape,
 			ComparisonPeriod: o.comparisonPeriod,
 		}
 		if err := stepperReconciler.SetupWithManager(mgr, o.workers); err != nil {
