@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
@@ -96,6 +97,19 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 		}
 	}
 	w.obs.RolloutComplete = rolloutComplete(d)
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing {
+			w.obs.ProgressingFailed = c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded"
+		}
+	}
+	if r := d.Annotations[contract.KeyRejection]; r != "" && d.Annotations[contract.KeyRejectedRevision] == w.state.Revision {
+		// "at <time>: <why>"
+		if _, why, ok := strings.Cut(r, ": "); ok {
+			w.obs.Rejection = why
+		} else {
+			w.obs.Rejection = r
+		}
+	}
 	if err := r.runComparison(ctx, w, now); err != nil {
 		log.FromContext(ctx).V(1).Info("continuous comparison unavailable", "err", err.Error())
 		w.comparisonErr = err

@@ -168,6 +168,23 @@ func TestNextCleanup(t *testing.T) {
 		state: weightGone(ago(time.Minute)),
 		obs:   clean,
 	}, {
+		name:    "RolledBack, the condition lost (killed after the state write): re-asserted",
+		state:   rejected,
+		obs:     func(o *Observations) { clean(o); o.Rejection = "success rate 80% failed" },
+		actions: []Action{SetProgressingFailed("rolled back: success rate 80% failed")},
+		requeue: RecheckAfter,
+	}, {
+		name:  "RolledBack, the condition holds: nothing to do",
+		state: rejected,
+		obs:   func(o *Observations) { clean(o); o.Rejection, o.ProgressingFailed = "success rate 80% failed", true },
+	}, {
+		name:    "RolledBack with traffic left and the condition lost: weight to stable and the condition",
+		state:   with(rejected, func(s *State) { s.Weight = 40 }),
+		obs:     func(o *Observations) { o.Rejection = "aborted" },
+		next:    func(s *State) { s.Weight, s.StepStarted = 0, t0 },
+		actions: []Action{SetWeight(0), SetProgressingFailed("rolled back: aborted")},
+		requeue: 10 * time.Second,
+	}, {
 		name:    "Idle after skip-analysis: unpinned first, the Deployment is rolling; weight to stable",
 		state:   skipped,
 		next:    func(s *State) { s.Weight, s.StepStarted = 0, t0 },

@@ -219,6 +219,13 @@ type Observations struct {
 	// ServicePinned reports that the user's Service selector carries the
 	// stable ReplicaSet's pod-template-hash.
 	ServicePinned bool
+	// ProgressingFailed reports that the Deployment's Progressing condition
+	// is False (reason ProgressDeadlineExceeded), as a rollback sets it.
+	ProgressingFailed bool
+	// Rejection is why canary.io/rejected-revision was rolled back (the
+	// bookkeeping canary.io/rejection without its time), "" when none is
+	// recorded.
+	Rejection string
 	// CanaryObjectsExist reports that any canary object is left:
 	// <deployment>-canary or any of its pods (terminating ones too),
 	// Service <service>-canary, DestinationRule <service>-canary.
@@ -295,12 +302,28 @@ func next(spec Spec, state State, obs Observations) Decision {
 			return promote(spec, state, obs, ReasonPromoteRequested,
 				fmt.Sprintf("canary.io/promote %q overrides the rollback of revision %s", obs.Promote, state.Revision))
 		}
-		return cleanUp(spec, state, obs, false)
+		return converge(cleanUp(spec, state, obs, false), obs)
 	default:
 		// Idle, Succeeded, or no phase at all (a Deployment not or no longer
 		// opted in): only leftovers to remove.
 		return cleanUp(spec, state, obs, true)
 	}
+}
+
+// converge re-asserts, on every pass of a rolled-back analysis, what its
+// transition wrote outside the annotations: the Deployment's Progressing
+// condition False, so that kubectl rollout status and GitOps tools see the
+// failure even when that write was lost (the controller killed after the
+// state write, the status write refused).
+func converge(d Decision, obs Observations) Decision {
+	if obs.ProgressingFailed || obs.Rejection == "" {
+		return d
+	}
+	d.Actions = append(d.Actions, SetProgressingFailed("rolled back: "+obs.Rejection))
+	if d.Requeue == 0 {
+		d.Requeue = RecheckAfter // to see that it holds
+	}
+	return d
 }
 
 // validFor checks spec, and state against it, for the phases that use them.
