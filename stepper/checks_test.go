@@ -115,3 +115,24 @@ func TestFrozenSettingsFailClosed(t *testing.T) {
 		}
 	}
 }
+
+// TestChecksWindow: the checks never read the canary's series from before
+// the analysis started (an earlier canary's under the same name).
+func TestChecksWindow(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		window  time.Duration
+		started time.Time
+		want    time.Duration
+	}{
+		{time.Minute, now.Add(-14600 * time.Millisecond), 14 * time.Second},
+		{time.Minute, now.Add(-5 * time.Minute), time.Minute},
+		{time.Minute, time.Time{}, time.Minute},
+		{time.Minute, now.Add(-300 * time.Millisecond), time.Second},
+		{10 * time.Second, now.Add(-time.Minute), 10 * time.Second},
+	} {
+		if got := checksWindow(tc.window, tc.started, now); got != tc.want {
+			t.Errorf("checksWindow(%v, started %v before) = %v, want %v", tc.window, now.Sub(tc.started), got, tc.want)
+		}
+	}
+}

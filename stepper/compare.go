@@ -47,13 +47,14 @@ func (p *Prometheus) Samples(ctx context.Context, promql string, at time.Time) (
 // compare runs the continuous canary-vs-stable comparison over the
 // analysis so far, of error rates and of slow-request rates (alpha split
 // between the two): the raw samples of istio_requests_total and of the
-// request-duration histogram of both workloads since start (and a period
-// before, so every series has a starting value), differenced into
+// request-duration histogram of both workloads since start (and lookback
+// before, so every series alive at start has a starting value: at least
+// two scrape intervals, see comparisonLookback), differenced into
 // intervals of period, replayed into one e-process each. Replaying from
 // the stored start on every pass, and after a restart, gives the same
 // e-processes: alpha is never spent twice.
-func compare(ctx context.Context, q SampleQuerier, s contract.Settings, namespace, canary, stable string, start, now time.Time, period time.Duration) (sequential.Verdict, error) {
-	window := now.Sub(start) + 2*period
+func compare(ctx context.Context, q SampleQuerier, s contract.Settings, namespace, canary, stable string, start, now time.Time, period, lookback time.Duration) (sequential.Verdict, error) {
+	window := now.Sub(start) + lookback
 	window = window.Truncate(time.Second) + time.Second
 	read := func(metric, workload, extra string) ([]sequential.Series, error) {
 		return q.Samples(ctx, fmt.Sprintf(`%s{reporter="destination",destination_workload_namespace=%q,destination_workload=%q%s}[%s]`,
@@ -96,6 +97,18 @@ func compare(ctx context.Context, q SampleQuerier, s contract.Settings, namespac
 		r = r.Update(errIntervals[i], slowIntervals[i])
 	}
 	return r.Decide(), nil
+}
+
+// comparisonLookback is how far before the analysis' start the comparison
+// reads samples: two comparison periods, and at least two scrape
+// intervals, so that every series alive at the start has a sample before
+// it. A series without one counts from zero (sequential.Increments): with
+// 15 s scrapes and a lookback of 10 s, a third of the live series would
+// have their whole history counted as requests of this analysis.
+//
+// Example: period 5s, scrapes every 15s → 30s; scrapes every 1s → 10s.
+func comparisonLookback(period, scrape time.Duration) time.Duration {
+	return max(2*period, 2*scrape)
 }
 
 // leMatch is a regular expression matching every way a bucket's le label

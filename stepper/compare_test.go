@@ -45,3 +45,15 @@ func TestLeMatch(t *testing.T) {
 		}
 	}
 }
+
+func TestComparisonLookback(t *testing.T) {
+	for _, tc := range []struct{ period, scrape, want time.Duration }{
+		{5 * time.Second, 15 * time.Second, 30 * time.Second},
+		{5 * time.Second, time.Second, 10 * time.Second},
+		{5 * time.Second, time.Minute, 2 * time.Minute},
+	} {
+		if got := comparisonLookback(tc.period, tc.scrape); got != tc.want {
+			t.Errorf("comparisonLookback(%v, %v) = %v, want %v", tc.period, tc.scrape, got, tc.want)
+		}
+	}
+}

@@ -162,12 +162,27 @@ func (r *Reconciler) checkRun(ctx context.Context, w *world) checkRun {
 	}
 	run := checkRun{
 		settings: w.settings, namespace: w.deployment.Namespace, canary: CanaryName(w.deployment.Name), stable: w.deployment.Name,
-		scrape: scrape, window: contract.Window(w.settings.Interval, w.settings.Window, scrape), comparedRequests: -1,
+		scrape: scrape, window: checksWindow(contract.Window(w.settings.Interval, w.settings.Window, scrape), w.analysisStarted, w.obs.Now),
+		comparedRequests: -1,
 	}
 	if w.comparison != nil {
 		run.comparedRequests = w.comparison.Errors.CanaryRequests
 	}
 	return run
+}
+
+// checksWindow is the window the checks read: window, but never reaching
+// back before the analysis started (zero: unknown), whole seconds, at
+// least one. The canary's workload name outlives its revisions: before
+// the start, its series are an earlier canary's (the previous analysis',
+// healthy or not), never this revision's.
+//
+// Example: window 1m, started 14.6s ago → 14s; started 5m ago → 1m.
+func checksWindow(window time.Duration, started, now time.Time) time.Duration {
+	if started.IsZero() {
+		return window
+	}
+	return max(min(window, now.Sub(started).Truncate(time.Second)), time.Second)
 }
 
 // runComparison runs the continuous canary-vs-stable comparison while an
@@ -199,7 +214,9 @@ func (r *Reconciler) runComparison(ctx context.Context, w *world, now time.Time)
 	}
 	qctx, cancel := context.WithTimeout(ctx, r.QueryTimeout)
 	defer cancel()
-	v, err := compare(qctx, sq, w.settings, w.deployment.Namespace, CanaryName(w.deployment.Name), w.deployment.Name, w.analysisStarted, now, r.ComparisonPeriod)
+	scrape, _ := r.Scrape.Get(ctx, w.settings.Prometheus) // on failure, the last known or an assumed 1m: a longer lookback
+	v, err := compare(qctx, sq, w.settings, w.deployment.Namespace, CanaryName(w.deployment.Name), w.deployment.Name, w.analysisStarted, now,
+		r.ComparisonPeriod, comparisonLookback(r.ComparisonPeriod, scrape))
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -296,9 +298,12 @@ func (s *story) afterRollback(ctx context.Context) error {
 		return err
 	}
 	msg := d.Annotations[contract.KeyMessage]
-	if !strings.Contains(msg, "success rate") && !strings.Contains(msg, "error rate") {
-		s.res.fail("the rollback's message %q does not name the failing check", msg)
+	// The continuous comparison catches it (within a step), long before
+	// the threshold checks could fail four times.
+	if !strings.Contains(msg, "the canary is worse than stable") || !strings.Contains(msg, "error rate") {
+		s.res.fail("the rollback's message %q is not the continuous comparison's error-rate test", msg)
 	}
+	s.checkCompared(msg)
 	if d.Annotations[contract.KeyRejectedRevision] == "" {
 		s.res.fail("canary.io/rejected-revision is not set after the rollback")
 	}
@@ -326,6 +331,11 @@ func (s *story) afterRollback(ctx context.Context) error {
 	}
 	s.res.Report = append(s.res.Report, "v3 applied again: "+d.Annotations[contract.KeyMessage])
 
+	// The rolled-back canary goes after the removal delay; then applying
+	// v4 again must not bring one back.
+	if err := s.waitGone(ctx); err != nil {
+		s.res.fail("after the rollback and v3 applied again: %v", err)
+	}
 	fmt.Fprintln(s.o.Out, "v4 applied again: held without a new analysis")
 	if err := s.kubectl(ctx, bookinfo.Reviews(badVersion, s.o.Interval), "apply", "-f", "-"); err != nil {
 		return err
@@ -370,51 +380,102 @@ func (s *story) slowAndLast(ctx context.Context) error {
 	if !strings.Contains(msg, "the canary is worse than stable") || !strings.Contains(msg, "slow-request rate") {
 		s.res.fail("v3 → v5 (slow): rolled back with %q; want the continuous comparison's slow-request test", msg)
 	}
+	s.checkCompared(msg)
 	// Two comparison periods (10 s) of traffic at most: the first step's
 	// checks (10 s after its weight took effect) never ran.
 	if fc := d.Annotations[contract.KeyFailedChecks]; fc != "0/3" {
 		s.res.fail("v3 → v5 (slow): %s failed checks at the rollback; the comparison should have decided before the first step's checks", fc)
 	}
-	started, _ := time.Parse(time.RFC3339, d.Annotations[contract.KeyStepStarted])
-	ended, _ := time.Parse(time.RFC3339, d.Annotations[contract.KeyLastTransition])
-	s.res.Report = append(s.res.Report, fmt.Sprintf("v3 → v5 (slow, no errors): rolled back by the slow-request comparison %s after the first step's weight took effect (1 s resolution)", ended.Sub(started)))
+	var first, ended time.Duration = -1, -1
+	for _, sample := range s.res.Rollouts[len(s.res.Rollouts)-1].Samples {
+		if first < 0 && sample.Weight > 0 {
+			first = sample.At
+		}
+		if ended < 0 && sample.Phase == string(contract.PhaseRolledBack) {
+			ended = sample.At
+		}
+	}
+	s.res.Report = append(s.res.Report, fmt.Sprintf("v3 → v5 (slow, no errors): rolled back by the slow-request comparison %s after the first canary weight was seen (samples every 500ms)", (ended-first).Round(100*time.Millisecond)))
 	return s.rollout(ctx, slowVersion, lastVersion, contract.PhaseSucceeded, nil)
 }
 
 // checkWindows: every step of a promoted rollout passed on data, and its
-// StepPassed Event names the window the checks read (four scrapes, or
-// the step interval when that is longer); the apply's admission warning
-// says so when the interval is shorter than two scrapes.
+// Event (StepPassed, or Promoting for the last step without a gate) names
+// the window the checks read: at most four scrapes or the step interval,
+// whichever is longer, never reaching back before the analysis started,
+// and at least two scrapes (else rate() has no data). The apply's
+// admission warning says so when the interval is shorter than two
+// scrapes.
 func (s *story) checkWindows(ctx context.Context, title string, start time.Time) {
-	window := "over " + contract.PromDuration(s.window())
+	rule, scrape := s.window(), s.c.ScrapeInterval()
 	events, err := s.cs.EventsV1().Events(Namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		s.res.fail("%s: list events: %v", title, err)
 		return
 	}
-	passed := 0
+	passed := map[string]bool{}
+	var windows []string
 	for _, e := range events.Items {
 		at := e.EventTime.Time
 		if at.IsZero() {
 			at = e.CreationTimestamp.Time
 		}
-		if e.Regarding.Name != "reviews" || e.Reason != "StepPassed" || at.Before(start.Add(-time.Second)) {
+		if e.Regarding.Name != "reviews" || (e.Reason != "StepPassed" && e.Reason != "Promoting") || at.Before(start.Add(-time.Second)) {
 			continue
 		}
-		passed++
-		if !strings.Contains(e.Note, "success rate") || strings.Contains(e.Note, "no data") || !strings.Contains(e.Note, window) {
-			s.res.fail("%s: step passed with %q; want values read %s", title, e.Note, window)
+		m := stepPassedRe.FindStringSubmatch(e.Note)
+		if m == nil {
+			continue
 		}
+		passed[m[1]] = true
+		window, err := time.ParseDuration(m[2])
+		// Two samples need a window longer than one scrape interval.
+		if strings.Contains(e.Note, "no data") || err != nil || window > rule || window <= scrape {
+			s.res.fail("%s: %q; want values read over a window longer than %s, at most %s", title, e.Note, scrape, rule)
+		}
+		windows = append(windows, m[1]+": "+m[2])
 	}
-	if passed != 3 {
-		s.res.fail("%s: %d StepPassed Events, want 3", title, passed)
+	if len(passed) != 3 {
+		s.res.fail("%s: steps %v passed on data, want 1, 2 and 3", title, passed)
 	}
 	warned := strings.Contains(s.lastApply, "is shorter than two scrapes of Prometheus")
-	if want := s.o.Interval < 2*s.c.ScrapeInterval(); warned != want {
+	if want := s.o.Interval < 2*scrape; warned != want {
 		s.res.fail("%s: the apply warned of a short interval: %v, want %v (interval %s, scrapes every %s); kubectl printed:\n%s",
-			title, warned, want, s.o.Interval, s.c.ScrapeInterval(), s.lastApply)
+			title, warned, want, s.o.Interval, scrape, s.lastApply)
 	}
-	s.res.Report = append(s.res.Report, fmt.Sprintf("%s: the 3 steps passed on data read %s (Prometheus scrapes every %s)", title, window, s.c.ScrapeInterval()))
+	slices.Sort(windows)
+	s.res.Report = append(s.res.Report, fmt.Sprintf("%s: the 3 steps passed on data read over windows %s (Prometheus scrapes every %s; at most %s)",
+		title, strings.Join(windows, ", "), scrape, contract.PromDuration(rule)))
+}
+
+// stepPassedRe finds a passed step and the window its success rate read:
+// "step 2/3 passed: success rate 100.0% over 1m (...".
+var stepPassedRe = regexp.MustCompile(`step (\d)/3 passed: success rate [0-9.]+% over ([0-9hms]+) `)
+
+// comparedRe finds the comparison's count in a message: "after 82 canary
+// requests in 10 s".
+var comparedRe = regexp.MustCompile(`after (\d+) canary requests in (\d+) s`)
+
+// checkCompared: the comparison counted no more canary requests than the
+// whole mesh sent in that time (a series counted from zero that was alive
+// before the analysis, say, would add its whole history).
+func (s *story) checkCompared(msg string) {
+	m := comparedRe.FindStringSubmatch(msg)
+	if m == nil {
+		return
+	}
+	n, secs := atoi(m[1]), atoi(m[2])
+	if limit := meshRate * (secs + 1); n > limit {
+		s.res.fail("the comparison counted %d canary requests in %d s, more than the %d the whole mesh sent: %q", n, secs, limit, msg)
+	}
+}
+
+func atoi(s string) int {
+	n := 0
+	for _, c := range s {
+		n = n*10 + int(c-'0')
+	}
+	return n
 }
 
 // gateHeld is how long the story leaves the promotion waiting at the

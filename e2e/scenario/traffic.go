@@ -14,6 +14,10 @@ import (
 	"github.com/canary-io/canary/trafficgen"
 )
 
+// meshRate is the requests per second productpage's stand-in sends
+// through the mesh.
+const meshRate = 50
+
 // traffic is the generator standing in for productpage's sidecar, fed by
 // the cluster's istiod, with its metrics scraped by the cluster's
 // Prometheus, and the bypassing requests it recorded.
@@ -79,7 +83,7 @@ func startTraffic(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interfa
 	t := &traffic{failed: map[string]int64{}, ns: ns, behaviour: behaviour, xds: xds, inv: inv, metrics: metrics}
 	t.gen = trafficgen.NewGenerator(trafficgen.Config{
 		Host: host, Namespace: ns, BypassService: "reviews",
-		RPS: 50, BypassRPS: 5, Behaviour: behaviour, Seed: 1,
+		RPS: meshRate, BypassRPS: 5, Behaviour: behaviour, Seed: 1,
 		OnRequest: t.record,
 	}, xds, inv, metrics)
 	go func() { _ = t.gen.Run(ctx) }()
