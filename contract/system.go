@@ -34,13 +34,20 @@ const (
 	// held, skip-analysis, the stable template applied again) get their
 	// Event from the stepper, once.
 	KeyEventedTransition = Prefix + "evented-transition"
+	// KeyFailing is why the last pass of an analysis in flight could not
+	// do what it decided (an action refused by a policy, a quota, the
+	// apiserver), and KeyFailingSince (RFC 3339) since when its passes
+	// have kept failing: past the progress deadline the analysis rolls
+	// back. Removed once a pass succeeds.
+	KeyFailing      = Prefix + "failing"
+	KeyFailingSince = Prefix + "failing-since"
 	// KeyRejection says when and why [KeyRejectedRevision] was rolled back,
 	// for the warning given when that template is applied again.
 	KeyRejection = Prefix + "rejection"
 )
 
 // BookkeepingKeys are the bookkeeping annotations above.
-var BookkeepingKeys = []string{KeyAnalysisSettings, KeyActed, KeyStepsPassed, KeyStepStarted, KeyWaitingSince, KeyPreRolloutFailed, KeyAnalysisStarted, KeyEventedTransition, KeyRejection}
+var BookkeepingKeys = []string{KeyAnalysisSettings, KeyActed, KeyStepsPassed, KeyStepStarted, KeyWaitingSince, KeyPreRolloutFailed, KeyAnalysisStarted, KeyEventedTransition, KeyRejection, KeyFailing, KeyFailingSince}
 
 // SystemKeys are every annotation only the system writes: the status
 // annotations and the bookkeeping ones.

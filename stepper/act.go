@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/stepper/plan"
@@ -61,8 +62,28 @@ func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error
 			return fmt.Errorf("%s for deployment %s/%s: %w", a, d.Namespace, d.Name, err)
 		}
 	}
+	if w.obs.Failing != "" && dec.Next.Phase == w.state.Phase {
+		if err := r.clearFailure(ctx, w, dec, d); err != nil {
+			return err
+		}
+	}
 	if phase := contract.Phase(d.Annotations[contract.KeyPhase]); analysisEnded(w.state.Phase, dec.Next.Phase, webhookEvent) {
 		r.callPostRollout(ctx, w, d, phase)
+	}
+	return nil
+}
+
+// clearFailure removes the failure record once a pass did all it decided,
+// and puts the decision's message back.
+func (r *Reconciler) clearFailure(ctx context.Context, w *world, dec plan.Decision, d *appsv1.Deployment) error {
+	patch := client.MergeFrom(d.DeepCopy())
+	delete(d.Annotations, contract.KeyFailing)
+	delete(d.Annotations, contract.KeyFailingSince)
+	if dec.Message != "" {
+		d.Annotations[contract.KeyMessage] = plan.CapMessage(dec.Message + comparisonNote(w, dec))
+	}
+	if err := r.Client.Patch(ctx, d, patch); err != nil {
+		return fmt.Errorf("clear the failure record of %s/%s: %w", d.Namespace, d.Name, err)
 	}
 	return nil
 }
@@ -82,7 +103,10 @@ func (r *Reconciler) writeState(ctx context.Context, w *world, dec plan.Decision
 			delete(d.Annotations, k)
 		}
 	}
-	if dec.Message != "" {
+	// While a failure is recorded its message stays (until the pass that
+	// does all it decided clears it: clearFailure), so that failing passes
+	// do not write the Deployment twice each.
+	if dec.Message != "" && (w.obs.Failing == "" || dec.Next.Phase != w.state.Phase) {
 		d.Annotations[contract.KeyMessage] = plan.CapMessage(dec.Message + comparisonNote(w, dec))
 	}
 	webhookEvent := webhookTransitionEvent(w, dec)
@@ -94,6 +118,11 @@ func (r *Reconciler) writeState(ctx context.Context, w *world, dec plan.Decision
 	}
 	if w.recordStart {
 		d.Annotations[contract.KeyAnalysisStarted] = w.analysisStarted.UTC().Format(time.RFC3339)
+	}
+	if dec.Next.Phase != w.state.Phase {
+		// A transition ends whatever kept failing in the phase it leaves.
+		delete(d.Annotations, contract.KeyFailing)
+		delete(d.Annotations, contract.KeyFailingSince)
 	}
 	for _, a := range dec.Actions {
 		switch a.Kind {
@@ -115,6 +144,48 @@ func (r *Reconciler) writeState(ctx context.Context, w *world, dec plan.Decision
 		}
 	}
 	return webhookEvent, nil
+}
+
+// maxFailing bounds the error text kept in canary.io/failing.
+const maxFailing = 512
+
+// recordFailure makes a pass of an analysis in flight that could not do
+// what it decided visible and bounded: the error goes into the message
+// and canary.io/failing, and canary.io/failing-since keeps when the
+// failures began, so that plan.Next rolls back at the progress deadline.
+// Best effort: when this write fails too (the apiserver refuses the
+// controller's writes), the pass's error is retried with backoff.
+func (r *Reconciler) recordFailure(ctx context.Context, w *world, actErr error) {
+	phase := w.state.Phase
+	if phase != contract.PhaseProgressing && phase != contract.PhasePaused {
+		return
+	}
+	since := w.obs.FailingSince
+	if since.IsZero() {
+		since = r.Clock.Now().UTC().Truncate(time.Second)
+	}
+	why := actErr.Error()
+	if len(why) > maxFailing {
+		why = plan.CapMessage(why[:maxFailing])
+	}
+	var cur appsv1.Deployment
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(w.deployment), &cur); err != nil {
+		return
+	}
+	if cur.Annotations[contract.KeyRevision] != w.state.Revision {
+		return // a new analysis meanwhile: this failure is not its
+	}
+	patch := client.MergeFrom(cur.DeepCopy())
+	if cur.Annotations == nil {
+		cur.Annotations = map[string]string{}
+	}
+	cur.Annotations[contract.KeyFailing] = why
+	cur.Annotations[contract.KeyFailingSince] = since.Format(time.RFC3339)
+	cur.Annotations[contract.KeyMessage] = plan.CapMessage(fmt.Sprintf("cannot act: %s; rolling back at %s if it keeps failing",
+		why, since.Add(w.spec.ProgressDeadline).UTC().Format(time.RFC3339)))
+	if err := r.Client.Patch(ctx, &cur, patch); err != nil {
+		log.FromContext(ctx).Info("could not record the failure", "err", err.Error())
+	}
 }
 
 // analysisEnded reports whether this pass recorded the end of an analysis:

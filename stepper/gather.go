@@ -97,6 +97,9 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 		}
 	}
 	w.obs.RolloutComplete = rolloutComplete(d)
+	if since, err := time.Parse(time.RFC3339, d.Annotations[contract.KeyFailingSince]); err == nil {
+		w.obs.Failing, w.obs.FailingSince = d.Annotations[contract.KeyFailing], since
+	}
 	for _, c := range d.Status.Conditions {
 		if c.Type == appsv1.DeploymentProgressing {
 			w.obs.ProgressingFailed = c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded"

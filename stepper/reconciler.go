@@ -160,6 +160,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		log.FromContext(ctx).V(1).Info("changed meanwhile; deciding again", "err", err.Error())
 		return ctrl.Result{RequeueAfter: staleRecheck}, nil
 	} else if err != nil {
+		r.recordFailure(ctx, w, err)
 		return ctrl.Result{}, err
 	}
 	r.Metrics.observe(w, dec, w.obs.Now)

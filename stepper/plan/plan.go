@@ -219,6 +219,11 @@ type Observations struct {
 	// ServicePinned reports that the user's Service selector carries the
 	// stable ReplicaSet's pod-template-hash.
 	ServicePinned bool
+	// Failing is why the passes of this analysis have kept failing to do
+	// what they decided since FailingSince (zero: the last pass did all it
+	// decided). Past the progress deadline the analysis rolls back.
+	Failing      string
+	FailingSince time.Time
 	// ProgressingFailed reports that the Deployment's Progressing condition
 	// is False (reason ProgressDeadlineExceeded), as a rollback sets it.
 	ProgressingFailed bool

@@ -349,7 +349,24 @@ func TestNextScaling(t *testing.T) {
 }
 
 func TestNextRunning(t *testing.T) {
+	refused := "EnsureCanary(2) for deployment bookinfo/reviews: deployments.apps \"reviews-canary\" is forbidden: ValidatingAdmissionPolicy 'no-canaries' denied request"
 	runTransitions(t, []transition{{
+		name:    "its actions failing for less than the progress deadline: decided as usual",
+		state:   running(1, ago(20*time.Second)),
+		obs:     func(o *Observations) { o.Failing, o.FailingSince = refused, ago(9*time.Minute) },
+		actions: []Action{EnsureCanary(2)},
+		requeue: 40 * time.Second,
+		message: "step 2/3 running at weight 40%; checks at 2026-03-01T12:00:40Z",
+	}, {
+		name:    "its actions failing for the progress deadline: rolled back, saying what failed",
+		state:   running(1, ago(20*time.Second)),
+		obs:     func(o *Observations) { o.Failing, o.FailingSince = refused, ago(10*time.Minute) },
+		next:    rolledBack,
+		actions: rollbackActions("the stepper could not act for 10m (progress deadline) at step 2/3 (weight 40%): " + refused),
+		requeue: 10 * time.Second,
+		message: "rolled back: the stepper could not act for 10m (progress deadline) at step 2/3 (weight 40%): " + refused,
+		event:   "Warning/ProgressDeadlineExceeded",
+	}, {
 		name:    "step running: look again at its end",
 		state:   running(0, ago(20*time.Second)),
 		actions: []Action{EnsureCanary(1)},

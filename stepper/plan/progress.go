@@ -27,6 +27,12 @@ func inFlight(spec Spec, st State, obs Observations) Decision {
 		return rollBack(spec, st, obs, ReasonRollbackHook,
 			fmt.Sprintf("%s %s", obs.RollbackHook, position(spec, st)))
 	}
+	if !obs.FailingSince.IsZero() && !obs.Now.Before(obs.FailingSince.Add(spec.ProgressDeadline)) {
+		// What the analysis decided has kept failing: bounded like any wait.
+		return rollBack(spec, st, obs, ReasonProgressDeadlineExceeded,
+			fmt.Sprintf("the stepper could not act for %s (progress deadline) %s: %s",
+				contract.PromDuration(spec.ProgressDeadline), position(spec, st), obs.Failing))
+	}
 	st = followLowerRouting(st, obs)
 	var d Decision
 	switch {
