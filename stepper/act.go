@@ -415,6 +415,9 @@ func (r *Reconciler) setWeight(ctx context.Context, w *world, weight int32) erro
 			if err := r.Client.Update(ctx, steered); err != nil {
 				return fmt.Errorf("steer virtual service %s: %w", vs.Name, err)
 			}
+			if steered.ResourceVersion != vs.ResourceVersion {
+				r.wroteVS(vs.Namespace, vs.Name, vs.ResourceVersion)
+			}
 			w.userVirtualServices[i] = steered
 		}
 		return nil
@@ -424,6 +427,7 @@ func (r *Reconciler) setWeight(ctx context.Context, w *world, weight int32) erro
 		if err := r.Client.Create(ctx, want); err != nil {
 			return fmt.Errorf("create virtual service %s: %w", want.Name, err)
 		}
+		r.wroteVS(want.Namespace, want.Name, "")
 		w.virtualService = want
 		return nil
 	}
@@ -432,6 +436,9 @@ func (r *Reconciler) setWeight(ctx context.Context, w *world, weight int32) erro
 	setRecordedWeight(vs, weight)
 	if err := r.Client.Update(ctx, vs); err != nil {
 		return fmt.Errorf("update virtual service %s: %w", vs.Name, err)
+	}
+	if vs.ResourceVersion != w.virtualService.ResourceVersion {
+		r.wroteVS(vs.Namespace, vs.Name, w.virtualService.ResourceVersion)
 	}
 	w.virtualService = vs
 	return nil

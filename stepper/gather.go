@@ -446,6 +446,23 @@ func (r *Reconciler) readVirtualServices(ctx context.Context, w *world) error {
 				vs.Name, svc.Name, contract.KeyVirtualService)
 		}
 	}
+	// Our own last weight write must be in what this pass read: otherwise
+	// a raise already recorded (write-ahead) reads as a weight lowered by
+	// someone, and the step would start again.
+	steered := map[string]string{} // name -> resourceVersion in the cache
+	for _, vs := range list.Items {
+		steered[vs.Name] = vs.ResourceVersion
+	}
+	names := w.settings.VirtualServices
+	if len(names) == 0 {
+		names = []string{svc.Name}
+	}
+	for _, n := range names {
+		rv, found := steered[n]
+		if r.vsStale(d.Namespace, n, found, rv) {
+			return errStaleCache
+		}
+	}
 	if len(w.userVirtualServices) != len(named) {
 		w.obs.Conflict = fmt.Sprintf("a VirtualService named in %s (%v) does not exist", contract.KeyVirtualService, w.settings.VirtualServices)
 	}

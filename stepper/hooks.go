@@ -265,11 +265,10 @@ func (r *Reconciler) pollRollbackHooks(ctx context.Context, w *world) string {
 		return p.request
 	}
 	if !p.inFlight && now.Sub(p.asked) >= hookPollPeriod {
-		p.asked, p.inFlight, p.analysis, p.request = now, true, analysis, ""
 		payload := payloadFor(d, phase)
-		go func() {
+		started := r.Background.Go(func(bg context.Context) {
 			request := ""
-			for _, a := range r.callHooks(context.WithoutCancel(ctx), d, hooks, payload) {
+			for _, a := range r.callHooks(bg, d, hooks, payload) {
 				if a.ok() {
 					request = fmt.Sprintf("rollback hook %q %s", a.hook.Name, a)
 					break
@@ -278,7 +277,11 @@ func (r *Reconciler) pollRollbackHooks(ctx context.Context, w *world) string {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			p.inFlight, p.request = false, request
-		}()
+		})
+		if started {
+			// (r.mu is held: the call's own update waits for it.)
+			p.asked, p.inFlight, p.analysis, p.request = now, true, analysis, ""
+		}
 	}
 	return ""
 }
@@ -296,7 +299,9 @@ func (r *Reconciler) callPostRollout(ctx context.Context, w *world, d *appsv1.De
 	if len(hooks) == 0 {
 		return
 	}
-	go r.postRollout(context.WithoutCancel(ctx), w, d, hooks, phase)
+	if !r.Background.Go(func(bg context.Context) { r.postRollout(bg, w, d, hooks, phase) }) {
+		log.FromContext(ctx).Info("post-rollout hooks not called: no lease, or too many background calls in flight", "deployment", d.Namespace+"/"+d.Name)
+	}
 }
 
 func (r *Reconciler) postRollout(ctx context.Context, w *world, d *appsv1.Deployment, hooks []contract.Webhook, phase contract.Phase) {
@@ -340,13 +345,16 @@ func (r *Reconciler) emit(ctx context.Context, w *world, d *appsv1.Deployment, e
 				p.Metadata[k] = v
 			}
 		}
-		go func() {
-			a := callHook(context.WithoutCancel(ctx), r.hookClient(), h, p)
+		called := r.Background.Go(func(bg context.Context) {
+			a := callHook(bg, r.hookClient(), h, p)
 			r.Metrics.hookAnswered(d.Namespace, d.Name, h.Type, a.ok())
 			if !a.ok() {
 				logger.Info("event hook failed", "hook", h.Name, "answer", a.String())
 			}
-		}()
+		})
+		if !called {
+			logger.Info("event hook not called: no lease, or too many background calls in flight", "hook", h.Name)
+		}
 	}
 }
 

@@ -204,3 +204,33 @@ func TestCapHookTimeouts(t *testing.T) {
 		t.Errorf("no bound: %v", got[0].Timeout)
 	}
 }
+
+// TestVirtualServiceStaleGuard: after the stepper wrote a VirtualService,
+// a pass that reads the version it wrote over (or, for one it created, no
+// version yet) is stale; once the cache serves another version, or after
+// staleVSFor, it is not.
+func TestVirtualServiceStaleGuard(t *testing.T) {
+	r := &Reconciler{}
+	r.wroteVS("ns", "reviews", "41")
+	if !r.vsStale("ns", "reviews", true, "41") {
+		t.Error("the version written over is not stale")
+	}
+	if r.vsStale("ns", "reviews", true, "42") || r.vsStale("ns", "reviews", true, "41") {
+		t.Error("stale after the cache served the new version")
+	}
+	r.wroteVS("ns", "created", "")
+	if !r.vsStale("ns", "created", false, "") {
+		t.Error("a VirtualService just created, not yet in the cache, is not stale")
+	}
+	if r.vsStale("ns", "created", true, "7") {
+		t.Error("stale once the cache has it")
+	}
+	r.wroteVS("ns", "gone", "")
+	r.staleVS["ns/gone"] = vsWrite{at: time.Now().Add(-staleVSFor)}
+	if r.vsStale("ns", "gone", false, "") {
+		t.Error("still stale after staleVSFor")
+	}
+	if r.vsStale("ns", "never-written", true, "1") {
+		t.Error("a VirtualService never written is stale")
+	}
+}

@@ -62,6 +62,10 @@ type Reconciler struct {
 	// NewQuerier makes a Querier for a Prometheus URL (default
 	// NewPrometheus); queriers are kept per URL.
 	NewQuerier func(url string) (Querier, error)
+	// Background owns the calls made between passes (rollback, post-rollout
+	// and event hooks): under the leader lease, bounded in number. Nil runs
+	// them unowned (tests).
+	Background *Background
 	// MaxHookTimeout bounds every hook's timeout (zero: no bound).
 	MaxHookTimeout time.Duration
 	// HookClient calls the user's hooks (canary.io/webhooks); each call is
@@ -75,6 +79,56 @@ type Reconciler struct {
 	// Deployment this stepper has already written over: the cache may
 	// still serve one of them for a moment after the write.
 	stale map[string][2]string
+	// staleVS holds, by VirtualService namespace/name, the resourceVersion
+	// this stepper wrote over ("" for one it created), until the cache
+	// serves another: a pass that read the old weight would take our own
+	// raise, already recorded, for a weight someone lowered.
+	staleVS map[string]vsWrite
+}
+
+// vsWrite is a VirtualService version written over, and when.
+type vsWrite struct {
+	old string
+	at  time.Time
+}
+
+// staleVSFor bounds how long a VirtualService write is waited for in the
+// cache: a cache that never serves it (the object deleted meanwhile)
+// does not hold the Deployment's passes back longer.
+const staleVSFor = 10 * time.Second
+
+// errStaleCache ends a pass that read an object this stepper has already
+// written over: it looks again in a moment, on the cache's next version.
+var errStaleCache = errors.New("the cache has not seen the stepper's last write yet")
+
+// wroteVS records that a write replaced version old of a VirtualService
+// ("" when it created it).
+func (r *Reconciler) wroteVS(namespace, name, old string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.staleVS == nil {
+		r.staleVS = map[string]vsWrite{}
+	}
+	r.staleVS[namespace+"/"+name] = vsWrite{old: old, at: time.Now()}
+}
+
+// vsStale reports whether the cache still serves the version of a
+// VirtualService this stepper wrote over (or not yet the one it created):
+// found says whether the cache has it, rv its version.
+func (r *Reconciler) vsStale(namespace, name string, found bool, rv string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := namespace + "/" + name
+	wrote, ok := r.staleVS[key]
+	if !ok {
+		return false
+	}
+	old := wrote.old
+	if time.Since(wrote.at) < staleVSFor && ((old == "" && !found) || (old != "" && found && rv == old)) {
+		return true
+	}
+	delete(r.staleVS, key) // the cache has moved on
+	return false
 }
 
 // superseded records that the version of d this pass read, and base (the
@@ -150,7 +204,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{RequeueAfter: staleRecheck}, nil // the cache has not seen the last write yet
 	}
 	w, err := r.gather(ctx, &d)
-	if err != nil {
+	if errors.Is(err, errStaleCache) {
+		return ctrl.Result{RequeueAfter: staleRecheck}, nil
+	} else if err != nil {
 		return ctrl.Result{}, err
 	}
 	dec := plan.Next(w.spec, w.state, w.obs)

@@ -157,9 +157,14 @@ func run(ctx context.Context, o options) error {
 		if err != nil {
 			return fmt.Errorf("register the stepper's metrics: %w", err)
 		}
+		background := &stepper.Background{Limit: 64}
+		if err := mgr.Add(background); err != nil {
+			return fmt.Errorf("add the background calls' owner: %w", err)
+		}
 		stepperReconciler := &stepper.Reconciler{
-			Metrics: stepperMetrics,
-			Client:  mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("canary.io"), Clock: clock.RealClock{},
+			Background: background,
+			Metrics:    stepperMetrics,
+			Client:     mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("canary.io"), Clock: clock.RealClock{},
 			Prometheus: o.prometheusURL, PropagationDelay: o.propagationDelay, RemovalDelay: o.removalDelay, MaxHookTimeout: o.maxHookTimeout, QueryTimeout: o.queryTimeout, Scrape: scrape,
 			ComparisonPeriod: o.comparisonPeriod,
 		}
