@@ -36,7 +36,9 @@ func TestBackground(t *testing.T) {
 		<-release
 		ended.Add(1)
 	}
-	if !b.Go(hang) || !b.Go(hang) {
+	first := b.Go(hang)
+	second := b.Go(hang)
+	if !first || !second {
 		t.Fatal("Go refused below the limit")
 	}
 	if b.Go(hang) {
