@@ -18,7 +18,7 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 .PHONY: demo
-demo: tools ## the main job: the bookinfo canary scenario on the local cluster, live (about 3 minutes)
+demo: tools ## the main job: the bookinfo canary scenario on the local cluster, live (about 4 minutes)
 	@go run ./hack/demo
 
 .PHONY: test

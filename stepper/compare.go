@@ -53,10 +53,20 @@ func (p *Prometheus) Samples(ctx context.Context, promql string, at time.Time) (
 // intervals of period, replayed into one e-process each. Replaying from
 // the stored start on every pass, and after a restart, gives the same
 // e-processes: alpha is never spent twice.
-func compare(ctx context.Context, q SampleQuerier, s contract.Settings, namespace, canary, stable string, start, now time.Time, period, lookback time.Duration) (sequential.Verdict, error) {
+//
+// The canary arm counts only the series of the revision under test
+// (canaryRevision, its pods' canonical revision, or series without that
+// label, for meshes that drop it): the canary's workload name outlives
+// its revisions, and the previous canary's pods may have served a last
+// few requests, through the Service, that were not scraped before the
+// start.
+func compare(ctx context.Context, q SampleQuerier, s contract.Settings, namespace, canary, stable, canaryRevision string, start, now time.Time, period, lookback time.Duration) (sequential.Verdict, error) {
 	window := now.Sub(start) + lookback
 	window = window.Truncate(time.Second) + time.Second
 	read := func(metric, workload, extra string) ([]sequential.Series, error) {
+		if workload == canary {
+			extra += fmt.Sprintf(`,destination_canonical_revision=~%q`, regexp.QuoteMeta(canaryRevision)+"|")
+		}
 		return q.Samples(ctx, fmt.Sprintf(`%s{reporter="destination",destination_workload_namespace=%q,destination_workload=%q%s}[%s]`,
 			metric, namespace, workload, extra, contract.PromDuration(window)), now)
 	}
@@ -97,6 +107,20 @@ func compare(ctx context.Context, q SampleQuerier, s contract.Settings, namespac
 		r = r.Update(errIntervals[i], slowIntervals[i])
 	}
 	return r.Decide(), nil
+}
+
+// canonicalRevision is the revision Istio reports for a pod with these
+// labels (destination_canonical_revision): service.istio.io/canonical-revision,
+// app.kubernetes.io/version or version, the first set, else "latest".
+//
+// Example: {app: reviews, version: v2} → "v2"; {app: reviews} → "latest".
+func canonicalRevision(labels map[string]string) string {
+	for _, k := range []string{"service.istio.io/canonical-revision", "app.kubernetes.io/version", "version"} {
+		if v := labels[k]; v != "" {
+			return v
+		}
+	}
+	return "latest"
 }
 
 // comparisonLookback is how far before the analysis' start the comparison

@@ -1,9 +1,14 @@
 package stepper
 
 import (
+	"context"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/canary-io/canary/contract"
+	"github.com/canary-io/canary/stepper/sequential"
 )
 
 func TestSlowEdge(t *testing.T) {
@@ -56,4 +61,49 @@ func TestComparisonLookback(t *testing.T) {
 			t.Errorf("comparisonLookback(%v, %v) = %v, want %v", tc.period, tc.scrape, got, tc.want)
 		}
 	}
+}
+
+func TestCanonicalRevision(t *testing.T) {
+	for _, tc := range []struct {
+		labels map[string]string
+		want   string
+	}{
+		{map[string]string{"app": "reviews", "version": "v2"}, "v2"},
+		{map[string]string{"app": "reviews", "version": "v2", "app.kubernetes.io/version": "2.1"}, "2.1"},
+		{map[string]string{"version": "v2", "service.istio.io/canonical-revision": "blue"}, "blue"},
+		{map[string]string{"app": "reviews"}, "latest"},
+	} {
+		if got := canonicalRevision(tc.labels); got != tc.want {
+			t.Errorf("canonicalRevision(%v) = %q, want %q", tc.labels, got, tc.want)
+		}
+	}
+}
+
+// TestCompareSelectsTheRevisionUnderTest: the canary arm reads only the
+// series of the revision under test, or without the label; the stable arm
+// all of its workload's.
+func TestCompareSelectsTheRevisionUnderTest(t *testing.T) {
+	var asked []string
+	q := samplesFunc(func(promql string) { asked = append(asked, promql) })
+	start := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	_, err := compare(context.Background(), q, contract.DefaultSettings(), "bookinfo", "reviews-canary", "reviews", "v4.1", start, start.Add(20*time.Second), 5*time.Second, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, promql := range asked {
+		canaryArm := strings.Contains(promql, `destination_workload="reviews-canary"`)
+		if selects := strings.Contains(promql, `destination_canonical_revision=~"v4\\.1|"`); selects != canaryArm {
+			t.Errorf("%s: selects the revision %v, want %v", promql, selects, canaryArm)
+		}
+	}
+	if len(asked) != 8 {
+		t.Errorf("%d queries, want 8", len(asked))
+	}
+}
+
+type samplesFunc func(promql string)
+
+func (f samplesFunc) Samples(_ context.Context, promql string, _ time.Time) ([]sequential.Series, error) {
+	f(promql)
+	return nil, nil
 }

@@ -218,7 +218,8 @@ func (r *Reconciler) runComparison(ctx context.Context, w *world, now time.Time)
 	qctx, cancel := context.WithTimeout(ctx, r.QueryTimeout)
 	defer cancel()
 	scrape, _ := r.Scrape.Get(ctx, w.settings.Prometheus) // on failure, the last known or an assumed 1m: a longer lookback
-	v, err := compare(qctx, sq, w.settings, w.deployment.Namespace, CanaryName(w.deployment.Name), w.deployment.Name, w.analysisStarted, now,
+	v, err := compare(qctx, sq, w.settings, w.deployment.Namespace, CanaryName(w.deployment.Name), w.deployment.Name,
+		canonicalRevision(w.deployment.Spec.Template.Labels), w.analysisStarted, now,
 		r.ComparisonPeriod, comparisonLookback(r.ComparisonPeriod, scrape))
 	if err != nil {
 		return err
