@@ -42,7 +42,10 @@ func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error
 		var err error
 		switch a.Kind {
 		case plan.ActionWriteState:
-			webhookEvent, err = r.writeState(ctx, w, dec, d)
+			if webhookEvent, err = r.writeState(ctx, w, dec, d); err == nil {
+				// The metrics mirror what is recorded, from the moment it is.
+				r.Metrics.observe(w, dec, w.obs.Now)
+			}
 		case plan.ActionEnsureCanary:
 			err = r.ensureCanary(ctx, w, a.Replicas)
 		case plan.ActionPinService:

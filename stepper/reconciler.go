@@ -219,7 +219,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		r.recordFailure(ctx, w, err)
 		return ctrl.Result{}, err
 	}
-	r.Metrics.observe(w, dec, w.obs.Now)
 	if len(dec.Actions) > 1 || dec.Event != nil { // more than the state write
 		log.FromContext(ctx).V(1).Info("stepped", "phase", dec.Next.Phase, "weight", dec.Next.Weight, "actions", fmt.Sprint(dec.Actions))
 	}

@@ -215,8 +215,7 @@ func TestFullPromotion(t *testing.T) {
 	if r := vs.Spec.Http[0].Route; len(r) != 1 || r[0].Destination.Host != "reviews" || r[0].Weight != 100 {
 		t.Errorf("VirtualService after promotion routes %v, want all traffic to reviews", r)
 	}
-	m := scrape(t)
-	for _, want := range []string{
+	wants := []string{
 		fmt.Sprintf(`canary_phase{deployment="reviews",namespace=%q,phase="Succeeded"} 1`, ns),
 		fmt.Sprintf(`canary_rollouts_total{namespace=%q,outcome="Succeeded",reason="Succeeded"} 1`, ns),
 		fmt.Sprintf(`canary_check_value{arm="canary",check="success rate",deployment="reviews",namespace=%q} 100`, ns),
@@ -224,11 +223,17 @@ func TestFullPromotion(t *testing.T) {
 		fmt.Sprintf(`canary_step_duration_seconds_count{namespace=%q} 3`, ns),
 		fmt.Sprintf(`canary_rollout_duration_seconds_count{namespace=%q,outcome="Succeeded"} 1`, ns),
 		fmt.Sprintf(`canary_failed_checks{deployment="reviews",namespace=%q} 0`, ns),
-	} {
-		if !strings.Contains(m, want) {
-			t.Errorf("the metrics endpoint lacks %s; it has:\n%s", want, grep(m, ns))
-		}
 	}
+	// The metrics follow the recorded state within a moment.
+	kit.Eventually(t, 5*time.Second, "the metrics after the promotion", func(context.Context) error {
+		m := scrape(t)
+		for _, want := range wants {
+			if !strings.Contains(m, want) {
+				return fmt.Errorf("the metrics endpoint lacks %s; it has:\n%s", want, grep(m, ns))
+			}
+		}
+		return nil
+	})
 	// An Event at every transition.
 	events, err := cs.EventsV1().Events(ns).List(t.Context(), metav1.ListOptions{})
 	if err != nil {
