@@ -16,7 +16,6 @@ import (
 // Limits of the settings. They catch typos (an interval of "1000h", a step
 // list pasted twice) rather than encode a deep rule.
 const (
-	maxSteps            = MaxSteps
 	minStepWeight       = 1
 	maxStepWeight       = 99
 	minInterval         = time.Second
@@ -62,8 +61,8 @@ func parseServiceName(v string) (string, error) {
 // ascending); "0,50" fails (0 is out of 1..99).
 func parseSteps(v string) ([]int32, error) {
 	parts := strings.Split(strings.TrimSpace(v), ",")
-	if len(parts) > maxSteps {
-		return nil, fmt.Errorf("has %d steps; at most %d are allowed", len(parts), maxSteps)
+	if len(parts) > MaxSteps {
+		return nil, fmt.Errorf("has %d steps; at most %d are allowed", len(parts), MaxSteps)
 	}
 	steps := make([]int32, 0, len(parts))
 	for i, part := range parts {

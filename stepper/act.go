@@ -167,10 +167,7 @@ func (r *Reconciler) recordFailure(ctx context.Context, w *world, actErr error) 
 	if since.IsZero() {
 		since = r.Clock.Now().UTC().Truncate(time.Second)
 	}
-	why := actErr.Error()
-	if len(why) > maxFailing {
-		why = plan.CapMessage(why[:maxFailing])
-	}
+	why := plan.Cap(actErr.Error(), maxFailing)
 	var cur appsv1.Deployment
 	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(w.deployment), &cur); err != nil {
 		return
@@ -388,14 +385,12 @@ func (r *Reconciler) pin(ctx context.Context, w *world, on bool) error {
 		updated.Annotations[webhook.KeyPinned] = hash
 		updated.Annotations[webhook.KeyPinnedBy] = owner
 	} else {
-		_, pinned := updated.Spec.Selector[podTemplateHash]
-		_, marked := updated.Annotations[webhook.KeyPinned]
+		_, pinned := svc.Spec.Selector[podTemplateHash]
+		_, marked := svc.Annotations[webhook.KeyPinned]
 		if !pinned && !marked {
 			return nil
 		}
-		delete(updated.Spec.Selector, podTemplateHash)
-		delete(updated.Annotations, webhook.KeyPinned)
-		delete(updated.Annotations, webhook.KeyPinnedBy)
+		updated = unpinned(svc)
 	}
 	if err := r.Client.Update(ctx, updated); err != nil {
 		return fmt.Errorf("update service %s selector: %w", svc.Name, err)

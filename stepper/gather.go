@@ -51,6 +51,9 @@ type world struct {
 	// comparisonErr why it could not.
 	comparison    *sequential.Verdict
 	comparisonErr error
+	// scrape is the scrape interval of the Deployment's Prometheus, read
+	// once per pass (scrapeInterval); zero until then.
+	scrape time.Duration
 	// userVirtualServices are the user's own, named in
 	// canary.io/virtualservice; when set, no VirtualService is generated.
 	userVirtualServices []*istionetv1.VirtualService
@@ -159,10 +162,7 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 // scrape interval of the Deployment's Prometheus, and what the comparison
 // counted.
 func (r *Reconciler) checkRun(ctx context.Context, w *world) checkRun {
-	scrape, err := r.Scrape.Get(ctx, w.settings.Prometheus)
-	if err != nil {
-		log.FromContext(ctx).V(1).Info("scrape interval not discovered", "err", err.Error(), "using", scrape)
-	}
+	scrape := r.scrapeInterval(ctx, w)
 	run := checkRun{
 		settings: w.settings, namespace: w.deployment.Namespace, canary: CanaryName(w.deployment.Name), stable: w.deployment.Name,
 		scrape: scrape, window: checksWindow(contract.Window(w.settings.Interval, w.settings.Window, scrape), w.analysisStarted, w.obs.Now),
@@ -172,6 +172,20 @@ func (r *Reconciler) checkRun(ctx context.Context, w *world) checkRun {
 		run.comparedRequests = w.comparison.Errors.CanaryRequests
 	}
 	return run
+}
+
+// scrapeInterval is the scrape interval of w's Prometheus, asked once per
+// pass: the checks' window and the comparison's lookback use the same.
+// On failure it is the last known one or AssumedScrapeInterval, which
+// only lengthens both.
+func (r *Reconciler) scrapeInterval(ctx context.Context, w *world) time.Duration {
+	if w.scrape == 0 {
+		var err error
+		if w.scrape, err = r.Scrape.Get(ctx, w.settings.Prometheus); err != nil {
+			log.FromContext(ctx).V(1).Info("scrape interval not discovered", "err", err.Error(), "using", w.scrape)
+		}
+	}
+	return w.scrape
 }
 
 // checksWindow is the window the checks read: window, but never reaching
@@ -217,7 +231,7 @@ func (r *Reconciler) runComparison(ctx context.Context, w *world, now time.Time)
 	}
 	qctx, cancel := context.WithTimeout(ctx, r.QueryTimeout)
 	defer cancel()
-	scrape, _ := r.Scrape.Get(ctx, w.settings.Prometheus) // on failure, the last known or an assumed 1m: a longer lookback
+	scrape := r.scrapeInterval(ctx, w)
 	v, err := compare(qctx, sq, w.settings, w.deployment.Namespace, CanaryName(w.deployment.Name), w.deployment.Name,
 		canonicalRevision(w.deployment.Spec.Template.Labels), w.analysisStarted, now,
 		r.ComparisonPeriod, comparisonLookback(r.ComparisonPeriod, scrape))

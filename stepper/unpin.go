@@ -31,6 +31,16 @@ func PinOwner(d *appsv1.Deployment) string {
 	return d.Name + "/" + string(d.UID)
 }
 
+// unpinned is svc without the pin: the pod-template-hash out of its
+// selector, the pin's annotations gone. It changes a copy.
+func unpinned(svc *corev1.Service) *corev1.Service {
+	out := svc.DeepCopy()
+	delete(out.Spec.Selector, podTemplateHash)
+	delete(out.Annotations, webhook.KeyPinned)
+	delete(out.Annotations, webhook.KeyPinnedBy)
+	return out
+}
+
 // orphanedPin says why a pinned Service must be unpinned, or "" when its
 // pin has an owner that still runs an analysis: the Deployment named in
 // its owner record is gone, is another object under the same name, or is
@@ -126,10 +136,7 @@ func (u *Unpinner) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	if why == "" {
 		return ctrl.Result{}, nil
 	}
-	updated := svc.DeepCopy()
-	delete(updated.Spec.Selector, podTemplateHash)
-	delete(updated.Annotations, webhook.KeyPinned)
-	delete(updated.Annotations, webhook.KeyPinnedBy)
+	updated := unpinned(&svc)
 	if err := u.Client.Update(ctx, updated); err != nil {
 		return ctrl.Result{}, fmt.Errorf("unpin service %s: %w", req, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -464,18 +465,11 @@ func (s *story) checkCompared(msg string) {
 	if m == nil {
 		return
 	}
-	n, secs := atoi(m[1]), atoi(m[2])
+	n, _ := strconv.Atoi(m[1]) // digits, as the pattern matched
+	secs, _ := strconv.Atoi(m[2])
 	if limit := meshRate * (secs + 1); n > limit {
 		s.res.fail("the comparison counted %d canary requests in %d s, more than the %d the whole mesh sent: %q", n, secs, limit, msg)
 	}
-}
-
-func atoi(s string) int {
-	n := 0
-	for _, c := range s {
-		n = n*10 + int(c-'0')
-	}
-	return n
 }
 
 // gateHeld is how long the story leaves the promotion waiting at the

@@ -277,19 +277,24 @@ func describe(checks []CheckResult) string {
 // large to write (the apiserver refuses more than 256 KiB in all).
 const MaxMessage = 2048
 
-// CapMessage cuts msg to at most MaxMessage bytes, on a character
-// boundary, ending with " …" when it was cut.
+// CapMessage cuts msg to at most MaxMessage bytes (see Cap).
 //
 // Example: a 3000-byte message → its first 2044 bytes (fewer if a
 // character would be split) and " …".
 func CapMessage(msg string) string {
-	if len(msg) <= MaxMessage {
-		return msg
+	return Cap(msg, MaxMessage)
+}
+
+// Cap cuts s to at most limit bytes, on a character boundary, ending with
+// " …" when it was cut.
+func Cap(s string, limit int) string {
+	if len(s) <= limit {
+		return s
 	}
 	const tail = " …"
-	cut := MaxMessage - len(tail)
-	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+	cut := max(limit-len(tail), 0)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	return msg[:cut] + tail
+	return s[:cut] + tail
 }

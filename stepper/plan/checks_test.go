@@ -111,6 +111,9 @@ func TestCapMessage(t *testing.T) {
 	if got := CapMessage(long); len(got) > MaxMessage || !strings.HasSuffix(got, " …") || !strings.HasPrefix(long, strings.TrimSuffix(got, " …")) {
 		t.Errorf("CapMessage(3000 bytes): %d bytes, ends %q", len(got), got[len(got)-10:])
 	}
+	if got := Cap(strings.Repeat("é", 300), 512); len(got) > 512 || !utf8.ValidString(got) || !strings.HasSuffix(got, " …") {
+		t.Errorf("Cap(600 bytes of é, 512): %d bytes, valid UTF-8 %v", len(got), utf8.ValidString(got))
+	}
 	// A multi-byte character at the cut is not split.
 	wide := strings.Repeat("é", 2000) // 4000 bytes
 	got := CapMessage(wide)
