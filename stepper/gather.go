@@ -121,39 +121,18 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 		w.comparisonErr = err
 	}
 	w.obs.RollbackHook = r.pollRollbackHooks(ctx, w)
-	var q Querier
-	checksDue := plan.ChecksDue(w.spec, w.state, now)
-	if checksDue {
-		if q, err = r.querier(w.settings.Prometheus); err != nil {
+	rollout, hooksIn := r.inFlightHooks(ctx, w)
+	if plan.ChecksDue(w.spec, w.state, now) && hooksIn {
+		// The rollout hooks (a load test, say) have answered: the checks
+		// read the window that ends now, their traffic included.
+		q, err := r.querier(w.settings.Prometheus)
+		if err != nil {
 			// Never a pass: every check is a failed query, judged by the
 			// no-data policy and shown in the message.
 			q = failingQuerier{err}
 		}
-	}
-	// The checks' queries and the due hooks at the same time: a slow hook
-	// does not add to a slow Prometheus. The hooks read w.obs while the
-	// checks run, so the checks land in it only afterwards.
-	var (
-		rollout []plan.CheckResult
-		called  bool
-		done    = make(chan struct{})
-	)
-	go func() {
-		defer close(done)
-		rollout, called = r.callInFlightHooks(ctx, w)
-	}()
-	var checks []plan.CheckResult
-	if checksDue {
-		checks = runChecks(ctx, q, r.checkRun(ctx, w), now, r.QueryTimeout)
-	}
-	<-done
-	if checksDue {
+		checks := runChecks(ctx, q, r.checkRun(ctx, w), now, r.QueryTimeout)
 		w.obs.Checks = append(checks, rollout...)
-	}
-	if called {
-		// A hook may take up to its timeout: what is decided now (a step's
-		// start, say) is stamped with the time after the answers.
-		w.obs.Now = r.Clock.Now()
 	}
 	return w, nil
 }

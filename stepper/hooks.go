@@ -168,48 +168,55 @@ func results(answers []hookAnswer) []plan.CheckResult {
 // a rollback asked for is seen within seconds, whatever the interval).
 const hookPollPeriod = 5 * time.Second
 
-// callInFlightHooks calls the hooks that are due in this pass and puts
-// their answers into the observations: the pre-rollout hooks when
-// plan.PreRolloutDue, the rollout hooks beside the checks when
-// plan.ChecksDue (a failing one is a failed check), the confirm-promotion
-// hooks when plan.GateDue; the last two only when the pass judges them
-// (plan.Judged), so that a load test never runs for a pass that a pause,
-// a control or someone else's weights decide. The rollback hooks are
-// asked in the background (pollRollbackHooks) and their request was read
-// before. It returns the rollout hooks' results, to be added to the
-// checks, and whether any hook was called.
-func (r *Reconciler) callInFlightHooks(ctx context.Context, w *world) (rollout []plan.CheckResult, called bool) {
-	hooks := w.settings.Webhooks
-	if len(hooks) == 0 || !plan.Judged(w.state, w.obs) {
-		return nil, false
-	}
-	payload := payloadFor(w.deployment, w.state.Phase)
-	now := w.obs.Now
-	var (
-		mu sync.Mutex
-		wg sync.WaitGroup
-	)
-	run := func(t contract.HookType, use func([]hookAnswer)) {
-		due := contract.OfType(hooks, t)
-		if len(due) == 0 {
-			return
+// hookRound is one call of one Deployment's hooks of one type for one
+// moment of one analysis (its key), made in the background: a pass starts
+// it, a later pass reads its answers.
+type hookRound struct {
+	key     string
+	done    bool
+	answers []hookAnswer
+	cancel  context.CancelFunc // ends the call when it is no longer wanted
+}
+
+// inFlightHooks reads the answers of the hooks due in this pass into the
+// observations, starting their calls in the background when they have not
+// been made: the pre-rollout hooks when plan.PreRolloutDue, the rollout
+// hooks beside the checks when plan.ChecksDue (a failing one is a failed
+// check), the confirm-promotion hooks when plan.GateDue; all of them only
+// when the pass judges them (plan.Judged), so that a load test never runs
+// for a pass that a pause, a control or someone else's weights decide.
+// No hook call holds a reconcile worker: a hook that hangs for its whole
+// timeout (at most --max-hook-timeout) delays only its own analysis, which
+// waits with a message saying for what, and never another's. The rollback
+// hooks are asked in the background too (pollRollbackHooks) and their
+// request was read before. It returns the rollout hooks' results, to be
+// added to the checks, and whether they are in (true when none are due).
+func (r *Reconciler) inFlightHooks(ctx context.Context, w *world) (rollout []plan.CheckResult, ready bool) {
+	if !plan.Judged(w.state, w.obs) {
+		if !inFlight(w.state.Phase) {
+			r.endRounds(w.deployment.Namespace + "/" + w.deployment.Name)
 		}
-		called = true
-		wg.Go(func() {
-			answers := r.callHooks(ctx, w.deployment, due, payload)
-			mu.Lock()
-			defer mu.Unlock()
-			use(answers)
-		})
+		return nil, true
 	}
-	if plan.PreRolloutDue(w.spec, w.state, w.obs) {
-		run(contract.HookPreRollout, func(a []hookAnswer) { w.obs.PreRollout = results(a) })
+	analysis := analysisKey(w)
+	now := w.obs.Now
+	if hasHooks(w, contract.HookPreRollout) && plan.PreRolloutDue(w.spec, w.state, w.obs) {
+		key := analysis + "/after " + w.state.PreRolloutFailed.UTC().Format(time.RFC3339)
+		if a, ok := r.round(ctx, w, contract.HookPreRollout, key, false); ok {
+			w.obs.PreRollout = results(a)
+		}
 	}
-	if plan.ChecksDue(w.spec, w.state, now) {
-		run(contract.HookRollout, func(a []hookAnswer) { rollout = results(a) })
+	ready = true
+	if hasHooks(w, contract.HookRollout) && plan.ChecksDue(w.spec, w.state, now) {
+		key := fmt.Sprintf("%s/step %d from %s", analysis, w.state.Step, w.state.StepStarted.UTC().Format(time.RFC3339))
+		var a []hookAnswer
+		a, ready = r.round(ctx, w, contract.HookRollout, key, false)
+		rollout = results(a)
 	}
-	if plan.GateDue(w.spec, w.state, now) {
-		run(contract.HookConfirmPromotion, func(a []hookAnswer) {
+	if hasHooks(w, contract.HookConfirmPromotion) && plan.GateDue(w.spec, w.state, now) {
+		// Asked afresh for every pass that needs it: the answer is handed
+		// out once.
+		if a, ok := r.round(ctx, w, contract.HookConfirmPromotion, analysis, true); ok {
 			open, closed := true, []string(nil)
 			for _, x := range a {
 				if !x.ok() {
@@ -219,10 +226,86 @@ func (r *Reconciler) callInFlightHooks(ctx context.Context, w *world) (rollout [
 			}
 			w.obs.GateOpen = &open
 			w.obs.Gate = strings.Join(closed, ", ")
-		})
+		}
 	}
-	wg.Wait()
-	return rollout, called
+	return rollout, ready
+}
+
+// analysisKey identifies the analysis in flight: its revision and start
+// (canary.io/analysis-started), so that no answer counts for a retry of
+// the same revision.
+func analysisKey(w *world) string {
+	return w.state.Revision + "/" + w.analysisStarted.UTC().Format(time.RFC3339)
+}
+
+// inFlight reports whether phase is an analysis in flight.
+func inFlight(phase contract.Phase) bool {
+	return phase == contract.PhaseProgressing || phase == contract.PhasePaused
+}
+
+// round returns the answers of w's hooks of type t for the moment key once
+// their call has ended. Until then it reports false, and starts the call
+// when none is in flight for key: a call for another key still in flight
+// is ended, its answer no longer wanted. With consume the answers are
+// handed out once, and the next call for the same key calls again. A call
+// the Background refuses (no lease, its limits reached) is tried again on
+// the next pass.
+func (r *Reconciler) round(ctx context.Context, w *world, t contract.HookType, key string, consume bool) ([]hookAnswer, bool) {
+	d := w.deployment
+	id := d.Namespace + "/" + d.Name + "/" + string(t)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rd := r.rounds[id]; rd != nil {
+		if rd.key == key {
+			if !rd.done {
+				return nil, false
+			}
+			if consume {
+				delete(r.rounds, id)
+			}
+			return rd.answers, true
+		}
+		rd.cancel()
+		delete(r.rounds, id)
+	}
+	hooks := contract.OfType(w.settings.Webhooks, t)
+	payload := payloadFor(d, w.state.Phase)
+	stop, cancel := context.WithCancel(context.Background())
+	rd := &hookRound{key: key, cancel: cancel}
+	started := r.Background.Go(d.Namespace, func(bg context.Context) {
+		bg, end := context.WithCancel(bg)
+		defer end()
+		defer context.AfterFunc(stop, end)()
+		answers := r.callHooks(bg, d, hooks, payload)
+		r.mu.Lock()
+		rd.answers, rd.done = answers, true
+		r.mu.Unlock()
+		cancel()
+		r.wakeUp(d)
+	})
+	if !started {
+		cancel()
+		log.FromContext(ctx).Info("hooks not called yet: no lease, or too many background calls in flight", "type", t)
+		return nil, false
+	}
+	if r.rounds == nil {
+		r.rounds = map[string]*hookRound{}
+	}
+	r.rounds[id] = rd
+	return nil, false
+}
+
+// endRounds ends the hook calls in flight for the Deployment key
+// (namespace/name) and forgets their answers: its analysis has ended.
+func (r *Reconciler) endRounds(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, rd := range r.rounds {
+		if strings.HasPrefix(id, key+"/") {
+			rd.cancel()
+			delete(r.rounds, id)
+		}
+	}
 }
 
 // rollbackPoll is the background asking of one Deployment's rollback
@@ -245,12 +328,12 @@ type rollbackPoll struct {
 func (r *Reconciler) pollRollbackHooks(ctx context.Context, w *world) string {
 	hooks := contract.OfType(w.settings.Webhooks, contract.HookRollback)
 	phase := w.state.Phase
-	if len(hooks) == 0 || (phase != contract.PhaseProgressing && phase != contract.PhasePaused) {
+	if len(hooks) == 0 || !inFlight(phase) {
 		return ""
 	}
 	d, now := w.deployment, w.obs.Now
 	key := d.Namespace + "/" + d.Name
-	analysis := w.state.Revision + "/" + w.analysisStarted.UTC().Format(time.RFC3339)
+	analysis := analysisKey(w)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.rollbackPolls == nil {
@@ -266,7 +349,7 @@ func (r *Reconciler) pollRollbackHooks(ctx context.Context, w *world) string {
 	}
 	if !p.inFlight && now.Sub(p.asked) >= hookPollPeriod {
 		payload := payloadFor(d, phase)
-		started := r.Background.Go(func(bg context.Context) {
+		started := r.Background.Go(d.Namespace, func(bg context.Context) {
 			request := ""
 			for _, a := range r.callHooks(bg, d, hooks, payload) {
 				if a.ok() {
@@ -275,8 +358,11 @@ func (r *Reconciler) pollRollbackHooks(ctx context.Context, w *world) string {
 				}
 			}
 			r.mu.Lock()
-			defer r.mu.Unlock()
 			p.inFlight, p.request = false, request
+			r.mu.Unlock()
+			if request != "" {
+				r.wakeUp(d)
+			}
 		})
 		if started {
 			// (r.mu is held: the call's own update waits for it.)
@@ -299,7 +385,7 @@ func (r *Reconciler) callPostRollout(ctx context.Context, w *world, d *appsv1.De
 	if len(hooks) == 0 {
 		return
 	}
-	if !r.Background.Go(func(bg context.Context) { r.postRollout(bg, w, d, hooks, phase) }) {
+	if !r.Background.Go(d.Namespace, func(bg context.Context) { r.postRollout(bg, w, d, hooks, phase) }) {
 		log.FromContext(ctx).Info("post-rollout hooks not called: no lease, or too many background calls in flight", "deployment", d.Namespace+"/"+d.Name)
 	}
 }
@@ -345,7 +431,7 @@ func (r *Reconciler) emit(ctx context.Context, w *world, d *appsv1.Deployment, e
 				p.Metadata[k] = v
 			}
 		}
-		called := r.Background.Go(func(bg context.Context) {
+		called := r.Background.Go(d.Namespace, func(bg context.Context) {
 			a := callHook(bg, r.hookClient(), h, p)
 			r.Metrics.hookAnswered(d.Namespace, d.Name, h.Type, a.ok())
 			if !a.ok() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,14 +13,18 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/stepper/plan"
@@ -62,9 +67,9 @@ type Reconciler struct {
 	// NewQuerier makes a Querier for a Prometheus URL (default
 	// NewPrometheus); queriers are kept per URL.
 	NewQuerier func(url string) (Querier, error)
-	// Background owns the calls made between passes (rollback, post-rollout
-	// and event hooks): under the leader lease, bounded in number. Nil runs
-	// them unowned (tests).
+	// Background owns every hook call, made outside the reconcile workers:
+	// under the leader lease, bounded in number overall and per namespace.
+	// Nil runs them unowned (tests).
 	Background *Background
 	// MaxHookTimeout bounds every hook's timeout (zero: no bound).
 	MaxHookTimeout time.Duration
@@ -75,6 +80,10 @@ type Reconciler struct {
 	mu            sync.Mutex
 	queriers      map[string]Querier
 	rollbackPolls map[string]*rollbackPoll // by namespace/name
+	rounds        map[string]*hookRound    // by namespace/name/hook type
+	// wake asks for a pass of a Deployment whose background hook call
+	// has ended, rather than waiting for the next requeue.
+	wake chan event.GenericEvent
 	// stale holds, by namespace/name, the resourceVersions of the
 	// Deployment this stepper has already written over: the cache may
 	// still serve one of them for a moment after the write.
@@ -168,6 +177,24 @@ func (r *Reconciler) forget(key string) {
 	defer r.mu.Unlock()
 	delete(r.stale, key)
 	delete(r.rollbackPolls, key)
+	for id, rd := range r.rounds {
+		if strings.HasPrefix(id, key+"/") {
+			rd.cancel()
+			delete(r.rounds, id)
+		}
+	}
+}
+
+// wakeUp asks for a pass of d soon, without blocking: when the queue of
+// wake-ups is full, the requeue of its last pass comes anyway.
+func (r *Reconciler) wakeUp(d *appsv1.Deployment) {
+	if r.wake == nil {
+		return
+	}
+	select {
+	case r.wake <- event.GenericEvent{Object: &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: d.Namespace, Name: d.Name}}}:
+	default:
+	}
 }
 
 // SetupWithManager registers the stepper: it reacts to opted-in
@@ -177,8 +204,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 		_, managed := o.GetAnnotations()[contract.KeyPhase]
 		return o.GetAnnotations()[contract.KeyEnabled] == "true" || managed
 	})
+	r.wake = make(chan event.GenericEvent, 1024)
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("stepper").
+		WatchesRawSource(source.Channel(r.wake, &handler.EnqueueRequestForObject{})).
 		For(&appsv1.Deployment{}, builder.WithPredicates(optedIn)).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).

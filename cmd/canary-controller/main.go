@@ -157,7 +157,7 @@ func run(ctx context.Context, o options) error {
 		if err != nil {
 			return fmt.Errorf("register the stepper's metrics: %w", err)
 		}
-		background := &stepper.Background{Limit: 64}
+		background := &stepper.Background{Limit: stepper.DefaultBackgroundLimit, PerOwner: stepper.DefaultBackgroundPerOwner}
 		if err := mgr.Add(background); err != nil {
 			return fmt.Errorf("add the background calls' owner: %w", err)
 		}
