@@ -30,6 +30,7 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/canary-io/canary/stepper"
+	"github.com/canary-io/canary/stepper/crash"
 	"github.com/canary-io/canary/webhook"
 )
 
@@ -164,14 +165,14 @@ func run(ctx context.Context, o options) error {
 		stepperReconciler := &stepper.Reconciler{
 			Background: background,
 			Metrics:    stepperMetrics,
-			Client:     mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("canary.io"), Clock: clock.RealClock{},
+			Client:     crash.Client(mgr.GetClient()), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("canary.io"), Clock: clock.RealClock{},
 			Prometheus: o.prometheusURL, PropagationDelay: o.propagationDelay, RemovalDelay: o.removalDelay, MaxHookTimeout: o.maxHookTimeout, QueryTimeout: o.queryTimeout, Scrape: scrape,
 			ComparisonPeriod: o.comparisonPeriod,
 		}
 		if err := stepperReconciler.SetupWithManager(mgr, o.workers); err != nil {
 			return fmt.Errorf("set up the stepper: %w", err)
 		}
-		unpinner := &stepper.Unpinner{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("canary.io")}
+		unpinner := &stepper.Unpinner{Client: crash.Client(mgr.GetClient()), Recorder: mgr.GetEventRecorder("canary.io")}
 		if err := unpinner.SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("set up the unpinner: %w", err)
 		}

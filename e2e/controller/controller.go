@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,6 +31,8 @@ type Process struct {
 	Webhook, Probe, Metrics int
 	// LogName is its log file in the cluster's log directory.
 	LogName string
+	// Env is added to its environment (CANARY_CRASH_AT, say).
+	Env []string
 	// Args are its flags beyond the cluster-given ones (credential,
 	// identity, ports, certificates). Nil: register the webhook and run
 	// the stepper without leader election.
@@ -43,6 +46,12 @@ type Process struct {
 // Build compiles cmd/canary-controller into a directory of the cluster's
 // run directory and returns a Process ready to Start, with its own ports.
 func Build(c *cluster.Cluster) (*Process, error) {
+	return BuildWithTags(c)
+}
+
+// BuildWithTags is Build with build tags (faultinject: the crash points
+// of package stepper/crash).
+func BuildWithTags(c *cluster.Cluster, tags ...string) (*Process, error) {
 	dir, err := os.MkdirTemp(c.Dir, "controller-")
 	if err != nil {
 		return nil, err
@@ -52,7 +61,11 @@ func Build(c *cluster.Cluster) (*Process, error) {
 		return nil, err
 	}
 	p := &Process{Bin: filepath.Join(dir, "canary-controller"), Dir: dir, LogName: "canary-controller.log", cluster: c}
-	build := exec.Command("go", "build", "-o", p.Bin, "./cmd/canary-controller")
+	args := []string{"build", "-o", p.Bin}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	build := exec.Command("go", append(args, "./cmd/canary-controller")...)
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("build canary-controller: %v\n%s", err, out)
@@ -82,6 +95,17 @@ func (p *Process) choosePorts() error {
 // Start starts the process and waits until it is ready (its webhook
 // serving, and registered when it registers it).
 func (p *Process) Start(extra ...string) error {
+	if err := p.Launch(extra...); err != nil {
+		return err
+	}
+	return p.WaitReady()
+}
+
+// Exited is closed when the process has exited.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// Launch starts the process without waiting for it to be ready.
+func (p *Process) Launch(extra ...string) error {
 	log, err := os.OpenFile(filepath.Join(p.cluster.LogDir(), p.LogName), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
@@ -101,12 +125,20 @@ func (p *Process) Start(extra ...string) error {
 	args = append(append(args, p.Args...), extra...)
 	p.cmd = exec.Command(p.Bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = log, log
+	if len(p.Env) > 0 {
+		p.cmd.Env = append(os.Environ(), p.Env...)
+	}
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
 		return fmt.Errorf("start canary-controller: %w", err)
 	}
 	p.exited = make(chan struct{})
 	go func() { _ = p.cmd.Wait(); close(p.exited) }()
+	return nil
+}
+
+// WaitReady waits until the process is ready, for at most a minute.
+func (p *Process) WaitReady() error {
 	return wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
 		if !p.Running() {
 			return false, fmt.Errorf("canary-controller exited; its log: %s", filepath.Join(p.cluster.LogDir(), p.LogName))

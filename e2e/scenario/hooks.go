@@ -138,7 +138,7 @@ func (s *story) serveLoad(w http.ResponseWriter, r *http.Request, h *hooks) {
 // load sends n requests through the mesh to service at 50 per second,
 // with Istio's metrics like the rest of the traffic, and returns how many
 // were sent and how many failed (5xx, or no response).
-func (t *traffic) load(ctx context.Context, service string, n int64) (sent, failed int64) {
+func (t *Traffic) load(ctx context.Context, service string, n int64) (sent, failed int64) {
 	var mu sync.Mutex
 	g := trafficgen.NewGenerator(trafficgen.Config{
 		Host: trafficgen.VirtualHostName(service, t.ns, 9080), Namespace: t.ns,

@@ -99,7 +99,7 @@ func Run(ctx context.Context, c *cluster.Cluster, o Options) (*Result, error) {
 		{Image: bookinfo.Image(badVersion), ErrorShare: 0.10},
 		{Image: bookinfo.Image(slowVersion), Latency: trafficgen.Latency{Min: 600 * time.Millisecond, Max: 900 * time.Millisecond}},
 	}
-	if s.traffic, err = startTraffic(ctx, c, cs, Namespace, bad); err != nil {
+	if s.traffic, err = StartTraffic(ctx, c, cs, Namespace, bad); err != nil {
 		return nil, err
 	}
 	if s.prom, err = stepper.NewPrometheus(c.PrometheusURL); err != nil {
@@ -143,7 +143,7 @@ type story struct {
 	cs      kubernetes.Interface
 	o       Options
 	res     *Result
-	traffic *traffic
+	traffic *Traffic
 	prom    stepper.Querier
 	// lastOutput is what the last kubectl printed (the admission
 	// warnings of an apply).

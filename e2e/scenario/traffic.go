@@ -18,10 +18,10 @@ import (
 // through the mesh.
 const meshRate = 50
 
-// traffic is the generator standing in for productpage's sidecar, fed by
+// Traffic is the generator standing in for productpage's sidecar, fed by
 // the cluster's istiod, with its metrics scraped by the cluster's
-// Prometheus, and the bypassing requests it recorded.
-type traffic struct {
+// Prometheus, and what it recorded of the requests it sent.
+type Traffic struct {
 	gen *trafficgen.Generator
 	// what a second generator (a load test) needs
 	ns        string
@@ -33,12 +33,21 @@ type traffic struct {
 	mu     sync.Mutex
 	bypass []trafficgen.Record // requests that bypassed the mesh
 	failed map[string]int64    // 5xx served, by destination workload
+	// lastMesh is when the last mesh request reached each workload;
+	// meshCount how many did.
+	lastMesh  map[string]time.Time
+	meshCount map[string]int64
+	// unrouted counts the mesh requests the source answered itself (no
+	// healthy endpoint for the route: Envoy's 503 UH or NR), lastUnrouted
+	// when the last one was sent.
+	unrouted     int64
+	lastUnrouted time.Time
 }
 
-// startTraffic starts the xDS client, the inventory, the metrics endpoint
+// StartTraffic starts the xDS client, the inventory, the metrics endpoint
 // (added to Prometheus' targets) and the generator; they run until ctx
 // ends. The bad images answer as their BadImage says.
-func startTraffic(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interface, ns string, bad []trafficgen.BadImage) (*traffic, error) {
+func StartTraffic(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interface, ns string, bad []trafficgen.BadImage) (*Traffic, error) {
 	source, err := trafficgen.FindSourceProxy(ctx, cs, ns, "productpage")
 	if err != nil {
 		return nil, err
@@ -80,7 +89,7 @@ func startTraffic(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interfa
 	}
 	behaviour := trafficgen.DefaultBehaviour()
 	behaviour.BadImages = bad
-	t := &traffic{failed: map[string]int64{}, ns: ns, behaviour: behaviour, xds: xds, inv: inv, metrics: metrics}
+	t := &Traffic{failed: map[string]int64{}, lastMesh: map[string]time.Time{}, meshCount: map[string]int64{}, ns: ns, behaviour: behaviour, xds: xds, inv: inv, metrics: metrics}
 	t.gen = trafficgen.NewGenerator(trafficgen.Config{
 		Host: host, Namespace: ns, BypassService: "reviews",
 		RPS: meshRate, BypassRPS: 5, Behaviour: behaviour, Seed: 1,
@@ -90,7 +99,7 @@ func startTraffic(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interfa
 	return t, nil
 }
 
-func (t *traffic) record(r trafficgen.Record) {
+func (t *Traffic) record(r trafficgen.Record) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if r.Via == trafficgen.ViaBypass {
@@ -99,10 +108,37 @@ func (t *traffic) record(r trafficgen.Record) {
 	if r.Code >= 500 && r.Pod.Workload != "" {
 		t.failed[r.Pod.Workload]++
 	}
+	if r.Via != trafficgen.ViaBypass && r.Pod.Workload != "" {
+		t.lastMesh[r.Pod.Workload] = r.Time
+		t.meshCount[r.Pod.Workload]++
+	}
+	if r.Via != trafficgen.ViaBypass && r.Failure != trafficgen.FailNone {
+		t.unrouted++
+		t.lastUnrouted = r.Time
+	}
 }
 
+// LastMesh is when the last mesh request reached the workload, and how
+// many did in all.
+func (t *Traffic) LastMesh(workload string) (time.Time, int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lastMesh[workload], t.meshCount[workload]
+}
+
+// Unrouted is how many mesh requests found no healthy endpoint for their
+// route, and when the last one was sent.
+func (t *Traffic) Unrouted() (int64, time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.unrouted, t.lastUnrouted
+}
+
+// FailedBy is how many 5xx a workload has served so far.
+func (t *Traffic) FailedBy(workload string) int64 { return t.failedBy(workload) }
+
 // bypassSince returns the bypassing requests recorded since a time.
-func (t *traffic) bypassSince(since time.Time) []trafficgen.Record {
+func (t *Traffic) bypassSince(since time.Time) []trafficgen.Record {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var out []trafficgen.Record
@@ -115,7 +151,7 @@ func (t *traffic) bypassSince(since time.Time) []trafficgen.Record {
 }
 
 // failedBy is how many 5xx a workload has served so far.
-func (t *traffic) failedBy(workload string) int64 {
+func (t *Traffic) failedBy(workload string) int64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.failed[workload]
