@@ -228,6 +228,8 @@ type sample struct {
 	revision      string
 	vsFound       bool
 	endpointsRead bool
+	selector      string // the Service's selector
+	pods          string // the pods' template hashes and readiness
 }
 
 // monitor samples reviews every 100 ms during an analysis, across every
@@ -282,6 +284,20 @@ func (m *monitor) look(ctx context.Context) sample {
 			}
 		}
 	}
+	if svc, err := m.cs.CoreV1().Services(ns).Get(ctx, "reviews", metav1.GetOptions{}); err == nil {
+		s.selector = fmt.Sprint(svc.Spec.Selector)
+	}
+	if pods, err := m.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=reviews"}); err == nil {
+		var b strings.Builder
+		for _, p := range pods.Items {
+			ready := false
+			for _, c := range p.Status.Conditions {
+				ready = ready || (c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue)
+			}
+			fmt.Fprintf(&b, "%s(ready %v, deleting %v) ", p.Labels[appsv1.DefaultDeploymentUniqueLabelKey], ready, p.DeletionTimestamp != nil)
+		}
+		s.pods = b.String()
+	}
 	if slices, err := m.cs.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=reviews"}); err == nil {
 		s.endpointsRead = true
 		s.readyStable = 0
@@ -320,9 +336,17 @@ func verdict(samples []sample, lag time.Duration) []string {
 	var rolledBackAt, zeroAt time.Time
 	var peak int32 = -1
 	lastRouted := int32(0)
+	var emptySince time.Time
 	for i, s := range samples {
-		if s.endpointsRead && s.readyStable == 0 {
-			broken = append(broken, fmt.Sprintf("I2: the Service reviews had no ready endpoint at %s", s.at.Format("15:04:05.000")))
+		empty := s.endpointsRead && s.readyStable == 0
+		if empty && emptySince.IsZero() {
+			emptySince = s.at
+			broken = append(broken, fmt.Sprintf("I2: the Service reviews had no ready endpoint from %s (selector %s; pods %s)",
+				s.at.Format("15:04:05.000"), s.selector, s.pods))
+		}
+		if !empty && !emptySince.IsZero() {
+			broken[len(broken)-1] += fmt.Sprintf(" until %s", s.at.Format("15:04:05.000"))
+			emptySince = time.Time{}
 		}
 		if s.phase == contract.PhaseRolledBack && rolledBackAt.IsZero() {
 			rolledBackAt, peak = s.at, s.routed

@@ -19,8 +19,14 @@ func promote(spec Spec, st State, obs Observations, reason, why string) Decision
 	st.WaitingSince = st.StepStarted
 	msg := fmt.Sprintf("%s; promoting revision %s: all traffic to the Deployment's Service, rolling update started", why, st.Revision)
 	return Decision{
-		Next:    st,
-		Actions: []Action{UnpinService(), SetWeight(0), Unpause()},
+		Next: st,
+		// The unpin comes before the state write, which carries the
+		// unpause: a Service still pinned to the stable ReplicaSet while
+		// the rolling update drains it would have no endpoints. Unpinned
+		// early (the controller killed before the write), the Service
+		// sends some requests to a canary whose steps all passed, and the
+		// next pass pins it again.
+		Actions: []Action{UnpinService(), WriteState(), SetWeight(0), Unpause()},
 		Requeue: RecheckAfter,
 		Message: msg,
 		Event:   normal(reason, msg),

@@ -183,6 +183,8 @@ func checkInvariants(t *testing.T, spec Spec, in State, obs Observations, d Deci
 		for _, a := range d.Actions[:write] {
 			switch {
 			case a.Kind == ActionPinService, a.Kind == ActionEnsureCanary:
+			case a.Kind == ActionUnpinService && d.Next.Phase == contract.PhasePromoting:
+				// Before the unpause the state write carries.
 			case a.Kind == ActionSetWeight && a.Weight < obs.RoutedWeight && a.Weight <= in.Weight && d.Next.Phase == in.Phase:
 			default:
 				t.Errorf("%v before the state write (%s → %s): %v", a, in.Phase, d.Next.Phase, d.Actions)

@@ -95,13 +95,18 @@ func (w *world) applyActions(actions []Action) {
 				w.weights = append(w.weights, a.Weight)
 				w.routed, w.routedAt = a.Weight, w.now
 			}
-		case ActionUnpause:
-			w.unpausedAt = w.now
+		case ActionWriteState:
+			if slices.Contains(actions, Unpause()) && w.unpausedAt.IsZero() {
+				w.unpausedAt = w.now // carried by the state write
+			}
 		case ActionDeleteCanary:
 			if w.routed > 0 || w.now.Before(w.routedAt.Add(w.spec.PropagationDelay)) {
 				w.t.Errorf("%v: canary deleted with %d%% routed to it since %v", w.now, w.routed, w.routedAt)
 			}
 			w.canary, w.desired, w.ready = false, 0, 0
+		}
+		if w.pinned && !w.unpausedAt.IsZero() {
+			w.t.Errorf("%v: after %v the Service is pinned to the stable ReplicaSet while the rolling update (since %v) drains it: no endpoints", w.now, a, w.unpausedAt)
 		}
 	}
 }
