@@ -20,7 +20,6 @@ import (
 	"github.com/canary-io/canary/e2e/cluster"
 	"github.com/canary-io/canary/e2e/kit"
 	"github.com/canary-io/canary/stepper"
-	"github.com/canary-io/canary/webhook"
 )
 
 var shBlock = regexp.MustCompile("(?s)```sh\n(.*?)```")
@@ -114,8 +113,13 @@ func TestUninstallMidAnalysis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := svc.Spec.Selector[appsv1.DefaultDeploymentUniqueLabelKey]; ok || svc.Annotations[webhook.KeyPinnedBy] != "" {
-		t.Errorf("the Service is still pinned: selector %v, annotations %v", svc.Spec.Selector, svc.Annotations)
+	if _, ok := svc.Spec.Selector[appsv1.DefaultDeploymentUniqueLabelKey]; ok {
+		t.Errorf("the Service is still pinned: selector %v", svc.Spec.Selector)
+	}
+	for k := range svc.Annotations {
+		if strings.HasPrefix(k, "canary.io/") {
+			t.Errorf("annotation %s left on the Service", k)
+		}
 	}
 	if _, err := ic.NetworkingV1().VirtualServices(ns).Get(t.Context(), "reviews", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the generated VirtualService is left (err %v)", err)
