@@ -35,7 +35,9 @@ lint: tools ## gofmt, go vet and staticcheck
 	if [[ -n "$$unformatted" ]]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	go vet $(GO_PACKAGES)
 	go vet -tags sigchild ./e2e/cluster/internal/sigchild/
+	go vet -tags faultinject ./stepper/crash/ ./cmd/canary-controller/
 	$(BIN)/staticcheck $(GO_PACKAGES)
+	$(BIN)/staticcheck -tags faultinject ./stepper/crash/
 
 .PHONY: run
 run: ## run the controller in the foreground against the local cluster (after make cluster-up)
@@ -46,6 +48,10 @@ run: ## run the controller in the foreground against the local cluster (after ma
 		--register-webhook-url https://127.0.0.1:9443 \
 		--metrics-bind-address 127.0.0.1:8080 --health-probe-bind-address 127.0.0.1:8081 \
 		--prometheus-url "$$(cat .local/prometheus-url)" --leader-elect=false
+
+.PHONY: faults
+faults: tools ## the fault suite three times over, for the interleavings one run misses (make test runs it once)
+	go test -count=3 -p 1 -timeout 60m -v ./e2e/faults/
 
 .PHONY: bench
 bench: ## Go benchmarks (admission handler on one core)

@@ -32,7 +32,8 @@ type rendered struct {
 	crb        []*rbacv1.ClusterRoleBinding
 	roles      []*rbacv1.Role
 	rb         []*rbacv1.RoleBinding
-	certs      map[string]map[string]any // Certificate name -> object
+	certs      map[string]map[string]any // Certificate namespace/name -> object
+	issuers    map[string]map[string]any // Issuer namespace/name -> object
 }
 
 func render(t *testing.T) *rendered {
@@ -45,7 +46,7 @@ func render(t *testing.T) *rendered {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rendered{objs: objs, services: map[string]*corev1.Service{}, certs: map[string]map[string]any{}}
+	r := &rendered{objs: objs, services: map[string]*corev1.Service{}, certs: map[string]map[string]any{}, issuers: map[string]map[string]any{}}
 	for _, o := range objs {
 		var into any
 		switch o.Kind {
@@ -84,7 +85,8 @@ func render(t *testing.T) *rendered {
 			m := map[string]any{}
 			r.certs[o.Namespace+"/"+o.Name], into = m, &m
 		case "Issuer":
-			into = &map[string]any{}
+			m := map[string]any{}
+			r.issuers[o.Namespace+"/"+o.Name], into = m, &m
 		default:
 			t.Errorf("unexpected kind %s %s", o.Kind, o.Name)
 			continue
@@ -177,6 +179,45 @@ func TestWebhooksMatchTheCode(t *testing.T) {
 		if s := r.secretVolume(); s == "" || s != spec["secretName"] {
 			t.Errorf("the Deployment mounts Secret %q, the Certificate writes %v", s, spec["secretName"])
 		}
+		r.checkChain(t, from)
+	}
+}
+
+// checkChain checks that the serving certificate comes from a CA Issuer
+// whose Secret is a CA Certificate signed by a self-signed Issuer: a
+// renewal of the serving certificate then keeps the ca.crt the apiserver
+// trusts.
+func (r *rendered) checkChain(t *testing.T, leaf string) {
+	t.Helper()
+	ns := manifests.Namespace
+	issuerOf := func(cert map[string]any) map[string]any {
+		spec, _ := cert["spec"].(map[string]any)
+		ref, _ := spec["issuerRef"].(map[string]any)
+		if ref["kind"] != "Issuer" {
+			return nil
+		}
+		return r.issuers[fmt.Sprintf("%s/%v", ns, ref["name"])]
+	}
+	caIssuer := issuerOf(r.certs[leaf])
+	caSpec, _ := caIssuer["spec"].(map[string]any)
+	ca, _ := caSpec["ca"].(map[string]any)
+	if ca == nil {
+		t.Fatalf("the serving Certificate %s is not issued by a CA Issuer of the manifests", leaf)
+	}
+	var root map[string]any
+	for _, c := range r.certs {
+		spec, _ := c["spec"].(map[string]any)
+		if spec["secretName"] == ca["secretName"] {
+			root = c
+		}
+	}
+	rootSpec, _ := root["spec"].(map[string]any)
+	if root == nil || rootSpec["isCA"] != true {
+		t.Fatalf("the CA Issuer's Secret %v is not written by a Certificate with isCA: true", ca["secretName"])
+	}
+	selfSpec, _ := issuerOf(root)["spec"].(map[string]any)
+	if _, ok := selfSpec["selfSigned"]; !ok {
+		t.Errorf("the CA Certificate is not issued by a self-signed Issuer")
 	}
 }
 

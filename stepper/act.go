@@ -20,7 +20,6 @@ import (
 
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/stepper/plan"
-	"github.com/canary-io/canary/webhook"
 )
 
 // act executes a decision's actions in the order the plan gave them and
@@ -372,8 +371,8 @@ func (r *Reconciler) pin(ctx context.Context, w *world, on bool) error {
 			return err
 		}
 		owner := PinOwner(w.deployment)
-		if updated.Spec.Selector[podTemplateHash] == hash && updated.Annotations[webhook.KeyPinned] == hash &&
-			updated.Annotations[webhook.KeyPinnedBy] == owner {
+		if updated.Spec.Selector[podTemplateHash] == hash && updated.Annotations[contract.KeyPinned] == hash &&
+			updated.Annotations[contract.KeyPinnedBy] == owner {
 			return nil
 		}
 		updated.Spec.Selector = maps.Clone(updated.Spec.Selector)
@@ -382,11 +381,11 @@ func (r *Reconciler) pin(ctx context.Context, w *world, on bool) error {
 		if updated.Annotations == nil {
 			updated.Annotations = map[string]string{}
 		}
-		updated.Annotations[webhook.KeyPinned] = hash
-		updated.Annotations[webhook.KeyPinnedBy] = owner
+		updated.Annotations[contract.KeyPinned] = hash
+		updated.Annotations[contract.KeyPinnedBy] = owner
 	} else {
 		_, pinned := svc.Spec.Selector[podTemplateHash]
-		_, marked := svc.Annotations[webhook.KeyPinned]
+		_, marked := svc.Annotations[contract.KeyPinned]
 		if !pinned && !marked {
 			return nil
 		}

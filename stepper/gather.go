@@ -21,7 +21,6 @@ import (
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/stepper/plan"
 	"github.com/canary-io/canary/stepper/sequential"
-	"github.com/canary-io/canary/webhook"
 )
 
 // world is what one pass read: the inputs of plan.Next and the objects the
@@ -329,7 +328,7 @@ func (r *Reconciler) checkOneDeploymentPerService(ctx context.Context, w *world)
 	}
 	for i := range list.Items {
 		other := &list.Items[i]
-		if other.UID == d.UID || !webhook.OptedIn(other) || other.Spec.Template.Labels[LabelCanary] == "true" {
+		if other.UID == d.UID || !contract.OptedIn(other) || other.Spec.Template.Labels[LabelCanary] == "true" {
 			continue
 		}
 		if len(sel) > 0 && labels.SelectorFromSet(sel).Matches(labels.Set(other.Spec.Template.Labels)) {
@@ -562,7 +561,7 @@ func stableHash(d *appsv1.Deployment, rss []appsv1.ReplicaSet, stable string) (s
 		if len(t.Labels) == 0 {
 			t.Labels = nil
 		}
-		if webhook.TemplateHash(t) == stable && hash != "" {
+		if contract.TemplateHash(t) == stable && hash != "" {
 			return hash, nil
 		}
 	}

@@ -28,7 +28,6 @@ import (
 
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/stepper/plan"
-	"github.com/canary-io/canary/webhook"
 )
 
 // Reconciler is the stepper: for each opted-in Deployment, one pass
@@ -226,7 +225,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	} else if err != nil {
 		return ctrl.Result{}, fmt.Errorf("get deployment %s: %w", req.NamespacedName, err)
 	}
-	if !webhook.OptedIn(&d) {
+	if !contract.OptedIn(&d) {
 		return ctrl.Result{}, nil
 	}
 	if r.isStale(&d) {

@@ -19,11 +19,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/canary-io/canary/contract"
-	"github.com/canary-io/canary/webhook"
 )
 
 // PinOwner is the record of the Deployment that pins a Service
-// (webhook.KeyPinnedBy): its name and UID, so that a Deployment
+// (contract.KeyPinnedBy): its name and UID, so that a Deployment
 // re-created under the same name is not taken for the owner.
 //
 // Example: "reviews/0d7c5a4e-…".
@@ -36,8 +35,8 @@ func PinOwner(d *appsv1.Deployment) string {
 func unpinned(svc *corev1.Service) *corev1.Service {
 	out := svc.DeepCopy()
 	delete(out.Spec.Selector, podTemplateHash)
-	delete(out.Annotations, webhook.KeyPinned)
-	delete(out.Annotations, webhook.KeyPinnedBy)
+	delete(out.Annotations, contract.KeyPinned)
+	delete(out.Annotations, contract.KeyPinnedBy)
 	return out
 }
 
@@ -48,14 +47,14 @@ func unpinned(svc *corev1.Service) *corev1.Service {
 // existed) belongs to any opted-in Deployment of the namespace whose pods
 // the Service selects. deployments are the namespace's. Pure.
 func orphanedPin(svc *corev1.Service, deployments []appsv1.Deployment) string {
-	if _, pinned := svc.Annotations[webhook.KeyPinned]; !pinned {
+	if _, pinned := svc.Annotations[contract.KeyPinned]; !pinned {
 		return "" // not pinned, or the user's own pod-template-hash selector
 	}
 	managed := func(d *appsv1.Deployment) bool {
 		_, phase := d.Annotations[contract.KeyPhase]
-		return webhook.OptedIn(d) || phase
+		return contract.OptedIn(d) || phase
 	}
-	if owner, ok := svc.Annotations[webhook.KeyPinnedBy]; ok {
+	if owner, ok := svc.Annotations[contract.KeyPinnedBy]; ok {
 		name, _, _ := strings.Cut(owner, "/")
 		for i := range deployments {
 			d := &deployments[i]
@@ -95,7 +94,7 @@ type Unpinner struct {
 // deleted or changed wakes the pinned Services of its namespace.
 func (u *Unpinner) SetupWithManager(mgr ctrl.Manager) error {
 	pinned := predicate.NewPredicateFuncs(func(o client.Object) bool {
-		_, ok := o.GetAnnotations()[webhook.KeyPinned]
+		_, ok := o.GetAnnotations()[contract.KeyPinned]
 		return ok
 	})
 	return ctrl.NewControllerManagedBy(mgr).
@@ -113,7 +112,7 @@ func (u *Unpinner) pinnedIn(ctx context.Context, o client.Object) []reconcile.Re
 	}
 	var out []reconcile.Request
 	for _, svc := range list.Items {
-		if _, ok := svc.Annotations[webhook.KeyPinned]; ok {
+		if _, ok := svc.Annotations[contract.KeyPinned]; ok {
 			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&svc)})
 		}
 	}

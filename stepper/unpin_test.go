@@ -10,7 +10,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/canary-io/canary/contract"
-	"github.com/canary-io/canary/webhook"
 )
 
 func TestOrphanedPin(t *testing.T) {
@@ -25,7 +24,7 @@ func TestOrphanedPin(t *testing.T) {
 			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "reviews", "pod-template-hash": "abc"}}}
 	}
 	pinnedBy := func(owner string) map[string]string {
-		return map[string]string{webhook.KeyPinned: "abc", webhook.KeyPinnedBy: owner}
+		return map[string]string{contract.KeyPinned: "abc", contract.KeyPinnedBy: owner}
 	}
 	for _, tc := range []struct {
 		name        string
@@ -37,9 +36,9 @@ func TestOrphanedPin(t *testing.T) {
 		{"owner deleted", service(pinnedBy("reviews/u1")), nil, "Deployment reviews that pinned it was deleted"},
 		{"owner re-created under its name", service(pinnedBy("reviews/u1")), []appsv1.Deployment{deployment("reviews", "u2", optedIn)}, "one of the same name exists now"},
 		{"owner opted out", service(pinnedBy("reviews/u1")), []appsv1.Deployment{deployment("reviews", "u1", nil)}, "no longer opted in"},
-		{"an old pin without owner record, an opted-in Deployment selected: kept", service(map[string]string{webhook.KeyPinned: "abc"}),
+		{"an old pin without owner record, an opted-in Deployment selected: kept", service(map[string]string{contract.KeyPinned: "abc"}),
 			[]appsv1.Deployment{deployment("reviews", "u1", optedIn)}, ""},
-		{"an old pin without owner record, none selected", service(map[string]string{webhook.KeyPinned: "abc"}),
+		{"an old pin without owner record, none selected", service(map[string]string{contract.KeyPinned: "abc"}),
 			[]appsv1.Deployment{deployment("ratings", "u3", optedIn)}, "no opted-in Deployment"},
 		{"the user's own pod-template-hash selector: not ours", service(nil), nil, ""},
 	} {

@@ -29,7 +29,7 @@ var optedInCondition = fmt.Sprintf(
 // pinnedCondition limits the Service webhook to Services an analysis has
 // pinned: an outage refuses writes to those only, never to any other.
 var pinnedCondition = fmt.Sprintf(
-	`oldObject != null && has(oldObject.metadata.annotations) && '%[1]s' in oldObject.metadata.annotations`, KeyPinned)
+	`oldObject != null && has(oldObject.metadata.annotations) && '%[1]s' in oldObject.metadata.annotations`, contract.KeyPinned)
 
 // ClientConfig says where the apiserver reaches the webhook server: a
 // function of the handler's path.

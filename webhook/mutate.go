@@ -84,9 +84,9 @@ type decision struct {
 // templates returns the canonical JSON of the old and new templates.
 func (d *decision) templates() (old, new []byte) {
 	if d.newJSON == nil {
-		d.newJSON = templateJSON(&d.obj.Spec.Template)
+		d.newJSON = contract.TemplateJSON(&d.obj.Spec.Template)
 		if d.req.Old != nil {
-			d.oldJSON = templateJSON(&d.req.Old.Spec.Template)
+			d.oldJSON = contract.TemplateJSON(&d.req.Old.Spec.Template)
 		}
 	}
 	return d.oldJSON, d.newJSON
@@ -99,8 +99,8 @@ func (d *decision) templateChanged() bool {
 }
 
 // newRevision and oldRevision are the templates' short hashes.
-func (d *decision) newRevision() string { _, n := d.templates(); return hashOf(n) }
-func (d *decision) oldRevision() string { o, _ := d.templates(); return hashOf(o) }
+func (d *decision) newRevision() string { _, n := d.templates(); return contract.HashOfTemplateJSON(n) }
+func (d *decision) oldRevision() string { o, _ := d.templates(); return contract.HashOfTemplateJSON(o) }
 
 // warnShortInterval warns a user whose opted-in Deployment's step
 // interval is shorter than two scrapes of Prometheus, with the window the
@@ -108,12 +108,12 @@ func (d *decision) oldRevision() string { o, _ := d.templates(); return hashOf(o
 // or canary.io/window change, and when an analysis starts.
 func (d *decision) warnShortInterval() {
 	req := d.req
-	if req.ByController || req.ScrapeInterval <= 0 || !OptedIn(d.obj) {
+	if req.ByController || req.ScrapeInterval <= 0 || !contract.OptedIn(d.obj) {
 		return
 	}
 	started := req.Old != nil && d.obj.Annotations[contract.KeyPhase] == string(contract.PhaseProgressing) &&
 		d.obj.Annotations[contract.KeyRevision] != req.Old.Annotations[contract.KeyRevision]
-	changed := req.Old == nil || !OptedIn(req.Old)
+	changed := req.Old == nil || !contract.OptedIn(req.Old)
 	for _, k := range []string{contract.KeyInterval, contract.KeyWindow} {
 		changed = changed || req.Old.Annotations[k] != d.obj.Annotations[k]
 	}
@@ -138,7 +138,7 @@ func (d *decision) deny(format string, args ...any) {
 // Status annotations in the manifest (an exported object, say) are
 // replaced: they are the system's.
 func (d *decision) create() {
-	if !OptedIn(d.obj) {
+	if !contract.OptedIn(d.obj) {
 		return
 	}
 	d.clearStatus()
@@ -171,7 +171,7 @@ func (d *decision) byController() {
 
 func (d *decision) byUser() {
 	old := d.req.Old
-	wasOn, isOn := OptedIn(old), OptedIn(d.obj)
+	wasOn, isOn := contract.OptedIn(old), contract.OptedIn(d.obj)
 	if !wasOn && !isOn {
 		return
 	}
@@ -343,7 +343,7 @@ func (d *decision) controlChanged(key string, st status) bool {
 func (d *decision) transition(phase contract.Phase, msg string) {
 	old := d.req.Old
 	d.set(contract.KeyMessage, msg)
-	if old != nil && OptedIn(old) && old.Annotations[contract.KeyPhase] == string(phase) {
+	if old != nil && contract.OptedIn(old) && old.Annotations[contract.KeyPhase] == string(phase) {
 		d.set(contract.KeyPhase, string(phase))
 		return
 	}
@@ -480,12 +480,6 @@ func orIdle(p contract.Phase) contract.Phase {
 		return contract.PhaseIdle
 	}
 	return p
-}
-
-// OptedIn reports whether a Deployment is opted in (canary.io/enabled is
-// "true").
-func OptedIn(d *appsv1.Deployment) bool {
-	return d != nil && d.Annotations[contract.KeyEnabled] == "true"
 }
 
 // frozenSettings is the JSON object of the settings annotations in force,

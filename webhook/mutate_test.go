@@ -82,7 +82,7 @@ var (
 	// rolledBackV2 is heldV2 after the stepper rolled it back.
 	rolledBackV2 = edit(heldV2, annotate(
 		contract.KeyPhase, string(contract.PhaseRolledBack),
-		contract.KeyRejectedRevision, TemplateHash(&heldV2.Spec.Template),
+		contract.KeyRejectedRevision, contract.TemplateHash(&heldV2.Spec.Template),
 		contract.KeyRejection, "at 2026-11-27T11:00:00Z: success rate 80% below 99%",
 		contract.KeyMessage, "rolled back: success rate 80% below 99%"))
 	promotingV2 = edit(heldV2, paused(false), annotate(contract.KeyPhase, string(contract.PhasePromoting)),
@@ -97,7 +97,7 @@ func mustMutateNoT(old, new *appsv1.Deployment) *appsv1.Deployment {
 	return r.Object
 }
 
-func hash(d *appsv1.Deployment) string { return TemplateHash(&d.Spec.Template) }
+func hash(d *appsv1.Deployment) string { return contract.TemplateHash(&d.Spec.Template) }
 
 func TestMutate(t *testing.T) {
 	type want struct {

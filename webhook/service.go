@@ -10,17 +10,6 @@ import (
 	"github.com/canary-io/canary/contract"
 )
 
-// KeyPinned, on a user's Service, names the stable ReplicaSet's
-// pod-template-hash the stepper pinned the Service's selector to during an
-// analysis. The webhook is called only for Services that carry it.
-const KeyPinned = contract.Prefix + "pinned"
-
-// KeyPinnedBy, on a pinned Service, names the Deployment whose analysis
-// pinned it, as "<name>/<uid>": the stepper unpins a Service whose owner
-// is gone (deleted, or re-created under the same name) or no longer opted
-// in, so that nothing is left pinned. The webhook keeps it like the pin.
-const KeyPinnedBy = contract.Prefix + "pinned-by"
-
 // ServiceRequest is what the admission decision on a Service needs.
 type ServiceRequest struct {
 	Old, New     *corev1.Service
@@ -35,13 +24,13 @@ type ServiceRequest struct {
 // own writes (pinning, unpinning) pass untouched. It returns the object to
 // store and the warnings; the object is New itself when nothing changes.
 func MutateService(req ServiceRequest) (*corev1.Service, []string) {
-	hash, pinned := req.Old.Annotations[KeyPinned]
+	hash, pinned := req.Old.Annotations[contract.KeyPinned]
 	if req.ByController || !pinned || hash == "" {
 		return req.New, nil
 	}
-	owner, owned := req.Old.Annotations[KeyPinnedBy]
-	if req.New.Spec.Selector[appsv1.DefaultDeploymentUniqueLabelKey] == hash && req.New.Annotations[KeyPinned] == hash &&
-		(!owned || req.New.Annotations[KeyPinnedBy] == owner) {
+	owner, owned := req.Old.Annotations[contract.KeyPinnedBy]
+	if req.New.Spec.Selector[appsv1.DefaultDeploymentUniqueLabelKey] == hash && req.New.Annotations[contract.KeyPinned] == hash &&
+		(!owned || req.New.Annotations[contract.KeyPinnedBy] == owner) {
 		return req.New, nil
 	}
 	svc := *req.New
@@ -49,9 +38,9 @@ func MutateService(req ServiceRequest) (*corev1.Service, []string) {
 	if svc.Annotations == nil {
 		svc.Annotations = map[string]string{}
 	}
-	svc.Annotations[KeyPinned] = hash
+	svc.Annotations[contract.KeyPinned] = hash
 	if owned {
-		svc.Annotations[KeyPinnedBy] = owner
+		svc.Annotations[contract.KeyPinnedBy] = owner
 	}
 	svc.Spec.Selector = maps.Clone(req.New.Spec.Selector)
 	if svc.Spec.Selector == nil {

@@ -18,7 +18,7 @@ import (
 // output is a fixed point.
 func Validate(req Request) (field.ErrorList, string) {
 	var errs field.ErrorList
-	if _, present := req.New.Annotations[contract.KeyEnabled]; present || OptedIn(req.Old) {
+	if _, present := req.New.Annotations[contract.KeyEnabled]; present || contract.OptedIn(req.Old) {
 		errs = contract.Validate(req.New.Annotations)
 	}
 	if len(errs) > 0 {

@@ -41,6 +41,7 @@ type options struct {
 	webhookPort        int
 	certDir            string
 	registerURL        string
+	registerCA         string
 	metricsAddr        string
 	probeAddr          string
 	prometheusURL      string
@@ -66,6 +67,8 @@ func main() {
 	flag.StringVar(&o.certDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory holding the webhook's tls.crt and tls.key")
 	flag.StringVar(&o.registerURL, "register-webhook-url", "",
 		"for running out of cluster: write a self-signed certificate into --webhook-cert-dir and register the webhook configurations at this base URL (e.g. https://127.0.0.1:9443)")
+	flag.StringVar(&o.registerCA, "register-ca-file", "",
+		"with --register-webhook-url: register the webhook configurations with this CA bundle (PEM) and serve the certificate found in --webhook-cert-dir, issued by that CA, instead of writing a self-signed one; the files are reloaded when they change")
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address of the metrics endpoint (0 disables it)")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the health probes")
 	flag.StringVar(&o.prometheusURL, "prometheus-url", "", "Prometheus URL for the analyses (canary.io/prometheus overrides it per Deployment)")
@@ -107,7 +110,11 @@ func run(ctx context.Context, o options) error {
 		if err != nil {
 			return err
 		}
-		if caBundle, err = webhook.WriteSelfSignedCert(o.certDir, host); err != nil {
+		if o.registerCA != "" {
+			if caBundle, err = os.ReadFile(o.registerCA); err != nil {
+				return fmt.Errorf("--register-ca-file: %w", err)
+			}
+		} else if caBundle, err = webhook.WriteSelfSignedCert(o.certDir, host); err != nil {
 			return err
 		}
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/e2e/kit"
-	"github.com/canary-io/canary/webhook"
 )
 
 // TestDeletedMidAnalysis: a Deployment deleted while its canary takes
@@ -52,7 +51,7 @@ spec:
 		if err != nil {
 			return err
 		}
-		if _, pinned := svc.Spec.Selector[appsv1.DefaultDeploymentUniqueLabelKey]; pinned || svc.Annotations[webhook.KeyPinnedBy] != "" {
+		if _, pinned := svc.Spec.Selector[appsv1.DefaultDeploymentUniqueLabelKey]; pinned || svc.Annotations[contract.KeyPinnedBy] != "" {
 			return fmt.Errorf("selector %v, annotations %v", svc.Spec.Selector, svc.Annotations)
 		}
 		return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -28,12 +29,16 @@ func TestHangingHooksFreezeNoOne(t *testing.T) {
 	cs, ic := clients(t)
 	var inFlight, calls atomic.Int32
 	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // read whole: then the server sees the client go away
 		calls.Add(1)
 		inFlight.Add(1)
 		defer inFlight.Add(-1)
 		<-r.Context().Done()
 	}))
-	t.Cleanup(hang.Close)
+	t.Cleanup(func() {
+		hang.CloseClientConnections() // Close waits for the requests in flight
+		hang.Close()
+	})
 	restartController(t, "--workers=2")
 	t.Cleanup(func() { restartController(t) })
 

@@ -11,7 +11,6 @@ import (
 
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/e2e/kit"
-	"github.com/canary-io/canary/webhook"
 )
 
 // TestDeletedMidAnalysisUnpins: a Deployment deleted mid-analysis leaves
@@ -30,7 +29,7 @@ func TestDeletedMidAnalysisUnpins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, pinned := svc.Spec.Selector[appsv1.DefaultDeploymentUniqueLabelKey]; !pinned || svc.Annotations[webhook.KeyPinnedBy] != "reviews/"+string(d.UID) {
+	if _, pinned := svc.Spec.Selector[appsv1.DefaultDeploymentUniqueLabelKey]; !pinned || svc.Annotations[contract.KeyPinnedBy] != "reviews/"+string(d.UID) {
 		t.Fatalf("mid-analysis the Service is not pinned with its owner: selector %v, annotations %v", svc.Spec.Selector, svc.Annotations)
 	}
 	deleted := time.Now()
@@ -43,7 +42,7 @@ func TestDeletedMidAnalysisUnpins(t *testing.T) {
 			return false, nil
 		}
 		_, pinned := svc.Spec.Selector[appsv1.DefaultDeploymentUniqueLabelKey]
-		_, marked := svc.Annotations[webhook.KeyPinned]
+		_, marked := svc.Annotations[contract.KeyPinned]
 		return !pinned && !marked, nil
 	})
 	if err != nil {

@@ -23,7 +23,6 @@ import (
 	"github.com/canary-io/canary/e2e/cluster"
 	"github.com/canary-io/canary/e2e/controller"
 	"github.com/canary-io/canary/e2e/kit"
-	"github.com/canary-io/canary/webhook"
 )
 
 var (
@@ -199,8 +198,8 @@ func assertHeld(t *testing.T, d *appsv1.Deployment, image string) {
 	if a[contract.KeyPhase] != string(contract.PhaseProgressing) {
 		t.Errorf("phase %q, want Progressing (annotations %v)", a[contract.KeyPhase], a)
 	}
-	if a[contract.KeyRevision] != webhook.TemplateHash(&d.Spec.Template) {
-		t.Errorf("canary.io/revision %q, want the hash of the stored template %q", a[contract.KeyRevision], webhook.TemplateHash(&d.Spec.Template))
+	if a[contract.KeyRevision] != contract.TemplateHash(&d.Spec.Template) {
+		t.Errorf("canary.io/revision %q, want the hash of the stored template %q", a[contract.KeyRevision], contract.TemplateHash(&d.Spec.Template))
 	}
 	if a[contract.KeyStableRevision] == "" || a[contract.KeyStableRevision] == a[contract.KeyRevision] {
 		t.Errorf("canary.io/stable-revision %q: want the v1 template's hash", a[contract.KeyStableRevision])
