@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"slices"
 	"strings"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 
 	"github.com/canary-io/canary/contract"
+	"github.com/canary-io/canary/stepper/plan"
 )
 
 // Request is what the admission decision needs to know.
@@ -305,13 +305,12 @@ func (d *decision) startAnalysis(st status, rev, msg string) {
 	d.obj.Spec.Paused = true
 	d.set(contract.KeyRevision, rev)
 	d.set(contract.KeyStableRevision, st.Stable)
-	settings, _ := contract.ParseSettings(d.obj.Annotations)          // invalid settings are denied by Validate
-	d.set(contract.KeyStep, fmt.Sprintf("1/%d", len(settings.Steps))) // the first step is prepared
-	d.set(contract.KeyStepsPassed, "0")
-	d.set(contract.KeyWeight, "0")
-	d.set(contract.KeyFailedChecks, fmt.Sprintf("0/%d", settings.Threshold))
+	settings, _ := contract.ParseSettings(d.obj.Annotations) // invalid settings are denied by Validate
 	d.set(contract.KeyAnalysisSettings, frozenSettings(d.obj.Annotations))
-	acted := st.Acted
+	acted := maps.Clone(st.Acted)
+	if acted == nil {
+		acted = map[string]string{}
+	}
 	for _, k := range controlKeys {
 		if v, ok := old.Annotations[k]; ok && v == d.obj.Annotations[k] {
 			acted[k] = v
@@ -320,10 +319,19 @@ func (d *decision) startAnalysis(st status, rev, msg string) {
 	if d.controlChanged(contract.KeyRetry, st) {
 		acted[contract.KeyRetry] = d.obj.Annotations[contract.KeyRetry] // consumed by this analysis
 	}
-	d.set(contract.KeyActed, encodeActed(acted))
-	d.delete(contract.KeyStepStarted)
-	d.delete(contract.KeyWaitingSince)
-	d.delete(contract.KeyPreRolloutFailed)
+	// The state the stepper starts from, in the stepper's own encoding:
+	// the first step prepared, nothing routed, no failed check, no time
+	// recorded yet.
+	start := plan.Encode(plan.SpecFrom(settings, 0, 0), plan.State{
+		Phase: contract.PhaseProgressing, Revision: rev, Stable: st.Stable, Acted: acted,
+	})
+	for _, k := range plan.StateKeys {
+		if v, ok := start[k]; ok {
+			d.set(k, v)
+		} else {
+			d.delete(k)
+		}
+	}
 	d.delete(contract.KeyAnalysisStarted)
 	d.transition(contract.PhaseProgressing, msg)
 	d.warn("revision %s is held for canary analysis (stable revision %s); follow it with: kubectl rollout status deployment/%s -n %s",
@@ -437,7 +445,7 @@ func statusOf(d *appsv1.Deployment) status {
 		Message:        a[contract.KeyMessage],
 		LastTransition: a[contract.KeyLastTransition],
 		Rejection:      a[contract.KeyRejection],
-		Acted:          decodeActed(a[contract.KeyActed]),
+		Acted:          decodeActed(a),
 	}
 }
 
@@ -498,20 +506,13 @@ func frozenSettings(a map[string]string) string {
 // controlKeys are the once-per-value controls.
 var controlKeys = []string{contract.KeyPromote, contract.KeyAbort, contract.KeyRetry}
 
-func decodeActed(s string) map[string]string {
-	m := map[string]string{}
-	_ = json.Unmarshal([]byte(s), &m) // the system wrote it; garbage reads as nothing acted on
-	return m
-}
-
-func encodeActed(m map[string]string) string {
-	keys := slices.Sorted(maps.Keys(m))
-	clean := make(map[string]string, len(keys))
-	for _, k := range keys {
-		if m[k] != "" {
-			clean[k] = m[k]
-		}
+// decodeActed reads canary.io/acted with the stepper's decoder
+// (plan.Decode): a value it cannot read (the system always writes one it
+// can) reads as nothing acted on, and a new analysis writes it anew.
+func decodeActed(a map[string]string) map[string]string {
+	st, err := plan.Decode(map[string]string{contract.KeyActed: a[contract.KeyActed]})
+	if err != nil || st.Acted == nil {
+		return map[string]string{}
 	}
-	data, _ := json.Marshal(clean)
-	return string(data)
+	return st.Acted
 }

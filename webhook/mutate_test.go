@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/canary-io/canary/contract"
+	"github.com/canary-io/canary/stepper/plan"
 )
 
 var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
@@ -440,5 +441,31 @@ func TestShortIntervalWarning(t *testing.T) {
 	withWindow := Mutate(Request{Old: idle, New: edit(idle, annotate(contract.KeyInterval, "10s", contract.KeyWindow, "2m")), ScrapeInterval: scrape, Now: now})
 	if !slices.Contains(withWindow.Warnings, "canary.io: canary.io/interval 10s is shorter than two scrapes of Prometheus (15s): the checks read 2m windows (canary.io/window)") {
 		t.Errorf("with canary.io/window 2m: warnings %q", withWindow.Warnings)
+	}
+}
+
+// TestHeldStateDecodes: the state the webhook writes when it holds a
+// template is the stepper's own encoding: plan.Decode reads it back as
+// the start of an analysis, and a malformed canary.io/acted left on the
+// old object is replaced by one the stepper reads.
+func TestHeldStateDecodes(t *testing.T) {
+	broken := edit(idle, annotate(contract.KeyActed, "{not json"))
+	for name, old := range map[string]*appsv1.Deployment{"idle": idle, "malformed acted": broken} {
+		held := Mutate(Request{Old: old, New: edit(old, image("reviews:v2"), annotate(contract.KeyPromote, "now")), Now: now})
+		if held.Denied != "" {
+			t.Fatalf("%s: denied: %s", name, held.Denied)
+		}
+		st, err := plan.Decode(held.Object.Annotations)
+		if err != nil {
+			t.Fatalf("%s: plan.Decode of the held state: %v", name, err)
+		}
+		want := plan.State{Phase: contract.PhaseProgressing, Revision: hash(held.Object), Stable: hash(idle),
+			Acted: map[string]string{}}
+		if !st.Equal(want) {
+			t.Errorf("%s: decoded %+v, want %+v", name, st, want)
+		}
+		if got := held.Object.Annotations[contract.KeyStep]; got != "1/3" {
+			t.Errorf("%s: canary.io/step %q, want 1/3", name, got)
+		}
 	}
 }
