@@ -283,7 +283,7 @@ func (r *Reconciler) updateDeployment(ctx context.Context, read, want *appsv1.De
 		if gerr := r.APIReader.Get(ctx, client.ObjectKeyFromObject(want), &fresh); gerr != nil {
 			return gerr
 		}
-		if fresh.Generation != read.Generation || !maps.Equal(fresh.Annotations, read.Annotations) {
+		if changedMeanwhile(read, &fresh) {
 			return errChangedMeanwhile
 		}
 		want.ResourceVersion = fresh.ResourceVersion
@@ -297,6 +297,20 @@ func (r *Reconciler) updateDeployment(ctx context.Context, read, want *appsv1.De
 }
 
 var errChangedMeanwhile = errors.New("changed since this pass read it")
+
+// changedMeanwhile reports whether fresh differs from read in anything but
+// what the system's state write may overwrite without loss: the status,
+// the resourceVersion and the managed fields. A change to labels,
+// annotations, finalizers, owner references or the spec (a user's, or
+// another controller's) makes the pass decide again on the new object
+// rather than write its decision over it.
+func changedMeanwhile(read, fresh *appsv1.Deployment) bool {
+	a, b := read.DeepCopy(), fresh.DeepCopy()
+	for _, x := range []*appsv1.Deployment{a, b} {
+		x.ResourceVersion, x.ManagedFields, x.Status = "", nil, appsv1.DeploymentStatus{}
+	}
+	return !apiequality.Semantic.DeepEqual(a, b)
+}
 
 // conflictBackoff retries writes that lost a race with the deployment
 // controller's status updates.
@@ -391,7 +405,9 @@ func (r *Reconciler) pin(ctx context.Context, w *world, on bool) error {
 		}
 		updated = unpinned(svc)
 	}
-	if err := r.Client.Update(ctx, updated); err != nil {
+	// A merge patch of what changed, on the version read: fields of the
+	// Service this client does not know are kept as they are.
+	if err := r.Client.Patch(ctx, updated, client.MergeFromWithOptions(svc, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("update service %s selector: %w", svc.Name, err)
 	}
 	w.service = updated
@@ -409,7 +425,11 @@ func (r *Reconciler) setWeight(ctx context.Context, w *world, weight int32) erro
 			steered := vs.DeepCopy()
 			steer(steered, w.service, weight)
 			setRecordedWeight(steered, weight)
-			if err := r.Client.Update(ctx, steered); err != nil {
+			patch, err := steerPatch(vs, steered)
+			if err != nil {
+				return fmt.Errorf("steer virtual service %s: %w", vs.Name, err)
+			}
+			if err := r.Client.Patch(ctx, steered, patch); err != nil {
 				return fmt.Errorf("steer virtual service %s: %w", vs.Name, err)
 			}
 			if steered.ResourceVersion != vs.ResourceVersion {

@@ -1,12 +1,56 @@
 package stepper
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 
 	networkingv1 "istio.io/api/networking/v1"
 	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
+
+// steerPatch is the JSON patch (RFC 6902) that turns the user's
+// VirtualService read into steered: it replaces only the destination
+// lists of the HTTP routes that changed and the record of the weight, on
+// the version read only (optimistic concurrency, as an update). Everything
+// else in the object, fields this version of the Istio client does not
+// know included, is left as the user wrote it.
+func steerPatch(read, steered *istionetv1.VirtualService) (client.Patch, error) {
+	type op struct {
+		Op    string `json:"op"`
+		Path  string `json:"path"`
+		Value any    `json:"value,omitempty"`
+	}
+	// The version read, set in the patch: the apiserver applies it only
+	// to that version and answers 409 Conflict otherwise, as to an update.
+	ops := []op{{Op: "replace", Path: "/metadata/resourceVersion", Value: read.ResourceVersion}}
+	if len(read.Spec.Http) != len(steered.Spec.Http) {
+		return nil, fmt.Errorf("steering changed the number of HTTP routes (%d → %d)", len(read.Spec.Http), len(steered.Spec.Http))
+	}
+	for i := range steered.Spec.Http {
+		before, _ := json.Marshal(read.Spec.Http[i].Route)
+		after, err := json.Marshal(steered.Spec.Http[i].Route)
+		if err != nil {
+			return nil, err
+		}
+		if string(before) != string(after) {
+			ops = append(ops, op{Op: "replace", Path: fmt.Sprintf("/spec/http/%d/route", i), Value: json.RawMessage(after)})
+		}
+	}
+	if read.Annotations == nil {
+		ops = append(ops, op{Op: "add", Path: "/metadata/annotations", Value: map[string]string{}})
+	}
+	ops = append(ops, op{Op: "add", Path: "/metadata/annotations/" + strings.ReplaceAll(AnnotationWeight, "/", "~1"),
+		Value: steered.Annotations[AnnotationWeight]})
+	data, err := json.Marshal(ops)
+	if err != nil {
+		return nil, err
+	}
+	return client.RawPatch(types.JSONPatchType, data), nil
+}
 
 // steer sets the canary's weight in a user's VirtualService (one named in
 // canary.io/virtualservice): in every HTTP route, each destination of the

@@ -1,10 +1,12 @@
 package stepper
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 
+	jsonpatch "github.com/evanphx/json-patch/v5"
 	networkingv1 "istio.io/api/networking/v1"
 	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -89,5 +91,66 @@ func TestSteerKeepsWhatTheUserWrote(t *testing.T) {
 	}
 	if w := steeredWeight(vs, svc); w != 40 {
 		t.Errorf("steeredWeight = %d, want 40", w)
+	}
+}
+
+// TestSteerPatchKeepsUnknownFields: the patch that steers a user's
+// VirtualService replaces only the destination lists that changed and the
+// weight record; a field this Istio client does not know (here on the
+// route, as a newer Istio would have) stays, and the patch carries the
+// version read, which the apiserver checks (409 Conflict otherwise).
+func TestSteerPatchKeepsUnknownFields(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "bookinfo"}}
+	stored := `{"apiVersion":"networking.istio.io/v1","kind":"VirtualService",
+	  "metadata":{"name":"reviews","namespace":"bookinfo","resourceVersion":"7"},
+	  "spec":{"hosts":["reviews"],"http":[
+	    {"name":"jason","match":[{"headers":{"end-user":{"exact":"jason"}}}],"route":[{"destination":{"host":"reviews","subset":"v2"}}],"futureField":{"x":1}},
+	    {"name":"default","route":[{"destination":{"host":"reviews"}}],"futureField":{"y":2}}]}}`
+	var read istionetv1.VirtualService
+	if err := json.Unmarshal([]byte(stored), &read); err != nil {
+		t.Fatal(err)
+	}
+	steered := read.DeepCopy()
+	steer(steered, svc, 25)
+	setRecordedWeight(steered, 25)
+	p, err := steerPatch(&read, steered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := p.Data(steered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch, err := jsonpatch.DecodePatch(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := patch.Apply([]byte(stored))
+	if err != nil {
+		t.Fatalf("apply %s: %v", data, err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	http := got["spec"].(map[string]any)["http"].([]any)
+	for i, r := range http {
+		if _, ok := r.(map[string]any)["futureField"]; !ok {
+			t.Errorf("route %d lost its futureField: %s", i, out)
+		}
+	}
+	if n := len(http[1].(map[string]any)["route"].([]any)); n != 2 {
+		t.Errorf("the default route has %d destinations, want stable and canary: %s", n, out)
+	}
+	if strings.Contains(string(data), "/spec/http/0/") {
+		t.Errorf("the patch rewrites the unsteered route 0: %s", data)
+	}
+	if rec := got["metadata"].(map[string]any)["annotations"].(map[string]any)[AnnotationWeight]; rec != "25" {
+		t.Errorf("weight record %v, want 25", rec)
+	}
+	moved := strings.Replace(stored, `"resourceVersion":"7"`, `"resourceVersion":"8"`, 1)
+	out, err = patch.Apply([]byte(moved))
+	if err != nil || !strings.Contains(string(out), `"resourceVersion":"7"`) {
+		t.Errorf("the patch does not carry the version read, for the apiserver's conflict check: %s (%v)", out, err)
 	}
 }

@@ -136,7 +136,9 @@ func (u *Unpinner) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 		return ctrl.Result{}, nil
 	}
 	updated := unpinned(&svc)
-	if err := u.Client.Update(ctx, updated); err != nil {
+	// A merge patch on the version read: fields this client does not know
+	// are kept.
+	if err := u.Client.Patch(ctx, updated, client.MergeFromWithOptions(&svc, client.MergeFromWithOptimisticLock{})); err != nil {
 		return ctrl.Result{}, fmt.Errorf("unpin service %s: %w", req, err)
 	}
 	if u.Recorder != nil {
