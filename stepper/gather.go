@@ -508,6 +508,8 @@ func kindOf(obj client.Object) string {
 		return "Service"
 	case *istionetv1.DestinationRule:
 		return "DestinationRule"
+	case *istionetv1.VirtualService:
+		return "VirtualService"
 	}
 	return "object"
 }

@@ -199,10 +199,18 @@ func (r *Reconciler) wakeUp(d *appsv1.Deployment) {
 // SetupWithManager registers the stepper: it reacts to opted-in
 // Deployments and to every object they own, at once, not on a timer.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
-	optedIn := predicate.NewPredicateFuncs(func(o client.Object) bool {
+	concerned := func(o client.Object) bool {
 		_, managed := o.GetAnnotations()[contract.KeyPhase]
 		return o.GetAnnotations()[contract.KeyEnabled] == "true" || managed
-	})
+	}
+	// Opted in, managed, or just opted out (what its analysis left is
+	// removed).
+	optedIn := predicate.Funcs{
+		CreateFunc:  func(e event.CreateEvent) bool { return concerned(e.Object) },
+		DeleteFunc:  func(e event.DeleteEvent) bool { return concerned(e.Object) },
+		GenericFunc: func(e event.GenericEvent) bool { return concerned(e.Object) },
+		UpdateFunc:  func(e event.UpdateEvent) bool { return concerned(e.ObjectOld) || concerned(e.ObjectNew) },
+	}
 	r.wake = make(chan event.GenericEvent, 1024)
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("stepper").
@@ -226,6 +234,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, fmt.Errorf("get deployment %s: %w", req.NamespacedName, err)
 	}
 	if !contract.OptedIn(&d) {
+		if _, managed := d.Annotations[contract.KeyPhase]; !managed {
+			// Opted out (the webhook cleared the status): remove whatever
+			// the analysis left. A Deployment never opted in owns none.
+			_, err := r.removeLeftovers(ctx, &d)
+			return ctrl.Result{}, err
+		}
 		return ctrl.Result{}, nil
 	}
 	if r.isStale(&d) {

@@ -198,10 +198,14 @@ func (d *decision) byUser() {
 }
 
 // optOut: removing canary.io/enabled (or setting it to anything but true)
-// is allowed when no template is held; the system's annotations go with
-// it. While a template is held it is refused: turning the system off then
-// would either roll the held template out unanalysed or leave the
-// Deployment paused with nobody to end the hold.
+// is allowed when no template is held and the canary takes no traffic;
+// the system's annotations go with it, and the stepper removes whatever
+// the analysis left (the canary's objects, the generated VirtualService,
+// the Service's pin). While a template is held it is refused: turning the
+// system off then would either roll the held template out unanalysed or
+// leave the Deployment paused with nobody to end the hold. While the
+// canary still takes traffic (an analysis ended a moment ago) it is
+// refused too: nobody would move that traffic back.
 func (d *decision) optOut(st status) {
 	if st.Phase == contract.PhasePromoting {
 		d.deny("canary.io/enabled cannot be turned off while revision %s is being promoted: retry when the rollout completes", st.Revision)
@@ -211,6 +215,13 @@ func (d *decision) optOut(st status) {
 		d.deny("canary.io/enabled cannot be turned off while revision %s is held (phase %s): "+
 			"end the hold first: set a new canary.io/abort or canary.io/promote value, or apply the stable template (%s) again",
 			st.Revision, st.Phase, st.Stable)
+		return
+	}
+	if w := d.req.Old.Annotations[contract.KeyWeight]; w != "" && w != "0" {
+		// An analysis that just ended: its canary still takes traffic
+		// until the stepper moves it away, within seconds.
+		d.deny("canary.io/enabled cannot be turned off while the canary takes %s%% of the traffic (phase %s): retry once canary.io/weight is 0",
+			w, orIdle(st.Phase))
 		return
 	}
 	d.clearStatus()

@@ -291,6 +291,18 @@ func TestMutate(t *testing.T) {
 			want: want{denied: "cannot be turned off while revision"},
 		},
 		{
+			name: "opting out while the canary of an ended analysis still takes traffic: refused",
+			old:  edit(rolledBackV2, paused(false), annotate(contract.KeyWeight, "40")),
+			new:  edit(rolledBackV2, paused(false), annotate(contract.KeyWeight, "40", contract.KeyEnabled, "-")),
+			want: want{denied: "cannot be turned off while the canary takes 40% of the traffic (phase RolledBack): retry once canary.io/weight is 0"},
+		},
+		{
+			name: "opting out once the weight is 0: allowed, the status goes",
+			old:  edit(rolledBackV2, paused(false), annotate(contract.KeyWeight, "0")),
+			new:  edit(rolledBackV2, paused(false), annotate(contract.KeyWeight, "0", contract.KeyEnabled, "-")),
+			want: want{ann: map[string]string{contract.KeyPhase: "-", contract.KeyWeight: "-"}},
+		},
+		{
 			name: "opting out while promoting: refused",
 			old:  promotingV2, new: edit(promotingV2, annotate(contract.KeyEnabled, "-")),
 			want: want{denied: "retry when the rollout completes"},
