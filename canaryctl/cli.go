@@ -8,10 +8,12 @@ import (
 	"io"
 	"time"
 
+	istioclient "istio.io/client-go/pkg/clientset/versioned"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/canary-io/canary/contract"
@@ -25,6 +27,10 @@ Usage:
   kubectl canary get NAME [-n NAMESPACE] [--watch]
   kubectl canary promote|abort|retry NAME [-n NAMESPACE]
   kubectl canary pause|resume NAME [-n NAMESPACE]
+  kubectl canary release NAME [-n NAMESPACE] [--service SERVICE] [--proxy-wait 30s]
+      once the controller is removed (docs/uninstall.md): all traffic to the
+      stable pods, the canary removed, the Service unpinned, the canary.io
+      annotations removed; the Deployment's template and pause are left to you
 
 Flags of every command:
   --kubeconfig PATH     kubeconfig file (default: $KUBECONFIG or ~/.kube/config)
@@ -46,6 +52,8 @@ type Plugin struct {
 type flags struct {
 	kubeconfig, namespace string
 	allNamespaces, watch  bool
+	service               string
+	proxyWait             time.Duration
 }
 
 // Run runs the command line args (without the program's name). A watch ends
@@ -76,6 +84,9 @@ func (p *Plugin) Run(ctx context.Context, args []string) error {
 			fs.BoolVar(&f.allNamespaces, "all-namespaces", false, "list in every namespace")
 			fs.BoolVar(&f.allNamespaces, "A", false, "list in every namespace (shorthand)")
 			wantNames = 0
+		case "release":
+			fs.StringVar(&f.service, "service", "", "the Service the analysis steered (default: canary.io/service, else the one selecting the pods)")
+			fs.DurationVar(&f.proxyWait, "proxy-wait", 30*time.Second, "how long every proxy gets to have the new routes before the canary's pods go")
 		case "get":
 			fs.BoolVar(&f.watch, "watch", false, "redraw on every change")
 			fs.BoolVar(&f.watch, "w", false, "redraw on every change (shorthand)")
@@ -95,11 +106,17 @@ func (p *Plugin) Run(ctx context.Context, args []string) error {
 		fmt.Fprintf(p.ErrOut, "%s takes %d NAME argument(s), got %d\n\n%s", cmd, wantNames, len(names), Usage)
 		return ErrUsage
 	}
-	cs, namespace, err := connect(f)
+	cs, namespace, cfg, err := connect(f)
 	if err != nil {
 		return err
 	}
 	switch cmd {
+	case "release":
+		ic, err := istioclient.NewForConfig(cfg)
+		if err != nil {
+			return fmt.Errorf("create Istio client: %w", err)
+		}
+		return p.release(ctx, cs, ic, namespace, names[0], f.service, f.proxyWait)
 	case "list":
 		if f.allNamespaces {
 			namespace = metav1.NamespaceAll
@@ -133,25 +150,25 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 
 // connect loads the kubeconfig as kubectl does and returns a client and the
 // namespace to use: the flag, else the context's namespace, else "default".
-func connect(f flags) (kubernetes.Interface, string, error) {
+func connect(f flags) (kubernetes.Interface, string, *rest.Config, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = f.kubeconfig
 	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{})
 	cfg, err := cc.ClientConfig()
 	if err != nil {
-		return nil, "", fmt.Errorf("load kubeconfig: %w", err)
+		return nil, "", nil, fmt.Errorf("load kubeconfig: %w", err)
 	}
 	namespace := f.namespace
 	if namespace == "" {
 		if namespace, _, err = cc.Namespace(); err != nil {
-			return nil, "", fmt.Errorf("read namespace from kubeconfig: %w", err)
+			return nil, "", nil, fmt.Errorf("read namespace from kubeconfig: %w", err)
 		}
 	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return nil, "", fmt.Errorf("create client: %w", err)
+		return nil, "", nil, fmt.Errorf("create client: %w", err)
 	}
-	return cs, namespace, nil
+	return cs, namespace, cfg, nil
 }
 
 // list prints the opted-in Deployments of namespace ("" for all).

@@ -12,21 +12,19 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// steerPatch is the JSON patch (RFC 6902) that turns the user's
-// VirtualService read into steered: it replaces only the destination
-// lists of the HTTP routes that changed and the record of the weight, on
-// the version read only (optimistic concurrency, as an update). Everything
-// else in the object, fields this version of the Istio client does not
-// know included, is left as the user wrote it.
-func steerPatch(read, steered *istionetv1.VirtualService) (client.Patch, error) {
-	type op struct {
-		Op    string `json:"op"`
-		Path  string `json:"path"`
-		Value any    `json:"value,omitempty"`
-	}
-	// The version read, set in the patch: the apiserver applies it only
-	// to that version and answers 409 Conflict otherwise, as to an update.
-	ops := []op{{Op: "replace", Path: "/metadata/resourceVersion", Value: read.ResourceVersion}}
+// jsonPatchOp is one operation of a JSON patch (RFC 6902).
+type jsonPatchOp struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value any    `json:"value,omitempty"`
+}
+
+// routeOps are the operations that replace, in the VirtualService read,
+// the destination lists of the HTTP routes that steered changed, on the
+// version read only: set in the patch, the apiserver applies it to that
+// version and answers 409 Conflict otherwise, as to an update.
+func routeOps(read, steered *istionetv1.VirtualService) ([]jsonPatchOp, error) {
+	ops := []jsonPatchOp{{Op: "replace", Path: "/metadata/resourceVersion", Value: read.ResourceVersion}}
 	if len(read.Spec.Http) != len(steered.Spec.Http) {
 		return nil, fmt.Errorf("steering changed the number of HTTP routes (%d → %d)", len(read.Spec.Http), len(steered.Spec.Http))
 	}
@@ -37,19 +35,59 @@ func steerPatch(read, steered *istionetv1.VirtualService) (client.Patch, error) 
 			return nil, err
 		}
 		if string(before) != string(after) {
-			ops = append(ops, op{Op: "replace", Path: fmt.Sprintf("/spec/http/%d/route", i), Value: json.RawMessage(after)})
+			ops = append(ops, jsonPatchOp{Op: "replace", Path: fmt.Sprintf("/spec/http/%d/route", i), Value: json.RawMessage(after)})
 		}
 	}
-	if read.Annotations == nil {
-		ops = append(ops, op{Op: "add", Path: "/metadata/annotations", Value: map[string]string{}})
+	return ops, nil
+}
+
+// annotationPath is the JSON pointer of an annotation.
+func annotationPath(key string) string {
+	return "/metadata/annotations/" + strings.ReplaceAll(key, "/", "~1")
+}
+
+// steerPatch is the JSON patch (RFC 6902) that turns the user's
+// VirtualService read into steered: it replaces only the destination
+// lists of the HTTP routes that changed and the record of the weight, on
+// the version read only (routeOps). Everything else in the object, fields
+// this version of the Istio client does not know included, is left as the
+// user wrote it.
+func steerPatch(read, steered *istionetv1.VirtualService) (client.Patch, error) {
+	ops, err := routeOps(read, steered)
+	if err != nil {
+		return nil, err
 	}
-	ops = append(ops, op{Op: "add", Path: "/metadata/annotations/" + strings.ReplaceAll(AnnotationWeight, "/", "~1"),
-		Value: steered.Annotations[AnnotationWeight]})
+	if read.Annotations == nil {
+		ops = append(ops, jsonPatchOp{Op: "add", Path: "/metadata/annotations", Value: map[string]string{}})
+	}
+	ops = append(ops, jsonPatchOp{Op: "add", Path: annotationPath(AnnotationWeight), Value: steered.Annotations[AnnotationWeight]})
 	data, err := json.Marshal(ops)
 	if err != nil {
 		return nil, err
 	}
 	return client.RawPatch(types.JSONPatchType, data), nil
+}
+
+// ReleasePatch is the JSON patch (RFC 6902) that gives a user's
+// VirtualService back without the analysis: every route's canary share
+// merged back into the Service's destination (as the user wrote it), and
+// the system's record of the weight removed, on the version read only.
+// Nothing else changes. It is nil when there is nothing to give back.
+// kubectl canary release uses it once the controller is gone.
+func ReleasePatch(vs *istionetv1.VirtualService, svc *corev1.Service) ([]byte, error) {
+	released := vs.DeepCopy()
+	steer(released, svc, 0)
+	ops, err := routeOps(vs, released)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := vs.Annotations[AnnotationWeight]; ok {
+		ops = append(ops, jsonPatchOp{Op: "remove", Path: annotationPath(AnnotationWeight)})
+	}
+	if len(ops) == 1 {
+		return nil, nil // only the version: nothing to give back
+	}
+	return json.Marshal(ops)
 }
 
 // steer sets the canary's weight in a user's VirtualService (one named in
