@@ -113,7 +113,7 @@ func (r *Reconciler) writeState(ctx context.Context, w *world, dec plan.Decision
 	}
 	webhookEvent := webhookTransitionEvent(w, dec)
 	if dec.Next.Phase != w.state.Phase {
-		d.Annotations[contract.KeyLastTransition] = r.Clock.Now().UTC().Format(time.RFC3339)
+		d.Annotations[contract.KeyLastTransition] = w.obs.Now.UTC().Format(time.RFC3339) // the decision's time, not a second clock read
 	}
 	if webhookEvent != nil || dec.Next.Phase != w.state.Phase {
 		d.Annotations[contract.KeyEventedTransition] = transitionID(d.Annotations)
@@ -130,7 +130,7 @@ func (r *Reconciler) writeState(ctx context.Context, w *world, dec plan.Decision
 		switch a.Kind {
 		case plan.ActionRecordRejected:
 			d.Annotations[contract.KeyRejectedRevision] = a.Revision
-			d.Annotations[contract.KeyRejection] = fmt.Sprintf("at %s: %s", r.Clock.Now().UTC().Format(time.RFC3339), a.Reason)
+			d.Annotations[contract.KeyRejection] = fmt.Sprintf("at %s: %s", w.obs.Now.UTC().Format(time.RFC3339), a.Reason)
 		case plan.ActionUnpause:
 			d.Spec.Paused = false
 		}

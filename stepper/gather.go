@@ -75,6 +75,12 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 	}
 	w.spec = plan.SpecFrom(w.settings, replicas, r.PropagationDelay)
 	w.spec.RemovalDelay = r.RemovalDelay
+	if !w.settings.ConfidenceOff {
+		w.spec.ComparisonPeriod = r.ComparisonPeriod
+	}
+	if hasHooks(w, contract.HookRollback) {
+		w.spec.RollbackHookPoll = hookPollPeriod
+	}
 	now := r.Clock.Now()
 	w.obs = plan.Observations{
 		Now:     now,

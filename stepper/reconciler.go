@@ -264,14 +264,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if len(dec.Actions) > 1 || dec.Event != nil { // more than the state write
 		log.FromContext(ctx).V(1).Info("stepped", "phase", dec.Next.Phase, "weight", dec.Next.Weight, "actions", fmt.Sprint(dec.Actions))
 	}
-	requeue := dec.Requeue
-	if w.comparison != nil && requeue > r.ComparisonPeriod {
-		requeue = r.ComparisonPeriod // the comparison looks again every period
-	}
-	if inFlight := dec.Next.Phase == contract.PhaseProgressing || dec.Next.Phase == contract.PhasePaused; inFlight && hasHooks(w, contract.HookRollback) && requeue > hookPollPeriod {
-		requeue = hookPollPeriod // the rollback hooks are asked again
-	}
-	return ctrl.Result{RequeueAfter: requeue}, nil
+	return ctrl.Result{RequeueAfter: dec.Requeue}, nil
 }
 
 // staleRecheck is how soon a pass that read a Deployment version already

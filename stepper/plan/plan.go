@@ -56,6 +56,15 @@ type Spec struct {
 	// promotion after the last step without their answer
 	// (Observations.GateOpen).
 	ConfirmPromotion bool
+	// ComparisonPeriod, when positive, is how often the continuous
+	// comparison reads the counters while the canary takes traffic: no
+	// requeue of an analysis in flight with weight on the canary is
+	// longer. Zero when the comparison is off.
+	ComparisonPeriod time.Duration
+	// RollbackHookPoll, when positive, is how often the rollback hooks are
+	// asked while an analysis is in flight: no requeue of one is longer.
+	// Zero when there are none.
+	RollbackHookPoll time.Duration
 }
 
 // SpecFrom builds the Spec of an analysis from its frozen settings, the
@@ -274,7 +283,27 @@ type Decision struct {
 // Its actions hold exactly one WriteState, before every action that
 // follows from the decision (see ActionWriteState).
 func Next(spec Spec, state State, obs Observations) Decision {
-	return writeAhead(next(spec, state, obs))
+	return writeAhead(lookAgain(spec, next(spec, state, obs)))
+}
+
+// lookAgain bounds the requeue of an analysis in flight by what must be
+// looked at on a period of its own: the continuous comparison while the
+// canary takes traffic, the rollback hooks' requests.
+//
+// Example: a step with 50s left, comparison period 5s, weight 20 →
+// requeue 5s; the same at weight 0 (the comparison has nothing to read) →
+// 50s.
+func lookAgain(spec Spec, d Decision) Decision {
+	if !inFlightPhase(d.Next.Phase) || d.Requeue <= 0 {
+		return d
+	}
+	if p := spec.ComparisonPeriod; p > 0 && d.Next.Weight > 0 {
+		d.Requeue = min(d.Requeue, p)
+	}
+	if p := spec.RollbackHookPoll; p > 0 {
+		d.Requeue = min(d.Requeue, p)
+	}
+	return d
 }
 
 // writeAhead puts the state write first, unless the decision placed it
