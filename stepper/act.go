@@ -118,9 +118,6 @@ func (r *Reconciler) writeState(ctx context.Context, w *world, dec plan.Decision
 	if webhookEvent != nil || dec.Next.Phase != w.state.Phase {
 		d.Annotations[contract.KeyEventedTransition] = transitionID(d.Annotations)
 	}
-	if w.recordStart {
-		d.Annotations[contract.KeyAnalysisStarted] = w.analysisStarted.UTC().Format(time.RFC3339)
-	}
 	if dec.Next.Phase != w.state.Phase {
 		// A transition ends whatever kept failing in the phase it leaves.
 		delete(d.Annotations, contract.KeyFailing)

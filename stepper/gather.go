@@ -43,9 +43,9 @@ type world struct {
 	// is deleted, so that two VirtualServices never route the host.
 	leftoverVirtualService *istionetv1.VirtualService
 	// analysisStarted is the analysis' start for the continuous
-	// comparison; recordStart says this pass must record it.
+	// comparison and the checks' windows (plan.AnalysisStart), zero
+	// outside an analysis in flight.
 	analysisStarted time.Time
-	recordStart     bool
 	// comparison is the continuous comparison's verdict, if it ran;
 	// comparisonErr why it could not.
 	comparison    *sequential.Verdict
@@ -192,16 +192,12 @@ func checksWindow(window time.Duration, started, now time.Time) time.Duration {
 // ComparisonFailed; an unavailable comparison leaves the threshold checks
 // alone in charge.
 func (r *Reconciler) runComparison(ctx context.Context, w *world, now time.Time) error {
-	if t, err := time.Parse(time.RFC3339, w.deployment.Annotations[contract.KeyAnalysisStarted]); err == nil {
-		w.analysisStarted = t
-	}
+	w.analysisStarted = w.state.AnalysisStarted
 	phase := w.state.Phase
 	if phase != contract.PhaseProgressing && phase != contract.PhasePaused {
 		return nil
 	}
-	if w.analysisStarted.IsZero() {
-		w.analysisStarted, w.recordStart = now.Truncate(time.Second), true
-	}
+	w.analysisStarted = plan.AnalysisStart(w.state, now)
 	if w.settings.ConfidenceOff || w.state.Weight == 0 || r.ComparisonPeriod <= 0 {
 		return nil
 	}

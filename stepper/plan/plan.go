@@ -142,6 +142,11 @@ type State struct {
 	// acted on, by annotation key (contract.KeyPromote, KeyAbort, and the
 	// webhook's KeyRetry, which Next keeps as it is).
 	Acted map[string]string
+	// AnalysisStarted is when the analysis of Revision began, as the
+	// stepper first saw it in flight (canary.io/analysis-started): the
+	// checks' windows and the comparison never reach back before it. Zero
+	// until the first pass of the analysis records it (see AnalysisStart).
+	AnalysisStarted time.Time
 	// Revision is the template hash under test (canary.io/revision).
 	Revision string
 	// Stable is the template hash serving users (canary.io/stable-revision).
@@ -156,6 +161,7 @@ func (s State) Equal(o State) bool {
 	return s.Phase == o.Phase && s.Step == o.Step && s.Weight == o.Weight &&
 		s.FailedChecks == o.FailedChecks && s.StepStarted.Equal(o.StepStarted) &&
 		s.WaitingSince.Equal(o.WaitingSince) && s.PreRolloutFailed.Equal(o.PreRolloutFailed) && maps.Equal(s.Acted, o.Acted) &&
+		s.AnalysisStarted.Equal(o.AnalysisStarted) &&
 		s.Revision == o.Revision && s.Stable == o.Stable
 }
 
@@ -330,6 +336,7 @@ func next(spec Spec, state State, obs Observations) Decision {
 		if state.Phase == contract.PhasePromoting {
 			return promoting(spec, state, obs)
 		}
+		state.AnalysisStarted = AnalysisStart(state, obs.Now) // recorded by the first pass
 		return inFlight(spec, state, obs)
 	case contract.PhaseRolledBack:
 		if shouldPromoteRejected(state, obs) {
@@ -342,6 +349,18 @@ func next(spec Spec, state State, obs Observations) Decision {
 		// opted in): only leftovers to remove.
 		return cleanUp(spec, state, obs, true)
 	}
+}
+
+// AnalysisStart is the start of the analysis in flight: the one recorded,
+// or, in the pass that records it, now to the second (the gatherer's
+// windows and the decision's record agree).
+//
+// Example: nothing recorded, now 12:00:00.7 → 12:00:00.
+func AnalysisStart(state State, now time.Time) time.Time {
+	if !state.AnalysisStarted.IsZero() {
+		return state.AnalysisStarted
+	}
+	return now.UTC().Truncate(time.Second)
 }
 
 // converge re-asserts, on every pass of a rolled-back analysis, what its

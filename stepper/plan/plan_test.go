@@ -554,3 +554,46 @@ func TestNextChecks(t *testing.T) {
 		event:   "Normal/StepPassed",
 	}})
 }
+
+// TestAnalysisStartRecorded: the first pass of an analysis in flight
+// records its start, to the second, the value the gatherer used for its
+// windows; later passes keep it.
+func TestAnalysisStartRecorded(t *testing.T) {
+	now := t0.Add(700 * time.Millisecond)
+	d := Next(testSpec(), started(), Observations{Now: now})
+	if want := t0.Truncate(time.Second); !d.Next.AnalysisStarted.Equal(want) || !AnalysisStart(started(), now).Equal(want) {
+		t.Errorf("recorded %v (AnalysisStart %v), want %v", d.Next.AnalysisStarted, AnalysisStart(started(), now), want)
+	}
+	later := Next(testSpec(), d.Next, Observations{Now: now.Add(time.Minute)})
+	if !later.Next.AnalysisStarted.Equal(d.Next.AnalysisStarted) {
+		t.Errorf("a later pass moved the start to %v", later.Next.AnalysisStarted)
+	}
+}
+
+// TestLookAgain: an analysis in flight is looked at again within the
+// comparison period while the canary takes traffic, and within the
+// rollback hooks' poll; nothing else is shortened.
+func TestLookAgain(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		spec      func(*Spec)
+		phase     contract.Phase
+		weight    int32
+		requeue   time.Duration
+		wantAfter time.Duration
+	}{
+		{"comparison, canary routed", func(s *Spec) { s.ComparisonPeriod = 5 * time.Second }, contract.PhaseProgressing, 20, 50 * time.Second, 5 * time.Second},
+		{"comparison, nothing routed", func(s *Spec) { s.ComparisonPeriod = 5 * time.Second }, contract.PhaseProgressing, 0, 50 * time.Second, 50 * time.Second},
+		{"rollback hooks, paused", func(s *Spec) { s.RollbackHookPoll = 5 * time.Second }, contract.PhasePaused, 0, time.Minute, 5 * time.Second},
+		{"shorter already", func(s *Spec) { s.ComparisonPeriod = 5 * time.Second }, contract.PhaseProgressing, 20, time.Second, time.Second},
+		{"ended: untouched", func(s *Spec) { s.ComparisonPeriod, s.RollbackHookPoll = 5*time.Second, 5*time.Second }, contract.PhaseRolledBack, 20, time.Minute, time.Minute},
+		{"nothing to do: untouched", func(s *Spec) { s.RollbackHookPoll = 5 * time.Second }, contract.PhaseProgressing, 20, 0, 0},
+	} {
+		spec := testSpec()
+		c.spec(&spec)
+		d := lookAgain(spec, Decision{Next: State{Phase: c.phase, Weight: c.weight}, Requeue: c.requeue})
+		if d.Requeue != c.wantAfter {
+			t.Errorf("%s: requeue %v, want %v", c.name, d.Requeue, c.wantAfter)
+		}
+	}
+}

@@ -19,6 +19,7 @@ var StateKeys = []string{
 	contract.KeyPhase, contract.KeyWeight, contract.KeyStep, contract.KeyFailedChecks,
 	contract.KeyRevision, contract.KeyStableRevision,
 	contract.KeyStepsPassed, contract.KeyStepStarted, contract.KeyWaitingSince, contract.KeyPreRolloutFailed, contract.KeyActed,
+	contract.KeyAnalysisStarted,
 }
 
 // Encode renders s as the Deployment's annotations, with the step in
@@ -59,6 +60,9 @@ func Encode(spec Spec, s State) map[string]string {
 	}
 	if !s.PreRolloutFailed.IsZero() {
 		a[contract.KeyPreRolloutFailed] = s.PreRolloutFailed.UTC().Format(time.RFC3339)
+	}
+	if !s.AnalysisStarted.IsZero() {
+		a[contract.KeyAnalysisStarted] = s.AnalysisStarted.UTC().Format(time.RFC3339)
 	}
 	if acted := nonEmpty(s.Acted); len(acted) > 0 {
 		data, _ := json.Marshal(acted) // a map of strings always encodes, keys sorted
@@ -120,7 +124,7 @@ func Decode(annotations map[string]string) (State, error) {
 	for _, f := range []struct {
 		key string
 		t   *time.Time
-	}{{contract.KeyStepStarted, &s.StepStarted}, {contract.KeyWaitingSince, &s.WaitingSince}, {contract.KeyPreRolloutFailed, &s.PreRolloutFailed}} {
+	}{{contract.KeyStepStarted, &s.StepStarted}, {contract.KeyWaitingSince, &s.WaitingSince}, {contract.KeyPreRolloutFailed, &s.PreRolloutFailed}, {contract.KeyAnalysisStarted, &s.AnalysisStarted}} {
 		if v, ok := annotations[f.key]; ok {
 			parsed, err := time.Parse(time.RFC3339, v)
 			if err != nil {

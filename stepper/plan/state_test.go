@@ -22,6 +22,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		{"analysis started by the webhook", started()},
 		{"waiting for canary pods", scaling(1, ago(time.Minute))},
 		{"step running", running(2, ago(20*time.Second))},
+		{"analysis start recorded", with(running(1, ago(20*time.Second)), func(s *State) { s.AnalysisStarted = ago(time.Minute) })},
 		{"no data, waiting", with(running(1, ago(3*time.Minute)), func(s *State) { s.WaitingSince = ago(2 * time.Minute) })},
 		{"paused, a failed check", with(paused(running(1, ago(time.Minute))), func(s *State) { s.FailedChecks = 2 })},
 		{"pre-rollout hooks failed, waiting", with(scaling(0, ago(2*time.Minute)), func(s *State) {
@@ -194,6 +195,7 @@ func TestStateEqual(t *testing.T) {
 		func(s *State) { s.StepStarted = s.StepStarted.Add(time.Second) },
 		func(s *State) { s.WaitingSince = t0 },
 		func(s *State) { s.PreRolloutFailed = t0 },
+		func(s *State) { s.AnalysisStarted = t0 },
 		func(s *State) { s.Acted = map[string]string{contract.KeyAbort: "a"} },
 		func(s *State) { s.Revision = "rev9" },
 		func(s *State) { s.Stable = "rev9" },
