@@ -45,7 +45,7 @@ func TestRelease(t *testing.T) {
 	}
 	_, err = cs.CoreV1().Services(ns).Create(t.Context(), &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Annotations: map[string]string{contract.KeyPinned: "abc123", contract.KeyPinnedBy: "web/" + string(d.UID)}},
-		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web", "pod-template-hash": "abc123"}, Ports: []corev1.ServicePort{{Port: 80}}},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "web", "pod-template-hash": "abc123"}, Ports: []corev1.ServicePort{{Port: 80}}},
 	}, metav1.CreateOptions{})
 	mustCreate(err)
 	_, err = cs.CoreV1().Services(ns).Create(t.Context(), &corev1.Service{
@@ -140,8 +140,14 @@ func TestRelease(t *testing.T) {
 		t.Errorf("release changed the template or the pause: paused %v, image %s", got.Spec.Paused, got.Spec.Template.Spec.Containers[0].Image)
 	}
 	for _, gone := range []error{
-		func() error { _, err := cs.AppsV1().Deployments(ns).Get(t.Context(), "web-canary", metav1.GetOptions{}); return err }(),
-		func() error { _, err := cs.CoreV1().Services(ns).Get(t.Context(), "web-canary", metav1.GetOptions{}); return err }(),
+		func() error {
+			_, err := cs.AppsV1().Deployments(ns).Get(t.Context(), "web-canary", metav1.GetOptions{})
+			return err
+		}(),
+		func() error {
+			_, err := cs.CoreV1().Services(ns).Get(t.Context(), "web-canary", metav1.GetOptions{})
+			return err
+		}(),
 		func() error {
 			_, err := ic.NetworkingV1().DestinationRules(ns).Get(t.Context(), "web-canary", metav1.GetOptions{})
 			return err
