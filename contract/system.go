@@ -30,10 +30,17 @@ const (
 	// from then on every pass, so that a restart never starts a new test.
 	KeyAnalysisStarted = Prefix + "analysis-started"
 	// KeyEventedTransition names the transition (phase, revision and
-	// canary.io/last-transition) the system has emitted an Event for: transitions the webhook makes (a template
-	// held, skip-analysis, the stable template applied again) get their
-	// Event from the stepper, once.
+	// canary.io/last-transition) whose Event the system has emitted:
+	// transitions the webhook makes (a template held, skip-analysis, the
+	// stable template applied again) get their Event from the stepper,
+	// and so do the stepper's own, recorded in the pass after the Event.
 	KeyEventedTransition = Prefix + "evented-transition"
+	// KeyTransitionReason is the Event reason of the last transition
+	// (canary.io/last-transition), as whoever made it (the webhook or the
+	// stepper) named it: the stepper emits every transition's Event from
+	// it, at least once, even after a restart between the write and the
+	// Event.
+	KeyTransitionReason = Prefix + "transition-reason"
 	// KeyFailing is why the last pass of an analysis in flight could not
 	// do what it decided (an action refused by a policy, a quota, the
 	// apiserver), and KeyFailingSince (RFC 3339) since when its passes
@@ -47,7 +54,7 @@ const (
 )
 
 // BookkeepingKeys are the bookkeeping annotations above.
-var BookkeepingKeys = []string{KeyAnalysisSettings, KeyActed, KeyStepsPassed, KeyStepStarted, KeyWaitingSince, KeyPreRolloutFailed, KeyAnalysisStarted, KeyEventedTransition, KeyRejection, KeyFailing, KeyFailingSince}
+var BookkeepingKeys = []string{KeyAnalysisSettings, KeyActed, KeyStepsPassed, KeyStepStarted, KeyWaitingSince, KeyPreRolloutFailed, KeyAnalysisStarted, KeyEventedTransition, KeyTransitionReason, KeyRejection, KeyFailing, KeyFailingSince}
 
 // SystemKeys are every annotation only the system writes: the status
 // annotations and the bookkeeping ones.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -29,19 +28,12 @@ import (
 // status after it.
 func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error {
 	d := w.deployment.DeepCopy()
-	if vs := w.leftoverVirtualService; vs != nil {
-		// It only sends the host to the user's Service: deleting it is safe at
-		// any moment, and the user's VirtualServices are the ones steered.
-		if err := r.Client.Delete(ctx, vs, client.Preconditions{UID: &vs.UID}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete the generated virtual service %s/%s, replaced by %s: %w", vs.Namespace, vs.Name, contract.KeyVirtualService, err)
-		}
-	}
-	var webhookEvent *plan.Event
+	var announced *plan.Event
 	for _, a := range dec.Actions {
 		var err error
 		switch a.Kind {
 		case plan.ActionWriteState:
-			if webhookEvent, err = r.writeState(ctx, w, dec, d); err == nil {
+			if announced, err = r.writeState(ctx, w, dec, d); err == nil {
 				// The metrics mirror what is recorded, from the moment it is.
 				r.Metrics.observe(w, dec, w.obs.Now)
 			}
@@ -55,6 +47,13 @@ func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error
 			err = r.setWeight(ctx, w, a.Weight)
 		case plan.ActionDeleteCanary:
 			err = r.deleteCanary(ctx, w)
+		case plan.ActionDeleteGeneratedVirtualService:
+			if vs := w.leftoverVirtualService; vs != nil {
+				err = r.Client.Delete(ctx, vs, client.Preconditions{UID: &vs.UID})
+				if apierrors.IsNotFound(err) {
+					err = nil
+				}
+			}
 		case plan.ActionSetProgressingFailed:
 			err = r.setProgressingFailed(ctx, d, a.Message)
 		case plan.ActionUnpause, plan.ActionRecordRejected:
@@ -69,7 +68,7 @@ func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error
 			return err
 		}
 	}
-	if phase := contract.Phase(d.Annotations[contract.KeyPhase]); analysisEnded(w.state.Phase, dec.Next.Phase, webhookEvent) {
+	if phase := contract.Phase(d.Annotations[contract.KeyPhase]); analysisEnded(w.state.Phase, dec.Next.Phase, announced) {
 		r.callPostRollout(ctx, w, d, phase)
 	}
 	return nil
@@ -94,8 +93,8 @@ func (r *Reconciler) clearFailure(ctx context.Context, w *world, dec plan.Decisi
 // Deployment d (a copy of the one the pass read, updated in place), with
 // the resourceVersion this pass read, so that a newer template from a
 // user makes it fail and the next pass decides on the new state; then the
-// Events of the pass. It returns the Event of a transition the webhook
-// made, if this pass emitted it.
+// Events of the pass: the earlier transition's it announces, if any
+// (returned), and its own.
 func (r *Reconciler) writeState(ctx context.Context, w *world, dec plan.Decision, d *appsv1.Deployment) (*plan.Event, error) {
 	next := plan.Encode(w.spec, dec.Next)
 	for _, k := range plan.StateKeys {
@@ -111,12 +110,17 @@ func (r *Reconciler) writeState(ctx context.Context, w *world, dec plan.Decision
 	if dec.Message != "" && (w.obs.Failing == "" || dec.Next.Phase != w.state.Phase) {
 		d.Annotations[contract.KeyMessage] = plan.CapMessage(dec.Message + comparisonNote(w, dec))
 	}
-	webhookEvent := webhookTransitionEvent(w, dec)
-	if dec.Next.Phase != w.state.Phase {
-		d.Annotations[contract.KeyLastTransition] = w.obs.Now.UTC().Format(time.RFC3339) // the decision's time, not a second clock read
+	transition := dec.Next.Phase != w.state.Phase
+	if dec.Evented != "" {
+		d.Annotations[contract.KeyEventedTransition] = dec.Evented
 	}
-	if webhookEvent != nil || dec.Next.Phase != w.state.Phase {
-		d.Annotations[contract.KeyEventedTransition] = transitionID(d.Annotations)
+	if transition {
+		// The decision's time, not a second clock read; the reason lets
+		// the Event be emitted again if this process stops before it.
+		d.Annotations[contract.KeyLastTransition] = w.obs.Now.UTC().Format(time.RFC3339)
+		if dec.Event != nil {
+			d.Annotations[contract.KeyTransitionReason] = dec.Event.Reason
+		}
 	}
 	if dec.Next.Phase != w.state.Phase {
 		// A transition ends whatever kept failing in the phase it leaves.
@@ -137,12 +141,15 @@ func (r *Reconciler) writeState(ctx context.Context, w *world, dec plan.Decision
 			return nil, err
 		}
 	}
-	for _, e := range []*plan.Event{webhookEvent, dec.Event} {
+	for _, e := range []*plan.Event{dec.Announce, dec.Event} {
 		if e != nil {
 			r.emit(ctx, w, d, e)
 		}
 	}
-	return webhookEvent, nil
+	if transition && dec.Event != nil {
+		r.emitted(d, transitionID(d.Annotations)) // recorded as evented by the next pass
+	}
+	return dec.Announce, nil
 }
 
 // maxFailing bounds the error text kept in canary.io/failing.
@@ -186,12 +193,12 @@ func (r *Reconciler) recordFailure(ctx context.Context, w *world, actErr error) 
 
 // analysisEnded reports whether this pass recorded the end of an analysis:
 // its own transition to Succeeded or RolledBack, or the webhook's rollback
-// (the stable template applied again) seen for the first time.
-func analysisEnded(from, to contract.Phase, webhookEvent *plan.Event) bool {
+// (the stable template applied again) announced.
+func analysisEnded(from, to contract.Phase, announced *plan.Event) bool {
 	if from != to {
 		return to == contract.PhaseSucceeded || to == contract.PhaseRolledBack
 	}
-	return webhookEvent != nil && webhookEvent.Reason == ReasonRevertedByUser
+	return announced != nil && announced.Reason == plan.ReasonRevertedByUser
 }
 
 // transitionID names a transition: its phase, revision and time. The time
@@ -201,41 +208,6 @@ func analysisEnded(from, to contract.Phase, webhookEvent *plan.Event) bool {
 // Example: "Progressing/5bf786ccdb/2026-11-27T14:00:01Z".
 func transitionID(a map[string]string) string {
 	return a[contract.KeyPhase] + "/" + a[contract.KeyRevision] + "/" + a[contract.KeyLastTransition]
-}
-
-// Reasons of the Events for the transitions the webhook makes.
-const (
-	ReasonEnabled         = "Enabled"
-	ReasonHeld            = "Held"
-	ReasonAnalysisSkipped = "AnalysisSkipped"
-	ReasonHoldEnded       = "HoldEnded"
-	ReasonRevertedByUser  = "RolledBackByUser"
-)
-
-// webhookTransitionEvent is the Event for a phase change the webhook made
-// (it cannot emit Events: no API calls on the admission path), once per
-// transition: a template held, the analysis restarted or retried,
-// skip-analysis, the stable template applied again. Nil when there is
-// none to emit, or when this pass makes its own transition.
-func webhookTransitionEvent(w *world, dec plan.Decision) *plan.Event {
-	a := w.deployment.Annotations
-	if a[contract.KeyLastTransition] == "" || transitionID(a) == a[contract.KeyEventedTransition] || dec.Next.Phase != w.state.Phase {
-		return nil
-	}
-	msg := a[contract.KeyMessage]
-	switch {
-	case w.state.Phase == contract.PhaseProgressing:
-		return &plan.Event{Type: plan.EventNormal, Reason: ReasonHeld, Message: msg}
-	case w.state.Phase == contract.PhaseIdle && strings.HasPrefix(msg, contract.KeySkipAnalysis):
-		return &plan.Event{Type: plan.EventWarning, Reason: ReasonAnalysisSkipped, Message: msg}
-	case w.state.Phase == contract.PhaseIdle && strings.HasPrefix(msg, "canary analysis enabled"):
-		return &plan.Event{Type: plan.EventNormal, Reason: ReasonEnabled, Message: msg}
-	case w.state.Phase == contract.PhaseIdle:
-		return &plan.Event{Type: plan.EventNormal, Reason: ReasonHoldEnded, Message: msg}
-	case w.state.Phase == contract.PhaseRolledBack:
-		return &plan.Event{Type: plan.EventWarning, Reason: ReasonRevertedByUser, Message: msg}
-	}
-	return nil
 }
 
 // comparisonNote is the continuous comparison's evidence so far, appended

@@ -105,6 +105,13 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 		}
 	}
 	w.obs.RolloutComplete = rolloutComplete(d)
+	if a := d.Annotations; a[contract.KeyLastTransition] != "" {
+		id := transitionID(a)
+		w.obs.Transition = plan.Transition{
+			ID: id, Reason: a[contract.KeyTransitionReason], Message: a[contract.KeyMessage],
+			Evented: a[contract.KeyEventedTransition] == id, Emitted: r.wasEmitted(d, id),
+		}
+	}
 	if since, err := time.Parse(time.RFC3339, d.Annotations[contract.KeyFailingSince]); err == nil {
 		w.obs.Failing, w.obs.FailingSince = d.Annotations[contract.KeyFailing], since
 	}
@@ -436,6 +443,7 @@ func (r *Reconciler) readVirtualServices(ctx context.Context, w *world) error {
 			w.virtualService = vs
 		case ownedBy(vs, d) && vs.Name == svc.Name:
 			w.leftoverVirtualService = vs
+			w.obs.GeneratedVirtualServiceReplaced = true
 		case !ownedBy(vs, d) && servesHost(vs, svc):
 			w.obs.Conflict = fmt.Sprintf("VirtualService %s routes the host %s and is not named in %s: name it there to have it steered",
 				vs.Name, svc.Name, contract.KeyVirtualService)

@@ -137,7 +137,7 @@ func TestCallHooksKeepsOrderAndRunsConcurrently(t *testing.T) {
 }
 
 func TestAnalysisEnded(t *testing.T) {
-	reverted := &plan.Event{Type: plan.EventWarning, Reason: ReasonRevertedByUser}
+	reverted := &plan.Event{Type: plan.EventWarning, Reason: plan.ReasonRevertedByUser}
 	for _, tc := range []struct {
 		from, to contract.Phase
 		event    *plan.Event
@@ -149,7 +149,7 @@ func TestAnalysisEnded(t *testing.T) {
 		{contract.PhaseProgressing, contract.PhasePromoting, nil, false},
 		{contract.PhaseRolledBack, contract.PhaseRolledBack, nil, false},
 		{contract.PhaseRolledBack, contract.PhaseRolledBack, reverted, true},
-		{contract.PhaseIdle, contract.PhaseIdle, &plan.Event{Type: plan.EventNormal, Reason: ReasonHoldEnded}, false},
+		{contract.PhaseIdle, contract.PhaseIdle, &plan.Event{Type: plan.EventNormal, Reason: plan.ReasonHoldEnded}, false},
 	} {
 		if got := analysisEnded(tc.from, tc.to, tc.event); got != tc.want {
 			t.Errorf("%s → %s (webhook event %v): %v, want %v", tc.from, tc.to, tc.event, got, tc.want)

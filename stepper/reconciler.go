@@ -80,6 +80,9 @@ type Reconciler struct {
 	queriers      map[string]Querier
 	rollbackPolls map[string]*rollbackPoll // by namespace/name
 	rounds        map[string]*hookRound    // by namespace/name/hook type
+	// emittedIDs holds, by namespace/name, the transition whose Event this
+	// stepper emitted and has yet to record as evented.
+	emittedIDs map[string]string
 	// wake asks for a pass of a Deployment whose background hook call
 	// has ended, rather than waiting for the next requeue.
 	wake chan event.GenericEvent
@@ -176,12 +179,31 @@ func (r *Reconciler) forget(key string) {
 	defer r.mu.Unlock()
 	delete(r.stale, key)
 	delete(r.rollbackPolls, key)
+	delete(r.emittedIDs, key)
 	for id, rd := range r.rounds {
 		if strings.HasPrefix(id, key+"/") {
 			rd.cancel()
 			delete(r.rounds, id)
 		}
 	}
+}
+
+// emitted remembers that the Event of transition id of d was emitted.
+func (r *Reconciler) emitted(d *appsv1.Deployment, id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.emittedIDs == nil {
+		r.emittedIDs = map[string]string{}
+	}
+	r.emittedIDs[d.Namespace+"/"+d.Name] = id
+}
+
+// wasEmitted reports whether this stepper emitted the Event of transition
+// id of d.
+func (r *Reconciler) wasEmitted(d *appsv1.Deployment, id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return id != "" && r.emittedIDs[d.Namespace+"/"+d.Name] == id
 }
 
 // wakeUp asks for a pass of d soon, without blocking: when the queue of

@@ -145,7 +145,7 @@ func (d *decision) create() {
 	rev := d.newRevision()
 	d.set(contract.KeyRevision, rev)
 	d.set(contract.KeyStableRevision, rev)
-	d.transition(contract.PhaseIdle, fmt.Sprintf("canary analysis enabled; revision %s is stable", rev))
+	d.transition(contract.PhaseIdle, plan.ReasonEnabled, fmt.Sprintf("canary analysis enabled; revision %s is stable", rev))
 }
 
 // byController applies the rules for the system's own writes: it may write
@@ -236,7 +236,7 @@ func (d *decision) sameTemplate(st status, optingIn bool) {
 		rev := d.newRevision()
 		d.set(contract.KeyRevision, rev)
 		d.set(contract.KeyStableRevision, rev)
-		d.transition(contract.PhaseIdle, fmt.Sprintf("canary analysis enabled; revision %s is stable", rev))
+		d.transition(contract.PhaseIdle, plan.ReasonEnabled, fmt.Sprintf("canary analysis enabled; revision %s is stable", rev))
 		return
 	}
 	if held(old, st) && !d.obj.Spec.Paused {
@@ -265,7 +265,7 @@ func (d *decision) newTemplate(st status) {
 		d.obj.Spec.Paused = false
 		d.set(contract.KeyRevision, rev)
 		d.set(contract.KeyStableRevision, rev)
-		d.transition(contract.PhaseIdle, fmt.Sprintf("canary.io/skip-analysis: revision %s rolled out without analysis (stable was %s)", rev, st.Stable))
+		d.transition(contract.PhaseIdle, plan.ReasonAnalysisSkipped, fmt.Sprintf("canary.io/skip-analysis: revision %s rolled out without analysis (stable was %s)", rev, st.Stable))
 		d.warn("revision %s rolls out without canary analysis (canary.io/skip-analysis)", rev)
 		return
 	}
@@ -281,14 +281,14 @@ func (d *decision) newTemplate(st status) {
 		// the traffic back and removes the canary.
 		d.obj.Spec.Paused = false
 		d.set(contract.KeyRevision, rev)
-		d.transition(contract.PhaseRolledBack, fmt.Sprintf("rolled back: the stable template (revision %s) was applied again during the analysis of revision %s", rev, st.Revision))
+		d.transition(contract.PhaseRolledBack, plan.ReasonRevertedByUser, fmt.Sprintf("rolled back: the stable template (revision %s) was applied again during the analysis of revision %s", rev, st.Revision))
 		d.warn("analysis of revision %s ended: the stable template (revision %s) was applied again", st.Revision, rev)
 	case rev == st.Stable:
 		// Only a held Deployment can be given its stable template back:
 		// otherwise the stable template is the old one, which changed.
 		d.obj.Spec.Paused = false
 		d.set(contract.KeyRevision, rev)
-		d.transition(contract.PhaseIdle, fmt.Sprintf("hold ended: the stable template (revision %s) was applied again", rev))
+		d.transition(contract.PhaseIdle, plan.ReasonHoldEnded, fmt.Sprintf("hold ended: the stable template (revision %s) was applied again", rev))
 	case rev == st.Rejected && !d.controlChanged(contract.KeyRetry, st):
 		why := st.Rejection
 		if why == "" {
@@ -296,7 +296,7 @@ func (d *decision) newTemplate(st status) {
 		}
 		d.obj.Spec.Paused = true
 		d.set(contract.KeyRevision, rev)
-		d.transition(contract.PhaseRolledBack, fmt.Sprintf("revision %s is held without analysis: it was rolled back (%s); set a new canary.io/retry value to analyse it again", rev, why))
+		d.transition(contract.PhaseRolledBack, plan.ReasonHeldRejected, fmt.Sprintf("revision %s is held without analysis: it was rolled back (%s); set a new canary.io/retry value to analyse it again", rev, why))
 		d.warn("revision %s was rolled back (%s); it is held without a new analysis until canary.io/retry changes", rev, why)
 	default:
 		msg := fmt.Sprintf("revision %s held for canary analysis against stable revision %s", rev, st.Stable)
@@ -344,7 +344,7 @@ func (d *decision) startAnalysis(st status, rev, msg string) {
 		}
 	}
 	d.delete(contract.KeyAnalysisStarted)
-	d.transition(contract.PhaseProgressing, msg)
+	d.transition(contract.PhaseProgressing, plan.ReasonHeld, msg)
 	d.warn("revision %s is held for canary analysis (stable revision %s); follow it with: kubectl rollout status deployment/%s -n %s",
 		rev, st.Stable, d.obj.Name, d.obj.Namespace)
 }
@@ -359,7 +359,7 @@ func (d *decision) controlChanged(key string, st status) bool {
 // transition sets the phase and message, and the transition time when the
 // phase changes. On reinvocation the time this decision already wrote is
 // kept, so that running Mutate twice gives the same object.
-func (d *decision) transition(phase contract.Phase, msg string) {
+func (d *decision) transition(phase contract.Phase, reason, msg string) {
 	old := d.req.Old
 	d.set(contract.KeyMessage, msg)
 	if old != nil && contract.OptedIn(old) && old.Annotations[contract.KeyPhase] == string(phase) {
@@ -367,6 +367,7 @@ func (d *decision) transition(phase contract.Phase, msg string) {
 		return
 	}
 	d.set(contract.KeyPhase, string(phase))
+	d.set(contract.KeyTransitionReason, reason) // the stepper emits its Event
 	if written, ok := d.ownEarlierTransition(phase); ok {
 		d.set(contract.KeyLastTransition, written)
 		return

@@ -45,6 +45,12 @@ const (
 	// decided (the pin, the canary sized, a weight lowered to the record).
 	// A refused write stops the pass: nothing that depends on it is done.
 	ActionWriteState ActionKind = "WriteState"
+	// ActionDeleteGeneratedVirtualService deletes the VirtualService the
+	// stepper generated for an analysis that now steers the user's own
+	// (canary.io/virtualservice): two VirtualServices must never route one
+	// host. It routes all of the host to the user's Service (the analysis
+	// never steered it), so it may go at any moment.
+	ActionDeleteGeneratedVirtualService ActionKind = "DeleteGeneratedVirtualService"
 	// ActionRecordRejected records Action.Revision as
 	// canary.io/rejected-revision and Action.Reason as why, so that
 	// applying it again holds it until canary.io/retry changes. It is
@@ -97,6 +103,12 @@ func DeleteCanary() Action { return Action{Kind: ActionDeleteCanary} }
 // condition's message.
 func SetProgressingFailed(message string) Action {
 	return Action{Kind: ActionSetProgressingFailed, Message: message}
+}
+
+// DeleteGeneratedVirtualService returns an
+// ActionDeleteGeneratedVirtualService.
+func DeleteGeneratedVirtualService() Action {
+	return Action{Kind: ActionDeleteGeneratedVirtualService}
 }
 
 // RecordRejected returns an ActionRecordRejected for revision and reason.
@@ -193,6 +205,50 @@ const (
 	// ReasonConflict: the analysis cannot own its objects (→ RolledBack).
 	ReasonConflict = "Conflict"
 )
+
+// Reasons of the transitions the webhook makes: it records the reason
+// with the transition (canary.io/transition-reason) and the stepper emits
+// the Event (the webhook makes no API calls on the admission path).
+const (
+	// ReasonEnabled: canary.io/enabled set (→ Idle).
+	ReasonEnabled = "Enabled"
+	// ReasonHeld: a new template held for analysis, or the analysis
+	// restarted or retried (→ Progressing).
+	ReasonHeld = "Held"
+	// ReasonAnalysisSkipped: a template applied with
+	// canary.io/skip-analysis rolls out unanalysed (→ Idle).
+	ReasonAnalysisSkipped = "AnalysisSkipped"
+	// ReasonHoldEnded: the stable template applied again while a
+	// rolled-back revision was held (→ Idle).
+	ReasonHoldEnded = "HoldEnded"
+	// ReasonRevertedByUser: the stable template applied again during an
+	// analysis (→ RolledBack).
+	ReasonRevertedByUser = "RolledBackByUser"
+	// ReasonHeldRejected: a revision rolled back earlier applied again: held
+	// without analysis until canary.io/retry changes (→ RolledBack).
+	ReasonHeldRejected = "HeldRejected"
+)
+
+// warningReasons are the reasons whose Events are warnings: a failure, a
+// rollback, something skipped or ignored.
+var warningReasons = map[string]bool{
+	ReasonCheckFailed: true, ReasonChecksFailed: true, ReasonCanaryWorse: true, ReasonRollbackHook: true,
+	ReasonAborted: true, ReasonProgressDeadlineExceeded: true, ReasonConflict: true,
+	ReasonPromotionDeadlineExceeded: true, ReasonAbortIgnored: true,
+	ReasonAnalysisSkipped: true, ReasonRevertedByUser: true, ReasonHeldRejected: true,
+}
+
+// EventFor is the Event of a recorded transition, from its reason.
+//
+// Example: EventFor("ChecksFailed", "rolled back: …") is a Warning;
+// EventFor("Held", …) is Normal.
+func EventFor(reason, message string) *Event {
+	t := EventNormal
+	if warningReasons[reason] {
+		t = EventWarning
+	}
+	return &Event{Type: t, Reason: reason, Message: message}
+}
 
 func normal(reason, message string) *Event {
 	return &Event{Type: EventNormal, Reason: reason, Message: message}

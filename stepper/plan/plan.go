@@ -246,10 +246,31 @@ type Observations struct {
 	// bookkeeping canary.io/rejection without its time), "" when none is
 	// recorded.
 	Rejection string
+	// GeneratedVirtualServiceReplaced reports that the VirtualService the
+	// stepper generated is still there although canary.io/virtualservice
+	// now names the user's own, which the analysis steers.
+	GeneratedVirtualServiceReplaced bool
+	// Transition is the last phase change recorded on the Deployment,
+	// whoever made it: its Event is emitted at least once.
+	Transition Transition
 	// CanaryObjectsExist reports that any canary object is left:
 	// <deployment>-canary or any of its pods (terminating ones too),
 	// Service <service>-canary, DestinationRule <service>-canary.
 	CanaryObjectsExist bool
+}
+
+// Transition is a phase change recorded on the Deployment.
+type Transition struct {
+	// ID names it: phase, revision and canary.io/last-transition; empty
+	// when none is recorded.
+	ID string
+	// Reason is its Event's reason as whoever made it recorded it
+	// (canary.io/transition-reason), Message the message then.
+	Reason, Message string
+	// Evented reports that the Deployment records its Event as emitted
+	// (canary.io/evented-transition); Emitted that this stepper emitted it
+	// and has yet to record that.
+	Evented, Emitted bool
 }
 
 // Decision is what Next decided for one pass.
@@ -282,6 +303,16 @@ type Decision struct {
 	// Event is the Kubernetes Event for this pass, nil for none. Every phase
 	// change has one.
 	Event *Event
+	// Announce is the Event of a transition recorded earlier whose Event
+	// was never emitted: one the webhook made, or the stepper's own when
+	// it was stopped between the write and the Event. It is emitted after
+	// the state write, before Event.
+	Announce *Event
+	// Evented is the transition (Transition.ID) the state write records as
+	// evented, "" for none: the Event of a transition is thus emitted at
+	// least once, and once more only when the stepper restarts between
+	// emitting it and recording it.
+	Evented string
 }
 
 // Next decides one pass of the stepper for one Deployment. It is pure: the
@@ -289,7 +320,30 @@ type Decision struct {
 // Its actions hold exactly one WriteState, before every action that
 // follows from the decision (see ActionWriteState).
 func Next(spec Spec, state State, obs Observations) Decision {
-	return writeAhead(lookAgain(spec, next(spec, state, obs)))
+	return replaceGenerated(obs, writeAhead(announce(obs, lookAgain(spec, next(spec, state, obs)))))
+}
+
+// replaceGenerated deletes, first thing, a generated VirtualService that
+// the user's own replaced, whatever else the pass decides.
+func replaceGenerated(obs Observations, d Decision) Decision {
+	if obs.GeneratedVirtualServiceReplaced {
+		d.Actions = append([]Action{DeleteGeneratedVirtualService()}, d.Actions...)
+	}
+	return d
+}
+
+// announce emits the Event of the recorded transition if nobody has, and
+// records it as evented.
+func announce(obs Observations, d Decision) Decision {
+	t := obs.Transition
+	if t.ID == "" || t.Evented {
+		return d
+	}
+	if !t.Emitted && t.Reason != "" {
+		d.Announce = EventFor(t.Reason, t.Message)
+	}
+	d.Evented = t.ID
+	return d
 }
 
 // lookAgain bounds the requeue of an analysis in flight by what must be

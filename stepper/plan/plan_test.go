@@ -182,7 +182,7 @@ func checkInvariants(t *testing.T, spec Spec, in State, obs Observations, d Deci
 	} else {
 		for _, a := range d.Actions[:write] {
 			switch {
-			case a.Kind == ActionPinService, a.Kind == ActionEnsureCanary:
+			case a.Kind == ActionPinService, a.Kind == ActionEnsureCanary, a.Kind == ActionDeleteGeneratedVirtualService:
 			case a.Kind == ActionUnpinService && d.Next.Phase == contract.PhasePromoting:
 				// Before the unpause the state write carries.
 			case a.Kind == ActionSetWeight && a.Weight < obs.RoutedWeight && a.Weight <= in.Weight && d.Next.Phase == in.Phase:
@@ -595,5 +595,56 @@ func TestLookAgain(t *testing.T) {
 		if d.Requeue != c.wantAfter {
 			t.Errorf("%s: requeue %v, want %v", c.name, d.Requeue, c.wantAfter)
 		}
+	}
+}
+
+// TestAnnounce: the Event of every recorded transition is emitted at
+// least once: the webhook's (it cannot emit Events), and the stepper's own
+// when it stopped between the state write and the Event; once emitted by
+// this process it is only recorded; once recorded, never again.
+func TestAnnounce(t *testing.T) {
+	rolledBack := State{Phase: contract.PhaseRolledBack, Revision: "rev2", Stable: "rev1", Weight: 0}
+	for _, c := range []struct {
+		name        string
+		state       State
+		transition  Transition
+		wantEvent   *Event
+		wantEvented string
+	}{
+		{"the webhook's revert, never evented", rolledBack,
+			Transition{ID: "RolledBack/rev1/t1", Reason: ReasonRevertedByUser, Message: "rolled back: the stable template …"},
+			&Event{Type: EventWarning, Reason: ReasonRevertedByUser, Message: "rolled back: the stable template …"}, "RolledBack/rev1/t1"},
+		{"the stepper's rollback, stopped before its Event", rolledBack,
+			Transition{ID: "RolledBack/rev2/t2", Reason: ReasonChecksFailed, Message: "rolled back: success rate 80%"},
+			&Event{Type: EventWarning, Reason: ReasonChecksFailed, Message: "rolled back: success rate 80%"}, "RolledBack/rev2/t2"},
+		{"a template held", started(),
+			Transition{ID: "Progressing/rev2/t3", Reason: ReasonHeld, Message: "revision rev2 held"},
+			&Event{Type: EventNormal, Reason: ReasonHeld, Message: "revision rev2 held"}, "Progressing/rev2/t3"},
+		{"emitted by this process, not recorded yet: recorded only", rolledBack,
+			Transition{ID: "RolledBack/rev2/t2", Reason: ReasonChecksFailed, Emitted: true}, nil, "RolledBack/rev2/t2"},
+		{"recorded: nothing", rolledBack,
+			Transition{ID: "RolledBack/rev2/t2", Reason: ReasonChecksFailed, Evented: true}, nil, ""},
+		{"no reason recorded (an older controller's): recorded only", rolledBack,
+			Transition{ID: "RolledBack/rev2/t2"}, nil, "RolledBack/rev2/t2"},
+		{"no transition", State{}, Transition{}, nil, ""},
+	} {
+		d := Next(testSpec(), c.state, Observations{Now: t0, Transition: c.transition, Rejection: "x", ProgressingFailed: true})
+		if fmt.Sprint(d.Announce) != fmt.Sprint(c.wantEvent) || d.Evented != c.wantEvented {
+			t.Errorf("%s: Announce %+v Evented %q, want %+v %q", c.name, d.Announce, d.Evented, c.wantEvent, c.wantEvented)
+		}
+	}
+}
+
+// TestGeneratedVirtualServiceReplaced: a generated VirtualService that the
+// user's own replaced goes first thing in any pass, whatever is decided.
+func TestGeneratedVirtualServiceReplaced(t *testing.T) {
+	for _, st := range []State{started(), {Phase: contract.PhaseIdle}, {Phase: contract.PhaseRolledBack, Revision: "rev2", Stable: "rev1"}} {
+		d := Next(testSpec(), st, Observations{Now: t0, GeneratedVirtualServiceReplaced: true})
+		if len(d.Actions) == 0 || d.Actions[0] != DeleteGeneratedVirtualService() {
+			t.Errorf("phase %s: actions %v, want DeleteGeneratedVirtualService first", st.Phase, d.Actions)
+		}
+	}
+	if d := Next(testSpec(), State{Phase: contract.PhaseIdle}, Observations{Now: t0}); slices.Contains(d.Actions, DeleteGeneratedVirtualService()) {
+		t.Errorf("deleted with nothing replaced: %v", d.Actions)
 	}
 }
