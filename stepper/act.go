@@ -269,14 +269,16 @@ var errChangedMeanwhile = errors.New("changed since this pass read it")
 
 // changedMeanwhile reports whether fresh differs from read in anything but
 // what the system's state write may overwrite without loss: the status,
-// the resourceVersion and the managed fields. A change to labels,
+// the resourceVersion and the managed fields (and the type information,
+// which a cached copy lacks). A change to labels,
 // annotations, finalizers, owner references or the spec (a user's, or
 // another controller's) makes the pass decide again on the new object
 // rather than write its decision over it.
 func changedMeanwhile(read, fresh *appsv1.Deployment) bool {
 	a, b := read.DeepCopy(), fresh.DeepCopy()
 	for _, x := range []*appsv1.Deployment{a, b} {
-		x.ResourceVersion, x.ManagedFields, x.Status = "", nil, appsv1.DeploymentStatus{}
+		// The cache's copy and the apiserver's differ in TypeMeta too.
+		x.TypeMeta, x.ResourceVersion, x.ManagedFields, x.Status = metav1.TypeMeta{}, "", nil, appsv1.DeploymentStatus{}
 	}
 	return !apiequality.Semantic.DeepEqual(a, b)
 }

@@ -21,6 +21,9 @@ func TestChangedMeanwhile(t *testing.T) {
 		changed bool
 	}{
 		{"status and resourceVersion only", func(d *appsv1.Deployment) { d.ResourceVersion = "2"; d.Status.ReadyReplicas = 3 }, false},
+		{"type information (a cached copy has none)", func(d *appsv1.Deployment) {
+			d.TypeMeta = metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}
+		}, false},
 		{"managed fields", func(d *appsv1.Deployment) {
 			d.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kube-controller-manager"}}
 		}, false},
