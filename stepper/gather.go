@@ -2,7 +2,6 @@ package stepper
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -67,7 +66,7 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 		return nil, fmt.Errorf("decode state of %s/%s: %w", d.Namespace, d.Name, err)
 	}
 	var settingsErr error
-	w.settings, settingsErr = frozenSettings(d)
+	w.settings, settingsErr = contract.FrozenSettings(d.Annotations)
 	w.settings.Webhooks = capHookTimeouts(w.settings.Webhooks, r.MaxHookTimeout)
 	replicas := int32(1)
 	if d.Spec.Replicas != nil {
@@ -247,27 +246,6 @@ func capHookTimeouts(hooks []contract.Webhook, limit time.Duration) []contract.W
 		out[i].Timeout = min(out[i].Timeout, limit)
 	}
 	return out
-}
-
-// frozenSettings are the settings frozen when the template was held, or,
-// outside an analysis, the ones on the Deployment now. The error says
-// why they cannot be read (the webhook refused invalid ones, so this is a
-// controller that reads them differently, or a hand-made object); the
-// settings returned then are defaults, which must not run an analysis.
-func frozenSettings(d *appsv1.Deployment) (contract.Settings, error) {
-	source := d.Annotations
-	if raw, ok := d.Annotations[contract.KeyAnalysisSettings]; ok {
-		var frozen map[string]string
-		if err := json.Unmarshal([]byte(raw), &frozen); err != nil {
-			return contract.DefaultSettings(), fmt.Errorf("the analysis settings frozen when the template was held (%s) cannot be read: %v", contract.KeyAnalysisSettings, err)
-		}
-		source = frozen
-	}
-	s, errs := contract.ParseSettings(source)
-	if len(errs) > 0 {
-		return s, fmt.Errorf("the analysis settings cannot be read: %v", errs.ToAggregate())
-	}
-	return s, nil
 }
 
 // resolveService finds the user's Service: canary.io/service, or the one

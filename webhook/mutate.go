@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"strings"
@@ -317,7 +316,7 @@ func (d *decision) startAnalysis(st status, rev, msg string) {
 	d.set(contract.KeyRevision, rev)
 	d.set(contract.KeyStableRevision, st.Stable)
 	settings, _ := contract.ParseSettings(d.obj.Annotations) // invalid settings are denied by Validate
-	d.set(contract.KeyAnalysisSettings, frozenSettings(d.obj.Annotations))
+	d.set(contract.KeyAnalysisSettings, contract.FreezeSettings(d.obj.Annotations))
 	acted := maps.Clone(st.Acted)
 	if acted == nil {
 		acted = map[string]string{}
@@ -500,19 +499,6 @@ func orIdle(p contract.Phase) contract.Phase {
 		return contract.PhaseIdle
 	}
 	return p
-}
-
-// frozenSettings is the JSON object of the settings annotations in force,
-// which stay fixed for the analysis.
-func frozenSettings(a map[string]string) string {
-	s := map[string]string{}
-	for _, k := range contract.SettingKeys {
-		if v, ok := a[k]; ok {
-			s[k] = v
-		}
-	}
-	data, _ := json.Marshal(s) // a map of strings always encodes
-	return string(data)
 }
 
 // controlKeys are the once-per-value controls.
