@@ -166,3 +166,6 @@ func joinHookTypes() string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// ParseWebhooks reads the value of [KeyWebhooks] as [ParseSettings] does.
+func ParseWebhooks(v string) ([]Webhook, error) { return parseWebhooks(v) }

@@ -28,6 +28,8 @@ type Request struct {
 	// discovered it, zero when unknown: a step interval shorter than two
 	// scrapes is warned about.
 	ScrapeInterval time.Duration
+	// Egress is where the URLs users write may point.
+	Egress Egress
 }
 
 // Response is the admission decision.
