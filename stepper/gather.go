@@ -261,6 +261,12 @@ func (r *Reconciler) resolveService(ctx context.Context, w *world) error {
 		} else if err != nil {
 			return fmt.Errorf("get service %s/%s: %w", d.Namespace, name, err)
 		}
+		if !selects(&svc, d) {
+			// Another team's Service, or a typo: never pinned nor steered.
+			w.obs.Conflict = fmt.Sprintf("Service %s named in %s does not select the Deployment's pods (selector %s, pod labels %s): name the Deployment's own Service",
+				name, contract.KeyService, labels.Set(withoutPin(svc.Spec.Selector)), labels.Set(d.Spec.Template.Labels))
+			return nil
+		}
 		w.service = &svc
 		return r.checkOneDeploymentPerService(ctx, w)
 	}
@@ -268,20 +274,13 @@ func (r *Reconciler) resolveService(ctx context.Context, w *world) error {
 	if err := r.Client.List(ctx, &list, client.InNamespace(d.Namespace)); err != nil {
 		return fmt.Errorf("list services in %s: %w", d.Namespace, err)
 	}
-	podLabels := labels.Set(d.Spec.Template.Labels)
 	var matches []*corev1.Service
 	for i := range list.Items {
 		svc := &list.Items[i]
-		if svc.Labels[LabelCanary] == "true" || len(svc.Spec.Selector) == 0 {
+		if svc.Labels[LabelCanary] == "true" {
 			continue
 		}
-		sel := make(map[string]string, len(svc.Spec.Selector))
-		for k, v := range svc.Spec.Selector {
-			if k != podTemplateHash { // the pin is ours
-				sel[k] = v
-			}
-		}
-		if labels.SelectorFromSet(sel).Matches(podLabels) {
+		if selects(svc, d) {
 			matches = append(matches, svc)
 		}
 	}
@@ -296,6 +295,25 @@ func (r *Reconciler) resolveService(ctx context.Context, w *world) error {
 			len(matches), matches[0].Name, matches[1].Name, contract.KeyService)
 	}
 	return nil
+}
+
+// withoutPin is a Service selector without the stepper's pin.
+func withoutPin(selector map[string]string) map[string]string {
+	out := make(map[string]string, len(selector))
+	for k, v := range selector {
+		if k != podTemplateHash {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// selects reports whether a Service's selector, the pin aside, is not
+// empty and selects the Deployment's pod template: the rule that makes a
+// Service the Deployment's, whether named or found.
+func selects(svc *corev1.Service, d *appsv1.Deployment) bool {
+	sel := withoutPin(svc.Spec.Selector)
+	return len(sel) > 0 && labels.SelectorFromSet(sel).Matches(labels.Set(d.Spec.Template.Labels))
 }
 
 // checkOneDeploymentPerService makes a second opted-in Deployment whose

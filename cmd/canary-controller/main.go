@@ -21,9 +21,16 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/prometheus/client_golang/prometheus"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -118,6 +125,9 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)
 	}
+	if err := checkIdentity(ctx, cfg, o.controllerIdentity); err != nil {
+		return err
+	}
 	var caBundle []byte
 	if o.registerURL != "" {
 		host, err := urlHost(o.registerURL)
@@ -140,7 +150,12 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("register istio types: %w", err)
 	}
 	mgr, err := ctrl.NewManager(cfg, manager.Options{
-		Scheme:                  scheme,
+		Scheme: scheme,
+		// Of all Pods, only the canaries' are read: the cache holds no
+		// other Pod of the cluster.
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&corev1.Pod{}: {Label: labels.SelectorFromSet(labels.Set{stepper.LabelCanary: "true"})},
+		}},
 		LeaderElection:          o.leaderElect && o.enableStepper,
 		LeaderElectionID:        "canary-stepper",
 		LeaderElectionNamespace: o.leaderElectionNS,
@@ -228,6 +243,25 @@ func run(ctx context.Context, o options) error {
 	}
 	ctrl.Log.Info("starting", "controllerIdentity", o.controllerIdentity, "webhookPort", o.webhookPort)
 	return mgr.Start(ctx)
+}
+
+// checkIdentity asks the apiserver who the controller is
+// (SelfSubjectReview) and refuses to start when that is not the identity
+// its webhook trusts (--controller-identity): every write of the stepper
+// would otherwise be judged as a user's, and every analysis would loop.
+func checkIdentity(ctx context.Context, cfg *rest.Config, want string) error {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	review, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("ask the apiserver who the controller is (SelfSubjectReview): %w", err)
+	}
+	if got := review.Status.UserInfo.Username; got != want {
+		return fmt.Errorf("the controller runs as %q but --controller-identity is %q: the webhook would take the controller's own writes for a user's; set --controller-identity=%s", got, want, got)
+	}
+	return nil
 }
 
 // egressPolicy parses the allow-lists and adds the apiserver's addresses
