@@ -1,8 +1,8 @@
 package contract
 
 import (
-	"reflect"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
