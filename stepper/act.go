@@ -146,6 +146,9 @@ func (r *Reconciler) writeState(ctx context.Context, w *world, dec plan.Decision
 			r.emit(ctx, w, d, e)
 		}
 	}
+	if a := dec.Announce; a != nil && a.Reason == plan.ReasonAnalysisSkipped {
+		r.Metrics.analysisSkipped(d.Namespace, d.Name)
+	}
 	if transition && dec.Event != nil {
 		r.emitted(d, transitionID(d.Annotations)) // recorded as evented by the next pass
 	}

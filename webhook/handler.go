@@ -79,7 +79,7 @@ func (h *Handler) Handle(_ context.Context, req admission.Request) admission.Res
 var jsonAPI = jsoniter.ConfigCompatibleWithStandardLibrary
 
 func (h *Handler) decode(req admission.Request) (Request, error) {
-	r := Request{ByController: req.UserInfo.Username == h.ControllerUser, Now: h.Clock.Now(), Egress: h.Egress}
+	r := Request{ByController: req.UserInfo.Username == h.ControllerUser, Now: h.Clock.Now(), Egress: h.Egress, User: req.UserInfo.Username}
 	if h.ScrapeInterval != nil {
 		r.ScrapeInterval = h.ScrapeInterval()
 	}

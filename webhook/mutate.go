@@ -30,6 +30,9 @@ type Request struct {
 	ScrapeInterval time.Duration
 	// Egress is where the URLs users write may point.
 	Egress Egress
+	// User is who makes the request (the admission request's user name):
+	// the emergency path records it.
+	User string
 }
 
 // Response is the admission decision.
@@ -266,8 +269,8 @@ func (d *decision) newTemplate(st status) {
 		d.obj.Spec.Paused = false
 		d.set(contract.KeyRevision, rev)
 		d.set(contract.KeyStableRevision, rev)
-		d.transition(contract.PhaseIdle, plan.ReasonAnalysisSkipped, fmt.Sprintf("canary.io/skip-analysis: revision %s rolled out without analysis (stable was %s)", rev, st.Stable))
-		d.warn("revision %s rolls out without canary analysis (canary.io/skip-analysis)", rev)
+		d.transition(contract.PhaseIdle, plan.ReasonAnalysisSkipped, fmt.Sprintf("canary.io/skip-analysis by %s: revision %s rolled out without analysis (stable was %s)", orUnknown(d.req.User), rev, st.Stable))
+		d.warn("revision %s rolls out without canary analysis (canary.io/skip-analysis), recorded as done by %s", rev, orUnknown(d.req.User))
 		return
 	}
 	if st.Phase == contract.PhasePromoting || (!old.Spec.Paused && rolling(old)) {
@@ -494,6 +497,13 @@ func onlyUnpauses(old, new *appsv1.Deployment) bool {
 		}
 	}
 	return apiequality.Semantic.DeepEqual(o, n)
+}
+
+func orUnknown(user string) string {
+	if user == "" {
+		return "an unknown user"
+	}
+	return user
 }
 
 func orIdle(p contract.Phase) contract.Phase {
