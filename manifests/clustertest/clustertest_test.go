@@ -158,6 +158,16 @@ func TestServerSideDryRun(t *testing.T) {
 		t.Errorf("dry run reported %d objects, want %d:\n%s", lines, n, got)
 	}
 	t.Logf("server dry run of %d objects (cert-manager kinds included: %v):\n%s", n, withCertManager, got)
+	dir, err := manifests.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = kubectl(t, nil, "apply", "--dry-run=server", "-f", filepath.Join(dir, "policies"))
+	for _, want := range []string{"networkpolicy.networking.k8s.io/canary-controller-egress", "validatingadmissionpolicy.admissionregistration.k8s.io/canary-skip-analysis-admins"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the optional policies' dry run lacks %s:\n%s", want, got)
+		}
+	}
 }
 
 // sar asks the apiserver whether the controller's ServiceAccount may do a.
