@@ -52,7 +52,7 @@ var Needs = func() []Access {
 			as = append(as, Access{Group: group, Resource: resource, Subresource: sub, Verb: v, Namespace: ns})
 		}
 	}
-	add("apps", "deployments", "", "", "get", "list", "watch", "create", "update", "patch", "delete")
+	add("apps", "deployments", "", "", "get", "list", "watch", "create", "update", "delete")
 	add("apps", "deployments", "status", "", "update")
 	add("apps", "deployments", "finalizers", "", "update")
 	add("apps", "replicasets", "", "", "list", "watch")
