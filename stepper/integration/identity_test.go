@@ -20,8 +20,14 @@ func TestWrongIdentityRefusedAtStart(t *testing.T) {
 		p.Stop()
 		t.Fatal("the controller started with a wrong identity")
 	}
-	want := `the controller runs as "` + cluster.ControllerUser + `" but --controller-identity is "system:serviceaccount:canary-system:canary-controller"`
-	if log := p.Log(); !strings.Contains(log, want) {
-		t.Errorf("its log does not say %q:\n%s", want, log)
+	// The log is JSON: the quotes in the message are escaped.
+	log := strings.ReplaceAll(p.Log(), `\"`, `"`)
+	for _, want := range []string{
+		`the controller runs as "` + cluster.ControllerUser + `" but --controller-identity is "system:serviceaccount:canary-system:canary-controller"`,
+		"set --controller-identity=" + cluster.ControllerUser,
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("its log does not say %q:\n%s", want, log)
+		}
 	}
 }
