@@ -47,7 +47,8 @@ run: ## run the controller in the foreground against the local cluster (after ma
 		--webhook-host 127.0.0.1 --webhook-port 9443 --webhook-cert-dir .local/webhook-certs \
 		--register-webhook-url https://127.0.0.1:9443 \
 		--metrics-bind-address 127.0.0.1:8080 --health-probe-bind-address 127.0.0.1:8081 \
-		--prometheus-url "$$(cat .local/prometheus-url)" --leader-elect=false
+		--prometheus-url "$$(cat .local/prometheus-url)" --leader-elect=false \
+		--allow-hook-destinations 127.0.0.0/8 --allow-prometheus-destinations 127.0.0.0/8
 
 .PHONY: faults
 faults: tools ## the fault suite three times over, for the interleavings one run misses (make test runs it once)

@@ -127,6 +127,9 @@ func parseMetrics(v string) ([]Metric, error) {
 	if err := decodeList(v, &metrics, "{name, query, min, max}"); err != nil {
 		return nil, err
 	}
+	if len(metrics) > MaxMetrics {
+		return nil, fmt.Errorf("has %d metrics; at most %d are allowed", len(metrics), MaxMetrics)
+	}
 	var problems []string
 	seen := map[string]bool{}
 	for i, m := range metrics {

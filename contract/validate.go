@@ -24,6 +24,15 @@ const maxControlValueLen = 253
 // settings first, then controls, then unknown keys in sorted order.
 func Validate(annotations map[string]string) field.ErrorList {
 	_, errs := ParseSettings(annotations)
+	size := 0
+	for _, k := range SettingKeys {
+		if v, ok := annotations[k]; ok {
+			size += len(k) + len(v)
+		}
+	}
+	if size > MaxSettingsBytes {
+		errs = append(errs, field.TooLong(field.NewPath("metadata", "annotations"), size, MaxSettingsBytes))
+	}
 	errs = append(errs, ValidateControls(annotations)...)
 	return append(errs, validateKnownKeys(annotations)...)
 }

@@ -1,6 +1,7 @@
 package contract
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -154,6 +155,47 @@ func TestEditDistance(t *testing.T) {
 	} {
 		if got := editDistance(tt.a, tt.b); got != tt.want {
 			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+// TestLimits: what one Deployment may ask of the shared controller is
+// bounded, and each bound is refused at admission with the field and the
+// reason.
+func TestLimits(t *testing.T) {
+	many := func(n int, item func(i int) string) string {
+		var items []string
+		for i := range n {
+			items = append(items, item(i))
+		}
+		return "[" + strings.Join(items, ",") + "]"
+	}
+	hook := func(i int) string {
+		return fmt.Sprintf(`{"name":"h%d","type":"rollout","url":"http://loadtester.test/"}`, i)
+	}
+	metric := func(i int) string {
+		return fmt.Sprintf(`{"name":"m%d","query":"vector(1)","min":0}`, i)
+	}
+	for _, c := range []struct {
+		name, key, value, want string
+	}{
+		{"20 hooks", KeyWebhooks, many(MaxWebhooks, hook), ""},
+		{"21 hooks", KeyWebhooks, many(MaxWebhooks+1, hook), "has 21 webhooks; at most 20 are allowed"},
+		{"20 metrics", KeyMetrics, many(MaxMetrics, metric), ""},
+		{"21 metrics", KeyMetrics, many(MaxMetrics+1, metric), "has 21 metrics; at most 20 are allowed"},
+		{"a 1h hook timeout", KeyWebhooks, `[{"name":"slow","url":"http://loadtester.test/","timeout":"1h"}]`, ""},
+		{"a 2h hook timeout", KeyWebhooks, `[{"name":"slow","url":"http://loadtester.test/","timeout":"2h"}]`, "timeout 2h must be at most 1h"},
+		{"oversized settings", KeyMetrics, `[{"name":"big","query":"` + strings.Repeat("x", MaxSettingsBytes) + `","min":0}]`, "metadata.annotations: Too long"},
+	} {
+		errs := Validate(map[string]string{KeyEnabled: "true", c.key: c.value})
+		got := errs.ToAggregate()
+		switch {
+		case c.want == "" && got != nil:
+			t.Errorf("%s: refused: %v", c.name, got)
+		case c.want != "" && (got == nil || !strings.Contains(got.Error(), c.want)):
+			t.Errorf("%s: %v, want %q", c.name, got, c.want)
+		case c.want != "" && !strings.Contains(got.Error(), "metadata.annotations"):
+			t.Errorf("%s: %v names no field", c.name, got)
 		}
 	}
 }

@@ -242,3 +242,19 @@ func parseHTTPURL(v string) (string, error) {
 
 // MaxSteps is the most steps canary.io/steps may list.
 const MaxSteps = 20
+
+// Limits on what one Deployment may ask of the shared controller, checked
+// at admission.
+const (
+	// MaxMetrics is the most custom metrics canary.io/metrics may list.
+	MaxMetrics = 20
+	// MaxWebhooks is the most hooks canary.io/webhooks may list.
+	MaxWebhooks = 20
+	// MaxWebhookTimeout is the longest timeout a hook may ask for; the
+	// controller's --max-hook-timeout cuts it further.
+	MaxWebhookTimeout = time.Hour
+	// MaxSettingsBytes bounds the total size of a Deployment's canary.io
+	// settings annotations: they are frozen into one more annotation, and
+	// the Deployment must stay far below the apiserver's object size.
+	MaxSettingsBytes = 64 << 10
+)

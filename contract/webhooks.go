@@ -103,6 +103,9 @@ func parseWebhooks(v string) ([]Webhook, error) {
 	if err := decodeList(v, &wire, "{name, type, url, timeout, metadata}"); err != nil {
 		return nil, err
 	}
+	if len(wire) > MaxWebhooks {
+		return nil, fmt.Errorf("has %d webhooks; at most %d are allowed", len(wire), MaxWebhooks)
+	}
 	var problems []string
 	seen := map[string]bool{}
 	hooks := make([]Webhook, 0, len(wire))
@@ -134,8 +137,12 @@ func parseWebhooks(v string) ([]Webhook, error) {
 		}
 		if w.Timeout != "" {
 			d, err := time.ParseDuration(strings.TrimSpace(w.Timeout))
-			if err != nil || d <= 0 {
+			switch {
+			case err != nil || d <= 0:
 				problems = append(problems, fmt.Sprintf(`%s: timeout %q must be a duration above 0, e.g. "30s"`, where, w.Timeout))
+			case d > MaxWebhookTimeout:
+				problems = append(problems, fmt.Sprintf("%s: timeout %s must be at most %s (the controller cuts every hook at its --max-hook-timeout, 2m by default)",
+					where, PromDuration(d), PromDuration(MaxWebhookTimeout)))
 			}
 			hook.Timeout = d
 		}
@@ -166,3 +173,6 @@ func joinHookTypes() string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// ParseWebhooks reads the value of [KeyWebhooks] as [ParseSettings] does.
+func ParseWebhooks(v string) ([]Webhook, error) { return parseWebhooks(v) }

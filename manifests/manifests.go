@@ -57,10 +57,9 @@ var Needs = func() []Access {
 	add("apps", "deployments", "finalizers", "", "update")
 	add("apps", "replicasets", "", "", "list", "watch")
 	add("", "pods", "", "", "list", "watch")
-	add("", "services", "", "", "get", "list", "watch", "create", "update", "delete")
-	for _, r := range []string{"virtualservices", "destinationrules"} {
-		add("networking.istio.io", r, "", "", "get", "list", "watch", "create", "update", "delete")
-	}
+	add("", "services", "", "", "get", "list", "watch", "create", "patch", "delete")
+	add("networking.istio.io", "virtualservices", "", "", "get", "list", "watch", "create", "update", "patch", "delete")
+	add("networking.istio.io", "destinationrules", "", "", "get", "list", "watch", "create", "update", "delete")
 	add("events.k8s.io", "events", "", "", "create", "patch")
 	add("coordination.k8s.io", "leases", "", Namespace, "get", "create", "update")
 	add("", "events", "", Namespace, "create", "patch")

@@ -77,13 +77,14 @@ func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error
 // clearFailure removes the failure record once a pass did all it decided,
 // and puts the decision's message back.
 func (r *Reconciler) clearFailure(ctx context.Context, w *world, dec plan.Decision, d *appsv1.Deployment) error {
-	patch := client.MergeFrom(d.DeepCopy())
 	delete(d.Annotations, contract.KeyFailing)
 	delete(d.Annotations, contract.KeyFailingSince)
 	if dec.Message != "" {
 		d.Annotations[contract.KeyMessage] = plan.CapMessage(dec.Message + comparisonNote(w, dec))
 	}
-	if err := r.Client.Patch(ctx, d, patch); err != nil {
+	// An update on the version this pass wrote (the controller is granted
+	// no patch of Deployments): a conflict decides again.
+	if err := r.Client.Update(ctx, d); err != nil {
 		return fmt.Errorf("clear the failure record of %s/%s: %w", d.Namespace, d.Name, err)
 	}
 	return nil
@@ -146,6 +147,9 @@ func (r *Reconciler) writeState(ctx context.Context, w *world, dec plan.Decision
 			r.emit(ctx, w, d, e)
 		}
 	}
+	if a := dec.Announce; a != nil && a.Reason == plan.ReasonAnalysisSkipped {
+		r.Metrics.analysisSkipped(d.Namespace, d.Name)
+	}
 	if transition && dec.Event != nil {
 		r.emitted(d, transitionID(d.Annotations)) // recorded as evented by the next pass
 	}
@@ -178,7 +182,6 @@ func (r *Reconciler) recordFailure(ctx context.Context, w *world, actErr error) 
 	if cur.Annotations[contract.KeyRevision] != w.state.Revision {
 		return // a new analysis meanwhile: this failure is not its
 	}
-	patch := client.MergeFrom(cur.DeepCopy())
 	if cur.Annotations == nil {
 		cur.Annotations = map[string]string{}
 	}
@@ -186,7 +189,7 @@ func (r *Reconciler) recordFailure(ctx context.Context, w *world, actErr error) 
 	cur.Annotations[contract.KeyFailingSince] = since.Format(time.RFC3339)
 	cur.Annotations[contract.KeyMessage] = plan.CapMessage(fmt.Sprintf("cannot act: %s; rolling back at %s if it keeps failing",
 		why, since.Add(w.spec.ProgressDeadline).UTC().Format(time.RFC3339)))
-	if err := r.Client.Patch(ctx, &cur, patch); err != nil {
+	if err := r.Client.Update(ctx, &cur); err != nil { // on the version just read
 		log.FromContext(ctx).Info("could not record the failure", "err", err.Error())
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -40,7 +41,17 @@ type Prometheus struct {
 
 // NewPrometheus is a Querier for the Prometheus at url.
 func NewPrometheus(url string) (*Prometheus, error) {
-	c, err := api.NewClient(api.Config{Address: url})
+	return NewPrometheusWith(url, nil)
+}
+
+// NewPrometheusWith is NewPrometheus with the transport rt (nil: the
+// default). Redirects are never followed: one could take the query
+// somewhere the controller's allow-list did not check.
+func NewPrometheusWith(url string, rt http.RoundTripper) (*Prometheus, error) {
+	if rt == nil {
+		rt = api.DefaultRoundTripper
+	}
+	c, err := api.NewClient(api.Config{Address: url, Client: NoRedirects(&http.Client{Transport: rt})})
 	if err != nil {
 		return nil, fmt.Errorf("prometheus client for %s: %w", url, err)
 	}

@@ -106,7 +106,7 @@ func TestFrozenSettingsFailClosed(t *testing.T) {
 	} {
 		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{
 			contract.KeyEnabled: "true", contract.KeyAnalysisSettings: tc.frozen}}}
-		s, err := frozenSettings(d)
+		s, err := contract.FrozenSettings(d.Annotations)
 		switch {
 		case tc.err == "" && (err != nil || s.Interval != 30*time.Second):
 			t.Errorf("%s: %v, interval %v", tc.name, err, s.Interval)

@@ -2,7 +2,6 @@ package stepper
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -67,7 +66,7 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 		return nil, fmt.Errorf("decode state of %s/%s: %w", d.Namespace, d.Name, err)
 	}
 	var settingsErr error
-	w.settings, settingsErr = frozenSettings(d)
+	w.settings, settingsErr = contract.FrozenSettings(d.Annotations)
 	w.settings.Webhooks = capHookTimeouts(w.settings.Webhooks, r.MaxHookTimeout)
 	replicas := int32(1)
 	if d.Spec.Replicas != nil {
@@ -249,27 +248,6 @@ func capHookTimeouts(hooks []contract.Webhook, limit time.Duration) []contract.W
 	return out
 }
 
-// frozenSettings are the settings frozen when the template was held, or,
-// outside an analysis, the ones on the Deployment now. The error says
-// why they cannot be read (the webhook refused invalid ones, so this is a
-// controller that reads them differently, or a hand-made object); the
-// settings returned then are defaults, which must not run an analysis.
-func frozenSettings(d *appsv1.Deployment) (contract.Settings, error) {
-	source := d.Annotations
-	if raw, ok := d.Annotations[contract.KeyAnalysisSettings]; ok {
-		var frozen map[string]string
-		if err := json.Unmarshal([]byte(raw), &frozen); err != nil {
-			return contract.DefaultSettings(), fmt.Errorf("the analysis settings frozen when the template was held (%s) cannot be read: %v", contract.KeyAnalysisSettings, err)
-		}
-		source = frozen
-	}
-	s, errs := contract.ParseSettings(source)
-	if len(errs) > 0 {
-		return s, fmt.Errorf("the analysis settings cannot be read: %v", errs.ToAggregate())
-	}
-	return s, nil
-}
-
 // resolveService finds the user's Service: canary.io/service, or the one
 // Service (not one of the system's) whose selector matches the pod
 // template. None, or several, is a conflict.
@@ -283,6 +261,12 @@ func (r *Reconciler) resolveService(ctx context.Context, w *world) error {
 		} else if err != nil {
 			return fmt.Errorf("get service %s/%s: %w", d.Namespace, name, err)
 		}
+		if !selects(&svc, d) {
+			// Another team's Service, or a typo: never pinned nor steered.
+			w.obs.Conflict = fmt.Sprintf("Service %s named in %s does not select the Deployment's pods (selector %s, pod labels %s): name the Deployment's own Service",
+				name, contract.KeyService, labels.Set(withoutPin(svc.Spec.Selector)), labels.Set(d.Spec.Template.Labels))
+			return nil
+		}
 		w.service = &svc
 		return r.checkOneDeploymentPerService(ctx, w)
 	}
@@ -290,20 +274,13 @@ func (r *Reconciler) resolveService(ctx context.Context, w *world) error {
 	if err := r.Client.List(ctx, &list, client.InNamespace(d.Namespace)); err != nil {
 		return fmt.Errorf("list services in %s: %w", d.Namespace, err)
 	}
-	podLabels := labels.Set(d.Spec.Template.Labels)
 	var matches []*corev1.Service
 	for i := range list.Items {
 		svc := &list.Items[i]
-		if svc.Labels[LabelCanary] == "true" || len(svc.Spec.Selector) == 0 {
+		if svc.Labels[LabelCanary] == "true" {
 			continue
 		}
-		sel := make(map[string]string, len(svc.Spec.Selector))
-		for k, v := range svc.Spec.Selector {
-			if k != podTemplateHash { // the pin is ours
-				sel[k] = v
-			}
-		}
-		if labels.SelectorFromSet(sel).Matches(podLabels) {
+		if selects(svc, d) {
 			matches = append(matches, svc)
 		}
 	}
@@ -318,6 +295,25 @@ func (r *Reconciler) resolveService(ctx context.Context, w *world) error {
 			len(matches), matches[0].Name, matches[1].Name, contract.KeyService)
 	}
 	return nil
+}
+
+// withoutPin is a Service selector without the stepper's pin.
+func withoutPin(selector map[string]string) map[string]string {
+	out := make(map[string]string, len(selector))
+	for k, v := range selector {
+		if k != podTemplateHash {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// selects reports whether a Service's selector, the pin aside, is not
+// empty and selects the Deployment's pod template: the rule that makes a
+// Service the Deployment's, whether named or found.
+func selects(svc *corev1.Service, d *appsv1.Deployment) bool {
+	sel := withoutPin(svc.Spec.Selector)
+	return len(sel) > 0 && labels.SelectorFromSet(sel).Matches(labels.Set(d.Spec.Template.Labels))
 }
 
 // checkOneDeploymentPerService makes a second opted-in Deployment whose

@@ -56,7 +56,10 @@ func (a hookAnswer) ok() bool {
 	return a.err == nil && a.status >= 200 && a.status <= 202
 }
 
-// String says how the hook answered, for messages.
+// String says how the hook answered, for messages. The start of the body
+// (at most maxHookBody bytes) is quoted only for a failure, which it
+// explains: a successful answer's body is never shown where everyone who
+// can read the Deployment sees it.
 //
 // Examples: `answered 200 OK`; `answered 403 Forbidden: "Forbidden"`;
 // `timed out after 10s`; `no answer: dial tcp 10.0.0.7:80: connect:
@@ -67,7 +70,7 @@ func (a hookAnswer) String() string {
 		return "timed out after " + contract.PromDuration(a.hook.Timeout)
 	case a.err != nil:
 		return "no answer: " + a.err.Error()
-	case a.body == "":
+	case a.body == "" || a.ok():
 		return "answered " + a.text
 	}
 	return fmt.Sprintf("answered %s: %q", a.text, a.body)
@@ -444,10 +447,13 @@ func (r *Reconciler) emit(ctx context.Context, w *world, d *appsv1.Deployment, e
 	}
 }
 
-// hookClient is the HTTP client for hooks.
+// hookClient is the HTTP client for hooks: HookClient, or one that
+// follows no redirect.
 func (r *Reconciler) hookClient() *http.Client {
 	if r.HookClient != nil {
 		return r.HookClient
 	}
-	return http.DefaultClient
+	return defaultHookClient
 }
+
+var defaultHookClient = NoRedirects(&http.Client{})

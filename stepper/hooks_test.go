@@ -56,7 +56,7 @@ func TestHookAnswers(t *testing.T) {
 		ok     bool
 		want   string
 	}{
-		{200, "Approved", true, `answered 200 OK: "Approved"`},
+		{200, "Approved", true, `answered 200 OK`}, // a success's body is never quoted
 		{201, "", true, "answered 201 Created"},
 		{202, "", true, "answered 202 Accepted"},
 		{204, "", false, "answered 204 No Content"},

@@ -23,6 +23,7 @@ type Metrics struct {
 	rollout      *prometheus.HistogramVec
 	outcomes     *prometheus.CounterVec
 	hookCalls    *prometheus.CounterVec
+	skipped      *prometheus.CounterVec
 }
 
 // The phases reported by canary_phase.
@@ -72,13 +73,23 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		hookCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "canary_hook_calls_total", Help: "Calls of the user's hooks (canary.io/webhooks) by type and outcome: success (status 200-202) or failure.",
 		}, append(dep, "type", "outcome")),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "canary_analysis_skipped_total", Help: "Templates rolled out without analysis through canary.io/skip-analysis (the emergency path); who did it is in the Deployment's message and the AnalysisSkipped Event.",
+		}, dep),
 	}
-	for _, c := range []prometheus.Collector{m.weight, m.step, m.phase, m.failedChecks, m.checkValue, m.eValue, m.errorRate, m.stepSeconds, m.rollout, m.outcomes, m.hookCalls} {
+	for _, c := range []prometheus.Collector{m.weight, m.step, m.phase, m.failedChecks, m.checkValue, m.eValue, m.errorRate, m.stepSeconds, m.rollout, m.outcomes, m.hookCalls, m.skipped} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// analysisSkipped counts a skip-analysis rollout of Deployment name in ns.
+func (m *Metrics) analysisSkipped(ns, name string) {
+	if m != nil {
+		m.skipped.WithLabelValues(ns, name).Inc()
+	}
 }
 
 // hookAnswered counts one hook call of Deployment name in ns.

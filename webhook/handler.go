@@ -37,6 +37,8 @@ type Handler struct {
 	// ScrapeInterval, if set, is Prometheus' scrape interval as last
 	// known (zero: unknown); it must not wait.
 	ScrapeInterval func() time.Duration
+	// Egress is where the URLs users write may point.
+	Egress Egress
 }
 
 var _ admission.Handler = (*Handler)(nil)
@@ -77,7 +79,7 @@ func (h *Handler) Handle(_ context.Context, req admission.Request) admission.Res
 var jsonAPI = jsoniter.ConfigCompatibleWithStandardLibrary
 
 func (h *Handler) decode(req admission.Request) (Request, error) {
-	r := Request{ByController: req.UserInfo.Username == h.ControllerUser, Now: h.Clock.Now()}
+	r := Request{ByController: req.UserInfo.Username == h.ControllerUser, Now: h.Clock.Now(), Egress: h.Egress, User: req.UserInfo.Username}
 	if h.ScrapeInterval != nil {
 		r.ScrapeInterval = h.ScrapeInterval()
 	}

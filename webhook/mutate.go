@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"strings"
@@ -29,6 +28,11 @@ type Request struct {
 	// discovered it, zero when unknown: a step interval shorter than two
 	// scrapes is warned about.
 	ScrapeInterval time.Duration
+	// Egress is where the URLs users write may point.
+	Egress Egress
+	// User is who makes the request (the admission request's user name):
+	// the emergency path records it.
+	User string
 }
 
 // Response is the admission decision.
@@ -265,8 +269,8 @@ func (d *decision) newTemplate(st status) {
 		d.obj.Spec.Paused = false
 		d.set(contract.KeyRevision, rev)
 		d.set(contract.KeyStableRevision, rev)
-		d.transition(contract.PhaseIdle, plan.ReasonAnalysisSkipped, fmt.Sprintf("canary.io/skip-analysis: revision %s rolled out without analysis (stable was %s)", rev, st.Stable))
-		d.warn("revision %s rolls out without canary analysis (canary.io/skip-analysis)", rev)
+		d.transition(contract.PhaseIdle, plan.ReasonAnalysisSkipped, fmt.Sprintf("canary.io/skip-analysis by %s: revision %s rolled out without analysis (stable was %s)", orUnknown(d.req.User), rev, st.Stable))
+		d.warn("revision %s rolls out without canary analysis (canary.io/skip-analysis), recorded as done by %s", rev, orUnknown(d.req.User))
 		return
 	}
 	if st.Phase == contract.PhasePromoting || (!old.Spec.Paused && rolling(old)) {
@@ -317,7 +321,7 @@ func (d *decision) startAnalysis(st status, rev, msg string) {
 	d.set(contract.KeyRevision, rev)
 	d.set(contract.KeyStableRevision, st.Stable)
 	settings, _ := contract.ParseSettings(d.obj.Annotations) // invalid settings are denied by Validate
-	d.set(contract.KeyAnalysisSettings, frozenSettings(d.obj.Annotations))
+	d.set(contract.KeyAnalysisSettings, contract.FreezeSettings(d.obj.Annotations))
 	acted := maps.Clone(st.Acted)
 	if acted == nil {
 		acted = map[string]string{}
@@ -495,24 +499,18 @@ func onlyUnpauses(old, new *appsv1.Deployment) bool {
 	return apiequality.Semantic.DeepEqual(o, n)
 }
 
+func orUnknown(user string) string {
+	if user == "" {
+		return "an unknown user"
+	}
+	return user
+}
+
 func orIdle(p contract.Phase) contract.Phase {
 	if p == "" {
 		return contract.PhaseIdle
 	}
 	return p
-}
-
-// frozenSettings is the JSON object of the settings annotations in force,
-// which stay fixed for the analysis.
-func frozenSettings(a map[string]string) string {
-	s := map[string]string{}
-	for _, k := range contract.SettingKeys {
-		if v, ok := a[k]; ok {
-			s[k] = v
-		}
-	}
-	data, _ := json.Marshal(s) // a map of strings always encodes
-	return string(data)
 }
 
 // controlKeys are the once-per-value controls.

@@ -252,9 +252,9 @@ func TestMutate(t *testing.T) {
 		{
 			name: "skip-analysis set with the new template: rolls out directly, Idle, bypass recorded",
 			old:  idle, new: edit(idle, image("reviews:v2"), annotate(contract.KeySkipAnalysis, "true")),
-			want: want{paused: ptr.To(false), warning: "without canary analysis", ann: map[string]string{
+			want: want{paused: ptr.To(false), warning: "without canary analysis (canary.io/skip-analysis), recorded as done by jane@example.com", ann: map[string]string{
 				contract.KeyPhase: "Idle", contract.KeyRevision: hash(v2), contract.KeyStableRevision: hash(v2),
-				contract.KeyMessage: "canary.io/skip-analysis: revision " + hash(v2) + " rolled out without analysis (stable was " + hash(v1) + ")",
+				contract.KeyMessage: "canary.io/skip-analysis by jane@example.com: revision " + hash(v2) + " rolled out without analysis (stable was " + hash(v1) + ")",
 			}},
 		},
 		{
@@ -347,7 +347,7 @@ func TestMutate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := Mutate(Request{Old: tt.old, New: tt.new, ByController: tt.ctrl, Now: now})
+			r := Mutate(Request{Old: tt.old, New: tt.new, ByController: tt.ctrl, Now: now, User: "jane@example.com"})
 			if tt.want.denied != "" {
 				if !strings.Contains(r.Denied, tt.want.denied) {
 					t.Fatalf("denied %q, want a denial containing %q", r.Denied, tt.want.denied)

@@ -11,6 +11,8 @@ import (
 // mutating webhooks left it. It denies
 //   - any canary.io annotation a user wrote that does not parse, with its
 //     field path and the reason;
+//   - a hook or Prometheus URL a user sets that the controller's
+//     allow-lists refuse (Egress);
 //   - an object Mutate would still change: the hold or the status
 //     annotations were altered by a mutating webhook that ran after ours.
 //
@@ -20,6 +22,13 @@ func Validate(req Request) (field.ErrorList, string) {
 	var errs field.ErrorList
 	if _, present := req.New.Annotations[contract.KeyEnabled]; present || contract.OptedIn(req.Old) {
 		errs = contract.Validate(req.New.Annotations)
+		if len(errs) == 0 && !req.ByController {
+			var old map[string]string
+			if req.Old != nil {
+				old = req.Old.Annotations
+			}
+			errs = req.Egress.check(old, req.New.Annotations)
+		}
 	}
 	if len(errs) > 0 {
 		return errs, ""

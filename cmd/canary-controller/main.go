@@ -9,6 +9,8 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -19,9 +21,16 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/prometheus/client_golang/prometheus"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -29,6 +38,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/stepper"
 	"github.com/canary-io/canary/stepper/crash"
 	"github.com/canary-io/canary/webhook"
@@ -52,6 +62,10 @@ type options struct {
 	scrapeInterval     time.Duration
 	scrapeRefresh      time.Duration
 	comparisonPeriod   time.Duration
+	hookDestinations   string
+	promDestinations   string
+	promHTTPConfig     string
+	maxPromAnswer      int64
 	workers            int
 	leaderElect        bool
 	enableStepper      bool
@@ -84,6 +98,13 @@ func main() {
 	flag.DurationVar(&o.scrapeRefresh, "scrape-interval-refresh", time.Minute, "how long a discovered scrape interval is kept before Prometheus is asked again")
 	flag.DurationVar(&o.comparisonPeriod, "comparison-period", 5*time.Second,
 		"how often the continuous canary-vs-stable comparison reads the counters (a few Prometheus scrape intervals; 0 turns it off)")
+	flag.StringVar(&o.hookDestinations, "allow-hook-destinations", "",
+		"where the URLs of canary.io/webhooks may point: comma-separated CIDRs, host names and patterns *.suffix (empty: anywhere but loopback, link-local and the apiserver; \"none\": nowhere)")
+	flag.StringVar(&o.promDestinations, "allow-prometheus-destinations", "",
+		"where canary.io/prometheus may point, in the form of --allow-hook-destinations (\"none\" turns the annotation off); --prometheus-url is always allowed")
+	flag.StringVar(&o.promHTTPConfig, "prometheus-http-config", "",
+		"file in Prometheus' http_config format (authorization, basic_auth, tls_config, ...) for requests to --prometheus-url, e.g. to a tenant-enforcing proxy; never used for canary.io/prometheus")
+	flag.Int64Var(&o.maxPromAnswer, "max-prometheus-answer-bytes", 32<<20, "the most of one Prometheus answer the controller reads: a larger answer is an error")
 	flag.IntVar(&o.workers, "workers", 4, "Deployments stepped at once: one Deployment's slow query never delays another's")
 	flag.BoolVar(&o.enableStepper, "enable-stepper", true, "run the stepper (false: serve only the webhook)")
 	flag.BoolVar(&o.leaderElect, "leader-elect", true, "step only while holding the leader lease (every replica serves the webhook)")
@@ -103,6 +124,9 @@ func run(ctx context.Context, o options) error {
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)
+	}
+	if err := checkIdentity(ctx, cfg, o.controllerIdentity); err != nil {
+		return err
 	}
 	var caBundle []byte
 	if o.registerURL != "" {
@@ -126,7 +150,12 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("register istio types: %w", err)
 	}
 	mgr, err := ctrl.NewManager(cfg, manager.Options{
-		Scheme:                  scheme,
+		Scheme: scheme,
+		// Of all Pods, only the canaries' are read: the cache holds no
+		// other Pod of the cluster.
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&corev1.Pod{}: {Label: labels.SelectorFromSet(labels.Set{stepper.LabelCanary: "true"})},
+		}},
 		LeaderElection:          o.leaderElect && o.enableStepper,
 		LeaderElectionID:        "canary-stepper",
 		LeaderElectionNamespace: o.leaderElectionNS,
@@ -147,18 +176,27 @@ func run(ctx context.Context, o options) error {
 	}, []string{"webhook", "outcome"})
 	metrics.Registry.MustRegister(decisions)
 	count := func(w, outcome string) { decisions.WithLabelValues(w, outcome).Inc() }
+	egress, err := egressPolicy(o, cfg.Host)
+	if err != nil {
+		return err
+	}
+	access, err := stepper.NewPrometheusAccess(o.prometheusURL, o.promHTTPConfig, egress.Prometheus, o.maxPromAnswer)
+	if err != nil {
+		return err
+	}
 	scrape := &stepper.ScrapeIntervals{
 		Fixed: o.scrapeInterval, Default: o.prometheusURL, Refresh: o.scrapeRefresh, Timeout: o.queryTimeout,
+		Discoverer: func(url string) (stepper.ScrapeDiscoverer, error) { return access.New(url) },
 	}
 	if err := mgr.Add(scrape); err != nil {
 		return fmt.Errorf("add scrape interval discovery: %w", err)
 	}
 	srv := mgr.GetWebhookServer()
 	srv.Register(webhook.MutatePath, &crwebhook.Admission{Handler: &webhook.Handler{
-		ControllerUser: o.controllerIdentity, Clock: clock.RealClock{}, Decisions: count, ScrapeInterval: scrape.Known,
+		ControllerUser: o.controllerIdentity, Clock: clock.RealClock{}, Decisions: count, ScrapeInterval: scrape.Known, Egress: egress,
 	}})
 	srv.Register(webhook.ValidatePath, &crwebhook.Admission{Handler: &webhook.Handler{
-		ControllerUser: o.controllerIdentity, Clock: clock.RealClock{}, Validating: true, Decisions: count,
+		ControllerUser: o.controllerIdentity, Clock: clock.RealClock{}, Validating: true, Decisions: count, Egress: egress,
 	}})
 	if o.enableStepper {
 		stepperMetrics, err := stepper.NewMetrics(metrics.Registry)
@@ -175,6 +213,8 @@ func run(ctx context.Context, o options) error {
 			Client:     crash.Client(mgr.GetClient()), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("canary.io"), Clock: clock.RealClock{},
 			Prometheus: o.prometheusURL, PropagationDelay: o.propagationDelay, RemovalDelay: o.removalDelay, MaxHookTimeout: o.maxHookTimeout, QueryTimeout: o.queryTimeout, Scrape: scrape,
 			ComparisonPeriod: o.comparisonPeriod,
+			NewQuerier:       func(url string) (stepper.Querier, error) { return access.New(url) },
+			HookClient:       stepper.NoRedirects(&http.Client{Transport: stepper.EgressTransport(egress.Hooks, 1<<20)}),
 		}
 		if err := stepperReconciler.SetupWithManager(mgr, o.workers); err != nil {
 			return fmt.Errorf("set up the stepper: %w", err)
@@ -203,6 +243,61 @@ func run(ctx context.Context, o options) error {
 	}
 	ctrl.Log.Info("starting", "controllerIdentity", o.controllerIdentity, "webhookPort", o.webhookPort)
 	return mgr.Start(ctx)
+}
+
+// checkIdentity asks the apiserver who the controller is
+// (SelfSubjectReview) and refuses to start when that is not the identity
+// its webhook trusts (--controller-identity): every write of the stepper
+// would otherwise be judged as a user's, and every analysis would loop.
+func checkIdentity(ctx context.Context, cfg *rest.Config, want string) error {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	review, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("ask the apiserver who the controller is (SelfSubjectReview): %w", err)
+	}
+	if got := review.Status.UserInfo.Username; got != want {
+		return fmt.Errorf("the controller runs as %q but --controller-identity is %q: the webhook would take the controller's own writes for a user's; set --controller-identity=%s", got, want, got)
+	}
+	return nil
+}
+
+// egressPolicy parses the allow-lists and adds the apiserver's addresses
+// (from the controller's own connection, and the in-cluster Service's) to
+// what they refuse unless listed.
+func egressPolicy(o options, apiserver string) (webhook.Egress, error) {
+	var e webhook.Egress
+	var err error
+	if e.Hooks, err = contract.ParseDestinations(o.hookDestinations); err != nil {
+		return e, fmt.Errorf("--allow-hook-destinations: %w", err)
+	}
+	if e.Prometheus, err = contract.ParseDestinations(o.promDestinations); err != nil {
+		return e, fmt.Errorf("--allow-prometheus-destinations: %w", err)
+	}
+	var denied []netip.Addr
+	hosts := []string{os.Getenv("KUBERNETES_SERVICE_HOST")}
+	if u, err := url.Parse(apiserver); err == nil {
+		hosts = append(hosts, u.Hostname())
+	}
+	for _, h := range hosts {
+		if h == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(h); err == nil {
+			denied = append(denied, a)
+			continue
+		}
+		ips, _ := net.LookupIP(h)
+		for _, ip := range ips {
+			if a, ok := contract.AddrOf(ip); ok {
+				denied = append(denied, a)
+			}
+		}
+	}
+	e.Hooks.Denied, e.Prometheus.Denied = denied, denied
+	return e, nil
 }
 
 // urlHost is the host of a base URL, without its port.

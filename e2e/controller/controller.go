@@ -118,6 +118,9 @@ func (p *Process) Launch(extra ...string) error {
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", p.Probe),
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", p.Metrics),
 		"--zap-log-level=1",
+		// The tests' hook servers and Prometheus run on loopback, which the
+		// controller refuses unless its allow-lists hold it.
+		"--allow-hook-destinations=127.0.0.0/8", "--allow-prometheus-destinations=127.0.0.0/8",
 	}
 	if p.Args == nil {
 		args = append(args, p.RegisterFlag(), "--leader-elect=false")

@@ -16,8 +16,10 @@ import (
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/canary-io/canary/e2e/cluster"
@@ -156,6 +158,16 @@ func TestServerSideDryRun(t *testing.T) {
 		t.Errorf("dry run reported %d objects, want %d:\n%s", lines, n, got)
 	}
 	t.Logf("server dry run of %d objects (cert-manager kinds included: %v):\n%s", n, withCertManager, got)
+	dir, err := manifests.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = kubectl(t, nil, "apply", "--dry-run=server", "-f", filepath.Join(dir, "policies"))
+	for _, want := range []string{"networkpolicy.networking.k8s.io/canary-controller-egress", "validatingadmissionpolicy.admissionregistration.k8s.io/canary-skip-analysis-admins"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the optional policies' dry run lacks %s:\n%s", want, got)
+		}
+	}
 }
 
 // sar asks the apiserver whether the controller's ServiceAccount may do a.
@@ -214,5 +226,51 @@ func TestRBACAllowsTheStepperAndDeniesSecrets(t *testing.T) {
 	cmd := env.Kubectl(t.Context(), "auth", "can-i", "get", "secrets", "-n", manifests.Namespace, "--as="+manifests.ServiceAccount)
 	if out, err := cmd.CombinedOutput(); err == nil || strings.TrimSpace(string(out)) != "no" {
 		t.Errorf("kubectl auth can-i get secrets as the controller: %q (%v), want no", out, err)
+	}
+}
+
+// TestSkipAnalysisPolicy: the example policy reserves turning
+// canary.io/skip-analysis on to the group canary-emergency: another user
+// who may edit the Deployment is refused with the policy's message, a
+// member is not.
+func TestSkipAnalysisPolicy(t *testing.T) {
+	dir, err := manifests.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := filepath.Join(dir, "policies", "skip-analysis-admins.yaml")
+	kubectl(t, nil, "apply", "-f", policy)
+	t.Cleanup(func() { kubectl(t, nil, "delete", "-f", policy, "--ignore-not-found") })
+	cs := admin(t)
+	ns := kit.Namespace(t, cs, "policy", nil)
+	for _, who := range []string{"alice", "bob"} {
+		kubectl(t, nil, "-n", ns, "create", "rolebinding", who+"-edit", "--clusterrole=edit", "--user="+who)
+	}
+	kubectl(t, []byte(kit.Reviews(ns, "v1", "reviews:v1", 1, []string{`canary.io/enabled: "true"`}, nil)), "apply", "-f", "-")
+	as := func(user string, groups ...string) *kubernetes.Clientset {
+		cfg := rest.CopyConfig(env.Admin)
+		cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: append(groups, "system:authenticated")}
+		c, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	skip := []byte(`{"metadata":{"annotations":{"canary.io/skip-analysis":"true"}}}`)
+	var last error
+	err = wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, last = as("alice").AppsV1().Deployments(ns).Patch(ctx, "reviews", types.MergePatchType, skip, metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
+		return last != nil && strings.Contains(last.Error(), "reserved to the group canary-emergency"), nil
+	})
+	if err != nil {
+		t.Fatalf("alice (edit, not in canary-emergency) turning skip-analysis on: %v, want the policy's refusal", last)
+	}
+	if _, err := as("bob", "canary-emergency").AppsV1().Deployments(ns).Patch(t.Context(), "reviews", types.MergePatchType, skip, metav1.PatchOptions{}); err != nil {
+		t.Errorf("bob (canary-emergency) turning skip-analysis on: %v", err)
+	}
+	// Kept as it is (a manifest from git applied again): allowed to anyone.
+	keep := []byte(`{"metadata":{"annotations":{"team":"books","canary.io/skip-analysis":"true"}}}`)
+	if _, err := as("alice").AppsV1().Deployments(ns).Patch(t.Context(), "reviews", types.MergePatchType, keep, metav1.PatchOptions{}); err != nil {
+		t.Errorf("alice keeping skip-analysis as it is: %v", err)
 	}
 }

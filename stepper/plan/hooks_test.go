@@ -237,3 +237,23 @@ func TestJudged(t *testing.T) {
 		}
 	}
 }
+
+// TestLastStepPassedBeforeTheGateAnswers: the gate's answer arrives on a
+// later pass; the pass that judges the last step's checks still tells
+// that the step passed, with its numbers, and waits for the gate.
+func TestLastStepPassedBeforeTheGateAnswers(t *testing.T) {
+	spec := testSpec()
+	spec.ConfirmPromotion = true
+	st := running(len(spec.Steps)-1, t0.Add(-spec.Interval))
+	d := Next(spec, st, Observations{Now: t0, CanaryReady: 3, CanaryReadySince: t0.Add(-time.Hour), RoutedWeight: st.Weight,
+		ServicePinned: true, Checks: []CheckResult{{Name: "success rate", HasData: true, Canary: 100, Min: pct(99)}}})
+	if d.Next.Phase != contract.PhaseProgressing || d.Next.Step != len(spec.Steps) {
+		t.Fatalf("phase %s step %d, want Progressing with every step passed", d.Next.Phase, d.Next.Step)
+	}
+	if !strings.Contains(d.Message, "step 3/3 passed") || !strings.Contains(d.Message, "asking the confirm-promotion gate") {
+		t.Errorf("message %q, want the step's numbers and the gate being asked", d.Message)
+	}
+	if d.Event == nil || d.Event.Reason != ReasonStepPassed {
+		t.Errorf("event %v, want StepPassed", d.Event)
+	}
+}

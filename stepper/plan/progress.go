@@ -376,7 +376,13 @@ func awaitPromotion(spec Spec, st State, obs Observations, passed string) Decisi
 			Message: fmt.Sprintf("paused after all %d steps passed: promotion waits until canary.io/pause is removed", n)}
 	}
 	if spec.ConfirmPromotion && obs.GateOpen == nil {
-		// The gate was not asked in this pass: never read that as open.
+		// The gate's answer is not in yet (its hooks are called in the
+		// background): never read that as open. The step that just passed
+		// is still told, with its numbers.
+		if passed != "" {
+			msg := passed + "; asking the confirm-promotion gate"
+			return Decision{Next: st, Requeue: RecheckAfter, Message: msg, Event: normal(ReasonStepPassed, passed)}
+		}
 		return Decision{Next: st, Requeue: RecheckAfter}
 	}
 	if shouldPromote(obs) {
