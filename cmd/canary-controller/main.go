@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
@@ -66,6 +67,7 @@ type options struct {
 	promDestinations   string
 	promHTTPConfig     string
 	maxPromAnswer      int64
+	namespaces         string
 	workers            int
 	leaderElect        bool
 	enableStepper      bool
@@ -105,6 +107,8 @@ func main() {
 	flag.StringVar(&o.promHTTPConfig, "prometheus-http-config", "",
 		"file in Prometheus' http_config format (authorization, basic_auth, tls_config, ...) for requests to --prometheus-url, e.g. to a tenant-enforcing proxy; never used for canary.io/prometheus")
 	flag.Int64Var(&o.maxPromAnswer, "max-prometheus-answer-bytes", 32<<20, "the most of one Prometheus answer the controller reads: a larger answer is an error")
+	flag.StringVar(&o.namespaces, "namespaces", "",
+		"comma-separated namespaces the controller serves, with Roles there instead of a ClusterRole (manifests/overlays/namespaced); empty: every namespace")
 	flag.IntVar(&o.workers, "workers", 4, "Deployments stepped at once: one Deployment's slow query never delays another's")
 	flag.BoolVar(&o.enableStepper, "enable-stepper", true, "run the stepper (false: serve only the webhook)")
 	flag.BoolVar(&o.leaderElect, "leader-elect", true, "step only while holding the leader lease (every replica serves the webhook)")
@@ -153,9 +157,12 @@ func run(ctx context.Context, o options) error {
 		Scheme: scheme,
 		// Of all Pods, only the canaries' are read: the cache holds no
 		// other Pod of the cluster.
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&corev1.Pod{}: {Label: labels.SelectorFromSet(labels.Set{stepper.LabelCanary: "true"})},
-		}},
+		Cache: cache.Options{
+			ByObject: map[client.Object]cache.ByObject{
+				&corev1.Pod{}: {Label: labels.SelectorFromSet(labels.Set{stepper.LabelCanary: "true"})},
+			},
+			DefaultNamespaces: servedNamespaces(o.namespaces),
+		},
 		LeaderElection:          o.leaderElect && o.enableStepper,
 		LeaderElectionID:        "canary-stepper",
 		LeaderElectionNamespace: o.leaderElectionNS,
@@ -243,6 +250,21 @@ func run(ctx context.Context, o options) error {
 	}
 	ctrl.Log.Info("starting", "controllerIdentity", o.controllerIdentity, "webhookPort", o.webhookPort)
 	return mgr.Start(ctx)
+}
+
+// servedNamespaces is the cache's namespaces for --namespaces: nil (every
+// namespace) when empty.
+func servedNamespaces(list string) map[string]cache.Config {
+	var out map[string]cache.Config
+	for _, ns := range strings.Split(list, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			if out == nil {
+				out = map[string]cache.Config{}
+			}
+			out[ns] = cache.Config{}
+		}
+	}
+	return out
 }
 
 // checkIdentity asks the apiserver who the controller is

@@ -771,9 +771,17 @@ func TestSkipAnalysisRollsOutDirectlyAndSaysSo(t *testing.T) {
 	d := waitFor(t, cs, ns, 60*time.Second, "v2 rolled out", func(d *appsv1.Deployment) bool {
 		return d.Spec.Template.Spec.Containers[0].Image == "reviews:v2" && d.Status.UpdatedReplicas == 3 && d.Status.Replicas == 3 && d.Status.AvailableReplicas == 3
 	})
-	if p := d.Annotations[contract.KeyPhase]; p != "Idle" || !strings.Contains(d.Annotations[contract.KeyMessage], "skip-analysis") {
-		t.Errorf("phase %s, message %q: want Idle with the bypass", p, d.Annotations[contract.KeyMessage])
+	// Who took the emergency path: the admin's kubectl here.
+	if p, msg := d.Annotations[contract.KeyPhase], d.Annotations[contract.KeyMessage]; p != "Idle" || !strings.Contains(msg, "canary.io/skip-analysis by "+cluster.AdminUser+": revision") {
+		t.Errorf("phase %s, message %q: want Idle with the bypass and who made it (%s)", p, msg, cluster.AdminUser)
 	}
+	counted := fmt.Sprintf(`canary_analysis_skipped_total{deployment="reviews",namespace=%q} 1`, ns)
+	kit.Eventually(t, 30*time.Second, "the bypass counted", func(context.Context) error {
+		if m := scrape(t); !strings.Contains(m, counted) {
+			return fmt.Errorf("the metrics lack %s:\n%s", counted, grep(m, ns))
+		}
+		return nil
+	})
 	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		events, err := cs.EventsV1().Events(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
