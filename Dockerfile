@@ -15,7 +15,7 @@ RUN CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/canary-controller /canary-controller
-# 65532 is distroless' nonroot user (manifests/deployment.yaml runs as it).
+# 65532 is distroless' nonroot user (manifests/base/deployment.yaml runs as it).
 USER 65532:65532
 EXPOSE 9443 8080 8081
 ENTRYPOINT ["/canary-controller"]

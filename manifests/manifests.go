@@ -77,23 +77,35 @@ func Dir() (string, error) {
 
 // Render is the output of kubectl kustomize on this directory (with the
 // checkout's pinned kubectl).
-func Render() ([]byte, error) {
-	dir, err := Dir()
+func Render() ([]byte, error) { return RenderOverlay("") }
+
+// RenderOverlay is the output of kubectl kustomize on an overlay of this
+// directory (e.g. "overlays/namespaced"; "" for the directory itself).
+func RenderOverlay(overlay string) ([]byte, error) {
+	root, err := Dir()
 	if err != nil {
 		return nil, err
 	}
+	dir := filepath.Join(root, overlay)
 	// Read here too, so that go test's cache knows the result depends on
 	// them (it does not see what kubectl reads).
-	yamls, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	yamls, err := filepath.Glob(filepath.Join(root, "*", "*.yaml"))
 	if err != nil {
 		return nil, err
+	}
+	for _, pattern := range []string{"*.yaml", "overlays/*/*.yaml"} {
+		more, err := filepath.Glob(filepath.Join(root, pattern))
+		if err != nil {
+			return nil, err
+		}
+		yamls = append(yamls, more...)
 	}
 	for _, f := range yamls {
 		if _, err := os.ReadFile(f); err != nil {
 			return nil, err
 		}
 	}
-	kubectl := filepath.Join(filepath.Dir(dir), ".local", "bin", "kubectl")
+	kubectl := filepath.Join(filepath.Dir(root), ".local", "bin", "kubectl")
 	if k := os.Getenv("CANARY_TOOLS_DIR"); k != "" {
 		kubectl = filepath.Join(k, "bin", "kubectl")
 	}

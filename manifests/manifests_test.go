@@ -395,3 +395,94 @@ func TestDeploymentIsHardened(t *testing.T) {
 		}
 	}
 }
+
+// TestNamespacedOverlay: overlays/namespaced replaces the ClusterRole and
+// its binding with a Role and a RoleBinding in the tenant's namespace
+// whose rules are the ClusterRole's, serves only that namespace
+// (--namespaces), and has every webhook called only for it.
+func TestNamespacedOverlay(t *testing.T) {
+	base, err := manifests.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := manifests.RenderOverlay("overlays/namespaced")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var clusterRules []rbacv1.PolicyRule
+	baseObjs, err := manifests.Split(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range baseObjs {
+		if o.Kind == "ClusterRole" && o.Name == "canary-controller" {
+			var cr rbacv1.ClusterRole
+			if err := yaml.UnmarshalStrict(o.YAML, &cr); err != nil {
+				t.Fatal(err)
+			}
+			clusterRules = cr.Rules
+		}
+	}
+	objs, err := manifests.Split(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var role *rbacv1.Role
+	var binding *rbacv1.RoleBinding
+	var deployment appsv1.Deployment
+	webhooks := 0
+	for _, o := range objs {
+		switch {
+		case o.Kind == "ClusterRole" || o.Kind == "ClusterRoleBinding":
+			t.Errorf("the overlay keeps %s %s", o.Kind, o.Name)
+		case o.Kind == "Role" && o.Name == "canary-controller":
+			role = &rbacv1.Role{}
+			if err := yaml.UnmarshalStrict(o.YAML, role); err != nil {
+				t.Fatal(err)
+			}
+		case o.Kind == "RoleBinding" && o.Name == "canary-controller":
+			binding = &rbacv1.RoleBinding{}
+			if err := yaml.UnmarshalStrict(o.YAML, binding); err != nil {
+				t.Fatal(err)
+			}
+		case o.Kind == "Deployment":
+			if err := yaml.UnmarshalStrict(o.YAML, &deployment); err != nil {
+				t.Fatal(err)
+			}
+		case o.Kind == "MutatingWebhookConfiguration":
+			var m admissionregistrationv1.MutatingWebhookConfiguration
+			if err := yaml.UnmarshalStrict(o.YAML, &m); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range m.Webhooks {
+				webhooks++
+				if w.NamespaceSelector == nil || w.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "team-a" {
+					t.Errorf("webhook %s is called outside team-a: %v", w.Name, w.NamespaceSelector)
+				}
+			}
+		case o.Kind == "ValidatingWebhookConfiguration":
+			var v admissionregistrationv1.ValidatingWebhookConfiguration
+			if err := yaml.UnmarshalStrict(o.YAML, &v); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range v.Webhooks {
+				webhooks++
+				if w.NamespaceSelector == nil || w.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "team-a" {
+					t.Errorf("webhook %s is called outside team-a: %v", w.Name, w.NamespaceSelector)
+				}
+			}
+		}
+	}
+	if role == nil || role.Namespace != "team-a" || binding == nil || binding.Namespace != "team-a" || binding.RoleRef.Kind != "Role" {
+		t.Fatalf("no Role and RoleBinding canary-controller in team-a: %v %v", role, binding)
+	}
+	if fmt.Sprint(role.Rules) != fmt.Sprint(clusterRules) {
+		t.Errorf("the Role's rules drifted from the ClusterRole's:\n role %v\n base %v", role.Rules, clusterRules)
+	}
+	if !slices.Contains(deployment.Spec.Template.Spec.Containers[0].Args, "--namespaces=team-a") {
+		t.Errorf("the controller's args lack --namespaces=team-a: %v", deployment.Spec.Template.Spec.Containers[0].Args)
+	}
+	if webhooks != 3 {
+		t.Errorf("%d webhooks, want 3", webhooks)
+	}
+}

@@ -29,7 +29,7 @@ import (
 )
 
 // TestCertificateRenewedMidAnalysis: the webhook's serving certificate is
-// issued by a CA, as cert-manager does from manifests/certificate.yaml, and
+// issued by a CA, as cert-manager does from manifests/base/certificate.yaml, and
 // the apiserver trusts the CA. Mid-analysis the certificate is replaced by
 // a new one from the same CA (a renewal): the controller serves it without
 // a restart, and no admission fails, before, during or after.

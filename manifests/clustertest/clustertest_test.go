@@ -61,7 +61,7 @@ func kubectl(t *testing.T, stdin []byte, args ...string) string {
 	return kit.Kubectl(t, env, string(stdin), args...)
 }
 
-// applyFiles applies manifests/<file> for real.
+// applyFiles applies manifests/base/<file> for real.
 func applyFiles(t *testing.T, files ...string) {
 	t.Helper()
 	dir, err := manifests.Dir()
@@ -69,7 +69,7 @@ func applyFiles(t *testing.T, files ...string) {
 		t.Fatal(err)
 	}
 	for _, f := range files {
-		kubectl(t, nil, "apply", "-f", filepath.Join(dir, f))
+		kubectl(t, nil, "apply", "-f", filepath.Join(dir, "base", f))
 	}
 }
 
