@@ -25,11 +25,11 @@ type pkiFiles struct {
 // service account key pair and a kubeconfig per credential.
 func (c *Cluster) writePKI() (pkiFiles, error) {
 	dir := filepath.Join(c.Dir, "pki")
-	ca, err := newAuthority()
+	ca, err := NewAuthority()
 	if err != nil {
 		return pkiFiles{}, err
 	}
-	servingCert, servingKey, err := ca.issue("kube-apiserver", nil, []string{
+	servingCert, servingKey, err := ca.Issue("kube-apiserver", nil, []string{
 		"127.0.0.1", "localhost", "10.96.0.1", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
 		"kubernetes.default.svc.cluster.local",
 	})
@@ -43,7 +43,7 @@ func (c *Cluster) writePKI() (pkiFiles, error) {
 		controllerManager: filepath.Join(dir, "kube-controller-manager.kubeconfig"),
 		scheduler:         filepath.Join(dir, "kube-scheduler.kubeconfig"),
 	}
-	if err := writeFiles(map[string][]byte{f.caCert: ca.certPEM, f.servingCert: servingCert, f.servingKey: servingKey}); err != nil {
+	if err := writeFiles(map[string][]byte{f.caCert: ca.CertPEM, f.servingCert: servingCert, f.servingKey: servingKey}); err != nil {
 		return pkiFiles{}, err
 	}
 	if f.saKey, f.saPub, err = writeServiceAccountKey(dir); err != nil {

@@ -19,16 +19,19 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
-// authority is the cluster's certificate authority: it signs the
+// Authority is a certificate authority: the cluster's signs the
 // apiserver's serving certificate and every client certificate, and the
-// apiserver trusts client certificates it signed (--client-ca-file).
-type authority struct {
-	cert    *x509.Certificate
-	key     crypto.Signer
-	certPEM []byte
+// apiserver trusts client certificates it signed (--client-ca-file); tests
+// make others (a webhook's serving CA).
+type Authority struct {
+	cert *x509.Certificate
+	key  crypto.Signer
+	// CertPEM is its certificate, what a client trusts.
+	CertPEM []byte
 }
 
-func newAuthority() (*authority, error) {
+// NewAuthority makes a self-signed certificate authority.
+func NewAuthority() (*Authority, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generate CA key: %w", err)
@@ -50,13 +53,13 @@ func newAuthority() (*authority, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse CA certificate: %w", err)
 	}
-	return &authority{cert: cert, key: key, certPEM: pemBlock("CERTIFICATE", der)}, nil
+	return &Authority{cert: cert, key: key, CertPEM: pemBlock("CERTIFICATE", der)}, nil
 }
 
-// issue signs a leaf certificate. A client certificate carries the user in
+// Issue signs a leaf certificate. A client certificate carries the user in
 // its common name and the groups in its organizations; a serving one carries
 // its names in hosts.
-func (a *authority) issue(commonName string, groups []string, hosts []string) (certPEM, keyPEM []byte, err error) {
+func (a *Authority) Issue(commonName string, groups []string, hosts []string) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, fmt.Errorf("generate key for %s: %w", commonName, err)
@@ -96,13 +99,13 @@ func (a *authority) issue(commonName string, groups []string, hosts []string) (c
 
 // writeKubeconfig writes a kubeconfig for a client certificate of the
 // authority, for the apiserver at server.
-func (a *authority) writeKubeconfig(path, server, user string, groups []string) error {
-	certPEM, keyPEM, err := a.issue(user, groups, nil)
+func (a *Authority) writeKubeconfig(path, server, user string, groups []string) error {
+	certPEM, keyPEM, err := a.Issue(user, groups, nil)
 	if err != nil {
 		return err
 	}
 	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["local"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: a.certPEM}
+	cfg.Clusters["local"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: a.CertPEM}
 	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificateData: certPEM, ClientKeyData: keyPEM}
 	cfg.Contexts["local"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: user}
 	cfg.CurrentContext = "local"

@@ -2,16 +2,8 @@ package faults_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -25,6 +17,7 @@ import (
 
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/e2e/bookinfo"
+	"github.com/canary-io/canary/e2e/cluster"
 	"github.com/canary-io/canary/e2e/kit"
 )
 
@@ -35,17 +28,20 @@ import (
 // a restart, and no admission fails, before, during or after.
 func TestCertificateRenewedMidAnalysis(t *testing.T) {
 	cs, ic := clients(t)
-	caCert, caKey, caPEM := newCA(t)
+	ca, err := cluster.NewAuthority()
+	if err != nil {
+		t.Fatal(err)
+	}
 	certs := filepath.Join(ctrl.Dir, "certs")
-	writeLeaf(t, certs, caCert, caKey, 1001)
+	writeLeaf(t, certs, ca, "canary-webhook-1")
 	caFile := filepath.Join(t.TempDir(), "ca.crt")
-	if err := os.WriteFile(caFile, caPEM, 0o600); err != nil {
+	if err := os.WriteFile(caFile, ca.CertPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	restartController(t, "--register-ca-file="+caFile)
 	t.Cleanup(func() { restartController(t) }) // back to a self-signed certificate of its own
-	if got := servedSerial(t); got != 1001 {
-		t.Fatalf("the webhook serves serial %d, want the CA-issued 1001", got)
+	if got := servedName(t); got != "canary-webhook-1" {
+		t.Fatalf("the webhook serves %q, want the CA-issued canary-webhook-1", got)
 	}
 
 	// Admissions all along: the user's own annotation, patched twice a second.
@@ -79,11 +75,11 @@ func TestCertificateRenewedMidAnalysis(t *testing.T) {
 	kit.WaitDeployment(t, cs, ns, "reviews", time.Minute, "step 1 running", func(d *appsv1.Deployment) bool {
 		return d.Annotations[contract.KeyWeight] == "25"
 	})
-	writeLeaf(t, certs, caCert, caKey, 1002)
+	writeLeaf(t, certs, ca, "canary-webhook-2")
 	renewed := time.Now()
 	kit.Eventually(t, 30*time.Second, "the renewed certificate served", func(context.Context) error {
-		if got := servedSerial(t); got != 1002 {
-			return fmt.Errorf("serial %d served", got)
+		if got := servedName(t); got != "canary-webhook-2" {
+			return fmt.Errorf("%q served", got)
 		}
 		return nil
 	})
@@ -111,59 +107,19 @@ func TestCertificateRenewedMidAnalysis(t *testing.T) {
 	}
 }
 
-// newCA makes a self-signed CA, as cert-manager's canary-ca.
-func newCA(t *testing.T) (*x509.Certificate, *ecdsa.PrivateKey, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "canary.io webhook CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature, BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-}
-
-// writeLeaf issues a serving certificate for 127.0.0.1 from the CA and
-// replaces tls.crt and tls.key in dir, each by a rename, as the kubelet
+// writeLeaf issues a serving certificate for 127.0.0.1 named cn from ca
+// and replaces tls.crt and tls.key in dir, each by a rename, as the kubelet
 // updates a mounted Secret.
-func writeLeaf(t *testing.T, dir string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, serial int64) {
+func writeLeaf(t *testing.T, dir string, ca *cluster.Authority, cn string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "canary-webhook"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
+	certPEM, keyPEM, err := ca.Issue(cn, nil, []string{"127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	for name, data := range map[string][]byte{
-		"tls.key": pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
-		"tls.crt": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-	} {
+	for name, data := range map[string][]byte{"tls.key": keyPEM, "tls.crt": certPEM} {
 		tmp := filepath.Join(dir, "."+name+".new")
 		if err := os.WriteFile(tmp, data, 0o600); err != nil {
 			t.Fatal(err)
@@ -174,13 +130,13 @@ func writeLeaf(t *testing.T, dir string, ca *x509.Certificate, caKey *ecdsa.Priv
 	}
 }
 
-// servedSerial is the serial number of the certificate the webhook serves.
-func servedSerial(t *testing.T) int64 {
+// servedName is the common name of the certificate the webhook serves.
+func servedName(t *testing.T) string {
 	t.Helper()
 	conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", ctrl.Webhook), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // only reads the certificate
 	if err != nil {
-		return -1
+		return ""
 	}
 	defer conn.Close()
-	return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+	return conn.ConnectionState().PeerCertificates[0].Subject.CommonName
 }

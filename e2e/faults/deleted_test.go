@@ -19,13 +19,7 @@ import (
 func TestDeletedMidAnalysis(t *testing.T) {
 	cs, _ := clients(t)
 	team := kit.Namespace(t, cs, "deleted", nil)
-	kit.Kubectl(t, env, fmt.Sprintf(`apiVersion: v1
-kind: Service
-metadata: {name: reviews, namespace: %s}
-spec:
-  selector: {app: reviews}
-  ports: [{name: http, port: 9080}]
-`, team), "apply", "-f", "-")
+	kit.Kubectl(t, env, kit.Service(team, "reviews", "reviews", 9080), "apply", "-f", "-")
 	annotations := []string{`canary.io/enabled: "true"`, `canary.io/steps: "50"`, `canary.io/interval: "1m"`}
 	kit.Kubectl(t, env, kit.Reviews(team, "v1", "reviews:v1", 2, annotations, nil), "apply", "-f", "-")
 	kit.WaitDeployment(t, cs, team, "reviews", time.Minute, "v1 Idle", func(d *appsv1.Deployment) bool {

@@ -9,7 +9,6 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/e2e/bookinfo"
@@ -31,44 +30,9 @@ func TestControllerWritesRefused(t *testing.T) {
 	kit.WaitDeployment(t, cs, ns, "reviews", time.Minute, "step 1 running", func(d *appsv1.Deployment) bool {
 		return d.Annotations[contract.KeyWeight] == "25"
 	})
-	name := "refuse-controller-writes"
-	vap := cs.AdmissionregistrationV1()
-	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
-			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
-			MatchConstraints: &admissionregistrationv1.MatchResources{
-				NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}},
-				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
-					RuleWithOperations: admissionregistrationv1.RuleWithOperations{
-						Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Update, admissionregistrationv1.Create},
-						Rule:       admissionregistrationv1.Rule{APIGroups: []string{"apps"}, APIVersions: []string{"v1"}, Resources: []string{"deployments", "deployments/status"}},
-					},
-				}},
-			},
-			Validations: []admissionregistrationv1.Validation{{
-				Expression: fmt.Sprintf("request.userInfo.username != %q", cluster.ControllerUser),
-				Message:    "the controller's writes are refused for now (fault injected)",
-			}},
-		},
-	}
-	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
-			PolicyName: name, ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
-		},
-	}
-	if _, err := vap.ValidatingAdmissionPolicies().Create(t.Context(), policy, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	remove := func() {
-		_ = vap.ValidatingAdmissionPolicyBindings().Delete(t.Context(), name, metav1.DeleteOptions{})
-		_ = vap.ValidatingAdmissionPolicies().Delete(t.Context(), name, metav1.DeleteOptions{})
-	}
-	t.Cleanup(remove)
-	if _, err := vap.ValidatingAdmissionPolicyBindings().Create(t.Context(), binding, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	remove := kit.DenyPolicy(t, cs, "refuse-controller-writes", ns,
+		[]admissionregistrationv1.OperationType{admissionregistrationv1.Update, admissionregistrationv1.Create}, []string{"deployments", "deployments/status"},
+		fmt.Sprintf("request.userInfo.username != %q", cluster.ControllerUser), "the controller's writes are refused for now (fault injected)")
 	// The policy takes effect within a moment; then the controller's
 	// writes are refused for four intervals: a step's end, its checks and
 	// the next step's start all fall inside.

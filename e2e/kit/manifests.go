@@ -59,3 +59,17 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func(ctx 
 		t.Fatalf("%s: %v (last: %v)", what, err, last)
 	}
 }
+
+// Service is a Service as YAML: name in ns, selecting app=app, with one
+// port named http.
+//
+// Example: Service("shop", "reviews", "reviews", 9080).
+func Service(ns, name, app string, port int) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata: {name: %s, namespace: %s}
+spec:
+  selector: {app: %s}
+  ports: [{name: http, port: %d}]
+`, name, ns, app, port)
+}

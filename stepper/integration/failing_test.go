@@ -9,7 +9,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/e2e/kit"
@@ -23,40 +22,8 @@ func TestActionRefusedEveryTime(t *testing.T) {
 	ns, cs, _ := setup(t, `canary.io/progress-deadline: "8s"`)
 	prom.Set(ns, kit.Healthy)
 	name := "no-canaries-" + ns
-	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
-			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
-			MatchConstraints: &admissionregistrationv1.MatchResources{
-				NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}},
-				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
-					RuleWithOperations: admissionregistrationv1.RuleWithOperations{
-						Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
-						Rule:       admissionregistrationv1.Rule{APIGroups: []string{"apps"}, APIVersions: []string{"v1"}, Resources: []string{"deployments"}},
-					},
-				}},
-			},
-			Validations: []admissionregistrationv1.Validation{{
-				Expression: `!object.metadata.name.endsWith("-canary")`,
-				Message:    "canary Deployments are not allowed here",
-			}},
-		},
-	}
-	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
-			PolicyName: name, ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
-		},
-	}
-	vap := cs.AdmissionregistrationV1()
-	if _, err := vap.ValidatingAdmissionPolicies().Create(t.Context(), policy, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = vap.ValidatingAdmissionPolicies().Delete(t.Context(), name, metav1.DeleteOptions{}) })
-	if _, err := vap.ValidatingAdmissionPolicyBindings().Create(t.Context(), binding, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = vap.ValidatingAdmissionPolicyBindings().Delete(t.Context(), name, metav1.DeleteOptions{}) })
+	kit.DenyPolicy(t, cs, name, ns, []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, []string{"deployments"},
+		`!object.metadata.name.endsWith("-canary")`, "canary Deployments are not allowed here")
 	// The policy takes effect within a moment; wait until it refuses.
 	probe := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "probe-canary", Namespace: ns},

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -19,13 +18,7 @@ import (
 // it was.
 func TestNamedServiceMustSelectThePods(t *testing.T) {
 	ns, cs, _ := setup(t)
-	kubectl(t, fmt.Sprintf(`apiVersion: v1
-kind: Service
-metadata: {name: payments, namespace: %s}
-spec:
-  selector: {app: payments}
-  ports: [{name: http, port: 8080}]
-`, ns), "apply", "-f", "-")
+	kubectl(t, kit.Service(ns, "payments", "payments", 8080), "apply", "-f", "-")
 	before, err := cs.CoreV1().Services(ns).Get(t.Context(), "payments", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
