@@ -50,6 +50,10 @@ run: ## run the controller in the foreground against the local cluster (after ma
 		--prometheus-url "$$(cat .local/prometheus-url)" --leader-elect=false \
 		--allow-hook-destinations 127.0.0.0/8 --allow-prometheus-destinations 127.0.0.0/8
 
+.PHONY: image
+image: ## the controller's OCI image (linux/amd64 and arm64) without Docker, as an OCI layout in .local/image; PUSH=registry/repo:tag pushes it
+	go run ./hack/image --out .local/image $(if $(PUSH),--push $(PUSH))
+
 .PHONY: faults
 faults: tools ## the fault suite three times over, for the interleavings one run misses (make test runs it once)
 	go test -count=3 -p 1 -timeout 60m -v ./e2e/faults/

@@ -366,12 +366,16 @@ func (d *decision) controlChanged(key string, st status) bool {
 func (d *decision) transition(phase contract.Phase, reason, msg string) {
 	old := d.req.Old
 	d.set(contract.KeyMessage, msg)
+	// The stepper emits the Event of every transition it has not evented,
+	// a transition being the phase, the revision and the time: a new
+	// revision in the same phase (an analysis restarted, skip-analysis from
+	// Idle) is one too, so the reason is recorded whatever the phase was.
+	d.set(contract.KeyTransitionReason, reason)
 	if old != nil && contract.OptedIn(old) && old.Annotations[contract.KeyPhase] == string(phase) {
 		d.set(contract.KeyPhase, string(phase))
 		return
 	}
 	d.set(contract.KeyPhase, string(phase))
-	d.set(contract.KeyTransitionReason, reason) // the stepper emits its Event
 	if written, ok := d.ownEarlierTransition(phase); ok {
 		d.set(contract.KeyLastTransition, written)
 		return

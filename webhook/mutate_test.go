@@ -255,6 +255,8 @@ func TestMutate(t *testing.T) {
 			want: want{paused: ptr.To(false), warning: "without canary analysis (canary.io/skip-analysis), recorded as done by jane@example.com", ann: map[string]string{
 				contract.KeyPhase: "Idle", contract.KeyRevision: hash(v2), contract.KeyStableRevision: hash(v2),
 				contract.KeyMessage: "canary.io/skip-analysis by jane@example.com: revision " + hash(v2) + " rolled out without analysis (stable was " + hash(v1) + ")",
+				// Idle to Idle, but a new revision: a transition whose Event the stepper emits.
+				contract.KeyTransitionReason: plan.ReasonAnalysisSkipped,
 			}},
 		},
 		{
