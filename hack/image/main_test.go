@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -55,13 +56,13 @@ func TestImage(t *testing.T) {
 		t.Errorf("two builds of the same commit: digests %s and %s", d1, d2)
 	}
 
-	srv := httptest.NewServer(registry.New(registry.Logger(nil)))
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	defer srv.Close()
 	u, err := url.Parse(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, err := name.ParseReference(u.Host + "/canary-io/canary-controller:test")
+	ref, err := name.ParseReference(u.Host+"/canary-io/canary-controller:test", name.Insecure)
 	if err != nil {
 		t.Fatal(err)
 	}
