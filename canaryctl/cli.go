@@ -3,18 +3,18 @@ package canaryctl
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/spf13/pflag"
 	istioclient "istio.io/client-go/pkg/clientset/versioned"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/canary-io/canary/contract"
 )
@@ -23,8 +23,8 @@ import (
 const Usage = `kubectl canary: read and steer canary.io analyses of Deployments.
 
 Usage:
-  kubectl canary list [-n NAMESPACE | -A]
-  kubectl canary get NAME [-n NAMESPACE] [--watch]
+  kubectl canary list [-n NAMESPACE | -A] [-o json|yaml|wide]
+  kubectl canary get NAME [-n NAMESPACE] [--watch | -o json|yaml]
   kubectl canary promote|abort|retry NAME [-n NAMESPACE]
   kubectl canary pause|resume NAME [-n NAMESPACE]
   kubectl canary release NAME [-n NAMESPACE] [--service SERVICE] [--proxy-wait 30s]
@@ -32,9 +32,11 @@ Usage:
       stable pods, the canary removed, the Service unpinned, the canary.io
       annotations removed; the Deployment's template and pause are left to you
 
-Flags of every command:
+Flags of every command, as kubectl's:
   --kubeconfig PATH     kubeconfig file (default: $KUBECONFIG or ~/.kube/config)
+  --context NAME        the kubeconfig context to use
   -n, --namespace NS    namespace (default: the context's namespace, else "default")
+  --as USER, --as-group GROUP   impersonate (also --cluster, --user, --server, --token, ...)
 `
 
 // ErrUsage is returned for a command line that does not parse; the usage
@@ -49,11 +51,15 @@ type Plugin struct {
 }
 
 // flags are the command-line flags; not every command reads every flag.
+// The connection flags are kubectl's own (k8s.io/cli-runtime):
+// --kubeconfig, --context, --cluster, --user, -n/--namespace, --as,
+// --as-group, --server, --token, ...
 type flags struct {
-	kubeconfig, namespace string
-	allNamespaces, watch  bool
-	service               string
-	proxyWait             time.Duration
+	config               *genericclioptions.ConfigFlags
+	allNamespaces, watch bool
+	output               string
+	service              string
+	proxyWait            time.Duration
 }
 
 // Run runs the command line args (without the program's name). A watch ends
@@ -68,42 +74,53 @@ func (p *Plugin) Run(ctx context.Context, args []string) error {
 		fmt.Fprint(p.Out, Usage)
 		return nil
 	}
-	var f flags
-	fs := flag.NewFlagSet("kubectl canary "+cmd, flag.ContinueOnError)
+	f := flags{config: genericclioptions.NewConfigFlags(true)}
+	fs := pflag.NewFlagSet("kubectl canary "+cmd, pflag.ContinueOnError)
 	fs.SetOutput(p.ErrOut)
 	fs.Usage = func() { fmt.Fprint(p.ErrOut, Usage) }
-	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file")
-	fs.StringVar(&f.namespace, "namespace", "", "namespace")
-	fs.StringVar(&f.namespace, "n", "", "namespace (shorthand)")
+	f.config.AddFlags(fs)
 	wantNames := 1
 	switch Control(cmd) {
 	case Promote, Abort, Retry, Pause, Resume:
 	default:
 		switch cmd {
 		case "list":
-			fs.BoolVar(&f.allNamespaces, "all-namespaces", false, "list in every namespace")
-			fs.BoolVar(&f.allNamespaces, "A", false, "list in every namespace (shorthand)")
+			fs.BoolVarP(&f.allNamespaces, "all-namespaces", "A", false, "list in every namespace")
+			fs.StringVarP(&f.output, "output", "o", "", "output format: json, yaml or wide (default: a table)")
 			wantNames = 0
 		case "release":
 			fs.StringVar(&f.service, "service", "", "the Service the analysis steered (default: canary.io/service, else the one selecting the pods)")
 			fs.DurationVar(&f.proxyWait, "proxy-wait", 30*time.Second, "how long every proxy gets to have the new routes before the canary's pods go")
 		case "get":
-			fs.BoolVar(&f.watch, "watch", false, "redraw on every change")
-			fs.BoolVar(&f.watch, "w", false, "redraw on every change (shorthand)")
+			fs.BoolVarP(&f.watch, "watch", "w", false, "redraw on every change")
+			fs.StringVarP(&f.output, "output", "o", "", "output format: json or yaml (default: the view)")
 		default:
 			fmt.Fprintf(p.ErrOut, "unknown command %q\n\n%s", cmd, Usage)
 			return ErrUsage
 		}
 	}
-	names, err := parseInterspersed(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
+	err := fs.Parse(args)
+	if errors.Is(err, pflag.ErrHelp) {
 		return nil
 	}
 	if err != nil {
+		fmt.Fprintf(p.ErrOut, "%v\n\n%s", err, Usage)
 		return ErrUsage
 	}
-	if len(names) != wantNames {
+	if names := fs.Args(); len(names) != wantNames {
 		fmt.Fprintf(p.ErrOut, "%s takes %d NAME argument(s), got %d\n\n%s", cmd, wantNames, len(names), Usage)
+		return ErrUsage
+	}
+	names := fs.Args()
+	switch f.output {
+	case "", "json", "yaml":
+	case "wide":
+		if cmd != "list" {
+			fmt.Fprintf(p.ErrOut, "-o wide is for list\n\n%s", Usage)
+			return ErrUsage
+		}
+	default:
+		fmt.Fprintf(p.ErrOut, "unknown output format %q: json, yaml or wide\n\n%s", f.output, Usage)
 		return ErrUsage
 	}
 	cs, namespace, cfg, err := connect(f)
@@ -121,48 +138,29 @@ func (p *Plugin) Run(ctx context.Context, args []string) error {
 		if f.allNamespaces {
 			namespace = metav1.NamespaceAll
 		}
-		return p.list(ctx, cs, namespace)
+		return p.list(ctx, cs, namespace, f.output)
 	case "get":
 		if f.watch {
 			return p.watch(ctx, cs, namespace, names[0], isTerminal(p.Out))
 		}
-		return p.get(ctx, cs, namespace, names[0])
+		return p.get(ctx, cs, namespace, names[0], f.output)
 	default:
 		return p.control(ctx, cs, namespace, names[0], Control(cmd))
 	}
 }
 
-// parseInterspersed parses flags before, between and after the positional
-// arguments, as kubectl does (`get web -n shop`), and returns the latter.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return positional, nil
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}
-
-// connect loads the kubeconfig as kubectl does and returns a client and the
-// namespace to use: the flag, else the context's namespace, else "default".
+// connect loads the kubeconfig as kubectl does, with kubectl's flags
+// (--kubeconfig, --context, --as, ...), and returns a client and the
+// namespace to use: the flag, else the context's namespace, else
+// "default".
 func connect(f flags) (kubernetes.Interface, string, *rest.Config, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = f.kubeconfig
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{})
-	cfg, err := cc.ClientConfig()
+	cfg, err := f.config.ToRESTConfig()
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("load kubeconfig: %w", err)
 	}
-	namespace := f.namespace
-	if namespace == "" {
-		if namespace, _, err = cc.Namespace(); err != nil {
-			return nil, "", nil, fmt.Errorf("read namespace from kubeconfig: %w", err)
-		}
+	namespace, _, err := f.config.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("read namespace from kubeconfig: %w", err)
 	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
@@ -171,13 +169,26 @@ func connect(f flags) (kubernetes.Interface, string, *rest.Config, error) {
 	return cs, namespace, cfg, nil
 }
 
-// list prints the opted-in Deployments of namespace ("" for all).
-func (p *Plugin) list(ctx context.Context, cs kubernetes.Interface, namespace string) error {
+// list prints the opted-in Deployments of namespace ("" for all), as a
+// table or in output's format.
+func (p *Plugin) list(ctx context.Context, cs kubernetes.Interface, namespace, output string) error {
 	deployments, err := cs.AppsV1().Deployments(namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return fmt.Errorf("list deployments: %w", err)
 	}
+	if output == "json" || output == "yaml" {
+		var list StatusList
+		for i := range deployments.Items {
+			if d := &deployments.Items[i]; OptedIn(d) {
+				list.Items = append(list.Items, StatusOf(d))
+			}
+		}
+		return p.print(list, output)
+	}
 	table := RenderList(deployments.Items, namespace == metav1.NamespaceAll, p.Now())
+	if output == "wide" {
+		table = RenderWideList(deployments.Items, namespace == metav1.NamespaceAll, p.Now())
+	}
 	if table == "" {
 		where := "in any namespace"
 		if namespace != metav1.NamespaceAll {
@@ -190,11 +201,15 @@ func (p *Plugin) list(ctx context.Context, cs kubernetes.Interface, namespace st
 	return err
 }
 
-// get prints the view of one Deployment once.
-func (p *Plugin) get(ctx context.Context, cs kubernetes.Interface, namespace, name string) error {
+// get prints the view of one Deployment once, or its status in output's
+// format.
+func (p *Plugin) get(ctx context.Context, cs kubernetes.Interface, namespace, name, output string) error {
 	d, err := cs.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return fmt.Errorf("get deployment %s/%s: %w", namespace, name, err)
+	}
+	if output != "" {
+		return p.print(StatusOf(d), output)
 	}
 	events, err := cs.CoreV1().Events(namespace).List(ctx, metav1.ListOptions{FieldSelector: eventSelector(name).String()})
 	if err != nil {

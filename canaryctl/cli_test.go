@@ -3,36 +3,10 @@ package canaryctl
 import (
 	"bytes"
 	"errors"
-	"flag"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 )
-
-func TestParseInterspersed(t *testing.T) {
-	for _, tc := range []struct {
-		args     []string
-		wantPos  []string
-		wantNS   string
-		wantFlag bool
-	}{
-		{[]string{"web", "-n", "shop"}, []string{"web"}, "shop", false},
-		{[]string{"--namespace=shop", "web", "--watch"}, []string{"web"}, "shop", true},
-		{[]string{"-w", "web"}, []string{"web"}, "", true},
-		{nil, nil, "", false},
-	} {
-		fs := flag.NewFlagSet("test", flag.ContinueOnError)
-		ns := fs.String("namespace", "", "")
-		fs.StringVar(ns, "n", "", "")
-		w := fs.Bool("watch", false, "")
-		fs.BoolVar(w, "w", false, "")
-		pos, err := parseInterspersed(fs, tc.args)
-		if err != nil || !slices.Equal(pos, tc.wantPos) || *ns != tc.wantNS || *w != tc.wantFlag {
-			t.Errorf("%q: positional %q namespace %q watch %v err %v; want %q %q %v", tc.args, pos, *ns, *w, err, tc.wantPos, tc.wantNS, tc.wantFlag)
-		}
-	}
-}
 
 // Command lines that cannot run fail before any API call.
 func TestRunUsageErrors(t *testing.T) {
@@ -45,6 +19,9 @@ func TestRunUsageErrors(t *testing.T) {
 		{"list", "web"},
 		{"list", "--watch"},
 		{"pause", "-A", "web"},
+		{"list", "-o", "xml"},
+		{"get", "web", "-o", "wide"},
+		{"pause", "web", "-o", "json"},
 	} {
 		var out, errOut bytes.Buffer
 		p := &Plugin{Out: &out, ErrOut: &errOut, Now: time.Now}
@@ -53,6 +30,23 @@ func TestRunUsageErrors(t *testing.T) {
 		}
 		if !strings.Contains(errOut.String(), "Usage:") {
 			t.Errorf("%q: no usage on stderr: %q", args, errOut.String())
+		}
+	}
+}
+
+// TestStatusOf: -o json and -o yaml print the status annotations under the
+// contract's names, and nothing else.
+func TestStatusOf(t *testing.T) {
+	d := deployment("shop", "web", "canary.io/phase", "Progressing", "canary.io/weight", "20", "canary.io/step", "1/3",
+		"canary.io/steps-passed", "0", "team", "books")
+	got := StatusOf(d)
+	want := map[string]string{"canary.io/phase": "Progressing", "canary.io/weight": "20", "canary.io/step": "1/3"}
+	if got.Name != d.Name || got.Namespace != d.Namespace || len(got.Status) != len(want) {
+		t.Fatalf("StatusOf: %+v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got.Status[k] != v {
+			t.Errorf("%s = %q, want %q", k, got.Status[k], v)
 		}
 	}
 }

@@ -29,6 +29,15 @@ func OptedIn(d *appsv1.Deployment) bool {
 //	NAME  PHASE        WEIGHT  STEP  REVISION  STABLE  AGE
 //	web   Progressing  20      1/3   7f9c4d    5b6a21  2m
 func RenderList(deployments []appsv1.Deployment, allNamespaces bool, now time.Time) string {
+	return renderList(deployments, allNamespaces, false, now)
+}
+
+// RenderWideList is RenderList with the failed checks and the message.
+func RenderWideList(deployments []appsv1.Deployment, allNamespaces bool, now time.Time) string {
+	return renderList(deployments, allNamespaces, true, now)
+}
+
+func renderList(deployments []appsv1.Deployment, allNamespaces, wide bool, now time.Time) string {
 	var rows []appsv1.Deployment
 	for _, d := range deployments {
 		if OptedIn(&d) {
@@ -47,16 +56,23 @@ func RenderList(deployments []appsv1.Deployment, allNamespaces bool, now time.Ti
 	if allNamespaces {
 		header = "NAMESPACE\t" + header
 	}
+	if wide {
+		header += "\tFAILED-CHECKS\tMESSAGE"
+	}
 	fmt.Fprintln(tw, header)
 	for _, d := range rows {
 		a := d.Annotations
 		if allNamespaces {
 			fmt.Fprintf(tw, "%s\t", d.Namespace)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Name,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s", d.Name,
 			orNone(a[contract.KeyPhase]), orNone(a[contract.KeyWeight]), orNone(a[contract.KeyStep]),
 			orNone(a[contract.KeyRevision]), orNone(a[contract.KeyStableRevision]),
 			lastTransitionAge(a[contract.KeyLastTransition], now))
+		if wide {
+			fmt.Fprintf(tw, "\t%s\t%s", orNone(a[contract.KeyFailedChecks]), oneLine(a[contract.KeyMessage]))
+		}
+		fmt.Fprintln(tw)
 	}
 	_ = tw.Flush()
 	return b.String()
