@@ -219,6 +219,7 @@ var settingField = map[string]func(Settings) any{
 	KeyPrometheus:       func(s Settings) any { return s.Prometheus },
 	KeyWebhooks:         func(s Settings) any { return s.Webhooks },
 	KeyWindow:           func(s Settings) any { return s.Window },
+	KeyNotify:           func(s Settings) any { return s.Notify },
 }
 
 func TestSettingFieldCoversEverySetting(t *testing.T) {

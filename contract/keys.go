@@ -54,6 +54,10 @@ const (
 	// [KeyInterval] and four scrape intervals of Prometheus. A contract
 	// addition (v1.1).
 	KeyWindow = "canary.io/window"
+	// KeyNotify names the notification providers (configured by the
+	// cluster admin) told of this Deployment's analyses, comma separated,
+	// e.g. "team-chat, oncall". A contract addition (v1.1).
+	KeyNotify = "canary.io/notify"
 )
 
 // Controls: written by the user, safe to keep in git. The system records the
@@ -104,7 +108,7 @@ var SettingKeys = []string{
 	KeyEnabled, KeyService, KeySteps, KeyInterval, KeyThreshold,
 	KeyMinSuccessRate, KeyMaxLatency, KeyMetrics, KeyConfidence,
 	KeyTolerance, KeyNoData, KeyProgressDeadline, KeyVirtualService,
-	KeyPrometheus, KeyWebhooks, KeyWindow,
+	KeyPrometheus, KeyWebhooks, KeyWindow, KeyNotify,
 }
 
 // ControlKeys are the controls a user may write.
@@ -160,7 +164,7 @@ var knownKeys = func() map[string]keyKind {
 		KeyEnabled, KeyService, KeySteps, KeyInterval, KeyThreshold,
 		KeyMinSuccessRate, KeyMaxLatency, KeyMetrics, KeyConfidence,
 		KeyTolerance, KeyNoData, KeyProgressDeadline, KeyVirtualService,
-		KeyPrometheus, KeyWebhooks, KeyWindow,
+		KeyPrometheus, KeyWebhooks, KeyWindow, KeyNotify,
 	} {
 		m[k] = kindSetting
 	}

@@ -67,6 +67,9 @@ type Settings struct {
 	// Window is the query window of the threshold checks; zero (the
 	// default) means the longer of Interval and four scrape intervals.
 	Window time.Duration
+	// Notify names the notification providers told of the analysis
+	// (canary.io/notify); none by default.
+	Notify []string
 }
 
 // DefaultSettings returns the defaults of the contract's table, the settings
@@ -264,6 +267,13 @@ var settingParsers = []struct {
 		hooks, err := parseWebhooks(v)
 		if err == nil {
 			s.Webhooks = hooks
+		}
+		return err
+	}},
+	{KeyNotify, func(s *Settings, v string) error {
+		names, err := parseNames(v, "provider")
+		if err == nil {
+			s.Notify = names
 		}
 		return err
 	}},

@@ -221,6 +221,28 @@ func parseVirtualServices(v string) ([]string, error) {
 	return names, nil
 }
 
+// parseNames reads a comma-separated list of distinct DNS labels (what,
+// e.g. "provider", names them in errors).
+func parseNames(v, what string) ([]string, error) {
+	var names []string
+	seen := map[string]bool{}
+	for i, part := range strings.Split(strings.TrimSpace(v), ",") {
+		name := strings.TrimSpace(part)
+		switch {
+		case name == "":
+			return nil, fmt.Errorf("entry %d is empty", i+1)
+		case seen[name]:
+			return nil, fmt.Errorf("%q is listed twice", name)
+		}
+		if msgs := validation.IsDNS1123Label(name); len(msgs) > 0 {
+			return nil, fmt.Errorf("%q is not a %s name: %s", name, what, strings.Join(msgs, "; "))
+		}
+		seen[name] = true
+		names = append(names, name)
+	}
+	return names, nil
+}
+
 // parseHTTPURL accepts an absolute http or https URL with a host and returns
 // it trimmed. Credentials in the URL are refused: annotations are readable
 // by anyone who can read the Deployment.

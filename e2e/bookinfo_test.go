@@ -13,7 +13,11 @@ import (
 	"github.com/canary-io/canary/e2e/scenario"
 )
 
-var env *cluster.Cluster
+var (
+	env *cluster.Cluster
+	// chat receives the controller's notifications.
+	chat *scenario.Receiver
+)
 
 func TestMain(m *testing.M) {
 	// Prometheus scrapes every 15 s, as Istio's addon (samples/addons)
@@ -21,9 +25,14 @@ func TestMain(m *testing.M) {
 	// its last two rollouts.
 	os.Exit(cluster.RunTests(m, cluster.Options{Istiod: true, ScrapeInterval: 15 * time.Second}, func(c *cluster.Cluster) {
 		env = c
-		p, err := controller.Build(c)
+		var err error
+		chat, err = scenario.StartReceiver(c.Dir)
+		var p *controller.Process
 		if err == nil {
-			err = p.Start("--prometheus-url="+c.PrometheusURL, "--propagation-delay=1s", "--scrape-interval-refresh=2s", "--canary-removal-delay=5s")
+			p, err = controller.Build(c)
+		}
+		if err == nil {
+			err = p.Start("--prometheus-url="+c.PrometheusURL, "--propagation-delay=1s", "--scrape-interval-refresh=2s", "--canary-removal-delay=5s", chat.Flag)
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "start canary-controller:", err)
@@ -41,7 +50,7 @@ func TestMain(m *testing.M) {
 // slow-request test, and v6's checks read 10 s windows.
 func TestBookinfo(t *testing.T) {
 	var live strings.Builder
-	res, err := scenario.Run(t.Context(), env, scenario.Options{Interval: 10 * time.Second, Out: &live, ThenScrape: time.Second})
+	res, err := scenario.Run(t.Context(), env, scenario.Options{Interval: 10 * time.Second, Out: &live, ThenScrape: time.Second, Notifications: chat})
 	if err != nil {
 		t.Fatalf("%v\nlive view:\n%s", err, live.String())
 	}

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/canary-io/canary/contract"
+	"github.com/canary-io/canary/stepper/notify"
 	"github.com/canary-io/canary/stepper/plan"
 )
 
@@ -150,10 +151,36 @@ func (r *Reconciler) writeState(ctx context.Context, w *world, dec plan.Decision
 	if a := dec.Announce; a != nil && a.Reason == plan.ReasonAnalysisSkipped {
 		r.Metrics.analysisSkipped(d.Namespace, d.Name)
 	}
+	if dec.Announce != nil {
+		r.notifyTransition(w, d, dec.Announce)
+	}
+	if transition && dec.Event != nil {
+		r.notifyTransition(w, d, dec.Event)
+	}
 	if transition && dec.Event != nil {
 		r.emitted(d, transitionID(d.Annotations)) // recorded as evented by the next pass
 	}
 	return dec.Announce, nil
+}
+
+// notifyTransition tells the providers the Deployment names
+// (canary.io/notify) of a transition, its Event e: warn for a warning (a
+// rollback, a hold, skip-analysis), info otherwise. In the background:
+// a provider never delays the pass.
+func (r *Reconciler) notifyTransition(w *world, d *appsv1.Deployment, e *plan.Event) {
+	if r.Notify == nil || len(w.settings.Notify) == 0 {
+		return
+	}
+	a := d.Annotations
+	n := notify.Notification{
+		Namespace: d.Namespace, Deployment: d.Name, Revision: a[contract.KeyRevision], Phase: a[contract.KeyPhase],
+		Reason: e.Reason, Severity: notify.Info, Message: e.Message,
+		Step: a[contract.KeyStep], Weight: a[contract.KeyWeight], Time: w.obs.Now.UTC(),
+	}
+	if e.Type == plan.EventWarning {
+		n.Severity = notify.Warn
+	}
+	r.Notify.Send(d.Namespace, w.settings.Notify, n)
 }
 
 // maxFailing bounds the error text kept in canary.io/failing.

@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/canary-io/canary/contract"
+	"github.com/canary-io/canary/stepper/notify"
 	"github.com/canary-io/canary/stepper/plan"
 )
 
@@ -72,6 +73,9 @@ type Reconciler struct {
 	Background *Background
 	// MaxHookTimeout bounds every hook's timeout (zero: no bound).
 	MaxHookTimeout time.Duration
+	// Notify tells the providers a Deployment names in canary.io/notify of
+	// its analyses' transitions; nil tells none.
+	Notify *notify.Sender
 	// HookClient calls the user's hooks (canary.io/webhooks); each call is
 	// bounded by its hook's timeout. Default http.DefaultClient.
 	HookClient *http.Client

@@ -1,6 +1,9 @@
 package webhook
 
 import (
+	"slices"
+	"strings"
+
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/canary-io/canary/contract"
@@ -12,6 +15,9 @@ import (
 // but loopback, link-local and the apiserver.
 type Egress struct {
 	Hooks, Prometheus contract.Destinations
+	// Providers are the notification providers the controller has
+	// (--notification-providers): canary.io/notify may name only those.
+	Providers map[string]bool
 }
 
 // check denies, with the field and the reason, a hook or Prometheus URL
@@ -24,6 +30,15 @@ func (e Egress) check(old, new map[string]string) field.ErrorList {
 	if v, ok := new[contract.KeyPrometheus]; ok && v != "" && (old == nil || old[contract.KeyPrometheus] != v) {
 		if err := e.Prometheus.AllowsURL(v); err != nil {
 			errs = append(errs, field.Forbidden(annotations.Key(contract.KeyPrometheus), err.Error()))
+		}
+	}
+	if v, ok := new[contract.KeyNotify]; ok && (old == nil || old[contract.KeyNotify] != v) {
+		s, _ := contract.ParseSettings(map[string]string{contract.KeyNotify: v})
+		for i, name := range s.Notify {
+			if !e.Providers[name] {
+				errs = append(errs, field.NotFound(annotations.Key(contract.KeyNotify).Index(i), name+
+					" (the controller's notification providers, --notification-providers: "+known(e.Providers)+")"))
+			}
 		}
 	}
 	if v, ok := new[contract.KeyWebhooks]; ok && (old == nil || old[contract.KeyWebhooks] != v) {
@@ -39,4 +54,17 @@ func (e Egress) check(old, new map[string]string) field.ErrorList {
 		}
 	}
 	return errs
+}
+
+// known lists the configured providers for a message.
+func known(providers map[string]bool) string {
+	if len(providers) == 0 {
+		return "none configured"
+	}
+	var names []string
+	for n := range providers {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
 }

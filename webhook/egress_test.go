@@ -48,6 +48,11 @@ func TestEgress(t *testing.T) {
 		{"the allowed load tester", listed, nil, map[string]string{contract.KeyWebhooks: hooks("http://loadtester.flagger-system.svc/")}, ""},
 		{"canary.io/prometheus turned off", listed, nil, map[string]string{contract.KeyPrometheus: "http://prometheus.team-a:9090"},
 			`metadata.annotations[canary.io/prometheus]: Forbidden: the cluster's controller allows no destination`},
+		{"a configured notification provider", Egress{Providers: map[string]bool{"team-chat": true}}, nil,
+			map[string]string{contract.KeyNotify: "team-chat"}, ""},
+		{"an unknown notification provider", Egress{Providers: map[string]bool{"team-chat": true}}, nil,
+			map[string]string{contract.KeyNotify: "team-chat, pager"},
+			`metadata.annotations[canary.io/notify][1]: Not found: "pager (the controller's notification providers, --notification-providers: team-chat)"`},
 		{"a stored URL is not re-judged", listed, map[string]string{contract.KeyWebhooks: hooks("http://loadtester.team-b.svc/")},
 			map[string]string{contract.KeyWebhooks: hooks("http://loadtester.team-b.svc/"), "team": "books"}, ""},
 	} {

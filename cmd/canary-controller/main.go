@@ -42,6 +42,7 @@ import (
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/stepper"
 	"github.com/canary-io/canary/stepper/crash"
+	"github.com/canary-io/canary/stepper/notify"
 	"github.com/canary-io/canary/webhook"
 )
 
@@ -68,6 +69,7 @@ type options struct {
 	promHTTPConfig     string
 	maxPromAnswer      int64
 	namespaces         string
+	notifyProviders    string
 	workers            int
 	leaderElect        bool
 	enableStepper      bool
@@ -107,6 +109,8 @@ func main() {
 	flag.StringVar(&o.promHTTPConfig, "prometheus-http-config", "",
 		"file in Prometheus' http_config format (authorization, basic_auth, tls_config, ...) for requests to --prometheus-url, e.g. to a tenant-enforcing proxy; never used for canary.io/prometheus")
 	flag.Int64Var(&o.maxPromAnswer, "max-prometheus-answer-bytes", 32<<20, "the most of one Prometheus answer the controller reads: a larger answer is an error")
+	flag.StringVar(&o.notifyProviders, "notification-providers", "",
+		"file of notification providers (Slack, Microsoft Teams, JSON webhooks) that canary.io/notify may name; see docs/notifications.md")
 	flag.StringVar(&o.namespaces, "namespaces", "",
 		"comma-separated namespaces the controller serves, with Roles there instead of a ClusterRole (manifests/overlays/namespaced); empty: every namespace")
 	flag.IntVar(&o.workers, "workers", 4, "Deployments stepped at once: one Deployment's slow query never delays another's")
@@ -187,6 +191,16 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	var providers map[string]notify.Provider
+	if o.notifyProviders != "" {
+		if providers, err = notify.Load(o.notifyProviders); err != nil {
+			return fmt.Errorf("--notification-providers: %w", err)
+		}
+		egress.Providers = map[string]bool{}
+		for name := range providers {
+			egress.Providers[name] = true
+		}
+	}
 	access, err := stepper.NewPrometheusAccess(o.prometheusURL, o.promHTTPConfig, egress.Prometheus, o.maxPromAnswer)
 	if err != nil {
 		return err
@@ -222,6 +236,9 @@ func run(ctx context.Context, o options) error {
 			ComparisonPeriod: o.comparisonPeriod,
 			NewQuerier:       func(url string) (stepper.Querier, error) { return access.New(url) },
 			HookClient:       stepper.NoRedirects(&http.Client{Transport: stepper.EgressTransport(egress.Hooks, 1<<20)}),
+			Notify: &notify.Sender{Providers: providers, Go: background.Go, Failed: func(p string, err error) {
+				ctrl.Log.Info("notification not delivered", "provider", p, "err", err.Error())
+			}},
 		}
 		if err := stepperReconciler.SetupWithManager(mgr, o.workers); err != nil {
 			return fmt.Errorf("set up the stepper: %w", err)

@@ -45,6 +45,10 @@ type Options struct {
 	Interval time.Duration
 	// Out receives the live view, one line per sample; nil for none.
 	Out io.Writer
+	// Notifications receives what the controller tells the team's chat
+	// (reviews names scenario.ChatProvider in canary.io/notify); the
+	// controller runs with its Flag. Required.
+	Notifications *Receiver
 	// ThenScrape, when set, is the scrape interval Prometheus is reloaded
 	// with before the last two rollouts (the slow v5, then v6): the
 	// controller must discover it and the next analysis read windows
@@ -305,6 +309,7 @@ func (s *story) afterRollback(ctx context.Context) error {
 		s.res.fail("the rollback's message %q is not the continuous comparison's error-rate test", msg)
 	}
 	s.checkCompared(msg)
+	s.checkNotified(ctx, d)
 	if d.Annotations[contract.KeyRejectedRevision] == "" {
 		s.res.fail("canary.io/rejected-revision is not set after the rollback")
 	}
@@ -353,6 +358,35 @@ func (s *story) afterRollback(ctx context.Context) error {
 	}
 	s.res.Report = append(s.res.Report, "v4 applied again: "+d.Annotations[contract.KeyMessage])
 	return nil
+}
+
+// checkNotified checks that the team's chat (a warn provider) was told of
+// the rollback of d's revision once, with its reason and numbers, and of
+// no info transition.
+func (s *story) checkNotified(ctx context.Context, d *appsv1.Deployment) {
+	rev := d.Annotations[contract.KeyRevision]
+	var rollbacks []string
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		rollbacks = nil
+		for _, n := range s.o.Notifications.Received() {
+			if n.Severity != "warn" {
+				s.res.fail("the warn-only provider was told of an info notification: %+v", n)
+			}
+			if n.Deployment == "reviews" && n.Revision == rev && n.Phase == string(contract.PhaseRolledBack) {
+				rollbacks = append(rollbacks, n.Reason+": "+n.Message)
+			}
+		}
+		if len(rollbacks) > 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if len(rollbacks) != 1 || !strings.HasPrefix(rollbacks[0], "CanaryWorse: rolled back: the canary is worse than stable") {
+		s.res.fail("the rollback of %s sent %d notifications to the team's chat, want one (CanaryWorse): %q", rev, len(rollbacks), rollbacks)
+		return
+	}
+	s.res.Report = append(s.res.Report, "notification (warn) to "+ChatProvider+": "+rollbacks[0])
 }
 
 // slowAndLast reloads Prometheus with Options.ThenScrape, applies the
