@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -271,7 +272,7 @@ var settingParsers = []struct {
 		return err
 	}},
 	{KeyNotify, func(s *Settings, v string) error {
-		names, err := parseNames(v, "provider")
+		names, err := parseNames(v, "provider", validation.IsDNS1123Label)
 		if err == nil {
 			s.Notify = names
 		}

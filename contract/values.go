@@ -202,28 +202,12 @@ func parseLatency(v string) (time.Duration, error) {
 }
 
 func parseVirtualServices(v string) ([]string, error) {
-	var names []string
-	seen := map[string]bool{}
-	for i, part := range strings.Split(strings.TrimSpace(v), ",") {
-		name := strings.TrimSpace(part)
-		switch {
-		case name == "":
-			return nil, fmt.Errorf("entry %d is empty", i+1)
-		case seen[name]:
-			return nil, fmt.Errorf("%q is listed twice", name)
-		}
-		if msgs := validation.IsDNS1123Subdomain(name); len(msgs) > 0 {
-			return nil, fmt.Errorf("%q is not a VirtualService name: %s", name, strings.Join(msgs, "; "))
-		}
-		seen[name] = true
-		names = append(names, name)
-	}
-	return names, nil
+	return parseNames(v, "VirtualService", validation.IsDNS1123Subdomain)
 }
 
-// parseNames reads a comma-separated list of distinct DNS labels (what,
-// e.g. "provider", names them in errors).
-func parseNames(v, what string) ([]string, error) {
+// parseNames reads a comma-separated list of distinct names that valid
+// accepts (what, e.g. "provider", names them in errors).
+func parseNames(v, what string, valid func(string) []string) ([]string, error) {
 	var names []string
 	seen := map[string]bool{}
 	for i, part := range strings.Split(strings.TrimSpace(v), ",") {
@@ -234,7 +218,7 @@ func parseNames(v, what string) ([]string, error) {
 		case seen[name]:
 			return nil, fmt.Errorf("%q is listed twice", name)
 		}
-		if msgs := validation.IsDNS1123Label(name); len(msgs) > 0 {
+		if msgs := valid(name); len(msgs) > 0 {
 			return nil, fmt.Errorf("%q is not a %s name: %s", name, what, strings.Join(msgs, "; "))
 		}
 		seen[name] = true
