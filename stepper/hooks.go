@@ -303,6 +303,11 @@ func (r *Reconciler) round(ctx context.Context, w *world, t contract.HookType, k
 func (r *Reconciler) endRounds(key string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.endRoundsLocked(key)
+}
+
+// endRoundsLocked is endRounds with r.mu held.
+func (r *Reconciler) endRoundsLocked(key string) {
 	for id, rd := range r.rounds {
 		if strings.HasPrefix(id, key+"/") {
 			rd.cancel()

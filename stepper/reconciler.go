@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -184,12 +183,7 @@ func (r *Reconciler) forget(key string) {
 	delete(r.stale, key)
 	delete(r.rollbackPolls, key)
 	delete(r.emittedIDs, key)
-	for id, rd := range r.rounds {
-		if strings.HasPrefix(id, key+"/") {
-			rd.cancel()
-			delete(r.rounds, id)
-		}
-	}
+	r.endRoundsLocked(key)
 }
 
 // emitted remembers that the Event of transition id of d was emitted.

@@ -71,10 +71,7 @@ func TestCertificateRenewedMidAnalysis(t *testing.T) {
 
 	version := nextVersion(t, true)
 	mon := startMonitor(t)
-	kubectl(t, reviews(version), "apply", "-f", "-")
-	kit.WaitDeployment(t, cs, ns, "reviews", time.Minute, "step 1 running", func(d *appsv1.Deployment) bool {
-		return d.Annotations[contract.KeyWeight] == "25"
-	})
+	applyUntilFirstStep(t, cs, version)
 	writeLeaf(t, certs, ca, "canary-webhook-2")
 	renewed := time.Now()
 	kit.Eventually(t, 30*time.Second, "the renewed certificate served", func(context.Context) error {

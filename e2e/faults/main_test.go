@@ -174,6 +174,16 @@ func kubectl(t *testing.T, stdin string, args ...string) string {
 	return kit.Kubectl(t, env, stdin, append([]string{"-n", ns}, args...)...)
 }
 
+// applyUntilFirstStep applies reviews at version and waits until its first
+// step's weight (25) is recorded.
+func applyUntilFirstStep(t *testing.T, cs kubernetes.Interface, version string) {
+	t.Helper()
+	kubectl(t, reviews(version), "apply", "-f", "-")
+	kit.WaitDeployment(t, cs, ns, "reviews", time.Minute, "step 1 running", func(d *appsv1.Deployment) bool {
+		return d.Annotations[contract.KeyWeight] == "25"
+	})
+}
+
 // restartController stops the controller (if running) and starts it with
 // the suite's flags plus extra, and no crash point.
 func restartController(t *testing.T, extra ...string) {

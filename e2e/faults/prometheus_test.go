@@ -28,10 +28,7 @@ func prometheusMidStep(t *testing.T) {
 	cs, ic := clients(t)
 	version := nextVersion(t, true)
 	mon := startMonitor(t)
-	kubectl(t, reviews(version), "apply", "-f", "-")
-	kit.WaitDeployment(t, cs, ns, "reviews", time.Minute, "step 1 running", func(d *appsv1.Deployment) bool {
-		return d.Annotations[contract.KeyWeight] == "25"
-	})
+	applyUntilFirstStep(t, cs, version)
 	t.Cleanup(func() { prom.set(promOK) })
 	for _, mode := range []promMode{promError, promHang, promDown} {
 		prom.set(mode)

@@ -26,10 +26,7 @@ func TestControllerWritesRefused(t *testing.T) {
 	cs, ic := clients(t)
 	version := nextVersion(t, true)
 	mon := startMonitor(t)
-	kubectl(t, reviews(version), "apply", "-f", "-")
-	kit.WaitDeployment(t, cs, ns, "reviews", time.Minute, "step 1 running", func(d *appsv1.Deployment) bool {
-		return d.Annotations[contract.KeyWeight] == "25"
-	})
+	applyUntilFirstStep(t, cs, version)
 	remove := kit.DenyPolicy(t, cs, "refuse-controller-writes", ns,
 		[]admissionregistrationv1.OperationType{admissionregistrationv1.Update, admissionregistrationv1.Create}, []string{"deployments", "deployments/status"},
 		fmt.Sprintf("request.userInfo.username != %q", cluster.ControllerUser), "the controller's writes are refused for now (fault injected)")

@@ -47,10 +47,7 @@ func TestUninstallMidAnalysis(t *testing.T) {
 	}
 	version := nextVersion(t, true)
 	mon := startMonitor(t)
-	kubectl(t, reviews(version), "apply", "-f", "-")
-	kit.WaitDeployment(t, cs, ns, "reviews", time.Minute, "the canary at 25%", func(d *appsv1.Deployment) bool {
-		return d.Annotations[contract.KeyWeight] == "25"
-	})
+	applyUntilFirstStep(t, cs, version)
 	_, before := traffic.LastMesh(stepper.CanaryName("reviews"))
 	kit.Eventually(t, 30*time.Second, "mesh requests reaching the canary", func(context.Context) error {
 		if _, n := traffic.LastMesh(stepper.CanaryName("reviews")); n <= before+10 {
