@@ -54,6 +54,10 @@ run: ## run the controller in the foreground against the local cluster (after ma
 image: ## the controller's OCI image (linux/amd64 and arm64) without Docker, as an OCI layout in .local/image; PUSH=registry/repo:tag pushes it
 	go run ./hack/image --out .local/image $(if $(PUSH),--push $(PUSH))
 
+.PHONY: krew
+krew: ## the plugin's release archives and Krew manifest in .local/krew (VERSION=v0.1.0)
+	go run ./hack/krew --out .local/krew $(if $(VERSION),--version $(VERSION))
+
 .PHONY: faults
 faults: tools ## the fault suite three times over, for the interleavings one run misses (make test runs it once)
 	go test -count=3 -p 1 -timeout 60m -v ./e2e/faults/

@@ -27,10 +27,17 @@ Usage:
   kubectl canary get NAME [-n NAMESPACE] [--watch | -o json|yaml]
   kubectl canary promote|abort|retry NAME [-n NAMESPACE]
   kubectl canary pause|resume NAME [-n NAMESPACE]
+  kubectl canary history NAME [-n NAMESPACE] [-o json|yaml|wide]
+      the Deployment's past analyses: revision, outcome, when, message
   kubectl canary release NAME [-n NAMESPACE] [--service SERVICE] [--proxy-wait 30s]
       once the controller is removed (docs/uninstall.md): all traffic to the
       stable pods, the canary removed, the Service unpinned, the canary.io
       annotations removed; the Deployment's template and pause are left to you
+  kubectl canary completion
+      prints the kubectl_complete-canary script: put it on PATH as an
+      executable and kubectl (1.26+) completes kubectl canary's commands,
+      flags and Deployment names
+  kubectl canary help
 
 Flags of every command, as kubectl's:
   --kubeconfig PATH     kubeconfig file (default: $KUBECONFIG or ~/.kube/config)
@@ -74,31 +81,20 @@ func (p *Plugin) Run(ctx context.Context, args []string) error {
 		fmt.Fprint(p.Out, Usage)
 		return nil
 	}
-	f := flags{config: genericclioptions.NewConfigFlags(true)}
-	fs := pflag.NewFlagSet("kubectl canary "+cmd, pflag.ContinueOnError)
+	if cmd == completeCommand {
+		return p.complete(ctx, args)
+	}
+	if cmd == "completion" {
+		fmt.Fprint(p.Out, CompletionScript)
+		return nil
+	}
+	fs, f, wantNames, ok := commandFlags(cmd)
+	if !ok {
+		fmt.Fprintf(p.ErrOut, "unknown command %q\n\n%s", cmd, Usage)
+		return ErrUsage
+	}
 	fs.SetOutput(p.ErrOut)
 	fs.Usage = func() { fmt.Fprint(p.ErrOut, Usage) }
-	f.config.AddFlags(fs)
-	wantNames := 1
-	switch Control(cmd) {
-	case Promote, Abort, Retry, Pause, Resume:
-	default:
-		switch cmd {
-		case "list":
-			fs.BoolVarP(&f.allNamespaces, "all-namespaces", "A", false, "list in every namespace")
-			fs.StringVarP(&f.output, "output", "o", "", "output format: json, yaml or wide (default: a table)")
-			wantNames = 0
-		case "release":
-			fs.StringVar(&f.service, "service", "", "the Service the analysis steered (default: canary.io/service, else the one selecting the pods)")
-			fs.DurationVar(&f.proxyWait, "proxy-wait", 30*time.Second, "how long every proxy gets to have the new routes before the canary's pods go")
-		case "get":
-			fs.BoolVarP(&f.watch, "watch", "w", false, "redraw on every change")
-			fs.StringVarP(&f.output, "output", "o", "", "output format: json or yaml (default: the view)")
-		default:
-			fmt.Fprintf(p.ErrOut, "unknown command %q\n\n%s", cmd, Usage)
-			return ErrUsage
-		}
-	}
 	err := fs.Parse(args)
 	if errors.Is(err, pflag.ErrHelp) {
 		return nil
@@ -115,8 +111,8 @@ func (p *Plugin) Run(ctx context.Context, args []string) error {
 	switch f.output {
 	case "", "json", "yaml":
 	case "wide":
-		if cmd != "list" {
-			fmt.Fprintf(p.ErrOut, "-o wide is for list\n\n%s", Usage)
+		if cmd != "list" && cmd != "history" {
+			fmt.Fprintf(p.ErrOut, "-o wide is for list and history\n\n%s", Usage)
 			return ErrUsage
 		}
 	default:
@@ -139,6 +135,8 @@ func (p *Plugin) Run(ctx context.Context, args []string) error {
 			namespace = metav1.NamespaceAll
 		}
 		return p.list(ctx, cs, namespace, f.output)
+	case "history":
+		return p.history(ctx, cs, namespace, names[0], f.output)
 	case "get":
 		if f.watch {
 			return p.watch(ctx, cs, namespace, names[0], isTerminal(p.Out))
@@ -149,11 +147,42 @@ func (p *Plugin) Run(ctx context.Context, args []string) error {
 	}
 }
 
+// commandFlags is the flag set of command cmd, the flags it fills and how
+// many NAME arguments the command takes; ok is false for an unknown
+// command. The connection flags are kubectl's own (k8s.io/cli-runtime).
+func commandFlags(cmd string) (fs *pflag.FlagSet, f *flags, wantNames int, ok bool) {
+	f = &flags{config: genericclioptions.NewConfigFlags(true)}
+	fs = pflag.NewFlagSet("kubectl canary "+cmd, pflag.ContinueOnError)
+	f.config.AddFlags(fs)
+	wantNames = 1
+	switch Control(cmd) {
+	case Promote, Abort, Retry, Pause, Resume:
+		return fs, f, wantNames, true
+	}
+	switch cmd {
+	case "list":
+		fs.BoolVarP(&f.allNamespaces, "all-namespaces", "A", false, "list in every namespace")
+		fs.StringVarP(&f.output, "output", "o", "", "output format: json, yaml or wide (default: a table)")
+		wantNames = 0
+	case "release":
+		fs.StringVar(&f.service, "service", "", "the Service the analysis steered (default: canary.io/service, else the one selecting the pods)")
+		fs.DurationVar(&f.proxyWait, "proxy-wait", 30*time.Second, "how long every proxy gets to have the new routes before the canary's pods go")
+	case "get":
+		fs.BoolVarP(&f.watch, "watch", "w", false, "redraw on every change")
+		fs.StringVarP(&f.output, "output", "o", "", "output format: json or yaml (default: the view)")
+	case "history":
+		fs.StringVarP(&f.output, "output", "o", "", "output format: json, yaml or wide (default: a table)")
+	default:
+		return nil, nil, 0, false
+	}
+	return fs, f, wantNames, true
+}
+
 // connect loads the kubeconfig as kubectl does, with kubectl's flags
 // (--kubeconfig, --context, --as, ...), and returns a client and the
 // namespace to use: the flag, else the context's namespace, else
 // "default".
-func connect(f flags) (kubernetes.Interface, string, *rest.Config, error) {
+func connect(f *flags) (kubernetes.Interface, string, *rest.Config, error) {
 	cfg, err := f.config.ToRESTConfig()
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("load kubeconfig: %w", err)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the pinned upstream binaries the local cluster runs (etcd,
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok,
-# Prometheus, istiod), Flagger's load tester and the linter (staticcheck) from their Go modules, into a cache outside the checkout
+# Prometheus, istiod), Flagger's load tester, Krew and the linter (staticcheck) from their Go modules, into a cache outside the checkout
 # keyed by tool, version and the hash of its tools module, then links them
 # into .local/bin and .local/share of this checkout.
 #
@@ -75,6 +75,9 @@ build staticcheck staticcheck "" honnef.co/go/tools/cmd/staticcheck
 # Flagger's load tester, unchanged: the hooks end-to-end test drives a
 # rollout with it (a pre-rollout task and its confirm-promotion gate).
 build flagger flagger "" github.com/fluxcd/flagger/cmd/loadtester
+# Krew, the kubectl plugin manager: the plugin's Krew manifest is
+# installed with it (offline, from the archive make krew builds).
+build krew krew "" sigs.k8s.io/krew/cmd/krew
 
 # Data files: Istio's CRDs from the istio.io/api version istiod is built
 # with, and kwok's stages (fake nodes that stay Ready, pods that turn Ready).

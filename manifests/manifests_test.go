@@ -13,6 +13,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 
@@ -463,7 +464,7 @@ func TestNamespacedOverlay(t *testing.T) {
 			}
 			for _, w := range c.Webhooks {
 				webhooks++
-				if w.NamespaceSelector == nil || w.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "team-a" {
+				if !onlyIn(t, w.NamespaceSelector, "team-a") {
 					t.Errorf("webhook %s is called outside team-a: %v", w.Name, w.NamespaceSelector)
 				}
 			}
@@ -481,4 +482,19 @@ func TestNamespacedOverlay(t *testing.T) {
 	if webhooks != 3 {
 		t.Errorf("%d webhooks, want 3", webhooks)
 	}
+}
+
+// onlyIn reports whether a webhook's namespaceSelector selects namespace
+// ns and no other.
+func onlyIn(t *testing.T, sel *metav1.LabelSelector, ns string) bool {
+	t.Helper()
+	if sel == nil {
+		return false
+	}
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil {
+		t.Fatalf("namespaceSelector %v: %v", sel, err)
+	}
+	name := "kubernetes.io/metadata.name"
+	return s.Matches(labels.Set{name: ns}) && !s.Matches(labels.Set{name: ns + "-other"}) && !s.Matches(labels.Set{})
 }

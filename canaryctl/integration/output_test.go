@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,5 +76,33 @@ func TestKubectlFlagsAndJSON(t *testing.T) {
 	out, err = plugin("get", "web", "-n", ns, "-o", "yaml", "--context", "local")
 	if err != nil || !bytes.Contains([]byte(out), []byte("canary.io/phase: Progressing")) {
 		t.Errorf("get -o yaml: %v\n%s", err, out)
+	}
+}
+
+// TestHistory: kubectl canary history reads the analyses from the
+// Events the controller records (events.k8s.io) and the annotations,
+// and prints them as JSON.
+func TestHistory(t *testing.T) {
+	ns := namespace(t)
+	d := createDeployment(t, ns, "web", step1())
+	recordEvent(t, d, "Held", "revision aaa111 held for canary analysis against stable revision 000000")
+	recordEvent(t, d, "CanaryWorse", "rolled back: canary worse than stable")
+	recordEvent(t, d, "Held", "revision 7f9c4d held for canary analysis against stable revision 5b6a21")
+	out, err := run(t, "history", "web", "-n", ns, "-o", "json")
+	if err != nil {
+		t.Fatalf("history: %v\n%s", err, out)
+	}
+	var h canaryctl.History
+	if err := json.Unmarshal([]byte(out), &h); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if len(h.Analyses) != 2 || h.Analyses[0].Revision != "aaa111" || h.Analyses[0].Outcome != canaryctl.OutcomeRolledBack ||
+		h.Analyses[0].Reason != "CanaryWorse" || h.Analyses[1].Revision != "7f9c4d" || h.Analyses[1].Outcome != "Progressing" ||
+		h.Analyses[1].Message != "step 1/3 started: weight 20%" {
+		t.Errorf("history:\n%s", out)
+	}
+	out, err = run(t, "history", "web", "-n", ns)
+	if err != nil || !strings.Contains(out, "aaa111    000000  RolledBack") {
+		t.Errorf("history table: %v\n%s", err, out)
 	}
 }

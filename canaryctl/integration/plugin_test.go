@@ -2,8 +2,10 @@ package integration
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -182,5 +184,44 @@ func TestBinary(t *testing.T) {
 
 	if err := exec.CommandContext(t.Context(), bin, "frobnicate").Run(); err == nil {
 		t.Error("an unknown command exited 0")
+	}
+
+	// Shell completion through kubectl's plugin completion: the script
+	// kubectl canary completion prints, on PATH as
+	// kubectl_complete-canary, and kubectl's own __complete (what its
+	// bash, zsh and fish completions call).
+	script, err := exec.CommandContext(t.Context(), bin, "completion").Output()
+	if err != nil {
+		t.Fatalf("kubectl-canary completion: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kubectl_complete-canary"), script, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	createDeployment(t, ns, "api", step1())
+	createDeployment(t, ns, "not-opted-in", nil)
+	complete := func(args ...string) []string {
+		t.Helper()
+		cmd := exec.CommandContext(t.Context(), kubectl, append([]string{"__complete", "canary"}, args...)...)
+		cmd.Env = append(cmd.Environ(), "PATH="+dir+":"+filepath.Dir(kubectl)+":/usr/bin:/bin")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubectl __complete canary %q: %v\n%s", args, err, out)
+		}
+		var candidates []string
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if !strings.HasPrefix(l, ":") && !strings.HasPrefix(l, "Completion ended") {
+				candidates = append(candidates, strings.SplitN(l, "\t", 2)[0])
+			}
+		}
+		return candidates
+	}
+	if got := complete("pro"); strings.Join(got, " ") != "promote" {
+		t.Errorf("kubectl canary pro<TAB>: %q, want promote", got)
+	}
+	if got := complete("promote", "--kubeconfig", env.AdminKubeconfig, "-n", ns, ""); strings.Join(got, " ") != "api web" {
+		t.Errorf("kubectl canary promote -n %s <TAB>: %q, want the opted-in Deployments api web", ns, got)
+	}
+	if got := complete("get", "--kubeconfig", env.AdminKubeconfig, "-n", ""); !slices.Contains(got, ns) {
+		t.Errorf("kubectl canary get -n <TAB>: %q lacks namespace %s", got, ns)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
+	"github.com/canary-io/canary/charts"
 	"github.com/canary-io/canary/e2e/cluster"
 	"github.com/canary-io/canary/e2e/kit"
 	"github.com/canary-io/canary/manifests"
@@ -30,6 +32,10 @@ import (
 // certManagerVersion is the cert-manager release whose CRDs the dry run
 // installs (from its Go module: deploy/crds).
 const certManagerVersion = "v1.17.2"
+
+// prometheusOperatorVersion is the Prometheus Operator release whose
+// ServiceMonitor CRD the chart's dry run installs (from its Go module).
+const prometheusOperatorVersion = "v0.85.0"
 
 var env *cluster.Cluster
 
@@ -74,36 +80,45 @@ func applyFiles(t *testing.T, files ...string) {
 }
 
 // installCertManagerCRDs installs cert-manager's Issuer and Certificate
-// CRDs from its Go module, or says why not.
-func installCertManagerCRDs(t *testing.T) error {
-	cmd := exec.CommandContext(t.Context(), "go", "mod", "download", "-json", "github.com/cert-manager/cert-manager@"+certManagerVersion)
+// CRDs from its Go module.
+func installCertManagerCRDs(t *testing.T) {
+	t.Helper()
+	installCRDs(t, "github.com/cert-manager/cert-manager@"+certManagerVersion, "deploy/crds/crd-issuers.yaml", "deploy/crds/crd-certificates.yaml")
+}
+
+// installCRDs installs CRDs from files of a Go module (downloaded into
+// the module cache, this go.mod untouched) and waits until they are
+// established.
+func installCRDs(t *testing.T, module string, files ...string) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), "go", "mod", "download", "-json", module)
 	cmd.Dir = t.TempDir() // outside this module: go.mod is not touched
 	out, err := cmd.Output()
 	if err != nil {
-		return fmt.Errorf("go mod download cert-manager: %v", err)
+		t.Fatalf("go mod download %s: %v\n%s", module, err, out)
 	}
 	var mod struct{ Dir string }
 	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
-		return fmt.Errorf("go mod download cert-manager: no directory in %s", out)
+		t.Fatalf("go mod download %s: no directory in %s", module, out)
 	}
 	ax, err := apiextensionsclient.NewForConfig(env.Admin)
 	if err != nil {
-		return err
+		t.Fatal(err)
 	}
-	for _, name := range []string{"issuers", "certificates"} {
-		data, err := os.ReadFile(filepath.Join(mod.Dir, "deploy", "crds", "crd-"+name+".yaml"))
+	for _, file := range files {
+		data, err := os.ReadFile(filepath.Join(mod.Dir, file))
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
 		var crd apiextensionsv1.CustomResourceDefinition
 		if err := yaml.Unmarshal(data, &crd); err != nil {
-			return fmt.Errorf("decode %s CRD: %w", name, err)
+			t.Fatalf("decode %s: %v", file, err)
 		}
-		// The files are Helm templates: their labels hold template text
-		// (everything else templated is in comments).
+		// cert-manager's files are Helm templates: their labels hold
+		// template text (everything else templated is in comments).
 		crd.Labels, crd.Annotations = nil, nil
 		if _, err := ax.ApiextensionsV1().CustomResourceDefinitions().Create(t.Context(), &crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create %s CRD: %w", name, err)
+			t.Fatalf("create the CRD of %s: %v", file, err)
 		}
 		err = wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 			got, err := ax.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
@@ -118,15 +133,28 @@ func installCertManagerCRDs(t *testing.T) error {
 			return false, nil
 		})
 		if err != nil {
-			return fmt.Errorf("CRD %s not established: %w", crd.Name, err)
+			t.Fatalf("CRD %s not established within 30s: %v", crd.Name, err)
 		}
 	}
-	return nil
+}
+
+// dryRun applies objects with kubectl apply --dry-run=server and checks
+// that the apiserver took every one.
+func dryRun(t *testing.T, objs []manifests.Object) {
+	t.Helper()
+	var stream []string
+	for _, o := range objs {
+		stream = append(stream, string(o.YAML))
+	}
+	got := kubectl(t, []byte(strings.Join(stream, "\n---\n")), "apply", "--dry-run=server", "-f", "-")
+	if lines := strings.Count(strings.TrimSpace(got), "\n") + 1; lines != len(objs) {
+		t.Errorf("dry run reported %d objects, want %d:\n%s", lines, len(objs), got)
+	}
+	t.Logf("server dry run of %d objects:\n%s", len(objs), got)
 }
 
 // Every rendered object passes the apiserver's validation and admission
-// in a server-side dry run (cert-manager's kinds too, when its CRDs could
-// be installed).
+// in a server-side dry run, cert-manager's kinds too.
 func TestServerSideDryRun(t *testing.T) {
 	out, err := manifests.Render()
 	if err != nil {
@@ -136,33 +164,16 @@ func TestServerSideDryRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	withCertManager := true
-	if err := installCertManagerCRDs(t); err != nil {
-		t.Logf("cert-manager's CRDs not installed, so its objects are not dry-run: %v", err)
-		withCertManager = false
-	}
+	installCertManagerCRDs(t)
 	// The namespace exists for real: a dry run of the namespace does not
 	// create it for the namespaced objects.
 	applyFiles(t, "namespace.yaml")
-	var stream []string
-	n := 0
-	for _, o := range objs {
-		if o.IsCertManager() && !withCertManager {
-			continue
-		}
-		stream = append(stream, string(o.YAML))
-		n++
-	}
-	got := kubectl(t, []byte(strings.Join(stream, "\n---\n")), "apply", "--dry-run=server", "-f", "-")
-	if lines := strings.Count(strings.TrimSpace(got), "\n") + 1; lines != n {
-		t.Errorf("dry run reported %d objects, want %d:\n%s", lines, n, got)
-	}
-	t.Logf("server dry run of %d objects (cert-manager kinds included: %v):\n%s", n, withCertManager, got)
+	dryRun(t, objs)
 	dir, err := manifests.Dir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	got = kubectl(t, nil, "apply", "--dry-run=server", "-f", filepath.Join(dir, "policies"))
+	got := kubectl(t, nil, "apply", "--dry-run=server", "-f", filepath.Join(dir, "policies"))
 	for _, want := range []string{"networkpolicy.networking.k8s.io/canary-controller-egress", "validatingadmissionpolicy.admissionregistration.k8s.io/canary-skip-analysis-admins"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the optional policies' dry run lacks %s:\n%s", want, got)
@@ -272,5 +283,34 @@ func TestSkipAnalysisPolicy(t *testing.T) {
 	keep := []byte(`{"metadata":{"annotations":{"team":"books","canary.io/skip-analysis":"true"}}}`)
 	if _, err := as("alice").AppsV1().Deployments(ns).Patch(t.Context(), "reviews", types.MergePatchType, keep, metav1.PatchOptions{}); err != nil {
 		t.Errorf("alice keeping skip-analysis as it is: %v", err)
+	}
+}
+
+// The Helm chart, rendered with its defaults and with every option, passes
+// the apiserver's validation and admission in a server-side dry run
+// (cert-manager's and the Prometheus Operator's CRDs installed).
+func TestChartServerSideDryRun(t *testing.T) {
+	installCertManagerCRDs(t)
+	installCRDs(t, "github.com/prometheus-operator/prometheus-operator@"+prometheusOperatorVersion,
+		"example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml")
+	for _, ns := range []string{manifests.Namespace, "platform", "team-b", "team-c"} {
+		if _, err := admin(t).CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name, namespace string
+		values          map[string]any
+	}{
+		{"defaults", manifests.Namespace, nil},
+		{"every option", "platform", charts.EveryOption()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			objs, err := charts.Render(tc.namespace, tc.values)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dryRun(t, objs)
+		})
 	}
 }
