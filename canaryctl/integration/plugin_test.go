@@ -203,13 +203,15 @@ func TestBinary(t *testing.T) {
 		t.Helper()
 		cmd := exec.CommandContext(t.Context(), kubectl, append([]string{"__complete", "canary"}, args...)...)
 		cmd.Env = append(cmd.Environ(), "PATH="+dir+":"+filepath.Dir(kubectl)+":/usr/bin:/bin")
-		out, err := cmd.CombinedOutput()
+		var stderr strings.Builder
+		cmd.Stderr = &stderr // kubectl's [Debug] lines
+		out, err := cmd.Output()
 		if err != nil {
-			t.Fatalf("kubectl __complete canary %q: %v\n%s", args, err, out)
+			t.Fatalf("kubectl __complete canary %q: %v\n%s%s", args, err, out, stderr.String())
 		}
 		var candidates []string
 		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-			if !strings.HasPrefix(l, ":") && !strings.HasPrefix(l, "Completion ended") {
+			if !strings.HasPrefix(l, ":") {
 				candidates = append(candidates, strings.SplitN(l, "\t", 2)[0])
 			}
 		}

@@ -45,26 +45,29 @@ func sampleReplicas(t *testing.T, cs kubernetes.Interface, ns string) func() []r
 	start := time.Now()
 	go func() {
 		defer close(done)
-		for ctx.Err() == nil {
+		for ; ctx.Err() == nil; time.Sleep(50 * time.Millisecond) {
 			var s replicaSample
 			d, err := cs.AppsV1().Deployments(ns).Get(ctx, "reviews", metav1.GetOptions{})
 			if err != nil {
-				continue
+				continue // the sampler stopped, or a blip: the next sample tells
 			}
 			s.at = time.Since(start).Round(10 * time.Millisecond)
 			s.weight, s.stable, s.stableReady = d.Annotations[contract.KeyWeight], *d.Spec.Replicas, d.Status.ReadyReplicas
 			if c, err := cs.AppsV1().Deployments(ns).Get(ctx, stepper.CanaryName("reviews"), metav1.GetOptions{}); err == nil {
 				s.canary, s.canaryReady = *c.Spec.Replicas, c.Status.ReadyReplicas
 			}
-			if scale, err := cs.AppsV1().Deployments(ns).GetScale(ctx, "reviews", metav1.GetOptions{}); err == nil {
-				pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: scale.Status.Selector})
-				if err == nil {
-					for _, p := range pods.Items {
-						for _, c := range p.Status.Conditions {
-							if c.Type == "Ready" && c.Status == "True" && p.DeletionTimestamp == nil {
-								s.selected++
-							}
-						}
+			scale, err := cs.AppsV1().Deployments(ns).GetScale(ctx, "reviews", metav1.GetOptions{})
+			if err != nil {
+				continue
+			}
+			pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: scale.Status.Selector})
+			if err != nil {
+				continue
+			}
+			for _, p := range pods.Items {
+				for _, c := range p.Status.Conditions {
+					if c.Type == "Ready" && c.Status == "True" && p.DeletionTimestamp == nil {
+						s.selected++
 					}
 				}
 			}
@@ -73,7 +76,6 @@ func sampleReplicas(t *testing.T, cs kubernetes.Interface, ns string) func() []r
 				seen = append(seen, s)
 			}
 			mu.Unlock()
-			time.Sleep(50 * time.Millisecond)
 		}
 	}()
 	return func() []replicaSample {
