@@ -58,10 +58,18 @@ func NewPrometheusWith(url string, rt http.RoundTripper) (*Prometheus, error) {
 	return &Prometheus{api: promv1.NewAPI(c), client: c}, nil
 }
 
+// query runs an instant query, counted in canary_prometheus_queries_total
+// under purpose.
+func (p *Prometheus) query(ctx context.Context, purpose, promql string, at time.Time) (model.Value, error) {
+	prometheusQueries.WithLabelValues(purpose).Inc()
+	v, _, err := p.api.Query(ctx, promql, at)
+	return v, err
+}
+
 // Query implements Querier. A vector must hold one sample (a query that
 // aggregates with sum() does); a scalar is taken as it is.
 func (p *Prometheus) Query(ctx context.Context, promql string, at time.Time) (float64, bool, error) {
-	v, _, err := p.api.Query(ctx, promql, at)
+	v, err := p.query(ctx, "check", promql, at)
 	if err != nil {
 		return 0, false, fmt.Errorf("query prometheus: %w", err)
 	}
@@ -189,7 +197,7 @@ type LabelQuerier interface {
 
 // LabelValues implements LabelQuerier: the distinct values, sorted.
 func (p *Prometheus) LabelValues(ctx context.Context, promql, label string, at time.Time) ([]string, error) {
-	v, _, err := p.api.Query(ctx, promql, at)
+	v, err := p.query(ctx, "workloads", promql, at)
 	if err != nil {
 		return nil, fmt.Errorf("query prometheus: %w", err)
 	}

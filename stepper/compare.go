@@ -25,7 +25,7 @@ type SampleQuerier interface {
 // Samples implements SampleQuerier: promql must be a range selector (a
 // matrix), e.g. istio_requests_total{...}[2m].
 func (p *Prometheus) Samples(ctx context.Context, promql string, at time.Time) ([]sequential.Series, error) {
-	v, _, err := p.api.Query(ctx, promql, at)
+	v, err := p.query(ctx, "comparison", promql, at)
 	if err != nil {
 		return nil, fmt.Errorf("query prometheus: %w", err)
 	}
@@ -40,19 +40,41 @@ func (p *Prometheus) Samples(ctx context.Context, promql string, at time.Time) (
 			s.Samples = append(s.Samples, sequential.Sample{At: p.Timestamp.Time(), Value: float64(p.Value)})
 		}
 		out = append(out, s)
+		comparisonSamples.Add(float64(len(s.Samples)))
 	}
 	return out, nil
 }
 
-// compare runs the continuous canary-vs-stable comparison over the
-// analysis so far, of error rates and of slow-request rates (alpha split
-// between the two): the raw samples of istio_requests_total and of the
-// request-duration histogram of both workloads since start (and lookback
-// before, so every series alive at start has a starting value: at least
+// comparison is one analysis' continuous comparison, kept between
+// passes: the e-processes after the intervals counted so far and the
+// counters' baselines, so that a pass reads only the samples since its
+// last interval (and a lookback), not the whole analysis. It is rebuilt
+// from the analysis' start, replaying every interval, when the
+// controller starts (or takes the lease over) and whenever what it was
+// built for changes: the replay gives the same e-processes, so alpha is
+// never spent twice.
+type comparison struct {
+	// built names what it was built for: the analysis' start, the
+	// revision, the workloads and every setting of the test.
+	built   string
+	rollout sequential.Rollout
+	// closed is the number of intervals counted.
+	closed int
+	// counters are the canary's (0) and stable's (1) counters: requests,
+	// 5xx, the histogram's _count, its fast bucket.
+	counters [2][4]sequential.Counter
+}
+
+// compare runs the continuous canary-vs-stable comparison of error rates
+// and of slow-request rates (alpha split between the two) over the
+// analysis so far, continuing c (a zero comparison, or one built for
+// another analysis, starts from the analysis' start): the raw samples of
+// istio_requests_total and of the request-duration histogram of both
+// workloads since the last interval counted (and lookback before it, so
+// that a series seen for the first time has a starting value: at least
 // two scrape intervals, see comparisonLookback), differenced into
-// intervals of period, replayed into one e-process each. Replaying from
-// the stored start on every pass, and after a restart, gives the same
-// e-processes: alpha is never spent twice.
+// intervals of period (sequential.Counter), each interval added to one
+// e-process per rate. c changes only when every read succeeded.
 //
 // The canary arm counts only the series of the revision under test
 // (canaryRevision, its pods' canonical revision, or series without that
@@ -60,8 +82,29 @@ func (p *Prometheus) Samples(ctx context.Context, promql string, at time.Time) (
 // its revisions, and the previous canary's pods may have served a last
 // few requests, through the Service, that were not scraped before the
 // start.
-func compare(ctx context.Context, q SampleQuerier, s contract.Settings, namespace, canary, stable, canaryRevision string, start, now time.Time, period, lookback time.Duration) (sequential.Verdict, error) {
-	window := now.Sub(start) + lookback
+func compare(ctx context.Context, q SampleQuerier, c *comparison, s contract.Settings, namespace, canary, stable, canaryRevision string, start, now time.Time, period, lookback time.Duration) (sequential.Verdict, error) {
+	edge := slowEdge(s.MaxLatency)
+	built := fmt.Sprintf("%d %s %s/%s/%s %v %v %v %v", start.UnixNano(), canaryRevision, namespace, canary, stable, s.Confidence, s.Tolerance, edge, period)
+	ends := sequential.Bounds(start, period, now.Add(-time.Second))
+	if c.built != built || c.closed > len(ends) {
+		r, err := sequential.NewRollout(sequential.Settings{
+			Confidence: s.Confidence, Tolerance: s.Tolerance,
+			Latency: true, SlowerThan: time.Duration(edge * float64(time.Millisecond)),
+		})
+		if err != nil {
+			return sequential.Verdict{}, err
+		}
+		*c = comparison{built: built, rollout: r}
+	}
+	from := start
+	if c.closed > 0 {
+		from = ends[c.closed-1]
+	}
+	ends = ends[c.closed:]
+	if len(ends) == 0 {
+		return c.rollout.Decide(), nil
+	}
+	window := now.Sub(from) + lookback
 	window = window.Truncate(time.Second) + time.Second
 	read := func(metric, workload, extra string) ([]sequential.Series, error) {
 		if workload == canary {
@@ -70,43 +113,36 @@ func compare(ctx context.Context, q SampleQuerier, s contract.Settings, namespac
 		return q.Samples(ctx, fmt.Sprintf(`%s{reporter="destination",destination_workload_namespace=%q,destination_workload=%q%s}[%s]`,
 			metric, namespace, workload, extra, contract.PromDuration(window)), now)
 	}
-	edge := slowEdge(s.MaxLatency)
 	le := fmt.Sprintf(`,le=~%q`, leMatch(edge))
-	var errs, slow [2][]sequential.Arm
-	ends := sequential.Bounds(start, period, now.Add(-time.Second))
+	var series [2][4][]sequential.Series
 	for i, wl := range []string{canary, stable} {
-		all, err := read("istio_requests_total", wl, "")
-		if err != nil {
-			return sequential.Verdict{}, err
+		for j, sel := range [4][2]string{
+			{"istio_requests_total", ""}, {"istio_requests_total", `,response_code=~"5.."`},
+			{"istio_request_duration_milliseconds_count", ""}, {"istio_request_duration_milliseconds_bucket", le},
+		} {
+			var err error
+			if series[i][j], err = read(sel[0], wl, sel[1]); err != nil {
+				return sequential.Verdict{}, err
+			}
 		}
-		failed, err := read("istio_requests_total", wl, `,response_code=~"5.."`)
-		if err != nil {
-			return sequential.Verdict{}, err
-		}
-		errs[i] = sequential.ArmCounts(all, failed, start, ends)
-		count, err := read("istio_request_duration_milliseconds_count", wl, "")
-		if err != nil {
-			return sequential.Verdict{}, err
-		}
-		fast, err := read("istio_request_duration_milliseconds_bucket", wl, le)
-		if err != nil {
-			return sequential.Verdict{}, err
-		}
-		slow[i] = sequential.SlowCounts(count, fast, start, ends)
 	}
-	r, err := sequential.NewRollout(sequential.Settings{
-		Confidence: s.Confidence, Tolerance: s.Tolerance,
-		Latency: true, SlowerThan: time.Duration(edge * float64(time.Millisecond)),
-	})
-	if err != nil {
-		return sequential.Verdict{}, err
+	// Every read succeeded: count them.
+	var errs, slow [2][]sequential.Arm
+	for i := range series {
+		var n [4][]sequential.Count
+		for j := range series[i] {
+			n[j] = c.counters[i][j].Advance(series[i][j], from, ends)
+		}
+		errs[i] = sequential.ArmsOf(n[0], n[1])
+		slow[i] = sequential.SlowArmsOf(n[2], n[3])
 	}
-	errIntervals := sequential.Intervals(errs[0], errs[1], start, ends)
-	slowIntervals := sequential.Intervals(slow[0], slow[1], start, ends)
+	errIntervals := sequential.Intervals(errs[0], errs[1], from, ends)
+	slowIntervals := sequential.Intervals(slow[0], slow[1], from, ends)
 	for i := range errIntervals {
-		r = r.Update(errIntervals[i], slowIntervals[i])
+		c.rollout = c.rollout.Update(errIntervals[i], slowIntervals[i])
 	}
-	return r.Decide(), nil
+	c.closed += len(ends)
+	return c.rollout.Decide(), nil
 }
 
 // canonicalRevision is the revision Istio reports for a pod with these

@@ -200,7 +200,9 @@ func checksWindow(window time.Duration, started, now time.Time) time.Duration {
 func (r *Reconciler) runComparison(ctx context.Context, w *world, now time.Time) error {
 	w.analysisStarted = w.state.AnalysisStarted
 	phase := w.state.Phase
+	key := w.deployment.Namespace + "/" + w.deployment.Name
 	if phase != contract.PhaseProgressing && phase != contract.PhasePaused {
+		r.dropComparison(key)
 		return nil
 	}
 	w.analysisStarted = plan.AnalysisStart(w.state, now)
@@ -218,7 +220,7 @@ func (r *Reconciler) runComparison(ctx context.Context, w *world, now time.Time)
 	qctx, cancel := context.WithTimeout(ctx, r.QueryTimeout)
 	defer cancel()
 	scrape := r.scrapeInterval(ctx, w)
-	v, err := compare(qctx, sq, w.settings, w.deployment.Namespace, CanaryName(w.deployment.Name), w.deployment.Name,
+	v, err := compare(qctx, sq, r.comparisonOf(key), w.settings, w.deployment.Namespace, CanaryName(w.deployment.Name), w.deployment.Name,
 		canonicalRevision(w.deployment.Spec.Template.Labels), w.analysisStarted, now,
 		r.ComparisonPeriod, comparisonLookback(r.ComparisonPeriod, scrape))
 	if err != nil {

@@ -1,6 +1,7 @@
 package stepper
 
 import (
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,11 +21,25 @@ type Metrics struct {
 	eValue       *prometheus.GaugeVec
 	errorRate    *prometheus.GaugeVec
 	stepSeconds  *prometheus.HistogramVec
+	stepLateness prometheus.Histogram
 	rollout      *prometheus.HistogramVec
 	outcomes     *prometheus.CounterVec
 	hookCalls    *prometheus.CounterVec
 	skipped      *prometheus.CounterVec
 }
+
+// prometheusQueries and comparisonSamples count the controller's work on
+// Prometheus, whichever Deployment it is for; NewMetrics registers them.
+var (
+	prometheusQueries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "canary_prometheus_queries_total",
+		Help: "Queries sent to Prometheus, by purpose: check (threshold checks and custom metrics), comparison (raw samples of the continuous comparison), workloads, scrape-interval.",
+	}, []string{"purpose"})
+	comparisonSamples = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "canary_comparison_samples_total",
+		Help: "Raw samples the continuous comparison read from Prometheus: it reads only those since its last period, so the rate does not grow with the analyses' length.",
+	})
+)
 
 // The phases reported by canary_phase.
 var phases = []contract.Phase{
@@ -63,6 +78,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "canary_step_duration_seconds", Help: "Time from a step's weight taking effect to its checks passing.",
 			Buckets: prometheus.ExponentialBuckets(5, 2, 10),
 		}, []string{"namespace"}),
+		stepLateness: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "canary_step_lateness_seconds",
+			Help: "How long after its due time (the step's start plus canary.io/interval) a step's checks were judged and it passed: the controller's own delay, Prometheus' answer time included.",
+			// 10ms to about 82s.
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+		}),
 		rollout: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "canary_rollout_duration_seconds", Help: "Time from the analysis start to its end, by outcome (Succeeded, RolledBack).",
 			Buckets: prometheus.ExponentialBuckets(10, 2, 10),
@@ -77,8 +98,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "canary_analysis_skipped_total", Help: "Templates rolled out without analysis through canary.io/skip-analysis (the emergency path); who did it is in the Deployment's message and the AnalysisSkipped Event.",
 		}, dep),
 	}
-	for _, c := range []prometheus.Collector{m.weight, m.step, m.phase, m.failedChecks, m.checkValue, m.eValue, m.errorRate, m.stepSeconds, m.rollout, m.outcomes, m.hookCalls, m.skipped} {
+	for _, c := range []prometheus.Collector{m.weight, m.step, m.phase, m.failedChecks, m.checkValue, m.eValue, m.errorRate, m.stepSeconds, m.stepLateness, m.rollout, m.outcomes, m.hookCalls, m.skipped} {
 		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range []prometheus.Collector{prometheusQueries, comparisonSamples} {
+		// Shared by every Metrics: a registry that has them already is fine.
+		var already prometheus.AlreadyRegisteredError
+		if err := reg.Register(c); err != nil && !errors.As(err, &already) {
 			return nil, err
 		}
 	}
@@ -141,6 +169,7 @@ func (m *Metrics) observe(w *world, dec plan.Decision, now time.Time) {
 	}
 	if next.Step > w.state.Step && !w.state.StepStarted.IsZero() {
 		m.stepSeconds.WithLabelValues(ns).Observe(now.Sub(w.state.StepStarted).Seconds())
+		m.stepLateness.Observe(max(0, now.Sub(w.state.StepStarted.Add(w.spec.Interval)).Seconds()))
 	}
 	ended := next.Phase != w.state.Phase && (next.Phase == contract.PhaseSucceeded || next.Phase == contract.PhaseRolledBack)
 	if ended {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -29,6 +30,7 @@ func TestMetricsObserveAPass(t *testing.T) {
 	w := &world{
 		deployment:      &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "bookinfo"}},
 		state:           plan.State{Phase: contract.PhaseProgressing, Step: 2, Weight: 60, StepStarted: now.Add(-10 * time.Second)},
+		spec:            plan.Spec{Interval: 8 * time.Second},
 		analysisStarted: now.Add(-40 * time.Second),
 		obs: plan.Observations{Checks: []plan.CheckResult{
 			{Name: plan.CheckSuccessRate, Canary: 99.5, HasData: true, Stable: 99.9, StableHasData: true},
@@ -50,6 +52,14 @@ func TestMetricsObserveAPass(t *testing.T) {
 	}
 	if n := testutil.CollectAndCount(m.stepSeconds); n != 1 {
 		t.Errorf("step durations: %d series, want 1 (the last step passed)", n)
+	}
+	// The step was due 8s after its start and passed 10s after: 2s late.
+	var lateness dto.Metric
+	if err := m.stepLateness.Write(&lateness); err != nil {
+		t.Fatal(err)
+	}
+	if h := lateness.GetHistogram(); h.GetSampleCount() != 1 || h.GetSampleSum() != 2 {
+		t.Errorf("canary_step_lateness_seconds: %d samples summing to %v, want 1 of 2s", h.GetSampleCount(), h.GetSampleSum())
 	}
 	// The end of an analysis counts its outcome once.
 	w.state, dec = dec.Next, plan.Decision{Next: plan.State{Phase: contract.PhaseSucceeded}, Event: &plan.Event{Reason: plan.ReasonSucceeded}}

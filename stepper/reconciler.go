@@ -93,6 +93,9 @@ type Reconciler struct {
 	// Deployment this stepper has already written over: the cache may
 	// still serve one of them for a moment after the write.
 	stale map[string][2]string
+	// comparisons holds, by namespace/name, the continuous comparison of
+	// the analysis in flight, continued from pass to pass.
+	comparisons map[string]*comparison
 	// staleVS holds, by VirtualService namespace/name, the resourceVersion
 	// this stepper wrote over ("" for one it created), until the cache
 	// serves another: a pass that read the old weight would take our own
@@ -183,7 +186,33 @@ func (r *Reconciler) forget(key string) {
 	delete(r.stale, key)
 	delete(r.rollbackPolls, key)
 	delete(r.emittedIDs, key)
+	delete(r.comparisons, key)
 	r.endRoundsLocked(key)
+}
+
+// comparisonOf is the comparison kept for the Deployment key (namespace/
+// name), a new one at first. Only the pass of that Deployment uses it:
+// the work queue never runs two passes of one Deployment at once.
+func (r *Reconciler) comparisonOf(key string) *comparison {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.comparisons == nil {
+		r.comparisons = map[string]*comparison{}
+	}
+	c, ok := r.comparisons[key]
+	if !ok {
+		c = &comparison{}
+		r.comparisons[key] = c
+	}
+	return c
+}
+
+// dropComparison forgets the comparison of a Deployment whose analysis
+// is not in flight.
+func (r *Reconciler) dropComparison(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.comparisons, key)
 }
 
 // emitted remembers that the Event of transition id of d was emitted.

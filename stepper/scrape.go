@@ -34,7 +34,7 @@ type ScrapeDiscoverer interface {
 // Example: jobs kubernetes-pods (15s) and kubernetes-pods-slow (30s)
 // export istio_requests_total → 30s.
 func (p *Prometheus) ScrapeInterval(ctx context.Context) (time.Duration, error) {
-	v, _, err := p.api.Query(ctx, `group by (job) (istio_requests_total)`, time.Now())
+	v, err := p.query(ctx, "scrape-interval", `group by (job) (istio_requests_total)`, time.Now())
 	if err != nil {
 		return 0, fmt.Errorf("query the jobs exporting istio_requests_total: %w", err)
 	}

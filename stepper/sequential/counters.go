@@ -121,6 +121,72 @@ func Increments(series []Series, start time.Time, ends []time.Time) []Count {
 	return counts
 }
 
+// Counter is [Increments] kept between calls, for a comparison that
+// reads only the samples since its last period: it remembers, per
+// series, the last usable sample at or before the end of the last
+// interval it counted. Advance over consecutive stretches of intervals
+// gives the counts Increments gives over all of them at once, as long as
+// each call sees every sample of its intervals (a sample that reaches
+// Prometheus after its interval was counted is counted in the next
+// interval, the total kept).
+//
+// The zero Counter is ready: its first Advance takes baselines as
+// Increments does (the last usable sample at or before from, else zero).
+type Counter struct {
+	last map[string]Sample
+}
+
+// Advance returns the counts of the intervals (from, ends[0]],
+// (ends[0], ends[1]], ...: from is the end of the intervals counted
+// before (the start, at first). series holds the samples of a window
+// reaching back before from (the comparison's lookback), so that a
+// series Counter has not seen yet finds its baseline there; the samples
+// at or before from of a series it knows are ignored. Samples after the
+// last end are left for a later call.
+func (c *Counter) Advance(series []Series, from time.Time, ends []time.Time) []Count {
+	counts := make([]Count, len(ends))
+	if len(ends) == 0 {
+		return counts
+	}
+	if c.last == nil {
+		c.last = map[string]Sample{}
+	}
+	last := ends[len(ends)-1]
+	for _, s := range series {
+		prev, known := c.last[s.ID]
+		havePrev := known
+		for _, smp := range usable(s.Samples) {
+			if !smp.At.After(from) {
+				if !known {
+					prev, havePrev = smp, true
+				}
+				continue
+			}
+			if smp.At.After(last) {
+				break
+			}
+			inc := smp.Value
+			if havePrev && smp.Value >= prev.Value {
+				inc = smp.Value - prev.Value
+			}
+			i := sort.Search(len(ends), func(i int) bool { return !ends[i].Before(smp.At) })
+			if i == len(ends) {
+				i = len(ends) - 1
+			}
+			counts[i].Value += inc
+			counts[i].Seen = true
+			prev, havePrev = smp, true
+		}
+		if havePrev {
+			c.last[s.ID] = prev
+		}
+	}
+	return counts
+}
+
+// Series is how many series the Counter remembers.
+func (c *Counter) Series() int { return len(c.last) }
+
 // usable returns the samples with a finite value at least 0, sorted by
 // time (stable, so equal timestamps keep their order), in a new slice.
 func usable(in []Sample) []Sample {
@@ -140,9 +206,13 @@ func usable(in []Sample) []Sample {
 // request series had a sample; the 5xx count is then irrelevant, and
 // otherwise a 5xx series that does not exist yet counts as zero.
 func ArmCounts(requests, errors []Series, start time.Time, ends []time.Time) []Arm {
-	n := Increments(requests, start, ends)
-	x := Increments(errors, start, ends)
-	arms := make([]Arm, len(ends))
+	return ArmsOf(Increments(requests, start, ends), Increments(errors, start, ends))
+}
+
+// ArmsOf is [ArmCounts] of counts already differenced: n the requests,
+// x the 5xx, one per interval.
+func ArmsOf(n, x []Count) []Arm {
+	arms := make([]Arm, min(len(n), len(x)))
 	for i := range arms {
 		arms[i] = Arm{Requests: n[i].Value, Bad: x[i].Value, Missing: !n[i].Seen}
 	}
@@ -158,9 +228,13 @@ func ArmCounts(requests, errors []Series, start time.Time, ends []time.Time) []A
 // Example: _count rose by 200 and _bucket{le="500"} by 190: 200 requests,
 // 10 slow.
 func SlowCounts(count, fast []Series, start time.Time, ends []time.Time) []Arm {
-	n := Increments(count, start, ends)
-	f := Increments(fast, start, ends)
-	arms := make([]Arm, len(ends))
+	return SlowArmsOf(Increments(count, start, ends), Increments(fast, start, ends))
+}
+
+// SlowArmsOf is [SlowCounts] of counts already differenced: n the
+// _count's, f the fast bucket's, one per interval.
+func SlowArmsOf(n, f []Count) []Arm {
+	arms := make([]Arm, min(len(n), len(f)))
 	for i := range arms {
 		arms[i] = Arm{
 			Requests: n[i].Value,
