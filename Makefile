@@ -54,6 +54,10 @@ run: ## run the controller in the foreground against the local cluster (after ma
 image: ## the controller's OCI image (linux/amd64 and arm64) without Docker, as an OCI layout in .local/image; PUSH=registry/repo:tag pushes it
 	go run ./hack/image --out .local/image $(if $(PUSH),--push $(PUSH))
 
+.PHONY: bench-scale
+bench-scale: tools ## the scale benchmark on the local cluster (N opted in, rounds of M updates at once: M=100,1000); not part of make test
+	go run ./hack/benchscale -n $(or $(N),500) -m $(or $(M),100)
+
 .PHONY: krew
 krew: ## the plugin's release archives and Krew manifest in .local/krew (VERSION=v0.1.0)
 	go run ./hack/krew --out .local/krew $(if $(VERSION),--version $(VERSION))

@@ -235,6 +235,17 @@ func (c *Cluster) run(name string, env []string, bin string, args ...string) err
 	return c.writeState()
 }
 
+// Pid is the process id of the component name ("prometheus",
+// "kube-apiserver", ...), 0 if it is not running here.
+func (c *Cluster) Pid(name string) int {
+	for _, p := range c.procs {
+		if p.name == name {
+			return p.pidv
+		}
+	}
+	return 0
+}
+
 // StartTool starts a binary that hack/tools.sh provides (Flagger's load
 // tester, say) beside the cluster's components, stopped with them: its own
 // process group, its output in LogDir()/name.log. With a health URL it

@@ -161,6 +161,17 @@ func (p *Process) RegisterFlag() string {
 	return fmt.Sprintf("--register-webhook-url=https://127.0.0.1:%d", p.Webhook)
 }
 
+// Pid is the process id, 0 before Launch.
+func (p *Process) Pid() int {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// MetricsURL is the process' metrics endpoint.
+func (p *Process) MetricsURL() string { return fmt.Sprintf("http://127.0.0.1:%d/metrics", p.Metrics) }
+
 // Running reports whether the process is still running.
 func (p *Process) Running() bool {
 	select {

@@ -1,0 +1,53 @@
+package scale
+
+import (
+	"math"
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestQuantile(t *testing.T) {
+	before, err := Parse(strings.NewReader(`# TYPE h histogram
+h_bucket{le="0.5"} 10
+h_bucket{le="1"} 10
+h_bucket{le="+Inf"} 10
+h_sum 1
+h_count 10
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := Parse(strings.NewReader(`# TYPE h histogram
+h_bucket{le="0.5"} 60
+h_bucket{le="1"} 100
+h_bucket{le="+Inf"} 110
+h_sum 1
+h_count 110
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Between the two: 50 at or under 0.5, 40 in (0.5, 1], 10 above.
+	for _, tc := range []struct{ q, want float64 }{{0.5, 0.5}, {0.7, 0.75}, {0.99, 1}} {
+		if got := Quantile(tc.q, "h", before, after); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("Quantile(%v) = %v, want %v", tc.q, got, tc.want)
+		}
+	}
+	if got := Quantile(0.5, "h", after, after); !math.IsNaN(got) {
+		t.Errorf("no observations between: %v, want NaN", got)
+	}
+	if got := after.Sum("h_count", nil); got != 110 {
+		t.Errorf("Sum(h_count) = %v", got)
+	}
+}
+
+func TestReadUsage(t *testing.T) {
+	u, err := ReadUsage(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.RSS < 1<<20 || u.CPU <= 0 {
+		t.Errorf("this test's own process: RSS %d bytes, CPU %v", u.RSS, u.CPU)
+	}
+}

@@ -1,0 +1,554 @@
+// Command benchscale is the scale benchmark (make bench-scale): on the
+// local cluster with the real Prometheus, N opted-in Deployments with
+// Services, a source of Istio's standard metrics for every stable and
+// canary workload (scraped like the sidecars), then rounds of M image
+// updates at once. It prints what a user and an operator see: the
+// controller's idle CPU and memory, the time from the updates to every
+// canary's first weight, the controller's and Prometheus' CPU, memory and
+// query rate early and late in the analyses, the step lateness, the time
+// until every analysis ends, and the apiserver writes per step.
+//
+//	go run ./hack/benchscale -n 500 -m 100
+//	go run ./hack/benchscale -n 1000 -m 100,1000
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
+
+	"github.com/canary-io/canary/contract"
+	"github.com/canary-io/canary/e2e/cluster"
+	"github.com/canary-io/canary/e2e/controller"
+	"github.com/canary-io/canary/e2e/scale"
+)
+
+type options struct {
+	n, namespaces, nodes, replicas, parallel int
+	rounds                                   []int
+	interval, scrape, idle                   time.Duration
+	steps                                    string
+	rps                                      float64
+}
+
+func main() {
+	var o options
+	var rounds string
+	flag.IntVar(&o.n, "n", 500, "opted-in Deployments")
+	flag.StringVar(&rounds, "m", "100", "comma-separated sizes of the rounds of image updates applied at once")
+	flag.IntVar(&o.namespaces, "namespaces", 10, "namespaces the Deployments are spread over")
+	flag.IntVar(&o.nodes, "nodes", 10, "kwok nodes")
+	flag.IntVar(&o.replicas, "replicas", 1, "replicas of each Deployment")
+	flag.IntVar(&o.parallel, "parallel", 32, "concurrent API writes of the benchmark itself")
+	flag.DurationVar(&o.interval, "interval", 40*time.Second, "canary.io/interval")
+	flag.StringVar(&o.steps, "steps", "20,40,60", "canary.io/steps")
+	flag.DurationVar(&o.scrape, "scrape", 5*time.Second, "Prometheus' scrape interval")
+	flag.DurationVar(&o.idle, "idle", 30*time.Second, "how long the idle controller is measured")
+	flag.Float64Var(&o.rps, "rps", 20, "requests a second of each workload in the metrics source")
+	flag.Parse()
+	for _, f := range strings.Split(rounds, ",") {
+		m, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || m <= 0 {
+			fail(fmt.Errorf("-m %q: want positive numbers", rounds))
+		}
+		if m > o.n {
+			fail(fmt.Errorf("-m %d is more than -n %d", m, o.n))
+		}
+		o.rounds = append(o.rounds, m)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "benchscale:", err)
+	os.Exit(1)
+}
+
+func say(format string, args ...any) {
+	fmt.Printf("%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func run(ctx context.Context, o options) error {
+	c, err := cluster.Start(ctx, cluster.Options{Nodes: o.nodes, ScrapeInterval: o.scrape, Progress: func(m string) { say("cluster: %s", m) }})
+	if err != nil {
+		return err
+	}
+	defer c.Stop()
+	cs, err := kubernetes.NewForConfig(c.Admin)
+	if err != nil {
+		return err
+	}
+
+	// The mesh's metrics: every stable and canary workload.
+	source := &scale.Source{RPS: o.rps}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go func() { _ = http.Serve(l, source) }()
+	if err := c.AddScrapeTarget("istio-mesh", []string{l.Addr().String()}, nil); err != nil {
+		return err
+	}
+	names := make([]key, o.n)
+	for i := range names {
+		names[i] = key{fmt.Sprintf("team-%d", i%o.namespaces), fmt.Sprintf("app-%d", i)}
+		source.Add(scale.Workload{Namespace: names[i].ns, Name: names[i].name, Revision: "latest"},
+			scale.Workload{Namespace: names[i].ns, Name: names[i].name + "-canary", Revision: "latest"})
+	}
+	say("metrics source: %d workloads (%d series), scraped every %v", source.Len(), source.Len()*(len(scale.Buckets)+4), o.scrape)
+
+	ctrl, err := controller.Build(c)
+	if err != nil {
+		return err
+	}
+	if err := ctrl.Start("--prometheus-url="+c.PrometheusURL, "--scrape-interval="+o.scrape.String()); err != nil {
+		return err
+	}
+	defer ctrl.Stop()
+	promPid := c.Pid("prometheus")
+
+	// N opted-in Deployments with their Services.
+	start := time.Now()
+	for i := range o.namespaces {
+		_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("team-%d", i)}}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+	}
+	err = parallel(ctx, o.parallel, names, func(ctx context.Context, k key) error {
+		if _, err := cs.CoreV1().Services(k.ns).Create(ctx, service(k), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+		if _, err := cs.AppsV1().Deployments(k.ns).Create(ctx, deployment(k, o), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	say("created %d Deployments and Services in %v", o.n, time.Since(start).Round(time.Second))
+
+	w := newWatcher(cs)
+	go w.run(ctx)
+	if err := waitUntil(ctx, 10*time.Minute, func() bool { return w.count(func(s *status) bool { return s.phase == "Idle" && !s.canary }) == o.n }); err != nil {
+		return fmt.Errorf("waiting for %d Deployments to be Idle: %w (%d are)", o.n, err, w.count(func(s *status) bool { return s.phase == "Idle" && !s.canary }))
+	}
+	say("all %d Idle %v after the first create", o.n, time.Since(start).Round(time.Second))
+
+	// Idle.
+	time.Sleep(10 * time.Second)
+	u0, err := scale.ReadUsage(ctrl.Pid())
+	if err != nil {
+		return err
+	}
+	time.Sleep(o.idle)
+	u1, err := scale.ReadUsage(ctrl.Pid())
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nIDLE  %d opted in, nothing rolling: controller %.2f %% of a core, RSS %.0f MiB (over %v)\n\n", o.n, 100*scale.CoreShare(u0, u1), mib(u1.RSS), o.idle)
+
+	for r, m := range o.rounds {
+		if err := round(ctx, o, c, cs, w, ctrl, promPid, names[:m], fmt.Sprintf("v%d", r+2)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type key struct{ ns, name string }
+
+func service(k key) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: k.name, Namespace: k.ns},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": k.name},
+			Ports:    []corev1.ServicePort{{Name: "http", Port: 9080}},
+		},
+	}
+}
+
+func deployment(k key, o options) *appsv1.Deployment {
+	labels := map[string]string{"app": k.name}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: k.name, Namespace: k.ns, Labels: labels, Annotations: map[string]string{
+			contract.KeyEnabled: "true", contract.KeySteps: o.steps, contract.KeyInterval: o.interval.String(),
+		}},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(int32(o.replicas)),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.com/app:v1"}}},
+			},
+		},
+	}
+}
+
+// parallel runs f for every key with at most n at once; the first error
+// ends it.
+func parallel(ctx context.Context, n int, keys []key, f func(context.Context, key) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	work := make(chan key)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for k := range work {
+				if err := f(ctx, k); err != nil {
+					cancel(fmt.Errorf("%s/%s: %w", k.ns, k.name, err))
+				}
+			}
+		})
+	}
+	for _, k := range keys {
+		select {
+		case work <- k:
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
+func waitUntil(ctx context.Context, timeout time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not within %v", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// status is what the watcher saw of one Deployment.
+type status struct {
+	canary             bool
+	phase, weight      string
+	updated            time.Time // the benchmark's update
+	firstWeight, ended time.Time
+	canaryReady        time.Time // the canary Deployment's first ready pod
+	outcome            string
+}
+
+// watcher follows every Deployment through an informer.
+type watcher struct {
+	cs kubernetes.Interface
+	mu sync.Mutex
+	by map[key]*status
+}
+
+func newWatcher(cs kubernetes.Interface) *watcher { return &watcher{cs: cs, by: map[key]*status{}} }
+
+func (w *watcher) run(ctx context.Context) {
+	f := informers.NewSharedInformerFactory(w.cs, 0)
+	inf := f.Apps().V1().Deployments().Informer()
+	on := func(obj any) {
+		d, ok := obj.(*appsv1.Deployment)
+		if !ok {
+			return
+		}
+		w.seen(d)
+	}
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: on, UpdateFunc: func(_, n any) { on(n) }})
+	f.Start(ctx.Done())
+	<-ctx.Done()
+}
+
+func (w *watcher) seen(d *appsv1.Deployment) {
+	now := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if name, ok := strings.CutSuffix(d.Name, "-canary"); ok && d.Labels["canary.io/canary"] == "true" {
+		s := w.get(key{d.Namespace, name})
+		if !s.updated.IsZero() && s.canaryReady.IsZero() && d.Status.ReadyReplicas > 0 {
+			s.canaryReady = now
+		}
+		return
+	}
+	s := w.get(key{d.Namespace, d.Name})
+	s.phase, s.weight = d.Annotations[contract.KeyPhase], d.Annotations[contract.KeyWeight]
+	if s.updated.IsZero() {
+		return
+	}
+	if s.firstWeight.IsZero() && s.weight != "" && s.weight != "0" {
+		s.firstWeight = now
+	}
+	if s.ended.IsZero() && !s.firstWeight.IsZero() && (s.phase == "Succeeded" || s.phase == "RolledBack") {
+		s.ended, s.outcome = now, s.phase
+	}
+}
+
+func (w *watcher) get(k key) *status {
+	s, ok := w.by[k]
+	if !ok {
+		s = &status{}
+		w.by[k] = s
+	}
+	return s
+}
+
+func (w *watcher) count(f func(*status) bool) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, s := range w.by {
+		if f(s) {
+			n++
+		}
+	}
+	return n
+}
+
+// round applies an image update to every Deployment of keys at once and
+// follows the analyses to their ends.
+func round(ctx context.Context, o options, c *cluster.Cluster, cs kubernetes.Interface, w *watcher, ctrl *controller.Process, promPid int, keys []key, image string) error {
+	m := len(keys)
+	say("round: %d image updates at once (%s)", m, image)
+	w.mu.Lock()
+	for _, k := range keys {
+		*w.get(k) = status{phase: w.get(k).phase}
+	}
+	w.mu.Unlock()
+	ctrlBefore, err := scale.ScrapeURL(ctrl.MetricsURL())
+	if err != nil {
+		return err
+	}
+	promBefore, err := scale.ScrapeURL(c.PrometheusURL + "/metrics")
+	if err != nil {
+		return err
+	}
+	apiBefore, err := apiserverMetrics(ctx, cs)
+	if err != nil {
+		return err
+	}
+
+	first := time.Now()
+	err = parallel(ctx, o.parallel, keys, func(ctx context.Context, k key) error {
+		for {
+			d, err := cs.AppsV1().Deployments(k.ns).Get(ctx, k.name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			d.Spec.Template.Spec.Containers[0].Image = "example.com/app:" + image
+			now := time.Now()
+			if _, err := cs.AppsV1().Deployments(k.ns).Update(ctx, d, metav1.UpdateOptions{}); apierrors.IsConflict(err) {
+				continue
+			} else if err != nil {
+				return err
+			}
+			w.mu.Lock()
+			w.get(k).updated = now
+			w.mu.Unlock()
+			return nil
+		}
+	})
+	if err != nil {
+		return err
+	}
+	last := time.Now()
+	say("applied %d updates in %v", m, last.Sub(first).Round(100*time.Millisecond))
+
+	// Sample CPU, memory and Prometheus' query rate every 10s until every
+	// analysis has ended.
+	type sample struct {
+		at                   time.Duration
+		ctrlCPU, promCPU     float64
+		ctrlRSS, promRSS     int64
+		promQueries, ctrlQPS float64
+	}
+	var samples []sample
+	prevCtrl, _ := scale.ReadUsage(ctrl.Pid())
+	prevProm, _ := scale.ReadUsage(promPid)
+	prevPQ := promBefore.Sum("prometheus_http_requests_total", map[string]string{"handler": "/api/v1/query"})
+	prevCQ := ctrlBefore.Sum("canary_prometheus_queries_total", nil)
+	inKeys := map[key]bool{}
+	for _, k := range keys {
+		inKeys[k] = true
+	}
+	ended := func(s *status) bool { return !s.ended.IsZero() }
+	timeout := 3*time.Duration(len(strings.Split(o.steps, ",")))*o.interval + 15*time.Minute
+	for w.countIn(inKeys, ended) < m {
+		if time.Since(first) > timeout {
+			return fmt.Errorf("%d of %d analyses ended within %v", w.countIn(inKeys, ended), m, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Second):
+		}
+		cu, err1 := scale.ReadUsage(ctrl.Pid())
+		pu, err2 := scale.ReadUsage(promPid)
+		ps, err3 := scale.ScrapeURL(c.PrometheusURL + "/metrics")
+		cm, err4 := scale.ScrapeURL(ctrl.MetricsURL())
+		if err := firstErr(err1, err2, err3, err4); err != nil {
+			return err
+		}
+		pq := ps.Sum("prometheus_http_requests_total", map[string]string{"handler": "/api/v1/query"})
+		cq := cm.Sum("canary_prometheus_queries_total", nil)
+		dt := cu.At.Sub(prevCtrl.At).Seconds()
+		samples = append(samples, sample{
+			at: time.Since(first).Round(time.Second), ctrlCPU: scale.CoreShare(prevCtrl, cu), promCPU: scale.CoreShare(prevProm, pu),
+			ctrlRSS: cu.RSS, promRSS: pu.RSS, promQueries: (pq - prevPQ) / dt, ctrlQPS: (cq - prevCQ) / dt,
+		})
+		s := samples[len(samples)-1]
+		say("%4v  %d/%d at a weight, %d/%d ended; controller %.0f%% of a core, %.0f MiB; Prometheus %.0f%%, %.0f MiB, %.1f queries/s (%.1f/s from the controller)",
+			s.at, w.countIn(inKeys, func(s *status) bool { return !s.firstWeight.IsZero() }), m, w.countIn(inKeys, ended), m,
+			100*s.ctrlCPU, mib(s.ctrlRSS), 100*s.promCPU, mib(s.promRSS), s.promQueries, s.ctrlQPS)
+		prevCtrl, prevProm, prevPQ, prevCQ = cu, pu, pq, cq
+	}
+	ctrlAfter, err := scale.ScrapeURL(ctrl.MetricsURL())
+	if err != nil {
+		return err
+	}
+	apiAfter, err := apiserverMetrics(ctx, cs)
+	if err != nil {
+		return err
+	}
+
+	// The figures.
+	w.mu.Lock()
+	var toWeight, readyToWeight, toEnd []time.Duration
+	var lastWeight, lastEnd time.Time
+	outcomes := map[string]int{}
+	for _, k := range keys {
+		s := w.by[k]
+		toWeight = append(toWeight, s.firstWeight.Sub(s.updated))
+		if !s.canaryReady.IsZero() {
+			readyToWeight = append(readyToWeight, s.firstWeight.Sub(s.canaryReady))
+		}
+		toEnd = append(toEnd, s.ended.Sub(s.updated))
+		lastWeight = later(lastWeight, s.firstWeight)
+		lastEnd = later(lastEnd, s.ended)
+		outcomes[s.outcome]++
+	}
+	w.mu.Unlock()
+	steps := len(strings.Split(o.steps, ","))
+	writes := 0.0
+	for _, verb := range []string{"POST", "PUT", "PATCH", "DELETE"} {
+		writes += apiAfter.Sum("apiserver_request_total", map[string]string{"verb": verb}) - apiBefore.Sum("apiserver_request_total", map[string]string{"verb": verb})
+	}
+	third := max(1, len(samples)/3)
+	early, late := samples[:third], samples[len(samples)-third:]
+	avg := func(ss []sample, f func(sample) float64) float64 {
+		sum := 0.0
+		for _, s := range ss {
+			sum += f(s)
+		}
+		return sum / float64(len(ss))
+	}
+	peak := func(f func(sample) int64) int64 {
+		var p int64
+		for _, s := range samples {
+			p = max(p, f(s))
+		}
+		return p
+	}
+	fmt.Printf("\nROUND  N=%d opted in, M=%d updates at once, steps %s every %v, scrapes every %v\n", o.n, m, o.steps, o.interval, o.scrape)
+	fmt.Printf("| figure | measured |\n|---|---|\n")
+	fmt.Printf("| updates applied | in %v |\n", last.Sub(first).Round(100*time.Millisecond))
+	fmt.Printf("| update → first canary weight, per Deployment | median %v, p99 %v, max %v; the last %v after the first update |\n",
+		pct(toWeight, 0.5), pct(toWeight, 0.99), pct(toWeight, 1), lastWeight.Sub(first).Round(100*time.Millisecond))
+	if len(readyToWeight) > 0 {
+		fmt.Printf("| canary pods ready → weight moved | median %v, p99 %v, max %v (the propagation delay is 2s) |\n", pct(readyToWeight, 0.5), pct(readyToWeight, 0.99), pct(readyToWeight, 1))
+	}
+	fmt.Printf("| update → analysis ended | median %v, max %v; all %d ended %v after the first update; outcomes %v |\n",
+		pct(toEnd, 0.5), pct(toEnd, 1), m, lastEnd.Sub(first).Round(time.Second), outcomes)
+	fmt.Printf("| controller, early / late in the analyses | %.0f%% / %.0f%% of a core; RSS peak %.0f MiB |\n",
+		100*avg(early, func(s sample) float64 { return s.ctrlCPU }), 100*avg(late, func(s sample) float64 { return s.ctrlCPU }), mib(peak(func(s sample) int64 { return s.ctrlRSS })))
+	fmt.Printf("| Prometheus, early / late | %.0f%% / %.0f%% of a core; RSS peak %.0f MiB |\n",
+		100*avg(early, func(s sample) float64 { return s.promCPU }), 100*avg(late, func(s sample) float64 { return s.promCPU }), mib(peak(func(s sample) int64 { return s.promRSS })))
+	fmt.Printf("| Prometheus queries/s, early / late | %.1f / %.1f (from the controller: %.1f / %.1f) |\n",
+		avg(early, func(s sample) float64 { return s.promQueries }), avg(late, func(s sample) float64 { return s.promQueries }),
+		avg(early, func(s sample) float64 { return s.ctrlQPS }), avg(late, func(s sample) float64 { return s.ctrlQPS }))
+	for _, purpose := range []string{"check", "comparison", "workloads", "scrape-interval"} {
+		n := ctrlAfter.Sum("canary_prometheus_queries_total", map[string]string{"purpose": purpose}) - ctrlBefore.Sum("canary_prometheus_queries_total", map[string]string{"purpose": purpose})
+		fmt.Printf("| controller's queries: %s | %.0f, %.1f per analysis step |\n", purpose, n, n/float64(m*steps))
+	}
+	samplesRead := ctrlAfter.Sum("canary_comparison_samples_total", nil) - ctrlBefore.Sum("canary_comparison_samples_total", nil)
+	fmt.Printf("| comparison samples read | %.0f (%.0f per analysis) |\n", samplesRead, samplesRead/float64(m))
+	fmt.Printf("| step lateness | p50 %.2fs, p99 %.2fs |\n",
+		scale.Quantile(0.5, "canary_step_lateness_seconds", ctrlBefore, ctrlAfter), scale.Quantile(0.99, "canary_step_lateness_seconds", ctrlBefore, ctrlAfter))
+	fmt.Printf("| apiserver writes | %.0f, %.1f per analysis step |\n\n", writes, writes/float64(m*steps))
+	return nil
+}
+
+func (w *watcher) countIn(keys map[key]bool, f func(*status) bool) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for k := range keys {
+		if s, ok := w.by[k]; ok && f(s) {
+			n++
+		}
+	}
+	return n
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+func pct(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))].Round(100 * time.Millisecond)
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apiserverMetrics reads kube-apiserver's own metrics.
+func apiserverMetrics(ctx context.Context, cs kubernetes.Interface) (scale.Samples, error) {
+	body, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the apiserver's metrics: %w", err)
+	}
+	return scale.Parse(strings.NewReader(string(body)))
+}
