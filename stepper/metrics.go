@@ -98,12 +98,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "canary_analysis_skipped_total", Help: "Templates rolled out without analysis through canary.io/skip-analysis (the emergency path); who did it is in the Deployment's message and the AnalysisSkipped Event.",
 		}, dep),
 	}
-	for _, c := range []prometheus.Collector{m.weight, m.step, m.phase, m.failedChecks, m.checkValue, m.eValue, m.errorRate, m.stepSeconds, m.stepLateness, m.rollout, m.outcomes, m.hookCalls, m.skipped} {
+	for _, c := range m.own() {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
-	for _, c := range []prometheus.Collector{prometheusQueries, comparisonSamples} {
+	for _, c := range shared {
 		// Shared by every Metrics: a registry that has them already is fine.
 		var already prometheus.AlreadyRegisteredError
 		if err := reg.Register(c); err != nil && !errors.As(err, &already) {
@@ -112,6 +112,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	return m, nil
 }
+
+// own are the collectors of one Metrics.
+func (m *Metrics) own() []prometheus.Collector {
+	return []prometheus.Collector{m.weight, m.step, m.phase, m.failedChecks, m.checkValue, m.eValue, m.errorRate, m.stepSeconds, m.stepLateness, m.rollout, m.outcomes, m.hookCalls, m.skipped}
+}
+
+// shared are the collectors every Metrics registers.
+var shared = []prometheus.Collector{prometheusQueries, comparisonSamples}
 
 // analysisSkipped counts a skip-analysis rollout of Deployment name in ns.
 func (m *Metrics) analysisSkipped(ns, name string) {

@@ -141,3 +141,36 @@ func TestStepMetricCountsAsTheAnnotation(t *testing.T) {
 		}
 	}
 }
+
+// Every metric the controller serves is in docs/troubleshooting.md's
+// table of metrics.
+func TestEveryMetricIsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/troubleshooting.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fqName := regexp.MustCompile(`fqName: "([a-z_]+)"`)
+	n := 0
+	for _, c := range append(m.own(), shared...) {
+		ch := make(chan *prometheus.Desc, 4)
+		c.Describe(ch)
+		close(ch)
+		for d := range ch {
+			name := fqName.FindStringSubmatch(d.String())
+			if name == nil {
+				t.Fatalf("no name in %s", d)
+			}
+			n++
+			if !strings.Contains(string(doc), "| `"+name[1]+"` |") {
+				t.Errorf("%s is not in docs/troubleshooting.md's table of metrics", name[1])
+			}
+		}
+	}
+	if n < 15 {
+		t.Errorf("%d metrics described, want every one", n)
+	}
+}
