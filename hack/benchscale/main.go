@@ -470,7 +470,7 @@ func round(ctx context.Context, o options, c *cluster.Cluster, cs kubernetes.Int
 	writes, all := -float64(m), 0.0
 	for _, verb := range []string{"POST", "PUT", "PATCH", "DELETE"} {
 		for _, r := range []map[string]string{
-			{"resource": "deployments", "subresource": ""}, {"resource": "deployments", "subresource": "status"},
+			{"resource": "deployments", "subresource": ""},
 			{"resource": "services"}, {"resource": "virtualservices"}, {"resource": "destinationrules"},
 			{"resource": "events", "group": "events.k8s.io"},
 		} {
