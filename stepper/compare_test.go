@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -88,8 +89,13 @@ func TestCanonicalRevision(t *testing.T) {
 // series of the revision under test, or without the label; the stable arm
 // all of its workload's.
 func TestCompareSelectsTheRevisionUnderTest(t *testing.T) {
+	var mu sync.Mutex
 	var asked []string
-	q := samplesFunc(func(promql string) { asked = append(asked, promql) })
+	q := samplesFunc(func(promql string) {
+		mu.Lock()
+		defer mu.Unlock()
+		asked = append(asked, promql)
+	})
 	start := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	_, err := compare(context.Background(), q, &comparison{}, contract.DefaultSettings(), "bookinfo", "reviews-canary", "reviews", "v4.1", start, start.Add(20*time.Second), 5*time.Second, 30*time.Second)
 	if err != nil {
