@@ -21,8 +21,29 @@ import (
 	"github.com/canary-io/canary/stepper"
 )
 
-// webhookConfiguration names the controller's webhook configurations.
-const webhookConfiguration = "canary.io"
+// validatingWebhook is the name of the controller's validating webhook,
+// in whatever configuration holds it: canary.io from the manifests, or
+// the Helm chart's webhook.configurationName.
+const validatingWebhook = "deployments.validate.canary.io"
+
+// registeredConfigurations are the validating webhook configurations
+// that hold the controller's webhook.
+func registeredConfigurations(ctx context.Context, cs kubernetes.Interface) ([]string, error) {
+	list, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list validating webhook configurations: %w", err)
+	}
+	var names []string
+	for _, c := range list.Items {
+		for _, w := range c.Webhooks {
+			if w.Name == validatingWebhook {
+				names = append(names, c.Name)
+				break
+			}
+		}
+	}
+	return names, nil
+}
 
 // release hands a Deployment back from canary.io once the controller is
 // gone (docs/uninstall.md, steps 2 to 6, for one Deployment): all traffic
@@ -34,11 +55,11 @@ const webhookConfiguration = "canary.io"
 // printed says. It refuses while the controller's webhooks are
 // registered: the controller would steer against it.
 func (p *Plugin) release(ctx context.Context, cs kubernetes.Interface, ic istioclient.Interface, namespace, name, serviceName string, proxyWait time.Duration) error {
-	if _, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, webhookConfiguration, metav1.GetOptions{}); err == nil {
+	if registered, err := registeredConfigurations(ctx, cs); err != nil {
+		return err
+	} else if len(registered) > 0 {
 		return fmt.Errorf("the controller's webhooks (%s) are registered: to end an analysis use kubectl canary abort %s; "+
-			"to remove the controller, follow docs/uninstall.md, whose step 1 removes them, then run release", webhookConfiguration, name)
-	} else if !apierrors.IsNotFound(err) {
-		return fmt.Errorf("read webhook configuration %s: %w", webhookConfiguration, err)
+			"to remove the controller, follow docs/uninstall.md, whose step 1 removes them, then run release", strings.Join(registered, ", "), name)
 	}
 	d, err := cs.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {

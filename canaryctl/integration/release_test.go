@@ -79,20 +79,58 @@ func TestRelease(t *testing.T) {
 	_, err = ic.NetworkingV1().VirtualServices(ns).Create(t.Context(), user, metav1.CreateOptions{})
 	mustCreate(err)
 
-	// Refused while the controller's webhooks are registered.
-	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "canary.io"}}
-	if _, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(t.Context(), vwc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
-	out, err := run(t, "release", "web", "-n", ns, "--proxy-wait", "0s")
-	if err == nil || !strings.Contains(err.Error(), "the controller's webhooks (canary.io) are registered") {
-		t.Fatalf("release with the webhooks registered: %v\n%s", err, out)
-	}
-	if err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(t.Context(), "canary.io", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
+	// Refused while the controller's webhooks are registered, under the
+	// manifests' name or the one the Helm chart was given; a
+	// configuration of the same name without the controller's webhook is
+	// not the controller's.
+	for _, tc := range []struct {
+		name    string
+		webhook string
+		refused bool
+	}{
+		{"canary.io", "deployments.validate.canary.io", true},
+		{"canary.io-team-b", "deployments.validate.canary.io", true},
+		{"canary.io", "something.else.example.com", false},
+	} {
+		if !tc.refused {
+			// Registered during the release below, which it must not stop.
+			defer func() {
+				_ = cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(t.Context(), tc.name, metav1.DeleteOptions{})
+			}()
+		}
+		url := "https://127.0.0.1:1/never-called"
+		vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{
+			ObjectMeta: metav1.ObjectMeta{Name: tc.name},
+			Webhooks: []admissionregistrationv1.ValidatingWebhook{{
+				Name:                    tc.webhook,
+				ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url},
+				AdmissionReviewVersions: []string{"v1"},
+				SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+				FailurePolicy:           ptr.To(admissionregistrationv1.Ignore),
+				// Nothing is ever sent to it: no such resource.
+				Rules: []admissionregistrationv1.RuleWithOperations{{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+					Rule:       admissionregistrationv1.Rule{APIGroups: []string{"example.invalid"}, APIVersions: []string{"v1"}, Resources: []string{"nothing"}},
+				}},
+			}},
+		}
+		if _, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(t.Context(), vwc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if !tc.refused {
+			break
+		}
+		out, err := run(t, "release", "web", "-n", ns, "--proxy-wait", "0s")
+		refused := err != nil && strings.Contains(err.Error(), "the controller's webhooks ("+tc.name+") are registered")
+		if refused != tc.refused {
+			t.Errorf("release with the configuration %s holding %s: refused %v, want %v (%v)\n%s", tc.name, tc.webhook, refused, tc.refused, err, out)
+		}
+		if err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(t.Context(), tc.name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 
-	out, err = run(t, "release", "web", "-n", ns, "--proxy-wait", "10ms")
+	out, err := run(t, "release", "web", "-n", ns, "--proxy-wait", "10ms")
 	if err != nil {
 		t.Fatalf("release: %v\n%s", err, out)
 	}
