@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/pflag"
 	istioclient "istio.io/client-go/pkg/clientset/versioned"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
@@ -240,12 +242,21 @@ func (p *Plugin) get(ctx context.Context, cs kubernetes.Interface, namespace, na
 	if output != "" {
 		return p.print(StatusOf(d), output)
 	}
-	events, err := cs.CoreV1().Events(namespace).List(ctx, metav1.ListOptions{FieldSelector: eventSelector(name).String()})
+	events, err := eventsOf(ctx, cs, d)
 	if err != nil {
-		return fmt.Errorf("list events of deployment %s/%s: %w", namespace, name, err)
+		return err
 	}
-	_, err = io.WriteString(p.Out, RenderView(d, events.Items, p.Now()))
+	_, err = io.WriteString(p.Out, RenderView(d, events, p.Now()))
 	return err
+}
+
+// eventsOf lists the Events about Deployment d.
+func eventsOf(ctx context.Context, cs kubernetes.Interface, d *appsv1.Deployment) ([]corev1.Event, error) {
+	events, err := cs.CoreV1().Events(d.Namespace).List(ctx, metav1.ListOptions{FieldSelector: eventSelector(d.Name).String()})
+	if err != nil {
+		return nil, fmt.Errorf("list events of deployment %s/%s: %w", d.Namespace, d.Name, err)
+	}
+	return events.Items, nil
 }
 
 // eventSelector selects the Events about the Deployment name. Events the

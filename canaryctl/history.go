@@ -215,11 +215,11 @@ func (p *Plugin) history(ctx context.Context, cs kubernetes.Interface, namespace
 	if err != nil {
 		return fmt.Errorf("get deployment %s/%s: %w", namespace, name, err)
 	}
-	events, err := cs.CoreV1().Events(namespace).List(ctx, metav1.ListOptions{FieldSelector: eventSelector(name).String()})
+	events, err := eventsOf(ctx, cs, d)
 	if err != nil {
-		return fmt.Errorf("list events of deployment %s/%s: %w", namespace, name, err)
+		return err
 	}
-	analyses := HistoryOf(d, events.Items)
+	analyses := HistoryOf(d, events)
 	if output == "json" || output == "yaml" {
 		return p.print(History{Namespace: namespace, Name: name, Analyses: analyses}, output)
 	}

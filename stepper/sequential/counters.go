@@ -88,37 +88,8 @@ func Bounds(start time.Time, period time.Duration, until time.Time) []time.Time 
 // series B first seen at (12, 2) adds 2 to the third interval: the counts
 // are {3, seen}, {101, seen}, {5, seen}.
 func Increments(series []Series, start time.Time, ends []time.Time) []Count {
-	counts := make([]Count, len(ends))
-	if len(ends) == 0 {
-		return counts
-	}
-	last := ends[len(ends)-1]
-	for _, s := range series {
-		samples := usable(s.Samples)
-		var prev float64
-		havePrev := false
-		for _, smp := range samples {
-			if !smp.At.After(start) {
-				prev, havePrev = smp.Value, true
-				continue
-			}
-			if smp.At.After(last) {
-				break
-			}
-			inc := smp.Value
-			if havePrev && smp.Value >= prev {
-				inc = smp.Value - prev
-			}
-			i := sort.Search(len(ends), func(i int) bool { return !ends[i].Before(smp.At) })
-			if i == len(ends) { // ends not ascending: keep the sample in the last interval
-				i = len(ends) - 1
-			}
-			counts[i].Value += inc
-			counts[i].Seen = true
-			prev, havePrev = smp.Value, true
-		}
-	}
-	return counts
+	var c Counter // nothing counted before: baselines from the samples at or before start
+	return c.Advance(series, start, ends)
 }
 
 // Counter is [Increments] kept between calls, for a comparison that
