@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/canary-io/canary/contract"
@@ -111,15 +112,22 @@ func TestAutoscalerInterplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// scaleTo writes /scale as the HPA controller does.
+	// scaleTo writes /scale as the HPA controller does: read the scale,
+	// write it back with the new count, and on a conflict (the stepper
+	// wrote the Deployment's annotations in between) read again and
+	// retry, as the HPA controller's next sync would.
 	scaleTo := func(n int32) {
 		t.Helper()
-		scale, err := cs.AppsV1().Deployments(ns).GetScale(t.Context(), "reviews", metav1.GetOptions{})
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			scale, err := cs.AppsV1().Deployments(ns).GetScale(t.Context(), "reviews", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			scale.Spec.Replicas = n
+			_, err = cs.AppsV1().Deployments(ns).UpdateScale(t.Context(), "reviews", scale, metav1.UpdateOptions{})
+			return err
+		})
 		if err != nil {
-			t.Fatal(err)
-		}
-		scale.Spec.Replicas = n
-		if _, err := cs.AppsV1().Deployments(ns).UpdateScale(t.Context(), "reviews", scale, metav1.UpdateOptions{}); err != nil {
 			t.Fatalf("the HPA's /scale write to %d replicas was refused: %v", n, err)
 		}
 	}
