@@ -128,9 +128,11 @@ type checkRun struct {
 // runChecks measures every threshold check for the canary and, beside it,
 // the stable workload, over the run's window. The queries run at once
 // under one timeout: a slow Prometheus makes results without data after
-// at most timeout, never a stuck pass. When a built-in check has no data,
-// a few reads of the raw counters say why (plan.ExplainNoData).
-func runChecks(ctx context.Context, q Querier, run checkRun, now time.Time, timeout time.Duration) []plan.CheckResult {
+// at most timeout, never a stuck read. known holds answers already read
+// (the built-in checks, batched by the Reader), by the query they stand
+// for. When a built-in check has no data, a few reads of the raw
+// counters say why (plan.ExplainNoData).
+func runChecks(ctx context.Context, q Querier, run checkRun, now time.Time, timeout time.Duration, known map[string]measured) []plan.CheckResult {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	type check struct {
@@ -156,16 +158,22 @@ func runChecks(ctx context.Context, q Querier, run checkRun, now time.Time, time
 		})
 	}
 	var wg sync.WaitGroup
+	query := func(promql string) (float64, bool, error) {
+		if m, ok := known[promql]; ok {
+			return m.value, m.ok, m.err
+		}
+		return q.Query(ctx, promql, now)
+	}
 	for _, c := range checks {
 		wg.Go(func() {
-			v, ok, err := q.Query(ctx, c.canaryQ, now)
+			v, ok, err := query(c.canaryQ)
 			c.result.Canary, c.result.HasData = v, ok
 			if err != nil {
 				c.result.Detail, c.result.QueryFailed, c.result.HasData = err.Error(), true, false
 			}
 		})
 		wg.Go(func() {
-			c.result.Stable, c.result.StableHasData, _ = q.Query(ctx, c.stableQ, now)
+			c.result.Stable, c.result.StableHasData, _ = query(c.stableQ)
 		})
 	}
 	wg.Wait()

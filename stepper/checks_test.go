@@ -50,7 +50,7 @@ func TestRunChecksReadsTheWindow(t *testing.T) {
 	p := &fakeProm{rules: []fakeRule{{`sum(rate(x{`, 0}, {"histogram_quantile", 42}, {"* 100", 99.9}}}
 	run := checkRun{settings: s, namespace: "bookinfo", canary: "reviews-canary", stable: "reviews",
 		scrape: 15 * time.Second, window: contract.Window(s.Interval, 0, 15*time.Second), comparedRequests: -1}
-	got := runChecks(context.Background(), p, run, time.Now(), time.Second)
+	got := runChecks(context.Background(), p, run, time.Now(), time.Second, nil)
 	for _, q := range p.asked {
 		if !strings.Contains(q, "[1m]") || strings.Contains(q, "[10s]") {
 			t.Errorf("query %s does not read the 1m window", q)
@@ -82,7 +82,7 @@ func TestRunChecksExplainsNoData(t *testing.T) {
 		{"the mesh names the workload otherwise", &fakeProm{labels: []string{"reviews", "reviews-v2"}},
 			`no series of istio_requests_total has destination_workload="reviews-canary" in namespace bookinfo over 1m, though the comparison counted 1431 canary requests; the namespace's series name the workloads reviews, reviews-v2`},
 	} {
-		got := runChecks(context.Background(), tc.prom, run, time.Now(), time.Second)
+		got := runChecks(context.Background(), tc.prom, run, time.Now(), time.Second, nil)
 		for _, c := range got[:2] {
 			if c.HasData || !strings.Contains(c.Detail, tc.detail) {
 				t.Errorf("%s: %s: detail %q, want it to say %q", tc.name, c.Name, c.Detail, tc.detail)

@@ -49,6 +49,9 @@ type world struct {
 	// comparisonErr why it could not.
 	comparison    *sequential.Verdict
 	comparisonErr error
+	// comparisonPending: the comparison's first read has not ended (after
+	// a restart, say); the step's checks wait for it.
+	comparisonPending bool
 	// scrape is the scrape interval of the Deployment's Prometheus, read
 	// once per pass (scrapeInterval); zero until then.
 	scrape time.Duration
@@ -74,8 +77,10 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 	}
 	w.spec = plan.SpecFrom(w.settings, replicas, r.PropagationDelay)
 	w.spec.RemovalDelay = r.RemovalDelay
-	if !w.settings.ConfidenceOff {
-		w.spec.ComparisonPeriod = r.ComparisonPeriod
+	if !w.settings.ConfidenceOff && r.ComparisonPeriod > 0 {
+		// The Reader wakes the pass of a regression at once: the
+		// comparison's own look is only a safety net.
+		w.spec.ComparisonPeriod = comparisonPoll(r.ComparisonPeriod)
 	}
 	if hasHooks(w, contract.HookRollback) {
 		w.spec.RollbackHookPoll = hookPollPeriod
@@ -133,19 +138,29 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 	}
 	w.obs.RollbackHook = r.pollRollbackHooks(ctx, w)
 	rollout, hooksIn := r.inFlightHooks(ctx, w)
-	if plan.ChecksDue(w.spec, w.state, now) && hooksIn {
-		// The rollout hooks (a load test, say) have answered: the checks
-		// read the window that ends now, their traffic included.
-		q, err := r.querier(w.settings.Prometheus)
-		if err != nil {
-			// Never a pass: every check is a failed query, judged by the
-			// no-data policy and shown in the message.
-			q = failingQuerier{err}
+	if plan.ChecksDue(w.spec, w.state, now) && hooksIn && !w.comparisonPending && r.Reader != nil {
+		// The rollout hooks (a load test, say) have answered, and the
+		// comparison has its verdict: the checks read the window that
+		// ends now, the hooks' traffic included, in the background.
+		// Until they are in, Next waits for them (obs.Checks nil).
+		round := fmt.Sprintf("%s/step %d from %s", analysisKey(w), w.state.Step, w.state.StepStarted.UTC().Format(time.RFC3339))
+		if checks, ok := r.Reader.Checks(keyOf(d), round, r.checkRun(ctx, w), r.prometheusURL(w), now); ok {
+			w.obs.Checks = append(slices.Clone(checks), rollout...)
 		}
-		checks := runChecks(ctx, q, r.checkRun(ctx, w), now, r.QueryTimeout)
-		w.obs.Checks = append(checks, rollout...)
 	}
 	return w, nil
+}
+
+// keyOf is a Deployment's namespace/name.
+func keyOf(d *appsv1.Deployment) string { return d.Namespace + "/" + d.Name }
+
+// prometheusURL is the Prometheus of w: canary.io/prometheus, or the
+// controller's.
+func (r *Reconciler) prometheusURL(w *world) string {
+	if w.settings.Prometheus != "" {
+		return w.settings.Prometheus
+	}
+	return r.Prometheus
 }
 
 // checkRun is what the threshold checks of w need: the window, from the
@@ -192,45 +207,47 @@ func checksWindow(window time.Duration, started, now time.Time) time.Duration {
 	return max(min(window, now.Sub(started).Truncate(time.Second)), time.Second)
 }
 
-// runComparison runs the continuous canary-vs-stable comparison while an
-// analysis is in flight and the canary takes traffic, unless
+// runComparison takes the latest verdict of the continuous
+// canary-vs-stable comparison (read in the background by the Reader)
+// while an analysis is in flight and the canary takes traffic, unless
 // canary.io/confidence is off. A regression reaches Next as
-// ComparisonFailed; an unavailable comparison leaves the threshold checks
-// alone in charge.
+// ComparisonFailed; a comparison whose first read has not ended leaves
+// the step's checks waiting (comparisonPending); an unavailable one
+// leaves the threshold checks alone in charge.
 func (r *Reconciler) runComparison(ctx context.Context, w *world, now time.Time) error {
 	w.analysisStarted = w.state.AnalysisStarted
 	phase := w.state.Phase
-	key := w.deployment.Namespace + "/" + w.deployment.Name
+	key := keyOf(w.deployment)
 	if phase != contract.PhaseProgressing && phase != contract.PhasePaused {
-		r.dropComparison(key)
+		if r.Reader != nil {
+			r.Reader.Drop(key)
+		}
 		return nil
 	}
 	w.analysisStarted = plan.AnalysisStart(w.state, now)
 	if w.settings.ConfidenceOff || w.state.Weight == 0 || r.ComparisonPeriod <= 0 {
 		return nil
 	}
-	q, err := r.querier(w.settings.Prometheus)
-	if err != nil {
-		return err
+	if r.Reader == nil {
+		return fmt.Errorf("the controller has no reader of the comparison")
 	}
-	sq, ok := q.(SampleQuerier)
-	if !ok {
-		return fmt.Errorf("the Prometheus client cannot read raw samples")
-	}
-	qctx, cancel := context.WithTimeout(ctx, r.QueryTimeout)
-	defer cancel()
 	scrape := r.scrapeInterval(ctx, w)
-	v, err := compare(qctx, sq, r.comparisonOf(key), w.settings, w.deployment.Namespace, CanaryName(w.deployment.Name), w.deployment.Name,
-		canonicalRevision(w.deployment.Spec.Template.Labels), w.analysisStarted, now,
-		r.ComparisonPeriod, comparisonLookback(r.ComparisonPeriod, scrape))
-	if err != nil {
-		return err
+	a := comparisonRequest{
+		url: r.prometheusURL(w), namespace: w.deployment.Namespace, canary: CanaryName(w.deployment.Name), stable: w.deployment.Name,
+		revision: canonicalRevision(w.deployment.Spec.Template.Labels), start: w.analysisStarted,
+		confidence: w.settings.Confidence, tolerance: w.settings.Tolerance, edge: slowEdge(w.settings.MaxLatency),
+		period: r.ComparisonPeriod, lookback: comparisonLookback(r.ComparisonPeriod, scrape),
 	}
-	w.comparison = &v
-	if v.Regression {
-		w.obs.ComparisonFailed = v.Summary
+	v, pending, err := r.Reader.Compare(key, a, now)
+	if v != nil {
+		w.comparison = v
+		if v.Regression {
+			// Whatever happened to the reads since: the regression stands.
+			w.obs.ComparisonFailed = v.Summary
+		}
 	}
-	return nil
+	w.comparisonPending = pending
+	return err
 }
 
 // capHookTimeouts bounds every hook's timeout by limit (the controller's

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -75,6 +76,10 @@ type Reconciler struct {
 	// Notify tells the providers a Deployment names in canary.io/notify of
 	// its analyses' transitions; nil tells none.
 	Notify *notify.Sender
+	// Reader reads Prometheus for the analyses in flight, in the
+	// background and in batches: the continuous comparison and the
+	// end-of-step checks. Nil: no comparison, and checks never come in.
+	Reader *Reader
 	// HookClient calls the user's hooks (canary.io/webhooks); each call is
 	// bounded by its hook's timeout. Default http.DefaultClient.
 	HookClient *http.Client
@@ -93,9 +98,6 @@ type Reconciler struct {
 	// Deployment this stepper has already written over: the cache may
 	// still serve one of them for a moment after the write.
 	stale map[string][2]string
-	// comparisons holds, by namespace/name, the continuous comparison of
-	// the analysis in flight, continued from pass to pass.
-	comparisons map[string]*comparison
 	// staleVS holds, by VirtualService namespace/name, the resourceVersion
 	// this stepper wrote over ("" for one it created), until the cache
 	// serves another: a pass that read the old weight would take our own
@@ -186,33 +188,19 @@ func (r *Reconciler) forget(key string) {
 	delete(r.stale, key)
 	delete(r.rollbackPolls, key)
 	delete(r.emittedIDs, key)
-	delete(r.comparisons, key)
 	r.endRoundsLocked(key)
+	if r.Reader != nil {
+		r.Reader.Drop(key)
+	}
 }
 
-// comparisonOf is the comparison kept for the Deployment key (namespace/
-// name), a new one at first. Only the pass of that Deployment uses it:
-// the work queue never runs two passes of one Deployment at once.
-func (r *Reconciler) comparisonOf(key string) *comparison {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.comparisons == nil {
-		r.comparisons = map[string]*comparison{}
-	}
-	c, ok := r.comparisons[key]
-	if !ok {
-		c = &comparison{}
-		r.comparisons[key] = c
-	}
-	return c
-}
-
-// dropComparison forgets the comparison of a Deployment whose analysis
-// is not in flight.
-func (r *Reconciler) dropComparison(key string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.comparisons, key)
+// comparisonPoll is how often a pass looks at an analysis in flight for
+// its comparison's sake: the Reader wakes the pass when a read finds a
+// regression, so this only bounds the wait should that wake-up be lost.
+//
+// Example: period 5s → 30s; period 10s → 1m.
+func comparisonPoll(period time.Duration) time.Duration {
+	return max(6*period, 30*time.Second)
 }
 
 // emitted remembers that the Event of transition id of d was emitted.
@@ -242,6 +230,20 @@ func (r *Reconciler) wakeUp(d *appsv1.Deployment) {
 	select {
 	case r.wake <- event.GenericEvent{Object: &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: d.Namespace, Name: d.Name}}}:
 	default:
+	}
+}
+
+// WakeUp asks for a pass of the Deployment key (namespace/name) soon: the
+// Reader's news. It waits for room in the queue of wake-ups (at most a
+// few seconds): a regression found must not wait for the next requeue.
+func (r *Reconciler) WakeUp(key string) {
+	if r.wake == nil {
+		return
+	}
+	namespace, name, _ := strings.Cut(key, "/")
+	select {
+	case r.wake <- event.GenericEvent{Object: &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}}:
+	case <-time.After(5 * time.Second):
 	}
 }
 
@@ -321,8 +323,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // first.
 const staleRecheck = 100 * time.Millisecond
 
-// querier is the Querier for a Deployment's Prometheus URL.
-func (r *Reconciler) querier(url string) (Querier, error) {
+// Querier is the client of a Prometheus URL ("": the controller's),
+// kept per URL.
+func (r *Reconciler) Querier(url string) (Querier, error) {
 	if url == "" {
 		url = r.Prometheus
 	}

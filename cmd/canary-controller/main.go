@@ -244,6 +244,14 @@ func run(ctx context.Context, o options) error {
 				ctrl.Log.Info("notification not delivered", "provider", p, "err", err.Error())
 			}},
 		}
+		reader := &stepper.Reader{
+			Period: o.comparisonPeriod, QueryTimeout: o.queryTimeout, Clock: clock.RealClock{},
+			Querier: stepperReconciler.Querier, Wake: stepperReconciler.WakeUp,
+		}
+		if err := mgr.Add(reader); err != nil {
+			return fmt.Errorf("add the Prometheus reader: %w", err)
+		}
+		stepperReconciler.Reader = reader
 		if err := stepperReconciler.SetupWithManager(mgr, o.workers); err != nil {
 			return fmt.Errorf("set up the stepper: %w", err)
 		}

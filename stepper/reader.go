@@ -1,0 +1,500 @@
+package stepper
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/utils/clock"
+
+	"github.com/canary-io/canary/contract"
+	"github.com/canary-io/canary/stepper/plan"
+	"github.com/canary-io/canary/stepper/sequential"
+)
+
+// Reader reads Prometheus for every analysis in flight, in the
+// background and in batches, so that no pass waits on Prometheus and the
+// number of queries does not grow with the number of analyses:
+//
+//   - the continuous comparison: every Period, one range query per metric
+//     (requests, the duration histogram's _count and its buckets) for
+//     every analysis whose comparison is up to date, reading only the
+//     samples since the last period (groupSelectors, fanOut); an analysis
+//     further behind (its first read after a restart or a lost lease,
+//     which rebuilds it from its start) is read alone, at most AloneLimit
+//     at once, so that its long window never weighs on the others';
+//   - the end-of-step checks: the requests that arrive within CheckDelay
+//     of each other are read together, one query per built-in check and
+//     window for all of them (grouped by namespace and workload); the
+//     custom metrics stay one query per analysis.
+//
+// A pass asks for what it needs and takes the latest answer (Compare,
+// Checks): it never blocks. A read that fails is a failure for every
+// analysis in it, never a pass. The Reader runs under the leader lease
+// only and forgets everything when it stops: the next leader rebuilds.
+// Each group of reads runs under QueryTimeout; one Prometheus' batch at a
+// time, so that a slow one is not asked again before it has answered,
+// and one Prometheus (a tenant's canary.io/prometheus) never delays
+// another's.
+type Reader struct {
+	// Period is the comparison's interval (--comparison-period).
+	Period time.Duration
+	// QueryTimeout bounds each group of reads.
+	QueryTimeout time.Duration
+	// Clock gives the time of each read.
+	Clock clock.PassiveClock
+	// Querier is the client of a Prometheus URL.
+	Querier func(url string) (Querier, error)
+	// Wake asks for a pass of the Deployment key (namespace/name): its
+	// checks are in, its comparison has its first verdict or found a
+	// regression.
+	Wake func(key string)
+	// CheckDelay is how long the first check request waits for others
+	// to share its reads (default DefaultCheckDelay).
+	CheckDelay time.Duration
+	// AloneLimit is how many analyses are read alone at once (default
+	// DefaultAloneLimit).
+	AloneLimit int
+
+	mu       sync.Mutex
+	ctx      context.Context // nil when not running
+	readings map[string]*reading
+	rounds   map[string]*checkRound
+	busyURLs map[string]bool // a comparison batch in flight
+	alone    int
+	flushing bool // a flush of the check requests is scheduled
+	kick     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// Defaults of the Reader.
+const (
+	DefaultCheckDelay = 100 * time.Millisecond
+	DefaultAloneLimit = 8
+	// forgetAfter: a reading or check round no pass has asked about for
+	// this long is dropped (its analysis ended while the Deployment was
+	// being deleted, say); asked again, it is rebuilt.
+	forgetAfter = 10 * time.Minute
+)
+
+// reading is one analysis' comparison as the Reader keeps it.
+type reading struct {
+	key string
+	req comparisonRequest
+	// c is touched only by the read that holds busy.
+	c    comparison
+	busy bool
+	// since is when a pass first asked; asked the last time.
+	since, asked time.Time
+	// verdict is the latest; read when it was read; err the latest
+	// read's failure (cleared by a success).
+	verdict *sequential.Verdict
+	read    time.Time
+	err     error
+}
+
+// checkRound is one analysis' end-of-step checks.
+type checkRound struct {
+	key, round string
+	url        string
+	run        checkRun
+	asked      time.Time
+	started    bool
+	done       bool
+	results    []plan.CheckResult
+}
+
+// NeedLeaderElection implements manager.LeaderElectionRunnable.
+func (rd *Reader) NeedLeaderElection() bool { return true }
+
+// Start reads until ctx ends, then waits for the reads in flight and
+// forgets everything.
+func (rd *Reader) Start(ctx context.Context) error {
+	rd.mu.Lock()
+	rd.ctx = ctx
+	rd.readings, rd.rounds, rd.busyURLs = map[string]*reading{}, map[string]*checkRound{}, map[string]bool{}
+	rd.kick = make(chan struct{}, 1)
+	kick := rd.kick
+	rd.mu.Unlock()
+	period := rd.Period
+	if period <= 0 {
+		period = time.Second // no comparison: the ticks only forget
+	}
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-tick.C:
+			rd.tick(ctx, rd.Clock.Now())
+		case <-kick:
+			rd.flushChecks(ctx, rd.Clock.Now())
+		}
+	}
+	rd.mu.Lock()
+	rd.ctx, rd.readings, rd.rounds, rd.busyURLs, rd.alone = nil, nil, nil, nil, 0
+	rd.mu.Unlock()
+	rd.wg.Wait()
+	return nil
+}
+
+// staleAfter is how old the latest verdict may be before the comparison
+// counts as unavailable, and how long a first read may take: three
+// periods and a query.
+func (rd *Reader) staleAfter() time.Duration {
+	return 3*rd.Period + rd.QueryTimeout
+}
+
+// Compare returns the latest verdict of the comparison a of the
+// Deployment key, asking for it to be read from now on. pending: no read
+// of a has ended yet (its first is due within a period); the pass waits
+// for it before judging a step, so that a restart never lets a step pass
+// on a comparison not yet rebuilt. An error says why the comparison is
+// unavailable: its last read failed, or it has not been read for
+// staleAfter (the reader is stuck or not running), or its first read
+// took longer than that.
+func (rd *Reader) Compare(key string, a comparisonRequest, now time.Time) (verdict *sequential.Verdict, pending bool, err error) {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	if rd.ctx == nil {
+		return nil, false, fmt.Errorf("the comparison's reader is not running (no leader lease)")
+	}
+	r := rd.readings[key]
+	if r == nil || r.req.built() != a.built() {
+		r = &reading{key: key, req: a, since: now}
+		rd.readings[key] = r
+	}
+	r.req.lookback, r.asked = a.lookback, now
+	switch {
+	case r.err != nil:
+		return r.verdict, false, r.err
+	case r.verdict != nil && now.Sub(r.read) > rd.staleAfter():
+		return r.verdict, false, fmt.Errorf("the comparison has not been read for %s", now.Sub(r.read).Truncate(time.Second))
+	case r.verdict != nil:
+		v := *r.verdict
+		return &v, false, nil
+	case now.Sub(r.since) > rd.staleAfter():
+		return nil, false, fmt.Errorf("the comparison's first read has not ended within %s", rd.staleAfter())
+	}
+	return nil, true, nil
+}
+
+// Drop forgets the comparison and the checks of the Deployment key: its
+// analysis is not in flight.
+func (rd *Reader) Drop(key string) {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	delete(rd.readings, key)
+	delete(rd.rounds, key)
+}
+
+// tick starts the comparison's reads due now: one batch per Prometheus of
+// the analyses up to date, and the others alone.
+func (rd *Reader) tick(ctx context.Context, now time.Time) {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	// Up to date: its next interval to count began at most a few periods
+	// ago (intervals are counted a second after they end).
+	batchable := 3*rd.Period + 2*time.Second
+	groups := map[string][]*reading{}
+	for key, r := range rd.readings {
+		if now.Sub(r.asked) > forgetAfter {
+			delete(rd.readings, key)
+			continue
+		}
+		if r.busy || rd.Period <= 0 {
+			continue
+		}
+		if now.Sub(r.c.from(r.req)) <= batchable {
+			if !rd.busyURLs[r.req.url] {
+				groups[r.req.url] = append(groups[r.req.url], r)
+				r.busy = true
+			}
+			continue
+		}
+		if rd.alone < rd.aloneLimit() {
+			rd.alone++
+			r.busy = true
+			rd.wg.Go(func() { rd.readAlone(ctx, r, now) })
+		}
+	}
+	for key, c := range rd.rounds {
+		if now.Sub(c.asked) > forgetAfter && (c.done || !c.started) {
+			delete(rd.rounds, key)
+		}
+	}
+	for url, group := range groups {
+		rd.busyURLs[url] = true
+		rd.wg.Go(func() { rd.readBatch(ctx, url, group, now) })
+	}
+}
+
+func (rd *Reader) aloneLimit() int {
+	if rd.AloneLimit > 0 {
+		return rd.AloneLimit
+	}
+	return DefaultAloneLimit
+}
+
+// matrixQuerier is the MatrixQuerier of url.
+func (rd *Reader) matrixQuerier(url string) (MatrixQuerier, error) {
+	q, err := rd.Querier(url)
+	if err != nil {
+		return nil, err
+	}
+	mq, ok := q.(MatrixQuerier)
+	if !ok {
+		return nil, fmt.Errorf("the Prometheus client cannot read raw samples")
+	}
+	return mq, nil
+}
+
+// readBatch reads the comparisons of group (one Prometheus) at once.
+func (rd *Reader) readBatch(ctx context.Context, url string, group []*reading, now time.Time) {
+	defer func() {
+		rd.mu.Lock()
+		delete(rd.busyURLs, url)
+		rd.mu.Unlock()
+	}()
+	reqs := make([]comparisonRequest, len(group))
+	var window time.Duration
+	for i, r := range group {
+		reqs[i] = r.req
+		window = max(window, groupWindow(r.c.from(r.req), r.req.lookback, now))
+	}
+	idx, err := func() (readIndex, error) {
+		q, err := rd.matrixQuerier(url)
+		if err != nil {
+			return nil, err
+		}
+		qctx, cancel := context.WithTimeout(ctx, rd.QueryTimeout)
+		defer cancel()
+		return readGroup(qctx, q, reqs, window, now)
+	}()
+	for _, r := range group {
+		if err != nil {
+			rd.store(r, sequential.Verdict{}, err, now)
+			continue
+		}
+		v, err := r.c.advance(r.req, fanOut(idx, r.req), now)
+		rd.store(r, v, err, now)
+	}
+}
+
+// readAlone reads one comparison by itself: rebuilt from its start.
+func (rd *Reader) readAlone(ctx context.Context, r *reading, now time.Time) {
+	defer func() {
+		rd.mu.Lock()
+		rd.alone--
+		rd.mu.Unlock()
+	}()
+	q, err := rd.matrixQuerier(r.req.url)
+	if err != nil {
+		rd.store(r, sequential.Verdict{}, err, now)
+		return
+	}
+	qctx, cancel := context.WithTimeout(ctx, rd.QueryTimeout)
+	defer cancel()
+	v, err := compare(qctx, q, &r.c, r.req, now)
+	rd.store(r, v, err, now)
+}
+
+// store records a read's outcome and wakes the Deployment when its pass
+// has something new to act on: a first verdict (or failure), a
+// regression.
+func (rd *Reader) store(r *reading, v sequential.Verdict, err error, now time.Time) {
+	rd.mu.Lock()
+	first := r.verdict == nil && r.err == nil
+	r.busy = false
+	if err != nil {
+		r.err = err
+	} else {
+		r.err, r.verdict, r.read = nil, &v, now
+	}
+	current := rd.readings[r.key] == r
+	rd.mu.Unlock()
+	if current && rd.Wake != nil && (first || v.Regression) {
+		rd.Wake(r.key)
+	}
+}
+
+// Checks returns the results of the end-of-step checks of the
+// Deployment key for round (the step they end), asking for them when
+// they have not been: false until they are in. A request for another
+// round replaces the one before.
+func (rd *Reader) Checks(key, round string, run checkRun, url string, now time.Time) ([]plan.CheckResult, bool) {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	if rd.ctx == nil {
+		return nil, false
+	}
+	if c := rd.rounds[key]; c != nil && c.round == round {
+		c.asked = now
+		return c.results, c.done
+	}
+	rd.rounds[key] = &checkRound{key: key, round: round, url: url, run: run, asked: now}
+	if !rd.flushing {
+		rd.flushing = true
+		delay := rd.CheckDelay
+		if delay <= 0 {
+			delay = DefaultCheckDelay
+		}
+		kick := rd.kick
+		time.AfterFunc(delay, func() {
+			select {
+			case kick <- struct{}{}:
+			default:
+			}
+		})
+	}
+	return nil, false
+}
+
+// flushChecks starts the reads of every check request waiting: one group
+// per Prometheus.
+func (rd *Reader) flushChecks(ctx context.Context, now time.Time) {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	rd.flushing = false
+	groups := map[string][]*checkRound{}
+	for _, c := range rd.rounds {
+		if !c.started {
+			c.started = true
+			groups[c.url] = append(groups[c.url], c)
+		}
+	}
+	for url, group := range groups {
+		rd.wg.Go(func() { rd.readChecks(ctx, url, group, now) })
+	}
+}
+
+// checkConcurrency is how many analyses' checks of one group query at
+// once (their custom metrics, and the reads that explain no data).
+const checkConcurrency = 32
+
+// readChecks runs the checks of group, which share one Prometheus: the
+// built-in checks of all of them batched (builtinsOf), the rest per
+// analysis.
+func (rd *Reader) readChecks(ctx context.Context, url string, group []*checkRound, now time.Time) {
+	q, err := rd.Querier(url)
+	if err != nil {
+		// Never a pass: every check is a failed query, judged by the
+		// no-data policy and shown in the message.
+		q = failingQuerier{err}
+	}
+	runs := make([]checkRun, len(group))
+	for i, c := range group {
+		runs[i] = c.run
+	}
+	var known map[string]measured
+	if mq, ok := q.(MatrixQuerier); ok {
+		known = builtinsOf(ctx, mq, runs, now, rd.QueryTimeout)
+	}
+	slots := make(chan struct{}, checkConcurrency)
+	var wg sync.WaitGroup
+	for _, c := range group {
+		wg.Go(func() {
+			slots <- struct{}{}
+			results := runChecks(ctx, q, c.run, now, rd.QueryTimeout, known)
+			<-slots
+			rd.mu.Lock()
+			c.results, c.done = results, true
+			current := rd.rounds[c.key] == c
+			rd.mu.Unlock()
+			if current && rd.Wake != nil {
+				rd.Wake(c.key)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// measured is one query's answer: a value, or no data, or a failure.
+type measured struct {
+	value float64
+	ok    bool
+	err   error
+}
+
+// The built-in checks for many workloads at once, by namespace and
+// workload: the same PromQL as successRateQuery and latencyQuery, one
+// series per workload.
+const (
+	batchSuccessQuery = `sum by (destination_workload_namespace, destination_workload) (rate(istio_requests_total{reporter="destination",destination_workload_namespace=~"{{namespaces}}",destination_workload=~"{{workloads}}",response_code!~"5.*"}[{{interval}}])) / sum by (destination_workload_namespace, destination_workload) (rate(istio_requests_total{reporter="destination",destination_workload_namespace=~"{{namespaces}}",destination_workload=~"{{workloads}}"}[{{interval}}])) * 100`
+	batchLatencyQuery = `histogram_quantile(0.99, sum by (destination_workload_namespace, destination_workload, le) (rate(istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace=~"{{namespaces}}",destination_workload=~"{{workloads}}"}[{{interval}}])))`
+)
+
+// builtinQueries renders the batched built-in checks for runs (which
+// share window).
+//
+// Example: runs of shop/reviews and shop/ratings, window 40s →
+// destination_workload_namespace=~"shop",
+// destination_workload=~"reviews-canary|reviews|ratings-canary|ratings", [40s].
+func builtinQueries(runs []checkRun, window time.Duration) (success, latency string) {
+	var namespaces, workloads []string
+	add := func(list *[]string, v string) {
+		if q := regexp.QuoteMeta(v); !slices.Contains(*list, q) {
+			*list = append(*list, q)
+		}
+	}
+	for _, r := range runs {
+		add(&namespaces, r.namespace)
+		add(&workloads, r.canary)
+		add(&workloads, r.stable)
+	}
+	rep := strings.NewReplacer("{{namespaces}}", strings.Join(namespaces, "|"), "{{workloads}}", strings.Join(workloads, "|"), "{{interval}}", contract.PromDuration(window))
+	return rep.Replace(batchSuccessQuery), rep.Replace(batchLatencyQuery)
+}
+
+// builtinsOf reads the built-in checks of every run at once, one pair of
+// queries per window, and returns each workload's answer under the query
+// runChecks would send for it alone (builtinQuery), so that the results
+// read the same: a workload missing from an answer has no data, and a
+// query that fails is a failure for every workload it was for.
+func builtinsOf(ctx context.Context, q MatrixQuerier, runs []checkRun, now time.Time, timeout time.Duration) map[string]measured {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	byWindow := map[time.Duration][]checkRun{}
+	for _, r := range runs {
+		byWindow[r.window] = append(byWindow[r.window], r)
+	}
+	out := map[string]measured{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for window, group := range byWindow {
+		success, latency := builtinQueries(group, window)
+		for _, c := range []struct{ batch, single string }{{success, successRateQuery}, {latency, latencyQuery}} {
+			wg.Go(func() {
+				vec, err := q.Vector(ctx, c.batch, now)
+				answers := map[workloadKey]measured{}
+				for _, s := range vec {
+					f := float64(s.Value)
+					answers[workloadKey{string(s.Metric["destination_workload_namespace"]), string(s.Metric["destination_workload"])}] =
+						measured{value: f, ok: !math.IsNaN(f) && !math.IsInf(f, 0)}
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				for _, r := range group {
+					for _, wl := range []string{r.canary, r.stable} {
+						m := answers[workloadKey{r.namespace, wl}]
+						if err != nil {
+							m = measured{err: err}
+						}
+						if !m.ok {
+							m.value = 0
+						}
+						out[builtinQuery(c.single, r.namespace, wl, window)] = m
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	return out
+}

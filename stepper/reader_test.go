@@ -1,0 +1,329 @@
+package stepper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"k8s.io/utils/clock"
+
+	"github.com/canary-io/canary/contract"
+	"github.com/canary-io/canary/stepper/plan"
+)
+
+// startReader runs rd until the test ends.
+func startReader(t *testing.T, rd *Reader) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := rd.Start(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	// Start has set up the reader once Compare stops refusing.
+	for {
+		rd.mu.Lock()
+		running := rd.ctx != nil
+		rd.mu.Unlock()
+		if running {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// storeQuerier is a store as a Querier.
+type storeQuerier struct{ *store }
+
+func (storeQuerier) Query(context.Context, string, time.Time) (float64, bool, error) {
+	return 0, false, nil
+}
+
+func request(namespace string, start time.Time) comparisonRequest {
+	s := contract.DefaultSettings()
+	return comparisonRequest{url: "http://prometheus:9090", namespace: namespace, canary: "reviews-canary", stable: "reviews", revision: "v2",
+		start: start, confidence: s.Confidence, tolerance: s.Tolerance, edge: slowEdge(s.MaxLatency), period: 20 * time.Millisecond, lookback: time.Second}
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("not within 5s: %s", what)
+}
+
+// TestReaderBatchesComparisons: however many analyses are in flight on one
+// Prometheus, each period reads it with three queries; each analysis
+// waits (pending) until its first read has ended, is then woken, and
+// gets its verdict.
+func TestReaderBatchesComparisons(t *testing.T) {
+	for _, n := range []int{1, 40} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			st := &store{}
+			var mu sync.Mutex
+			woken := map[string]int{}
+			rd := &Reader{Period: 20 * time.Millisecond, QueryTimeout: time.Second, Clock: clock.RealClock{},
+				Querier: func(string) (Querier, error) { return storeQuerier{st}, nil },
+				Wake: func(key string) {
+					mu.Lock()
+					defer mu.Unlock()
+					woken[key]++
+				}}
+			startReader(t, rd)
+			now := time.Now()
+			for i := range n {
+				if _, pending, err := rd.Compare(fmt.Sprintf("ns-%d/reviews", i), request(fmt.Sprintf("ns-%d", i), now), now); !pending || err != nil {
+					t.Fatalf("before any read: pending %v, err %v; want pending", pending, err)
+				}
+			}
+			waitFor(t, "every analysis woken", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(woken) == n
+			})
+			for i := range n {
+				v, pending, err := rd.Compare(fmt.Sprintf("ns-%d/reviews", i), request(fmt.Sprintf("ns-%d", i), now), time.Now())
+				if v == nil || pending || err != nil {
+					t.Fatalf("after the first read: verdict %v, pending %v, err %v", v, pending, err)
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+			asked := st.asked()
+			if len(asked)%3 != 0 || len(asked) == 0 {
+				t.Fatalf("%d queries, want three per period", len(asked))
+			}
+			for _, q := range asked {
+				if got := strings.Count(q, "ns-"); got != n {
+					t.Errorf("a read names %d of the %d namespaces: %s", got, n, q)
+				}
+			}
+			t.Logf("%d analyses: %d queries", n, len(asked))
+		})
+	}
+}
+
+// TestReaderBatchFailureFailsEveryone: one of a batch's reads failing
+// leaves every analysis in it without a verdict and says why: never a
+// pass, never pending for ever.
+func TestReaderBatchFailureFailsEveryone(t *testing.T) {
+	st := &store{fail: func(promql string) error {
+		if strings.HasPrefix(promql, durationBuckets) {
+			return errors.New("query prometheus: server error: 503")
+		}
+		return nil
+	}}
+	rd := &Reader{Period: 20 * time.Millisecond, QueryTimeout: time.Second, Clock: clock.RealClock{},
+		Querier: func(string) (Querier, error) { return storeQuerier{st}, nil }}
+	startReader(t, rd)
+	now := time.Now()
+	keys := []string{"a/reviews", "b/reviews", "c/reviews"}
+	for _, k := range keys {
+		rd.Compare(k, request(strings.Split(k, "/")[0], now), now)
+	}
+	waitFor(t, "every analysis failed", func() bool {
+		for _, k := range keys {
+			if _, _, err := rd.Compare(k, request(strings.Split(k, "/")[0], now), time.Now()); err == nil {
+				return false
+			}
+		}
+		return true
+	})
+	for _, k := range keys {
+		v, pending, err := rd.Compare(k, request(strings.Split(k, "/")[0], now), time.Now())
+		if v != nil || pending || err == nil || !strings.Contains(err.Error(), "503") {
+			t.Errorf("%s: verdict %v, pending %v, err %v; want the read's failure", k, v, pending, err)
+		}
+	}
+}
+
+// TestReaderReadsFarBehindAlone: an analysis whose comparison must be
+// rebuilt from a start long ago (after a restart) is read alone, so that
+// its long window is not every analysis' window; the others share one
+// batch.
+func TestReaderReadsFarBehindAlone(t *testing.T) {
+	st := &store{}
+	rd := &Reader{Period: 20 * time.Millisecond, QueryTimeout: time.Second, Clock: clock.RealClock{},
+		Querier: func(string) (Querier, error) { return storeQuerier{st}, nil }}
+	startReader(t, rd)
+	now := time.Now()
+	rd.Compare("old/reviews", request("old", now.Add(-10*time.Minute)), now)
+	rd.Compare("new/reviews", request("new", now), now)
+	waitFor(t, "both read", func() bool {
+		_, p1, _ := rd.Compare("old/reviews", request("old", now.Add(-10*time.Minute)), time.Now())
+		_, p2, _ := rd.Compare("new/reviews", request("new", now), time.Now())
+		return !p1 && !p2
+	})
+	var alone, batched int
+	for _, q := range st.asked() {
+		switch {
+		case strings.Contains(q, `"old"`) && !strings.Contains(q, "new"):
+			alone++
+			if m := selectorOf.FindStringSubmatch(q); m == nil {
+				t.Errorf("not a range selector: %s", q)
+			} else if w, err := model.ParseDuration(m[3]); err != nil || time.Duration(w) < 10*time.Minute {
+				t.Errorf("the rebuild's read does not reach back to the start (10m ago): %s", q)
+			}
+		case strings.Contains(q, `"new"`) && !strings.Contains(q, "old"):
+			batched++
+		default:
+			t.Errorf("a read mixes the rebuild with the batch: %s", q)
+		}
+	}
+	if alone < 3 || batched < 3 {
+		t.Errorf("%d reads alone, %d batched; want three of each at least", alone, batched)
+	}
+}
+
+// checkProm answers the batched built-in checks with vectors, and counts
+// every query.
+type checkProm struct {
+	mu                sync.Mutex
+	vectors, singles  int
+	success, latency  model.Vector
+	vectorErr         error
+	singleValue       float64
+	lastSuccess, last string
+}
+
+func (p *checkProm) Matrix(context.Context, string, time.Time) (model.Matrix, error) {
+	return nil, nil
+}
+
+func (p *checkProm) Vector(_ context.Context, promql string, _ time.Time) (model.Vector, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.vectors++
+	if p.vectorErr != nil {
+		return nil, p.vectorErr
+	}
+	if strings.HasPrefix(promql, "histogram_quantile") {
+		return p.latency, nil
+	}
+	p.lastSuccess = promql
+	return p.success, nil
+}
+
+func (p *checkProm) Query(_ context.Context, promql string, _ time.Time) (float64, bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.singles++
+	p.last = promql
+	return p.singleValue, true, nil
+}
+
+func sample(ns, wl string, v float64) *model.Sample {
+	return &model.Sample{Metric: model.Metric{"destination_workload_namespace": model.LabelValue(ns), "destination_workload": model.LabelValue(wl)}, Value: model.SampleValue(v)}
+}
+
+// TestReaderBatchesChecks: the checks asked for within CheckDelay share
+// one query per built-in check; each analysis gets its own workloads'
+// values, no data where its workload is missing from the answer or its
+// value is not a number, and its custom metrics read alone.
+func TestReaderBatchesChecks(t *testing.T) {
+	p := &checkProm{
+		success: model.Vector{sample("ns-0", "reviews-canary", 99.5), sample("ns-0", "reviews", 100), sample("ns-1", "reviews-canary", 80), sample("ns-2", "reviews-canary", math.NaN())},
+		latency: model.Vector{sample("ns-0", "reviews-canary", 120), sample("ns-1", "reviews-canary", 900)},
+		singleValue: 7,
+	}
+	rd := &Reader{QueryTimeout: time.Second, Clock: clock.RealClock{}, CheckDelay: 20 * time.Millisecond,
+		Querier: func(string) (Querier, error) { return p, nil }}
+	startReader(t, rd)
+	settings := contract.DefaultSettings()
+	withCustom := settings
+	five := 5.0
+	withCustom.Metrics = []contract.Metric{{Name: "queue", Query: `sum(queue{workload="{{workload}}"})`, Max: &five}}
+	run := func(i int) checkRun {
+		s := settings
+		if i == 3 {
+			s = withCustom
+		}
+		return checkRun{settings: s, namespace: fmt.Sprintf("ns-%d", i), canary: "reviews-canary", stable: "reviews", window: 40 * time.Second, scrape: 5 * time.Second, comparedRequests: -1}
+	}
+	now := time.Now()
+	for i := range 30 {
+		if _, ok := rd.Checks(fmt.Sprintf("ns-%d/reviews", i), "step 1", run(i), "http://prometheus:9090", now); ok {
+			t.Fatal("checks in before any read")
+		}
+	}
+	results := map[int][]plan.CheckResult{}
+	waitFor(t, "every analysis' checks in", func() bool {
+		for i := range 30 {
+			r, ok := rd.Checks(fmt.Sprintf("ns-%d/reviews", i), "step 1", run(i), "http://prometheus:9090", now)
+			if !ok {
+				return false
+			}
+			results[i] = r
+		}
+		return true
+	})
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.vectors != 2 {
+		t.Errorf("%d batched queries for 30 analyses' built-in checks, want 2", p.vectors)
+	}
+	if !strings.Contains(p.lastSuccess, `destination_workload_namespace=~"ns-0|ns-1|`) && !strings.Contains(p.lastSuccess, `|ns-0|`) {
+		t.Errorf("the batched query does not name the namespaces: %s", p.lastSuccess)
+	}
+	byName := func(rs []plan.CheckResult, name string) plan.CheckResult {
+		for _, r := range rs {
+			if r.Name == name {
+				return r
+			}
+		}
+		t.Fatalf("no check %q in %+v", name, rs)
+		return plan.CheckResult{}
+	}
+	if r := byName(results[0], plan.CheckSuccessRate); !r.HasData || r.Canary != 99.5 || !r.StableHasData || r.Stable != 100 {
+		t.Errorf("ns-0 success rate: %+v", r)
+	}
+	if r := byName(results[1], plan.CheckLatency); !r.HasData || r.Canary != 900 || r.StableHasData {
+		t.Errorf("ns-1 latency: %+v", r)
+	}
+	if r := byName(results[2], plan.CheckSuccessRate); r.HasData {
+		t.Errorf("ns-2 success rate (NaN) has data: %+v", r)
+	}
+	if r := byName(results[5], plan.CheckSuccessRate); r.HasData || r.QueryFailed {
+		t.Errorf("ns-5 (missing from the answer): %+v, want no data, not a failed query", r)
+	}
+	if r := byName(results[3], "queue"); !r.HasData || r.Canary != 7 {
+		t.Errorf("ns-3's custom metric: %+v", r)
+	}
+	if !strings.Contains(p.last, "queue") && p.singles < 2 {
+		t.Errorf("the custom metric was not read alone (%d single queries)", p.singles)
+	}
+}
+
+// TestBuiltinsOfFailureIsNoDataForAll: a batched check query that fails is
+// a failed query for every workload it was for: never a pass.
+func TestBuiltinsOfFailureIsNoDataForAll(t *testing.T) {
+	p := &checkProm{vectorErr: errors.New("query prometheus: timeout")}
+	var runs []checkRun
+	for i := range 5 {
+		runs = append(runs, checkRun{settings: contract.DefaultSettings(), namespace: fmt.Sprintf("ns-%d", i), canary: "reviews-canary", stable: "reviews", window: time.Minute, comparedRequests: -1})
+	}
+	known := builtinsOf(t.Context(), p, runs, time.Now(), time.Second)
+	for _, r := range runs {
+		results := runChecks(t.Context(), p, r, time.Now(), time.Second, known)
+		for _, c := range results[:2] {
+			if c.HasData || !c.QueryFailed || !strings.Contains(c.Detail, "timeout") {
+				t.Errorf("%s %s: %+v, want a failed query", r.namespace, c.Name, c)
+			}
+		}
+	}
+	if p.singles != 0 {
+		t.Errorf("%d single queries: the failed batch was asked again one by one", p.singles)
+	}
+}
