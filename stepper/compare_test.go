@@ -259,11 +259,11 @@ func TestFanOutPicksEachAnalysisSeries(t *testing.T) {
 			s(requestsMetric, "shop", "reviews-canary", "destination_canonical_revision", "v2", "response_code", "200"),
 			s(requestsMetric, "shop", "reviews-canary", "destination_canonical_revision", "v2", "response_code", "503"),
 			s(requestsMetric, "shop", "reviews-canary", "destination_canonical_revision", "v1", "response_code", "200"), // the previous canary's
-			s(requestsMetric, "shop", "reviews-canary", "response_code", "500"),                                          // no revision label
+			s(requestsMetric, "shop", "reviews-canary", "response_code", "500"),                                         // no revision label
 			s(requestsMetric, "shop", "reviews", "destination_canonical_revision", "v1", "response_code", "200"),
 			s(requestsMetric, "shop", "reviews", "destination_canonical_revision", "v1", "response_code", "5000"), // not a 5xx
-			s(requestsMetric, "other", "reviews", "response_code", "503"),                                        // another namespace's
-			s(requestsMetric, "shop", "ratings", "response_code", "503"),                                         // another analysis'
+			s(requestsMetric, "other", "reviews", "response_code", "503"),                                         // another namespace's
+			s(requestsMetric, "shop", "ratings", "response_code", "503"),                                          // another analysis'
 		},
 		{
 			s(durationCount, "shop", "reviews-canary", "destination_canonical_revision", "v2"),

@@ -234,8 +234,8 @@ func sample(ns, wl string, v float64) *model.Sample {
 // value is not a number, and its custom metrics read alone.
 func TestReaderBatchesChecks(t *testing.T) {
 	p := &checkProm{
-		success: model.Vector{sample("ns-0", "reviews-canary", 99.5), sample("ns-0", "reviews", 100), sample("ns-1", "reviews-canary", 80), sample("ns-2", "reviews-canary", math.NaN())},
-		latency: model.Vector{sample("ns-0", "reviews-canary", 120), sample("ns-1", "reviews-canary", 900)},
+		success:     model.Vector{sample("ns-0", "reviews-canary", 99.5), sample("ns-0", "reviews", 100), sample("ns-1", "reviews-canary", 80), sample("ns-2", "reviews-canary", math.NaN())},
+		latency:     model.Vector{sample("ns-0", "reviews-canary", 120), sample("ns-1", "reviews-canary", 900)},
 		singleValue: 7,
 	}
 	rd := &Reader{QueryTimeout: time.Second, Clock: clock.RealClock{}, CheckDelay: 20 * time.Millisecond,
