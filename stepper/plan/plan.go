@@ -16,6 +16,12 @@ import (
 // going away. Watches usually wake the reconciler sooner.
 const RecheckAfter = 5 * time.Second
 
+// ChecksLate is how long the checks may be due without their results
+// before the message says that the step waits for them: they are read in
+// the background and usually come within a second, and saying so for
+// that moment would cost every step a write of the Deployment.
+const ChecksLate = 5 * time.Second
+
 // minRequeue is the shortest requeue Next returns while something is in
 // flight, so that a due moment already reached is looked at again promptly
 // rather than never.

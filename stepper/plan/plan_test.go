@@ -382,11 +382,17 @@ func TestNextRunning(t *testing.T) {
 		requeue: 40 * time.Second,
 		message: "step 2/3 running at weight 40%; checks at 2026-03-01T12:00:40Z",
 	}, {
-		name:    "checks due but not run in this pass: look again shortly",
+		name:    "checks due, their results not in yet: look again shortly, the message stands",
 		state:   running(0, ago(time.Minute)),
 		actions: []Action{EnsureCanary(1)},
 		requeue: RecheckAfter,
-		message: "step 1/3: checks due since 2026-03-01T12:00:00Z; waiting for their results",
+		message: "step 1/3 running at weight 20%; checks at 2026-03-01T12:00:00Z",
+	}, {
+		name:    "checks due for ChecksLate without their results: the message says so",
+		state:   running(0, ago(time.Minute+ChecksLate)),
+		actions: []Action{EnsureCanary(1)},
+		requeue: RecheckAfter,
+		message: "step 1/3: checks due since 2026-03-01T11:59:55Z; waiting for their results",
 	}, {
 		name:    "checks passed: the next step is prepared",
 		state:   running(1, ago(time.Minute)),

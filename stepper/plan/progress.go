@@ -286,8 +286,11 @@ func runStep(spec Spec, st State, obs Observations) Decision {
 		return Decision{Next: st, Requeue: until(now, end), Message: runningMessage(spec, st)}
 	}
 	if obs.Checks == nil {
-		return Decision{Next: st, Requeue: RecheckAfter,
-			Message: fmt.Sprintf("%s: checks due since %s; waiting for their results", stepLabel(spec, st), clock(end))}
+		msg := runningMessage(spec, st)
+		if now.Sub(end) >= ChecksLate {
+			msg = fmt.Sprintf("%s: checks due since %s; waiting for their results", stepLabel(spec, st), clock(end))
+		}
+		return Decision{Next: st, Requeue: RecheckAfter, Message: msg}
 	}
 	v := judge(spec.NoData, obs.Checks)
 	switch v.outcome {
