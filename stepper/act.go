@@ -377,8 +377,11 @@ func (r *Reconciler) pin(ctx context.Context, w *world, on bool) error {
 	}
 	updated := svc.DeepCopy()
 	if on {
+		// From the apiserver: the pin is written once or twice per
+		// analysis, and no cache of every ReplicaSet of the cluster is
+		// kept for it.
 		var rss appsv1.ReplicaSetList
-		if err := r.Client.List(ctx, &rss, client.InNamespace(svc.Namespace)); err != nil {
+		if err := r.APIReader.List(ctx, &rss, client.InNamespace(svc.Namespace)); err != nil {
 			return fmt.Errorf("list replica sets: %w", err)
 		}
 		hash, err := stableHash(w.deployment, rss.Items, w.state.Stable)

@@ -22,6 +22,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/prometheus/client_golang/prometheus"
+	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -164,6 +165,9 @@ func run(ctx context.Context, o options) error {
 		Cache: cache.Options{
 			ByObject: map[client.Object]cache.ByObject{
 				&corev1.Pod{}: {Label: labels.SelectorFromSet(labels.Set{stepper.LabelCanary: "true"})},
+				// Deployments the system has nothing to do with are
+				// kept as little more than metadata.
+				&appsv1.Deployment{}: {Transform: stepper.SlimDeployments},
 			},
 			DefaultNamespaces: servedNamespaces(o.namespaces),
 			// No object's managedFields are read: the cache keeps none

@@ -1,0 +1,61 @@
+package stepper
+
+import (
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+// TestSlimDeployments: the cache keeps a Deployment the system has
+// nothing to do with as metadata, replicas, selector and template labels;
+// an opted-in one, one whose analysis' status is still there and a
+// canary whole; none with managed fields.
+func TestSlimDeployments(t *testing.T) {
+	deployment := func(annotations, labels map[string]string) *appsv1.Deployment {
+		return &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "shop", UID: "u1", Annotations: annotations, Labels: labels,
+				ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}},
+			Spec: appsv1.DeploymentSpec{
+				Replicas: ptr.To[int32](3),
+				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "reviews"}},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "reviews", "version": "v1"}},
+					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "reviews", Image: "reviews:v1", Env: []corev1.EnvVar{{Name: "A", Value: "b"}}}}},
+				},
+			},
+			Status: appsv1.DeploymentStatus{ReadyReplicas: 3},
+		}
+	}
+	for _, tc := range []struct {
+		name      string
+		d         *appsv1.Deployment
+		wantWhole bool
+	}{
+		{"not opted in", deployment(map[string]string{"team": "a"}, nil), false},
+		{"opted in", deployment(map[string]string{"canary.io/enabled": "true"}, nil), true},
+		{"opted out, its analysis' status still there", deployment(map[string]string{"canary.io/phase": "Succeeded"}, nil), true},
+		{"a canary", deployment(nil, map[string]string{LabelCanary: "true"}), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := SlimDeployments(tc.d.DeepCopy())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := out.(*appsv1.Deployment)
+			if len(got.ManagedFields) != 0 {
+				t.Error("managed fields kept")
+			}
+			whole := len(got.Spec.Template.Spec.Containers) == 1 && got.Status.ReadyReplicas == 3
+			if whole != tc.wantWhole {
+				t.Errorf("kept whole %v, want %v: %+v", whole, tc.wantWhole, got)
+			}
+			if got.Name != "reviews" || got.UID != "u1" || *got.Spec.Replicas != 3 || got.Spec.Selector.MatchLabels["app"] != "reviews" ||
+				got.Spec.Template.Labels["version"] != "v1" || len(got.Annotations) != len(tc.d.Annotations) {
+				t.Errorf("lost what the stepper reads: %+v", got)
+			}
+		})
+	}
+}
