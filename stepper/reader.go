@@ -202,7 +202,7 @@ func (rd *Reader) tick(ctx context.Context, now time.Time) {
 	// Up to date: its next interval to count began at most a few periods
 	// ago (intervals are counted a second after they end).
 	batchable := 3*rd.Period + 2*time.Second
-	groups := map[string][]*reading{}
+	groups := map[string][]job{}
 	for key, r := range rd.readings {
 		if now.Sub(r.asked) > forgetAfter {
 			delete(rd.readings, key)
@@ -213,7 +213,7 @@ func (rd *Reader) tick(ctx context.Context, now time.Time) {
 		}
 		if now.Sub(r.c.from(r.req)) <= batchable {
 			if !rd.busyURLs[r.req.url] {
-				groups[r.req.url] = append(groups[r.req.url], r)
+				groups[r.req.url] = append(groups[r.req.url], job{r, r.req})
 				r.busy = true
 			}
 			continue
@@ -221,7 +221,7 @@ func (rd *Reader) tick(ctx context.Context, now time.Time) {
 		if rd.alone < rd.aloneLimit() {
 			rd.alone++
 			r.busy = true
-			rd.wg.Go(func() { rd.readAlone(ctx, r, now) })
+			rd.wg.Go(func() { rd.readAlone(ctx, job{r, r.req}, now) })
 		}
 	}
 	for key, c := range rd.rounds {
@@ -255,8 +255,16 @@ func (rd *Reader) matrixQuerier(url string) (MatrixQuerier, error) {
 	return mq, nil
 }
 
+// job is a read of one comparison: the reading, busy while the read
+// runs (only the read touches its comparison then), and its request as
+// it stood when the read started (a pass may change the reading's).
+type job struct {
+	r   *reading
+	req comparisonRequest
+}
+
 // readBatch reads the comparisons of group (one Prometheus) at once.
-func (rd *Reader) readBatch(ctx context.Context, url string, group []*reading, now time.Time) {
+func (rd *Reader) readBatch(ctx context.Context, url string, group []job, now time.Time) {
 	defer func() {
 		rd.mu.Lock()
 		delete(rd.busyURLs, url)
@@ -264,9 +272,9 @@ func (rd *Reader) readBatch(ctx context.Context, url string, group []*reading, n
 	}()
 	reqs := make([]comparisonRequest, len(group))
 	var window time.Duration
-	for i, r := range group {
-		reqs[i] = r.req
-		window = max(window, groupWindow(r.c.from(r.req), r.req.lookback, now))
+	for i, j := range group {
+		reqs[i] = j.req
+		window = max(window, groupWindow(j.r.c.from(j.req), j.req.lookback, now))
 	}
 	idx, err := func() (readIndex, error) {
 		q, err := rd.matrixQuerier(url)
@@ -277,32 +285,32 @@ func (rd *Reader) readBatch(ctx context.Context, url string, group []*reading, n
 		defer cancel()
 		return readGroup(qctx, q, reqs, window, now)
 	}()
-	for _, r := range group {
+	for _, j := range group {
 		if err != nil {
-			rd.store(r, sequential.Verdict{}, err, now)
+			rd.store(j.r, sequential.Verdict{}, err, now)
 			continue
 		}
-		v, err := r.c.advance(r.req, fanOut(idx, r.req), now)
-		rd.store(r, v, err, now)
+		v, err := j.r.c.advance(j.req, fanOut(idx, j.req), now)
+		rd.store(j.r, v, err, now)
 	}
 }
 
 // readAlone reads one comparison by itself: rebuilt from its start.
-func (rd *Reader) readAlone(ctx context.Context, r *reading, now time.Time) {
+func (rd *Reader) readAlone(ctx context.Context, j job, now time.Time) {
 	defer func() {
 		rd.mu.Lock()
 		rd.alone--
 		rd.mu.Unlock()
 	}()
-	q, err := rd.matrixQuerier(r.req.url)
+	q, err := rd.matrixQuerier(j.req.url)
 	if err != nil {
-		rd.store(r, sequential.Verdict{}, err, now)
+		rd.store(j.r, sequential.Verdict{}, err, now)
 		return
 	}
 	qctx, cancel := context.WithTimeout(ctx, rd.QueryTimeout)
 	defer cancel()
-	v, err := compare(qctx, q, &r.c, r.req, now)
-	rd.store(r, v, err, now)
+	v, err := compare(qctx, q, &j.r.c, j.req, now)
+	rd.store(j.r, v, err, now)
 }
 
 // store records a read's outcome and wakes the Deployment when its pass
