@@ -334,7 +334,9 @@ func (rd *Reader) store(r *reading, v sequential.Verdict, err error, now time.Ti
 
 // Checks returns the results of the end-of-step checks of the
 // Deployment key for round (the step they end), asking for them when
-// they have not been: false until they are in. A request for another
+// they have not been: false until they are in. The results are handed
+// out once: a pass that judges them and waits for data asks again, and
+// the next read covers the window that ends then. A request for another
 // round replaces the one before.
 func (rd *Reader) Checks(key, round string, run checkRun, url string, now time.Time) ([]plan.CheckResult, bool) {
 	rd.mu.Lock()
@@ -344,6 +346,9 @@ func (rd *Reader) Checks(key, round string, run checkRun, url string, now time.T
 	}
 	if c := rd.rounds[key]; c != nil && c.round == round {
 		c.asked = now
+		if c.done {
+			delete(rd.rounds, key)
+		}
 		return c.results, c.done
 	}
 	rd.rounds[key] = &checkRound{key: key, round: round, url: url, run: run, asked: now}

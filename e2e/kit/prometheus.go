@@ -15,15 +15,21 @@ import (
 // chooses, per namespace, workload ("canary" for a destination_workload
 // ending in -canary, else "stable") and metric ("p99" for a
 // histogram_quantile query, else "success"); a value not set is an empty
-// result (no data). It stands in for Prometheus where a test decides what
-// the checks see; the end-to-end suite runs the real one.
+// result (no data). A query about one workload
+// (destination_workload_namespace="ns", destination_workload=~"w") is
+// answered with one sample; a batched one, grouped by namespace and
+// workload (destination_workload_namespace=~"a|b",
+// destination_workload=~"w1|w2"), with one sample per namespace and
+// workload that has a value, labelled with both. It stands in for
+// Prometheus where a test decides what the checks see; the end-to-end
+// suite runs the real one.
 type PromStandIn struct {
 	// URL is where it listens.
 	URL string
 
 	mu     sync.Mutex
 	values map[string]map[string]float64 // namespace -> "canary/success" -> value
-	slow   map[string]time.Duration      // namespace -> how long its queries take
+	slow   map[string]time.Duration      // a text in the query -> how long the query takes
 }
 
 // Healthy are the values of a healthy canary and stable: 100 % success,
@@ -31,8 +37,10 @@ type PromStandIn struct {
 var Healthy = map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100}
 
 var (
-	workloadRe  = regexp.MustCompile(`destination_workload=~?"([^"]+)"`)
-	namespaceRe = regexp.MustCompile(`destination_workload_namespace="([^"]+)"`)
+	workloadRe   = regexp.MustCompile(`destination_workload=~?"([^"]+)"`)
+	namespaceRe  = regexp.MustCompile(`destination_workload_namespace="([^"]+)"`)
+	namespacesRe = regexp.MustCompile(`destination_workload_namespace=~"([^"]+)"`)
+	unquoteRe    = regexp.MustCompile(`\\(.)`)
 )
 
 // StartPromStandIn listens on a loopback port until the process ends.
@@ -54,11 +62,21 @@ func (p *PromStandIn) Set(ns string, kv map[string]float64) {
 	p.values[ns] = kv
 }
 
-// SlowDown makes every query about namespace ns take d.
-func (p *PromStandIn) SlowDown(ns string, d time.Duration) {
+// SlowQueries makes every query containing text take d.
+func (p *PromStandIn) SlowQueries(text string, d time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.slow[ns] = d
+	p.slow[text] = d
+}
+
+// alternatives splits a label's regular expression of quoted names
+// ("a|b\\.c") into the names.
+func alternatives(re string) []string {
+	var out []string
+	for _, a := range strings.Split(re, "|") {
+		out = append(out, unquoteRe.ReplaceAllString(a, "$1"))
+	}
+	return out
 }
 
 func (p *PromStandIn) serve(w http.ResponseWriter, r *http.Request) {
@@ -68,17 +86,48 @@ func (p *PromStandIn) serve(w http.ResponseWriter, r *http.Request) {
 	if strings.Contains(q, "histogram_quantile") {
 		metric = "p99"
 	}
-	role := "stable"
-	if m := workloadRe.FindStringSubmatch(q); m != nil && strings.HasSuffix(m[1], "-canary") {
-		role = "canary"
+	role := func(workload string) string {
+		if strings.HasSuffix(workload, "-canary") {
+			return "canary"
+		}
+		return "stable"
 	}
-	ns := ""
-	if m := namespaceRe.FindStringSubmatch(q); m != nil {
-		ns = m[1]
+	type answer struct {
+		labels map[string]string
+		value  float64
 	}
+	var answers []answer
 	p.mu.Lock()
-	v, ok := p.values[ns][role+"/"+metric]
-	delay := p.slow[ns]
+	if m := namespacesRe.FindStringSubmatch(q); m != nil {
+		var workloads []string
+		if wm := workloadRe.FindStringSubmatch(q); wm != nil {
+			workloads = alternatives(wm[1])
+		}
+		for _, ns := range alternatives(m[1]) {
+			for _, wl := range workloads {
+				if v, ok := p.values[ns][role(wl)+"/"+metric]; ok {
+					answers = append(answers, answer{map[string]string{"destination_workload_namespace": ns, "destination_workload": wl}, v})
+				}
+			}
+		}
+	} else {
+		ns, wl := "", ""
+		if m := namespaceRe.FindStringSubmatch(q); m != nil {
+			ns = m[1]
+		}
+		if m := workloadRe.FindStringSubmatch(q); m != nil {
+			wl = m[1]
+		}
+		if v, ok := p.values[ns][role(wl)+"/"+metric]; ok {
+			answers = append(answers, answer{map[string]string{}, v})
+		}
+	}
+	var delay time.Duration
+	for text, d := range p.slow {
+		if strings.Contains(q, text) {
+			delay = max(delay, d)
+		}
+	}
 	p.mu.Unlock()
 	select {
 	case <-time.After(delay):
@@ -86,8 +135,8 @@ func (p *PromStandIn) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	result := []any{}
-	if ok {
-		result = append(result, map[string]any{"metric": map[string]string{}, "value": []any{float64(time.Now().Unix()), fmt.Sprint(v)}})
+	for _, a := range answers {
+		result = append(result, map[string]any{"metric": a.labels, "value": []any{float64(time.Now().Unix()), fmt.Sprint(a.value)}})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": map[string]any{"resultType": "vector", "result": result}})

@@ -605,14 +605,17 @@ func get(t *testing.T, cs kubernetes.Interface, ns string) *appsv1.Deployment {
 	return d
 }
 
-// TestSlowPrometheusDelaysOnlyItsOwnDeployment: one Deployment's queries
-// hang; another's rollout goes on at its own pace.
+// TestSlowPrometheusDelaysOnlyItsOwnDeployment: one Deployment's own
+// query (a custom metric) hangs; another's rollout, whose built-in checks
+// are read in the same batches, goes on at its own pace.
 func TestSlowPrometheusDelaysOnlyItsOwnDeployment(t *testing.T) {
-	slowNS, cs, _ := setup(t)
+	slowMetric := `canary.io/metrics: '[{"name": "queue", "query": "sum(slow_queue{namespace=\"{{namespace}}\"})", "max": 5}]'`
+	slowNS, cs, _ := setup(t, slowMetric)
 	fastNS, _, _ := setup(t)
-	prom.SlowDown(slowNS, time.Hour)
+	prom.SlowQueries("slow_queue", time.Hour)
+	prom.Set(slowNS, kit.Healthy)
 	prom.Set(fastNS, kit.Healthy)
-	kubectl(t, manifest(slowNS, "v2"), "apply", "-f", "-")
+	kubectl(t, manifest(slowNS, "v2", slowMetric), "apply", "-f", "-")
 	waitFor(t, cs, slowNS, 60*time.Second, "slow analysis at its checks", func(d *appsv1.Deployment) bool {
 		return d.Annotations[contract.KeyWeight] == "20"
 	})
