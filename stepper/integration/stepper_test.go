@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
 	istioclient "istio.io/client-go/pkg/clientset/versioned"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -651,9 +652,18 @@ func TestWeightsChangedBySomeoneElseHold(t *testing.T) {
 	prom.Set(ns, kit.Healthy)
 	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
 	waitFor(t, cs, ns, 60*time.Second, "v2 at 20%", func(d *appsv1.Deployment) bool { return d.Annotations[contract.KeyWeight] == "20" })
-	vs, err := ic.NetworkingV1().VirtualServices(ns).Get(t.Context(), "reviews", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
+	// The weight is recorded before the VirtualService is written: wait
+	// for the VirtualService too.
+	var vs *istionetv1.VirtualService
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var err error
+		if vs, err = ic.NetworkingV1().VirtualServices(ns).Get(t.Context(), "reviews", metav1.GetOptions{}); err == nil &&
+			len(vs.Spec.Http) > 0 && len(vs.Spec.Http[0].Route) == 2 && vs.Spec.Http[0].Route[1].Weight == 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the VirtualService is not at 20%% within 30s: %v", vs)
+		}
 	}
 	vs.Spec.Http[0].Route[0].Weight, vs.Spec.Http[0].Route[1].Weight = 50, 50
 	if _, err := ic.NetworkingV1().VirtualServices(ns).Update(t.Context(), vs, metav1.UpdateOptions{}); err != nil {
@@ -666,7 +676,7 @@ func TestWeightsChangedBySomeoneElseHold(t *testing.T) {
 		t.Errorf("message %q does not give the weight found", d.Annotations[contract.KeyMessage])
 	}
 	time.Sleep(2 * time.Second)
-	vs, err = ic.NetworkingV1().VirtualServices(ns).Get(t.Context(), "reviews", metav1.GetOptions{})
+	vs, err := ic.NetworkingV1().VirtualServices(ns).Get(t.Context(), "reviews", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
