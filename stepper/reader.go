@@ -31,7 +31,9 @@ import (
 //   - the end-of-step checks: the requests that arrive within CheckDelay
 //     of each other are read together, one query per built-in check and
 //     window for all of them (grouped by namespace and workload); the
-//     custom metrics stay one query per analysis.
+//     custom metrics stay one query per analysis. Their comparisons are
+//     read again beside them, in one batch, so that a step is judged on
+//     the comparison as of its checks.
 //
 // A pass asks for what it needs and takes the latest answer (Compare,
 // Checks): it never blocks. A read that fails is a failure for every
@@ -74,7 +76,7 @@ type Reader struct {
 
 // Defaults of the Reader.
 const (
-	DefaultCheckDelay = 100 * time.Millisecond
+	DefaultCheckDelay = 250 * time.Millisecond
 	DefaultAloneLimit = 8
 	// forgetAfter: a reading or check round no pass has asked about for
 	// this long is dropped (its analysis ended while the Deployment was
@@ -199,9 +201,7 @@ func (rd *Reader) Drop(key string) {
 func (rd *Reader) tick(ctx context.Context, now time.Time) {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
-	// Up to date: its next interval to count began at most a few periods
-	// ago (intervals are counted a second after they end).
-	batchable := 3*rd.Period + 2*time.Second
+	batchable := rd.batchable()
 	groups := map[string][]job{}
 	for key, r := range rd.readings {
 		if now.Sub(r.asked) > forgetAfter {
@@ -221,7 +221,8 @@ func (rd *Reader) tick(ctx context.Context, now time.Time) {
 		if rd.alone < rd.aloneLimit() {
 			rd.alone++
 			r.busy = true
-			rd.wg.Go(func() { rd.readAlone(ctx, job{r, r.req}, now) })
+			j := job{r, r.req}
+			rd.wg.Go(func() { rd.readAlone(ctx, j, now) })
 		}
 	}
 	for key, c := range rd.rounds {
@@ -263,13 +264,19 @@ type job struct {
 	req comparisonRequest
 }
 
-// readBatch reads the comparisons of group (one Prometheus) at once.
+// readBatch reads the comparisons of group (one Prometheus) at once, the
+// Prometheus' batch of this period.
 func (rd *Reader) readBatch(ctx context.Context, url string, group []job, now time.Time) {
 	defer func() {
 		rd.mu.Lock()
 		delete(rd.busyURLs, url)
 		rd.mu.Unlock()
 	}()
+	rd.readJobs(ctx, url, group, now)
+}
+
+// readJobs reads the comparisons of group (one Prometheus) at once.
+func (rd *Reader) readJobs(ctx context.Context, url string, group []job, now time.Time) {
 	reqs := make([]comparisonRequest, len(group))
 	var window time.Duration
 	for i, j := range group {
@@ -405,12 +412,21 @@ func (rd *Reader) readChecks(ctx context.Context, url string, group []*checkRoun
 	for i, c := range group {
 		runs[i] = c.run
 	}
+	// The comparison of each analysis is read again at the checks'
+	// moment, beside them: a step is never judged on a verdict older than
+	// its checks, and a regression found now rolls back before they
+	// count.
+	refresh := rd.refreshable(group, now)
 	var known map[string]measured
+	var wg sync.WaitGroup
+	if len(refresh) > 0 {
+		wg.Go(func() { rd.readJobs(ctx, url, refresh, now) })
+	}
 	if mq, ok := q.(MatrixQuerier); ok {
 		known = builtinsOf(ctx, mq, runs, now, rd.QueryTimeout)
 	}
+	wg.Wait()
 	slots := make(chan struct{}, checkConcurrency)
-	var wg sync.WaitGroup
 	for _, c := range group {
 		wg.Go(func() {
 			slots <- struct{}{}
@@ -426,6 +442,32 @@ func (rd *Reader) readChecks(ctx context.Context, url string, group []*checkRoun
 		})
 	}
 	wg.Wait()
+}
+
+// refreshable are the comparisons of the analyses whose checks are read
+// now that a read at the checks' moment brings up to date: up to date
+// already (a rebuild is the tick's), not read in the last second, no read
+// in flight. They are busy until read.
+func (rd *Reader) refreshable(group []*checkRound, now time.Time) []job {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	var jobs []job
+	for _, c := range group {
+		r := rd.readings[c.key]
+		if r == nil || r.busy || r.verdict == nil || now.Sub(r.read) < time.Second || now.Sub(r.c.from(r.req)) > rd.batchable() {
+			continue
+		}
+		r.busy = true
+		jobs = append(jobs, job{r, r.req})
+	}
+	return jobs
+}
+
+// batchable is how far behind a comparison may be and still be read in a
+// batch: its next interval to count began at most a few periods ago
+// (intervals are counted a second after they end).
+func (rd *Reader) batchable() time.Duration {
+	return 3*rd.Period + 2*time.Second
 }
 
 // measured is one query's answer: a value, or no data, or a failure.

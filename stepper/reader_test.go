@@ -285,8 +285,8 @@ func TestReaderBatchesChecks(t *testing.T) {
 	if p.vectors != 2 {
 		t.Errorf("%d batched queries for 30 analyses' built-in checks, want 2", p.vectors)
 	}
-	if !strings.Contains(p.lastSuccess, `destination_workload_namespace=~"ns-0|ns-1|`) && !strings.Contains(p.lastSuccess, `|ns-0|`) {
-		t.Errorf("the batched query does not name the namespaces: %s", p.lastSuccess)
+	if n := strings.Count(p.lastSuccess, "ns-"); n != 60 {
+		t.Errorf("the batched query names %d namespaces, want the 30 in each of its two selectors: %s", n, p.lastSuccess)
 	}
 	byName := func(rs []plan.CheckResult, name string) plan.CheckResult {
 		for _, r := range rs {
@@ -342,5 +342,45 @@ func TestBuiltinsOfFailureIsNoDataForAll(t *testing.T) {
 	}
 	if p.singles != 0 {
 		t.Errorf("%d single queries: the failed batch was asked again one by one", p.singles)
+	}
+}
+
+// TestChecksReadTheComparisonBeside: when a step's checks are read, the
+// analysis' comparison is read again at the same moment, so that the
+// step is judged on the comparison as of its checks, not on the last
+// period's.
+func TestChecksReadTheComparisonBeside(t *testing.T) {
+	st := &store{}
+	rd := &Reader{Period: time.Hour, QueryTimeout: time.Second, Clock: clock.RealClock{}, CheckDelay: 10 * time.Millisecond,
+		Querier: func(string) (Querier, error) { return storeQuerier{st}, nil }}
+	startReader(t, rd)
+	start := time.Now()
+	a := request("shop", start)
+	rd.Compare("shop/reviews", a, start)
+	rd.tick(t.Context(), start) // the period's read (the ticker's is an hour away)
+	waitFor(t, "the first verdict", func() bool {
+		v, _, _ := rd.Compare("shop/reviews", a, time.Now())
+		return v != nil
+	})
+	if n := len(st.asked()); n != 3 {
+		t.Fatalf("%d reads after the period's, want 3", n)
+	}
+	rd.mu.Lock()
+	first := rd.readings["shop/reviews"].read
+	rd.mu.Unlock()
+	time.Sleep(1100 * time.Millisecond)
+	run := checkRun{settings: contract.DefaultSettings(), namespace: "shop", canary: "reviews-canary", stable: "reviews", window: time.Minute, comparedRequests: -1}
+	waitFor(t, "the checks", func() bool {
+		_, ok := rd.Checks("shop/reviews", "step 1", run, a.url, time.Now())
+		return ok
+	})
+	if n := len(st.asked()); n != 6 {
+		t.Errorf("%d comparison reads after the checks, want 6: the comparison was not read beside them", n)
+	}
+	rd.mu.Lock()
+	again := rd.readings["shop/reviews"].read
+	rd.mu.Unlock()
+	if !again.After(first) {
+		t.Errorf("the verdict was read at %v, as before the checks", again)
 	}
 }

@@ -394,9 +394,21 @@ spec:
 		return d.Annotations[contract.KeyWeight] == "20"
 	})
 
-	vs, err := ic.NetworkingV1().VirtualServices(ns).Get(t.Context(), "reviews-routes", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
+	// The weight is recorded before the VirtualService is written: wait
+	// for the split.
+	var vs *istionetv1.VirtualService
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var err error
+		vs, err = ic.NetworkingV1().VirtualServices(ns).Get(t.Context(), "reviews-routes", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(vs.Spec.Http) == 2 && len(vs.Spec.Http[1].Route) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the user's VirtualService is not split within 30s: %v", vs.Spec.Http)
+		}
 	}
 	if len(vs.Spec.Http) != 2 {
 		t.Fatalf("routes: %v", vs.Spec.Http)
