@@ -377,11 +377,16 @@ func (r *Reconciler) pin(ctx context.Context, w *world, on bool) error {
 	}
 	updated := svc.DeepCopy()
 	if on {
-		// From the apiserver: the pin is written once or twice per
+		// From the apiserver, only the ReplicaSets the Deployment's
+		// selector selects: the pin is written once or twice per
 		// analysis, and no cache of every ReplicaSet of the cluster is
 		// kept for it.
+		sel, err := metav1.LabelSelectorAsSelector(w.deployment.Spec.Selector)
+		if err != nil {
+			return fmt.Errorf("the selector of deployment %s/%s: %w", w.deployment.Namespace, w.deployment.Name, err)
+		}
 		var rss appsv1.ReplicaSetList
-		if err := r.APIReader.List(ctx, &rss, client.InNamespace(svc.Namespace)); err != nil {
+		if err := r.APIReader.List(ctx, &rss, client.InNamespace(svc.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
 			return fmt.Errorf("list replica sets: %w", err)
 		}
 		hash, err := stableHash(w.deployment, rss.Items, w.state.Stable)
