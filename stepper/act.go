@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -368,6 +369,45 @@ func (r *Reconciler) ensureCanary(ctx context.Context, w *world, replicas int32)
 	return nil
 }
 
+// stableHashOf is the pod-template-hash of w's stable ReplicaSet, read
+// once per Deployment and stable revision: from the apiserver, only the
+// ReplicaSets the Deployment's selector selects, so that no cache of
+// every ReplicaSet of the cluster is kept for it, and remembered (a
+// ReplicaSet's hash never changes).
+func (r *Reconciler) stableHashOf(ctx context.Context, w *world) (string, error) {
+	d := w.deployment
+	key := fmt.Sprintf("%s/%s/%s/%s", d.Namespace, d.Name, d.UID, w.state.Stable)
+	r.mu.Lock()
+	hash, ok := r.stableHashes[key]
+	r.mu.Unlock()
+	if ok {
+		return hash, nil
+	}
+	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	if err != nil {
+		return "", fmt.Errorf("the selector of deployment %s/%s: %w", d.Namespace, d.Name, err)
+	}
+	var rss appsv1.ReplicaSetList
+	if err := r.APIReader.List(ctx, &rss, client.InNamespace(d.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return "", fmt.Errorf("list replica sets: %w", err)
+	}
+	if hash, err = stableHash(d, rss.Items, w.state.Stable); err != nil {
+		return "", err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stableHashes == nil {
+		r.stableHashes = map[string]string{}
+	}
+	for k := range r.stableHashes {
+		if strings.HasPrefix(k, d.Namespace+"/"+d.Name+"/") {
+			delete(r.stableHashes, k) // an earlier stable revision's
+		}
+	}
+	r.stableHashes[key] = hash
+	return hash, nil
+}
+
 // pin adds (or removes) the stable ReplicaSet's pod-template-hash to the
 // user's Service selector.
 func (r *Reconciler) pin(ctx context.Context, w *world, on bool) error {
@@ -377,19 +417,7 @@ func (r *Reconciler) pin(ctx context.Context, w *world, on bool) error {
 	}
 	updated := svc.DeepCopy()
 	if on {
-		// From the apiserver, only the ReplicaSets the Deployment's
-		// selector selects: the pin is written once or twice per
-		// analysis, and no cache of every ReplicaSet of the cluster is
-		// kept for it.
-		sel, err := metav1.LabelSelectorAsSelector(w.deployment.Spec.Selector)
-		if err != nil {
-			return fmt.Errorf("the selector of deployment %s/%s: %w", w.deployment.Namespace, w.deployment.Name, err)
-		}
-		var rss appsv1.ReplicaSetList
-		if err := r.APIReader.List(ctx, &rss, client.InNamespace(svc.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
-			return fmt.Errorf("list replica sets: %w", err)
-		}
-		hash, err := stableHash(w.deployment, rss.Items, w.state.Stable)
+		hash, err := r.stableHashOf(ctx, w)
 		if err != nil {
 			return err
 		}

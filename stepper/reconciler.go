@@ -103,6 +103,10 @@ type Reconciler struct {
 	// serves another: a pass that read the old weight would take our own
 	// raise, already recorded, for a weight someone lowered.
 	staleVS map[string]vsWrite
+	// stableHashes holds, by namespace/name/uid/stable revision, the
+	// pod-template-hash of a Deployment's stable ReplicaSet (at most one
+	// entry per Deployment).
+	stableHashes map[string]string
 }
 
 // vsWrite is a VirtualService version written over, and when.
@@ -189,6 +193,11 @@ func (r *Reconciler) forget(key string) {
 	delete(r.rollbackPolls, key)
 	delete(r.emittedIDs, key)
 	r.endRoundsLocked(key)
+	for k := range r.stableHashes {
+		if strings.HasPrefix(k, key+"/") {
+			delete(r.stableHashes, k)
+		}
+	}
 	if r.Reader != nil {
 		r.Reader.Drop(key)
 	}
