@@ -56,6 +56,7 @@ type options struct {
 	registerURL        string
 	registerCA         string
 	metricsAddr        string
+	pprofAddr          string
 	probeAddr          string
 	prometheusURL      string
 	propagationDelay   time.Duration
@@ -89,6 +90,7 @@ func main() {
 	flag.StringVar(&o.registerCA, "register-ca-file", "",
 		"with --register-webhook-url: register the webhook configurations with this CA bundle (PEM) and serve the certificate found in --webhook-cert-dir, issued by that CA, instead of writing a self-signed one; the files are reloaded when they change")
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address of the metrics endpoint (0 disables it)")
+	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "", "address of Go's profiling endpoints, /debug/pprof/ (empty: off)")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the health probes")
 	flag.StringVar(&o.prometheusURL, "prometheus-url", "", "Prometheus URL for the analyses (canary.io/prometheus overrides it per Deployment)")
 	flag.DurationVar(&o.propagationDelay, "propagation-delay", 2*time.Second,
@@ -181,6 +183,7 @@ func run(ctx context.Context, o options) error {
 		// A replica that stops hands the lease over at once.
 		LeaderElectionReleaseOnCancel: true,
 		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddr},
+		PprofBindAddress:              o.pprofAddr,
 		HealthProbeBindAddress:        o.probeAddr,
 		WebhookServer: crwebhook.NewServer(crwebhook.Options{
 			Host: o.webhookHost, Port: o.webhookPort, CertDir: o.certDir,

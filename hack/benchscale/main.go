@@ -47,6 +47,7 @@ import (
 type options struct {
 	n, namespaces, nodes, replicas, parallel int
 	rounds                                   []int
+	pprof                                    string
 	interval, scrape, idle                   time.Duration
 	steps                                    string
 	rps                                      float64
@@ -56,6 +57,7 @@ func main() {
 	var o options
 	var rounds string
 	flag.IntVar(&o.n, "n", 500, "opted-in Deployments")
+	flag.StringVar(&o.pprof, "pprof", "", "the controller's --pprof-bind-address, to profile it during the run (go tool pprof http://ADDR/debug/pprof/profile)")
 	flag.StringVar(&rounds, "m", "100", "comma-separated sizes of the rounds of image updates applied at once")
 	flag.IntVar(&o.namespaces, "namespaces", 10, "namespaces the Deployments are spread over")
 	flag.IntVar(&o.nodes, "nodes", 10, "kwok nodes")
@@ -129,7 +131,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	if err := ctrl.Start("--prometheus-url="+c.PrometheusURL, "--scrape-interval="+o.scrape.String()); err != nil {
+	if err := ctrl.Start("--prometheus-url="+c.PrometheusURL, "--scrape-interval="+o.scrape.String(), "--pprof-bind-address="+o.pprof); err != nil {
 		return err
 	}
 	defer ctrl.Stop()
