@@ -289,8 +289,10 @@ func (r *Reconciler) resolveService(ctx context.Context, w *world) error {
 		w.service = &svc
 		return r.checkOneDeploymentPerService(ctx, w)
 	}
+	// Read only (the cache's own objects, not copies); the one chosen
+	// is copied.
 	var list corev1.ServiceList
-	if err := r.Client.List(ctx, &list, client.InNamespace(d.Namespace)); err != nil {
+	if err := r.Client.List(ctx, &list, client.InNamespace(d.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("list services in %s: %w", d.Namespace, err)
 	}
 	var matches []*corev1.Service
@@ -305,7 +307,7 @@ func (r *Reconciler) resolveService(ctx context.Context, w *world) error {
 	}
 	switch len(matches) {
 	case 1:
-		w.service = matches[0]
+		w.service = matches[0].DeepCopy()
 		return r.checkOneDeploymentPerService(ctx, w)
 	case 0:
 		w.obs.Conflict = "no Service selects the Deployment's pods: create one, or name it in " + contract.KeyService
@@ -340,8 +342,9 @@ func selects(svc *corev1.Service, d *appsv1.Deployment) bool {
 // VirtualService against each other.
 func (r *Reconciler) checkOneDeploymentPerService(ctx context.Context, w *world) error {
 	d, svc := w.deployment, w.service
+	// Read only: the cache's own objects, not copies.
 	var list appsv1.DeploymentList
-	if err := r.Client.List(ctx, &list, client.InNamespace(d.Namespace)); err != nil {
+	if err := r.Client.List(ctx, &list, client.InNamespace(d.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("list deployments in %s: %w", d.Namespace, err)
 	}
 	sel := map[string]string{}

@@ -14,6 +14,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -50,10 +51,7 @@ func orphanedPin(svc *corev1.Service, deployments []appsv1.Deployment) string {
 	if _, pinned := svc.Annotations[contract.KeyPinned]; !pinned {
 		return "" // not pinned, or the user's own pod-template-hash selector
 	}
-	managed := func(d *appsv1.Deployment) bool {
-		_, phase := d.Annotations[contract.KeyPhase]
-		return contract.OptedIn(d) || phase
-	}
+	managed := pinManaged
 	if owner, ok := svc.Annotations[contract.KeyPinnedBy]; ok {
 		name, _, _ := strings.Cut(owner, "/")
 		for i := range deployments {
@@ -97,17 +95,33 @@ func (u *Unpinner) SetupWithManager(mgr ctrl.Manager) error {
 		_, ok := o.GetAnnotations()[contract.KeyPinned]
 		return ok
 	})
+	// Only the Deployment changes that can orphan a pin: created,
+	// deleted, opted in or out, its pod labels changed; not the status
+	// updates of every rollout, each of which would look at every pinned
+	// Service of the namespace.
+	canOrphan := predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		old, okOld := e.ObjectOld.(*appsv1.Deployment)
+		cur, okNew := e.ObjectNew.(*appsv1.Deployment)
+		return !okOld || !okNew || pinManaged(old) != pinManaged(cur) || !maps.Equal(old.Spec.Template.Labels, cur.Spec.Template.Labels)
+	}}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("unpinner").
 		For(&corev1.Service{}, builder.WithPredicates(pinned)).
-		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(u.pinnedIn)).
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(u.pinnedIn), builder.WithPredicates(canOrphan)).
 		Complete(u)
+}
+
+// pinManaged reports whether d may hold a pin: opted in, or its
+// analysis' status still there.
+func pinManaged(d *appsv1.Deployment) bool {
+	_, phase := d.Annotations[contract.KeyPhase]
+	return contract.OptedIn(d) || phase
 }
 
 // pinnedIn lists the pinned Services of a Deployment's namespace.
 func (u *Unpinner) pinnedIn(ctx context.Context, o client.Object) []reconcile.Request {
 	var list corev1.ServiceList
-	if err := u.Client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
+	if err := u.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.UnsafeDisableDeepCopy); err != nil {
 		return nil
 	}
 	var out []reconcile.Request
@@ -127,8 +141,9 @@ func (u *Unpinner) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	} else if err != nil {
 		return ctrl.Result{}, err
 	}
+	// Read only: the cache's own objects, not copies.
 	var deployments appsv1.DeploymentList
-	if err := u.Client.List(ctx, &deployments, client.InNamespace(req.Namespace)); err != nil {
+	if err := u.Client.List(ctx, &deployments, client.InNamespace(req.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, err
 	}
 	why := orphanedPin(&svc, deployments.Items)
