@@ -173,28 +173,38 @@ const (
 // destination_workload=~"reviews-canary|reviews"}[35s], ... _count ...,
 // ..._bucket{...,le=~"500|500\.0|5e\+02"}[35s].
 func groupSelectors(group []comparisonRequest, window time.Duration) [3]string {
-	var namespaces, workloads, edges []string
-	add := func(list *[]string, v string) {
-		if q := regexp.QuoteMeta(v); !slices.Contains(*list, q) {
-			*list = append(*list, q)
-		}
-	}
+	var namespaces, workloads names
+	var edges []string
 	for _, a := range group {
-		add(&namespaces, a.namespace)
-		add(&workloads, a.canary)
-		add(&workloads, a.stable)
+		namespaces.add(a.namespace)
+		workloads.add(a.canary, a.stable)
 		if m := leMatch(a.edge); !slices.Contains(edges, m) {
 			edges = append(edges, m)
 		}
 	}
 	sel := fmt.Sprintf(`{reporter="destination",destination_workload_namespace=~%q,destination_workload=~%q%%s}[%s]`,
-		strings.Join(namespaces, "|"), strings.Join(workloads, "|"), contract.PromDuration(window))
+		namespaces.match(), workloads.match(), contract.PromDuration(window))
 	return [3]string{
 		requestsMetric + fmt.Sprintf(sel, ""),
 		durationCount + fmt.Sprintf(sel, ""),
 		durationBuckets + fmt.Sprintf(sel, fmt.Sprintf(`,le=~%q`, strings.Join(edges, "|"))),
 	}
 }
+
+// names are the names a batched query matches exactly: each quoted for a
+// regular expression, once.
+type names []string
+
+func (n *names) add(vs ...string) {
+	for _, v := range vs {
+		if q := regexp.QuoteMeta(v); !slices.Contains(*n, q) {
+			*n = append(*n, q)
+		}
+	}
+}
+
+// match is the regular expression of the names: "a|b\\.c".
+func (n names) match() string { return strings.Join(n, "|") }
 
 // groupWindow is the window the group's reads need at now: from the
 // earliest interval any of them has yet to count, less the lookback, in

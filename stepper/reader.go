@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -71,6 +69,7 @@ type Reader struct {
 	alone    int
 	flushing bool // a flush of the check requests is scheduled
 	kick     chan struct{}
+	soon     chan struct{} // a first read is wanted
 	wg       sync.WaitGroup
 }
 
@@ -120,8 +119,8 @@ func (rd *Reader) Start(ctx context.Context) error {
 	rd.mu.Lock()
 	rd.ctx = ctx
 	rd.readings, rd.rounds, rd.busyURLs = map[string]*reading{}, map[string]*checkRound{}, map[string]bool{}
-	rd.kick = make(chan struct{}, 1)
-	kick := rd.kick
+	rd.kick, rd.soon = make(chan struct{}, 1), make(chan struct{}, 1)
+	kick, soon := rd.kick, rd.soon
 	rd.mu.Unlock()
 	period := rd.Period
 	if period <= 0 {
@@ -137,6 +136,8 @@ func (rd *Reader) Start(ctx context.Context) error {
 			rd.tick(ctx, rd.Clock.Now())
 		case <-kick:
 			rd.flushChecks(ctx, rd.Clock.Now())
+		case <-soon:
+			rd.tick(ctx, rd.Clock.Now())
 		}
 	}
 	rd.mu.Lock()
@@ -171,6 +172,15 @@ func (rd *Reader) Compare(key string, a comparisonRequest, now time.Time) (verdi
 	if r == nil || r.req.built() != a.built() {
 		r = &reading{key: key, req: a, since: now}
 		rd.readings[key] = r
+		// Its first read soon, not at the next period: a step may be
+		// waiting for it (after a restart).
+		soon := rd.soon
+		time.AfterFunc(DefaultCheckDelay, func() {
+			select {
+			case soon <- struct{}{}:
+			default:
+			}
+		})
 	}
 	r.req.lookback, r.asked = a.lookback, now
 	switch {
@@ -492,18 +502,12 @@ const (
 // destination_workload_namespace=~"shop",
 // destination_workload=~"reviews-canary|reviews|ratings-canary|ratings", [40s].
 func builtinQueries(runs []checkRun, window time.Duration) (success, latency string) {
-	var namespaces, workloads []string
-	add := func(list *[]string, v string) {
-		if q := regexp.QuoteMeta(v); !slices.Contains(*list, q) {
-			*list = append(*list, q)
-		}
-	}
+	var namespaces, workloads names
 	for _, r := range runs {
-		add(&namespaces, r.namespace)
-		add(&workloads, r.canary)
-		add(&workloads, r.stable)
+		namespaces.add(r.namespace)
+		workloads.add(r.canary, r.stable)
 	}
-	rep := strings.NewReplacer("{{namespaces}}", strings.Join(namespaces, "|"), "{{workloads}}", strings.Join(workloads, "|"), "{{interval}}", contract.PromDuration(window))
+	rep := strings.NewReplacer("{{namespaces}}", namespaces.match(), "{{workloads}}", workloads.match(), "{{interval}}", contract.PromDuration(window))
 	return rep.Replace(batchSuccessQuery), rep.Replace(batchLatencyQuery)
 }
 

@@ -286,6 +286,11 @@ func runStep(spec Spec, st State, obs Observations) Decision {
 		return Decision{Next: st, Requeue: until(now, end), Message: runningMessage(spec, st)}
 	}
 	if obs.Checks == nil {
+		if !st.WaitingSince.IsZero() && now.Before(st.WaitingSince.Add(spec.ProgressDeadline)) {
+			// Holding for data and the next read on its way: the waiting
+			// message (with its deadline) stands, unwritten.
+			return Decision{Next: st, Requeue: RecheckAfter}
+		}
 		msg := runningMessage(spec, st)
 		if now.Sub(end) >= ChecksLate {
 			msg = fmt.Sprintf("%s: checks due since %s; waiting for their results", stepLabel(spec, st), clock(end))
