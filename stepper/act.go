@@ -111,7 +111,9 @@ func (r *Reconciler) writeState(ctx context.Context, w *world, dec plan.Decision
 	// does all it decided clears it: clearFailure), so that failing passes
 	// do not write the Deployment twice each.
 	if dec.Message != "" && (w.obs.Failing == "" || dec.Next.Phase != w.state.Phase) {
-		d.Annotations[contract.KeyMessage] = plan.CapMessage(dec.Message + comparisonNote(w, dec))
+		if recorded := d.Annotations[contract.KeyMessage]; !onlyTheNoteDiffers(recorded, dec.Message) {
+			d.Annotations[contract.KeyMessage] = plan.CapMessage(dec.Message + comparisonNote(w, dec))
+		}
 	}
 	transition := dec.Next.Phase != w.state.Phase
 	if dec.Evented != "" {
@@ -239,6 +241,29 @@ func analysisEnded(from, to contract.Phase, announced *plan.Event) bool {
 // Example: "Progressing/5bf786ccdb/2026-11-27T14:00:01Z".
 func transitionID(a map[string]string) string {
 	return a[contract.KeyPhase] + "/" + a[contract.KeyRevision] + "/" + a[contract.KeyLastTransition]
+}
+
+// onlyTheNoteDiffers reports whether the recorded message is the
+// decision's message with a comparison note (or none): then the message
+// is not written again for the note alone. The note changes with every
+// read of the comparison (and is unknown to a new process until its
+// first read): writing the Deployment for it would cost a write per
+// period per analysis, and after a restart the first write would undo
+// the last process's note rather than move the analysis on. The note is
+// brought up to date by the next write the analysis makes (a step
+// started, passed or failed, a wait); a regression rolls back, which is
+// a write of its own.
+func onlyTheNoteDiffers(recorded, message string) bool {
+	rest, ok := strings.CutPrefix(recorded, message)
+	if !ok {
+		return false
+	}
+	for _, note := range []string{"", "; continuous comparison", "; canary error rate ", "; canary slow-request rate "} {
+		if rest == note || note != "" && strings.HasPrefix(rest, note) {
+			return true
+		}
+	}
+	return false
 }
 
 // comparisonNote is the continuous comparison's evidence so far, appended

@@ -39,3 +39,27 @@ func TestChangedMeanwhile(t *testing.T) {
 		}
 	}
 }
+
+func TestOnlyTheNoteDiffers(t *testing.T) {
+	const running = "step 1/3 running at weight 10%; checks at 12:00:40"
+	for _, tc := range []struct {
+		name, recorded, message string
+		want                    bool
+	}{
+		{"same, no note", running, running, true},
+		{"a note recorded", running + "; canary error rate 0.0% vs stable 0.1%: not worse so far (p = 1, needs 0.01) after 120 canary requests in 30s", running, true},
+		{"a slow-request note", running + "; canary slow-request rate (over 500ms) 0.0% vs stable 0.0%: no data yet", running, true},
+		{"comparison unavailable", running + "; continuous comparison unavailable: query timed out", running, true},
+		{"no stable traffic yet", running + "; continuous comparison: no stable traffic to compare with yet, the threshold checks decide alone", running, true},
+		{"another message", "step 1/3: checks due since 12:00:40; waiting for their results", running, false},
+		{"the message continued otherwise", running + "; asking the confirm-promotion gate", running, false},
+		{"canary pods, not a note", running + "; canary pods not ready", running, false},
+		{"nothing recorded", "", running, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := onlyTheNoteDiffers(tc.recorded, tc.message); got != tc.want {
+				t.Errorf("onlyTheNoteDiffers(%q, %q) = %v, want %v", tc.recorded, tc.message, got, tc.want)
+			}
+		})
+	}
+}

@@ -128,11 +128,12 @@ type checkRun struct {
 // runChecks measures every threshold check for the canary and, beside it,
 // the stable workload, over the run's window. The queries run at once
 // under one timeout: a slow Prometheus makes results without data after
-// at most timeout, never a stuck read. known holds answers already read
-// (the built-in checks, batched by the Reader), by the query they stand
-// for. When a built-in check has no data, a few reads of the raw
-// counters say why (plan.ExplainNoData).
-func runChecks(ctx context.Context, q Querier, run checkRun, now time.Time, timeout time.Duration, known map[string]measured) []plan.CheckResult {
+// at most timeout, never a stuck read. known, when not nil, holds the
+// built-in checks' answers (batched by the Reader, being read while the
+// custom metrics are), by the query they stand for. When a built-in
+// check has no data, a few reads of the raw counters say why
+// (plan.ExplainNoData).
+func runChecks(ctx context.Context, q Querier, run checkRun, now time.Time, timeout time.Duration, known *answers) []plan.CheckResult {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	type check struct {
@@ -158,13 +159,15 @@ func runChecks(ctx context.Context, q Querier, run checkRun, now time.Time, time
 		})
 	}
 	var wg sync.WaitGroup
-	query := func(promql string) (float64, bool, error) {
-		if m, ok := known[promql]; ok {
-			return m.value, m.ok, m.err
+	for i, c := range checks {
+		query := func(promql string) (float64, bool, error) {
+			if i < builtins {
+				if m, ok := known.lookup(ctx, promql); ok {
+					return m.value, m.ok, m.err
+				}
+			}
+			return q.Query(ctx, promql, now)
 		}
-		return q.Query(ctx, promql, now)
-	}
-	for _, c := range checks {
 		wg.Go(func() {
 			v, ok, err := query(c.canaryQ)
 			c.result.Canary, c.result.HasData = v, ok

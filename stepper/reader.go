@@ -277,16 +277,17 @@ type job struct {
 // readBatch reads the comparisons of group (one Prometheus) at once, the
 // Prometheus' batch of this period.
 func (rd *Reader) readBatch(ctx context.Context, url string, group []job, now time.Time) {
-	defer func() {
-		rd.mu.Lock()
-		delete(rd.busyURLs, url)
-		rd.mu.Unlock()
-	}()
-	rd.readJobs(ctx, url, group, now)
+	wake := rd.readJobs(ctx, url, group, now)
+	rd.mu.Lock()
+	delete(rd.busyURLs, url)
+	rd.mu.Unlock()
+	rd.wake(wake)
 }
 
-// readJobs reads the comparisons of group (one Prometheus) at once.
-func (rd *Reader) readJobs(ctx context.Context, url string, group []job, now time.Time) {
+// readJobs reads the comparisons of group (one Prometheus) at once and
+// returns the Deployments to wake (store), woken by the caller once the
+// batch is done with: waking never holds a batch.
+func (rd *Reader) readJobs(ctx context.Context, url string, group []job, now time.Time) (wake []string) {
 	reqs := make([]comparisonRequest, len(group))
 	var window time.Duration
 	for i, j := range group {
@@ -303,12 +304,24 @@ func (rd *Reader) readJobs(ctx context.Context, url string, group []job, now tim
 		return readGroup(qctx, q, reqs, window, now)
 	}()
 	for _, j := range group {
-		if err != nil {
-			rd.store(j.r, sequential.Verdict{}, err, now)
-			continue
+		v, verr := sequential.Verdict{}, err
+		if err == nil {
+			v, verr = j.r.c.advance(j.req, fanOut(idx, j.req), now)
 		}
-		v, err := j.r.c.advance(j.req, fanOut(idx, j.req), now)
-		rd.store(j.r, v, err, now)
+		if rd.store(j.r, v, verr, now) {
+			wake = append(wake, j.r.key)
+		}
+	}
+	return wake
+}
+
+// wake asks for a pass of each Deployment of keys.
+func (rd *Reader) wake(keys []string) {
+	if rd.Wake == nil {
+		return
+	}
+	for _, k := range keys {
+		rd.Wake(k)
 	}
 }
 
@@ -319,21 +332,24 @@ func (rd *Reader) readAlone(ctx context.Context, j job, now time.Time) {
 		rd.alone--
 		rd.mu.Unlock()
 	}()
-	q, err := rd.matrixQuerier(j.req.url)
-	if err != nil {
-		rd.store(j.r, sequential.Verdict{}, err, now)
-		return
+	v, err := func() (sequential.Verdict, error) {
+		q, err := rd.matrixQuerier(j.req.url)
+		if err != nil {
+			return sequential.Verdict{}, err
+		}
+		qctx, cancel := context.WithTimeout(ctx, rd.QueryTimeout)
+		defer cancel()
+		return compare(qctx, q, &j.r.c, j.req, now)
+	}()
+	if rd.store(j.r, v, err, now) {
+		rd.wake([]string{j.r.key})
 	}
-	qctx, cancel := context.WithTimeout(ctx, rd.QueryTimeout)
-	defer cancel()
-	v, err := compare(qctx, q, &j.r.c, j.req, now)
-	rd.store(j.r, v, err, now)
 }
 
-// store records a read's outcome and wakes the Deployment when its pass
-// has something new to act on: a first verdict (or failure), a
-// regression.
-func (rd *Reader) store(r *reading, v sequential.Verdict, err error, now time.Time) {
+// store records a read's outcome and reports whether the Deployment's
+// pass has something new to act on (to wake it): a first verdict (or
+// failure), a regression.
+func (rd *Reader) store(r *reading, v sequential.Verdict, err error, now time.Time) bool {
 	rd.mu.Lock()
 	first := r.verdict == nil && r.err == nil
 	r.busy = false
@@ -344,9 +360,7 @@ func (rd *Reader) store(r *reading, v sequential.Verdict, err error, now time.Ti
 	}
 	current := rd.readings[r.key] == r
 	rd.mu.Unlock()
-	if current && rd.Wake != nil && (first || v.Regression) {
-		rd.Wake(r.key)
-	}
+	return current && (first || v.Regression)
 }
 
 // Checks returns the results of the end-of-step checks of the
@@ -426,16 +440,21 @@ func (rd *Reader) readChecks(ctx context.Context, url string, group []*checkRoun
 	// moment, beside them: a step is never judged on a verdict older than
 	// its checks, and a regression found now rolls back before they
 	// count.
+	// The refresh, the batched built-ins and the custom metrics are read
+	// at once: a round takes one query timeout, not one after another.
 	refresh := rd.refreshable(group, now)
-	var known map[string]measured
 	var wg sync.WaitGroup
 	if len(refresh) > 0 {
-		wg.Go(func() { rd.readJobs(ctx, url, refresh, now) })
+		wg.Go(func() { rd.wake(rd.readJobs(ctx, url, refresh, now)) })
 	}
+	var known *answers
 	if mq, ok := q.(MatrixQuerier); ok {
-		known = builtinsOf(ctx, mq, runs, now, rd.QueryTimeout)
+		known = &answers{done: make(chan struct{})}
+		wg.Go(func() {
+			known.m = builtinsOf(ctx, mq, runs, now, rd.QueryTimeout)
+			close(known.done)
+		})
 	}
-	wg.Wait()
 	slots := make(chan struct{}, checkConcurrency)
 	for _, c := range group {
 		wg.Go(func() {
@@ -446,8 +465,8 @@ func (rd *Reader) readChecks(ctx context.Context, url string, group []*checkRoun
 			c.results, c.done = results, true
 			current := rd.rounds[c.key] == c
 			rd.mu.Unlock()
-			if current && rd.Wake != nil {
-				rd.Wake(c.key)
+			if current {
+				rd.wake([]string{c.key})
 			}
 		})
 	}
@@ -485,6 +504,28 @@ type measured struct {
 	value float64
 	ok    bool
 	err   error
+}
+
+// answers are the built-in checks' batched answers (builtinsOf), set
+// once, when done is closed.
+type answers struct {
+	done chan struct{}
+	m    map[string]measured
+}
+
+// lookup waits for the answers (at most until ctx ends: a failed query)
+// and returns the one for promql; false when a is nil or holds none.
+func (a *answers) lookup(ctx context.Context, promql string) (measured, bool) {
+	if a == nil {
+		return measured{}, false
+	}
+	select {
+	case <-a.done:
+		m, ok := a.m[promql]
+		return m, ok
+	case <-ctx.Done():
+		return measured{err: ctx.Err()}, true
+	}
 }
 
 // The built-in checks for many workloads at once, by namespace and

@@ -331,7 +331,8 @@ func TestBuiltinsOfFailureIsNoDataForAll(t *testing.T) {
 	for i := range 5 {
 		runs = append(runs, checkRun{settings: contract.DefaultSettings(), namespace: fmt.Sprintf("ns-%d", i), canary: "reviews-canary", stable: "reviews", window: time.Minute, comparedRequests: -1})
 	}
-	known := builtinsOf(t.Context(), p, runs, time.Now(), time.Second)
+	known := &answers{done: make(chan struct{}), m: builtinsOf(t.Context(), p, runs, time.Now(), time.Second)}
+	close(known.done)
 	for _, r := range runs {
 		results := runChecks(t.Context(), p, r, time.Now(), time.Second, known)
 		for _, c := range results[:2] {
@@ -382,5 +383,77 @@ func TestChecksReadTheComparisonBeside(t *testing.T) {
 	rd.mu.Unlock()
 	if !again.After(first) {
 		t.Errorf("the verdict was read at %v, as before the checks", again)
+	}
+}
+
+// hangProm answers nothing: every query waits for its context to end. It
+// records how many queries were in flight at once.
+type hangProm struct {
+	mu               sync.Mutex
+	inFlight, most   int
+	vectors, singles int
+}
+
+func (p *hangProm) wait(ctx context.Context, single bool) error {
+	p.mu.Lock()
+	p.inFlight++
+	p.most = max(p.most, p.inFlight)
+	if single {
+		p.singles++
+	} else {
+		p.vectors++
+	}
+	p.mu.Unlock()
+	<-ctx.Done()
+	p.mu.Lock()
+	p.inFlight--
+	p.mu.Unlock()
+	return fmt.Errorf("query prometheus: %w", ctx.Err())
+}
+
+func (p *hangProm) Matrix(ctx context.Context, _ string, _ time.Time) (model.Matrix, error) {
+	return nil, p.wait(ctx, false)
+}
+
+func (p *hangProm) Vector(ctx context.Context, _ string, _ time.Time) (model.Vector, error) {
+	return nil, p.wait(ctx, false)
+}
+
+func (p *hangProm) Query(ctx context.Context, _ string, _ time.Time) (float64, bool, error) {
+	return 0, false, p.wait(ctx, true)
+}
+
+// TestCheckRoundReadsAtOnce: a round's batched built-ins and its custom
+// metrics are read at the same time, so that a hanging Prometheus costs a
+// round one query timeout, not one per kind of read; every check of it is
+// then a failed query, never a pass.
+func TestCheckRoundReadsAtOnce(t *testing.T) {
+	p := &hangProm{}
+	rd := &Reader{QueryTimeout: 200 * time.Millisecond, Clock: clock.RealClock{}, CheckDelay: 10 * time.Millisecond,
+		Querier: func(string) (Querier, error) { return p, nil }}
+	startReader(t, rd)
+	s := contract.DefaultSettings()
+	one := 1.0
+	s.Metrics = []contract.Metric{{Name: "queue", Query: `sum(queue{workload="{{workload}}"})`, Max: &one}}
+	run := checkRun{settings: s, namespace: "books", canary: "reviews-canary", stable: "reviews", window: time.Minute, scrape: 5 * time.Second, comparedRequests: -1}
+	now := time.Now()
+	var results []plan.CheckResult
+	waitFor(t, "the round's results", func() bool {
+		r, ok := rd.Checks("books/reviews", "step 1", run, "http://prometheus:9090", now)
+		results = r
+		return ok
+	})
+	for _, c := range results {
+		if c.HasData || !c.QueryFailed {
+			t.Errorf("%s: %+v, want a failed query", c.Name, c)
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.vectors != 2 || p.singles != 2 {
+		t.Errorf("%d batched and %d single queries, want the 2 built-in batches and the custom metric's 2", p.vectors, p.singles)
+	}
+	if p.most != 4 {
+		t.Errorf("at most %d queries in flight at once, want all 4: the custom metric waited for the built-ins", p.most)
 	}
 }
