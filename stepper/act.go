@@ -58,7 +58,14 @@ func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error
 			}
 		case plan.ActionSetProgressingFailed:
 			err = r.setProgressingFailed(ctx, d, a.Message)
-		case plan.ActionUnpause, plan.ActionRecordRejected:
+		case plan.ActionUnpause:
+			// A write of its own, after what the plan put before it (the
+			// Service's unpin).
+			if d.Spec.Paused {
+				d.Spec.Paused = false
+				err = r.updateDeployment(ctx, w.deployment, d)
+			}
+		case plan.ActionRecordRejected:
 			// Carried by the state write.
 		}
 		if err != nil {
@@ -137,11 +144,9 @@ func (r *Reconciler) writeState(ctx context.Context, w *world, dec plan.Decision
 		case plan.ActionRecordRejected:
 			d.Annotations[contract.KeyRejectedRevision] = a.Revision
 			d.Annotations[contract.KeyRejection] = fmt.Sprintf("at %s: %s", w.obs.Now.UTC().Format(time.RFC3339), a.Reason)
-		case plan.ActionUnpause:
-			d.Spec.Paused = false
 		}
 	}
-	if !maps.Equal(d.Annotations, w.deployment.Annotations) || d.Spec.Paused != w.deployment.Spec.Paused {
+	if !maps.Equal(d.Annotations, w.deployment.Annotations) {
 		if err := r.updateDeployment(ctx, w.deployment, d); err != nil {
 			return nil, err
 		}

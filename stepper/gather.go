@@ -91,6 +91,7 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 		Pause:   d.Annotations[contract.KeyPause] == "true",
 		Promote: d.Annotations[contract.KeyPromote],
 		Abort:   d.Annotations[contract.KeyAbort],
+		Held:    d.Spec.Paused,
 	}
 	if err := r.resolveService(ctx, w); err != nil {
 		return nil, err
@@ -108,6 +109,7 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 			return nil, err
 		}
 	}
+	w.obs.UnroutedSince = r.unroutedSince(keyOf(d), w.obs.CanaryObjectsExist && w.obs.RoutedWeight == 0, now)
 	w.obs.RolloutComplete = rolloutComplete(d)
 	if a := d.Annotations; a[contract.KeyLastTransition] != "" {
 		id := transitionID(a)

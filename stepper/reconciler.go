@@ -107,6 +107,31 @@ type Reconciler struct {
 	// pod-template-hash of a Deployment's stable ReplicaSet (at most one
 	// entry per Deployment).
 	stableHashes map[string]string
+	// unrouted holds, by namespace/name, when this process first saw the
+	// Deployment's canary without weight routed to it, in a row (only
+	// while a canary exists): plan.Observations.UnroutedSince.
+	unrouted map[string]time.Time
+}
+
+// unroutedSince returns when this process first saw, in a row, the
+// Deployment key's canary unrouted (zero when it is not: routed, or no
+// canary), and remembers it.
+func (r *Reconciler) unroutedSince(key string, unrouted bool, now time.Time) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !unrouted {
+		delete(r.unrouted, key)
+		return time.Time{}
+	}
+	if r.unrouted == nil {
+		r.unrouted = map[string]time.Time{}
+	}
+	t, ok := r.unrouted[key]
+	if !ok {
+		t = now
+		r.unrouted[key] = t
+	}
+	return t
 }
 
 // vsWrite is a VirtualService version written over, and when.
@@ -192,6 +217,7 @@ func (r *Reconciler) forget(key string) {
 	delete(r.stale, key)
 	delete(r.rollbackPolls, key)
 	delete(r.emittedIDs, key)
+	delete(r.unrouted, key)
 	r.endRoundsLocked(key)
 	for k := range r.stableHashes {
 		if strings.HasPrefix(k, key+"/") {

@@ -20,8 +20,9 @@ const (
 	// traffic to the user's Service.
 	ActionSetWeight ActionKind = "SetWeight"
 	// ActionUnpause sets spec.paused false, so the Deployment's ordinary
-	// rolling update moves it to the promoted template. It is applied in the
-	// Deployment update that carries phase Promoting.
+	// rolling update moves it to the promoted template: a Deployment update
+	// of its own, after the state write that records phase Promoting and
+	// after the Service's unpin.
 	ActionUnpause ActionKind = "Unpause"
 	// ActionUnpinService removes the pod-template-hash from the user's
 	// Service selector.

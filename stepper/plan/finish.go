@@ -18,15 +18,14 @@ func promote(spec Spec, st State, obs Observations, reason, why string) Decision
 	st.StepStarted = stamp(obs.Now)
 	st.WaitingSince = st.StepStarted
 	msg := fmt.Sprintf("%s; promoting revision %s: all traffic to the Deployment's Service, rolling update started", why, st.Revision)
+	// The decision is recorded first; the Service is unpinned after it
+	// and the Deployment unpaused after that, in this pass if nothing
+	// stops it, else by the next one (promoting): a Service still pinned
+	// to the stable ReplicaSet while the rolling update drains it would
+	// have no endpoints.
 	return Decision{
-		Next: st,
-		// The unpin comes before the state write, which carries the
-		// unpause: a Service still pinned to the stable ReplicaSet while
-		// the rolling update drains it would have no endpoints. Unpinned
-		// early (the controller killed before the write), the Service
-		// sends some requests to a canary whose steps all passed, and the
-		// next pass pins it again.
-		Actions: []Action{UnpinService(), WriteState(), SetWeight(0), Unpause()},
+		Next:    st,
+		Actions: []Action{WriteState(), UnpinService(), SetWeight(0), Unpause()},
 		Requeue: RecheckAfter,
 		Message: msg,
 		Event:   normal(reason, msg),
@@ -50,9 +49,14 @@ func promoting(spec Spec, st State, obs Observations) Decision {
 	if obs.ServicePinned {
 		acts = append(acts, UnpinService())
 	}
+	if obs.Held {
+		// The promotion recorded, its unpause not done: after the unpin.
+		acts = append(acts, Unpause())
+	}
 	if obs.RoutingChangedBySomeoneElse == "" && obs.RoutedWeight > 0 {
+		// Recorded with the promotion (weight 0), routed now: the removal
+		// delay counts from when it is seen unrouted (canaryFree).
 		acts = append(acts, SetWeight(0))
-		st.StepStarted = stamp(now)
 	}
 	if isNewControl(st, contract.KeyAbort, obs.Abort) {
 		st = consumeControls(st, obs)
@@ -71,7 +75,11 @@ func promoting(spec Spec, st State, obs Observations) Decision {
 					st.Revision, obs.RoutingChangedBySomeoneElse)}
 		}
 		// Never in the pass that moves the weight, even with no delay.
-		if free := st.StepStarted.Add(removalDelay(spec)); now.Before(free) || setsWeight(acts) {
+		free := canaryFree(spec, st, obs)
+		if setsWeight(acts) {
+			free = now.Add(removalDelay(spec))
+		}
+		if now.Before(free) {
 			return Decision{Next: st, Actions: acts, Requeue: until(now, free),
 				Message: fmt.Sprintf("promoting revision %s: rolled out; the canary is removed at %s, once every proxy has the new routes", st.Revision, clock(free))}
 		}
@@ -150,6 +158,23 @@ func rollBack(spec Spec, st State, obs Observations, reason, why string) Decisio
 	return d
 }
 
+// canaryFree is when the canary of an ended analysis may go: the removal
+// delay after the weight left it, counted from the later of its recorded
+// move (StepStarted) and the moment this process first saw no weight
+// routed to the canary (obs.UnroutedSince): a process that did not move
+// the weight itself does not know when it moved, and waits the whole
+// delay again. Zero when neither is known.
+func canaryFree(spec Spec, st State, obs Observations) time.Time {
+	since := st.StepStarted
+	if obs.UnroutedSince.After(since) {
+		since = obs.UnroutedSince
+	}
+	if since.IsZero() {
+		return time.Time{}
+	}
+	return since.Add(removalDelay(spec))
+}
+
 // cleanUp removes what an ended analysis left, in the safe order: weight
 // to stable, the removal delay (see Spec.RemovalDelay), the canary, then (unpinFirst false)
 // the Service's pin. unpinFirst unpins at once instead, for a Deployment
@@ -165,13 +190,20 @@ func cleanUp(spec Spec, st State, obs Observations, unpinFirst bool) Decision {
 	case obs.RoutingChangedBySomeoneElse != "":
 		d.Message = fmt.Sprintf("removing the canary waits: %s; it is removed once no traffic is routed to it", obs.RoutingChangedBySomeoneElse)
 		d.Requeue = RecheckAfter
-	case st.Weight > 0 || obs.RoutedWeight > 0:
+	case st.Weight > 0:
 		d.Next.Weight = 0
 		d.Next.StepStarted = stamp(now)
 		d.Actions = append(d.Actions, SetWeight(0))
 		d.Requeue = until(now, d.Next.StepStarted.Add(removalDelay(spec)))
+	case obs.RoutedWeight > 0:
+		// Weight 0 recorded and not routed yet (the process that recorded
+		// it was stopped): routed now, not recorded again (a new record
+		// per restart would never reach the routing); the removal delay
+		// counts from when this process sees it unrouted (canaryFree).
+		d.Actions = append(d.Actions, SetWeight(0))
+		d.Requeue = removalDelay(spec)
 	case obs.CanaryObjectsExist:
-		if free := st.StepStarted.Add(removalDelay(spec)); !st.StepStarted.IsZero() && now.Before(free) {
+		if free := canaryFree(spec, st, obs); !free.IsZero() && now.Before(free) {
 			d.Requeue = until(now, free)
 		} else {
 			d.Actions = append(d.Actions, DeleteCanary())

@@ -123,7 +123,6 @@ func TestNextPromoting(t *testing.T) {
 		name:    "rolled out, our own weight still on the canary: moved off first, canary kept",
 		state:   promotingSince(ago(30 * time.Second)),
 		obs:     func(o *Observations) { o.ServicePinned, o.RolloutComplete, o.RoutedWeight = false, true, 60 },
-		next:    func(s *State) { s.StepStarted = t0 },
 		actions: []Action{SetWeight(0)},
 		requeue: 10 * time.Second,
 		message: "promoting revision rev2: rolled out; the canary is removed at 2026-03-01T12:00:10Z, once every proxy has the new routes",
@@ -157,6 +156,17 @@ func TestNextCleanup(t *testing.T) {
 		state:   weightGone(ago(10 * time.Second)),
 		actions: []Action{DeleteCanary()},
 		requeue: RecheckAfter,
+	}, {
+		name:    "weight 0 recorded, still routed (stopped before the routing): routed now, not recorded again",
+		state:   weightGone(ago(20 * time.Second)),
+		obs:     func(o *Observations) { o.RoutedWeight = 40 },
+		actions: []Action{SetWeight(0)},
+		requeue: 10 * time.Second,
+	}, {
+		name:    "delay over since the record, but this process saw the weight gone 3s ago: wait the delay from then",
+		state:   weightGone(ago(time.Minute)),
+		obs:     func(o *Observations) { o.UnroutedSince = ago(3 * time.Second) },
+		requeue: 7 * time.Second,
 	}, {
 		name:    "canary's pods gone: unpinned",
 		state:   weightGone(ago(time.Minute)),

@@ -240,6 +240,14 @@ type Observations struct {
 	// ServicePinned reports that the user's Service selector carries the
 	// stable ReplicaSet's pod-template-hash.
 	ServicePinned bool
+	// UnroutedSince is when this process first saw, in a row, no weight
+	// routed to the canary (RoutedWeight 0); zero while some is, or when
+	// not tracked. The canary of an ended analysis is removed only a
+	// removal delay after it (see canaryFree).
+	UnroutedSince time.Time
+	// Held reports that the Deployment is paused: its new template held
+	// from rolling out (the promotion unpauses it).
+	Held bool
 	// Failing is why the passes of this analysis have kept failing to do
 	// what they decided since FailingSince (zero: the last pass did all it
 	// decided). Past the progress deadline the analysis rolls back.

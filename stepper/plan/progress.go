@@ -33,6 +33,9 @@ func inFlight(spec Spec, st State, obs Observations) Decision {
 			fmt.Sprintf("the stepper could not act for %s (progress deadline) %s: %s",
 				contract.PromDuration(spec.ProgressDeadline), position(spec, st), obs.Failing))
 	}
+	if d, ok := resumeStart(spec, st, obs); ok {
+		return withUpkeep(spec, obs, d)
+	}
 	st = followLowerRouting(st, obs)
 	var d Decision
 	switch {
@@ -94,6 +97,26 @@ func consumeControls(st State, obs Observations) State {
 	return st
 }
 
+// resumeStart finishes a step's start that was recorded but not routed:
+// the process that recorded it was stopped before it moved the weight
+// (record before acting). While the step is young (less than half its
+// interval gone) and the canary is still ready for the weight, the
+// weight moves now and the step keeps its recorded start; started again
+// instead (followLowerRouting), every restart would record a new start
+// and never route it when restarts come faster than its writes.
+func resumeStart(spec Spec, st State, obs Observations) (Decision, bool) {
+	if st.Phase != contract.PhaseProgressing || shouldTogglePause(st, obs) || obs.RoutingChangedBySomeoneElse != "" ||
+		obs.RoutedWeight >= st.Weight || !stepRunning(spec, st) || !obs.Now.Before(st.StepStarted.Add(spec.Interval/2)) {
+		return Decision{}, false
+	}
+	if obs.CanaryReady < CanaryReplicas(spec.Replicas, st.Weight) || obs.CanaryReadySince.IsZero() ||
+		obs.Now.Before(obs.CanaryReadySince.Add(spec.PropagationDelay)) {
+		return Decision{}, false
+	}
+	return Decision{Next: st, Actions: []Action{SetWeight(st.Weight)},
+		Requeue: until(obs.Now, st.StepStarted.Add(spec.Interval)), Message: runningMessage(spec, st)}, true
+}
+
 // followLowerRouting takes the VirtualService's weight as the weight in
 // effect when it is lower than recorded and nobody else changed it (the
 // VirtualService was recreated): the step then starts again from scaling,
@@ -106,12 +129,17 @@ func followLowerRouting(st State, obs Observations) State {
 	return st
 }
 
-// withUpkeep puts in front of an in-flight decision, and of its state
-// write, what must hold on every pass: the Service pinned before any canary pod exists (and again if
-// someone removed the pin), the weight not above what is recorded (a write
-// of ours whose status update was lost, or an analysis restarted by a new
-// template), and the canary sized for the step being run or prepared (the
-// Deployment's replicas may change under an HPA).
+// withUpkeep puts around an in-flight decision's state write what must
+// hold on every pass. Before it: the Service pinned before any canary pod
+// exists (and again if someone removed the pin), and the weight not above
+// what is recorded (a write of ours whose status update was lost, or an
+// analysis restarted by a new template). After it, since it follows from
+// the decision: the canary sized for the step being run or prepared (the
+// Deployment's replicas may change under an HPA). Sized before the
+// record, a process killed in between would leave the canary sized for a
+// step the cluster does not know of, and the next process would size it
+// back: every restart's first write would undo the last one's instead of
+// moving the analysis on.
 func withUpkeep(spec Spec, obs Observations, d Decision) Decision {
 	var upkeep []Action
 	if !obs.ServicePinned {
@@ -120,10 +148,8 @@ func withUpkeep(spec Spec, obs Observations, d Decision) Decision {
 	if obs.RoutingChangedBySomeoneElse == "" && obs.RoutedWeight > d.Next.Weight && !setsWeight(d.Actions) {
 		upkeep = append(upkeep, SetWeight(d.Next.Weight))
 	}
-	upkeep = append(upkeep, EnsureCanary(CanaryReplicas(spec.Replicas, targetWeight(spec, d.Next))))
-	// The upkeep holds whatever is decided; the decision is recorded
-	// before anything that follows from it.
-	upkeep = append(upkeep, WriteState())
+	// The decision is recorded before anything that follows from it.
+	upkeep = append(upkeep, WriteState(), EnsureCanary(CanaryReplicas(spec.Replicas, targetWeight(spec, d.Next))))
 	d.Actions = append(upkeep, d.Actions...)
 	return d
 }

@@ -31,6 +31,9 @@ type world struct {
 	routed              int32
 	routedAt            time.Time
 	unpausedAt          time.Time
+	// processStart is when the stepper's process started (zero: never
+	// restarted); it saw the weight unrouted from then on at the earliest.
+	processStart time.Time
 
 	weights []int32  // every SetWeight, in order
 	log     []string // every action and event, with its time
@@ -61,6 +64,13 @@ func (w *world) observe(st State) Observations {
 		o.Checks = w.checks(st)
 	}
 	o.RolloutComplete = !w.unpausedAt.IsZero() && !w.now.Before(w.unpausedAt.Add(rolloutTime))
+	o.Held = w.unpausedAt.IsZero()
+	if w.routed == 0 && w.canary {
+		o.UnroutedSince = w.routedAt
+		if w.processStart.After(o.UnroutedSince) {
+			o.UnroutedSince = w.processStart
+		}
+	}
 	return o
 }
 
@@ -95,9 +105,9 @@ func (w *world) applyActions(actions []Action) {
 				w.weights = append(w.weights, a.Weight)
 				w.routed, w.routedAt = a.Weight, w.now
 			}
-		case ActionWriteState:
-			if slices.Contains(actions, Unpause()) && w.unpausedAt.IsZero() {
-				w.unpausedAt = w.now // carried by the state write
+		case ActionUnpause:
+			if w.unpausedAt.IsZero() {
+				w.unpausedAt = w.now
 			}
 		case ActionDeleteCanary:
 			if w.routed > 0 || w.now.Before(w.routedAt.Add(w.spec.PropagationDelay)) {
@@ -419,9 +429,6 @@ func TestLostWrites(t *testing.T) {
 						faulted = true
 					case i == fault:
 						w.applyActions(d.Actions[:write+1])
-						if slices.Contains(d.Actions, Unpause()) {
-							w.unpausedAt = w.now // carried by the state write itself
-						}
 						st = d.Next
 						faulted = true
 					default:
@@ -454,5 +461,82 @@ func TestLostWrites(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestSimulatedCrashAfterEveryWrite kills the stepper right after every
+// action that changes something (as the end-to-end crash test does with
+// CANARY_CRASH_AT=*#1), and a new process has no check results in its
+// first pass (its Prometheus reader has read nothing yet). Every restart
+// must still move the analysis on: promoted or rolled back, not a
+// process after process undoing the last one's write.
+func TestSimulatedCrashAfterEveryWrite(t *testing.T) {
+	failingAt40 := func(st State) []CheckResult {
+		if st.Weight == 40 {
+			return failing
+		}
+		return passing
+	}
+	type snapshot struct {
+		pinned, canary  bool
+		desired, routed int32
+		unpaused        bool
+	}
+	for _, run := range []struct {
+		name   string
+		checks func(State) []CheckResult
+		want   contract.Phase
+	}{{"promotion", alwaysPassing, contract.PhaseSucceeded}, {"rollback", failingAt40, contract.PhaseRolledBack}} {
+		t.Run(run.name, func(t *testing.T) {
+			w := newWorld(t, testSpec(), t0, run.checks)
+			st, message, fresh, crashes := started(), "", true, 0
+			for i := 0; ; i++ {
+				if i == 2000 {
+					t.Fatalf("no end after 2000 passes and %d crashes (state %+v):\n%s", crashes, st, strings.Join(w.log[max(0, len(w.log)-30):], "\n"))
+				}
+				obs := w.observe(st)
+				if fresh {
+					obs.Checks = nil
+				}
+				fresh = false
+				d := Next(w.spec, st, obs)
+				crashed := false
+				for _, a := range d.Actions {
+					before := snapshot{w.pinned, w.canary, w.desired, w.routed, !w.unpausedAt.IsZero()}
+					changed := false
+					if a.Kind == ActionWriteState {
+						changed = !d.Next.Equal(st) || d.Message != "" && d.Message != message
+						w.applyActions([]Action{a})
+						st = d.Next
+						if d.Message != "" {
+							message = d.Message
+						}
+					} else {
+						w.applyActions([]Action{a})
+						changed = snapshot{w.pinned, w.canary, w.desired, w.routed, !w.unpausedAt.IsZero()} != before
+					}
+					if changed {
+						crashes++
+						crashed = true
+						break
+					}
+				}
+				if st.Phase == run.want && (d.Requeue == 0 || st.Phase == contract.PhaseRolledBack) && !crashed {
+					break
+				}
+				if !crashed && d.Requeue == 0 {
+					t.Fatalf("ended %s, want %s", st.Phase, run.want)
+				}
+				fresh = crashed
+				w.now = w.now.Add(max(min(d.Requeue, time.Second), 100*time.Millisecond))
+				if crashed {
+					w.processStart = w.now
+				}
+			}
+			if crashes < 5 {
+				t.Errorf("only %d crashes: the simulation does not crash after writes", crashes)
+			}
+			t.Logf("%s after %d crashes", st.Phase, crashes)
+		})
 	}
 }
