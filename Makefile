@@ -56,7 +56,7 @@ image: ## the controller's OCI image (linux/amd64 and arm64) without Docker, as 
 
 .PHONY: bench-scale
 bench-scale: tools ## the scale benchmark on the local cluster (N opted in, rounds of M updates at once: M=100,1000); not part of make test
-	go run ./hack/benchscale -n $(or $(N),500) -m $(or $(M),100)
+	go run ./hack/benchscale -n $(or $(N),500) -m $(or $(M),100) $(if $(WORKERS),-workers $(WORKERS))
 
 .PHONY: krew
 krew: ## the plugin's release archives and Krew manifest in .local/krew (VERSION=v0.1.0)

@@ -442,10 +442,19 @@ func (rd *Reader) readChecks(ctx context.Context, url string, group []*checkRoun
 	// count.
 	// The refresh, the batched built-ins and the custom metrics are read
 	// at once: a round takes one query timeout, not one after another.
+	// A round's results are handed out only once the refresh is stored,
+	// so that a regression it finds rolls back before they count.
 	refresh := rd.refreshable(group, now)
 	var wg sync.WaitGroup
+	refreshed := make(chan struct{})
 	if len(refresh) > 0 {
-		wg.Go(func() { rd.wake(rd.readJobs(ctx, url, refresh, now)) })
+		wg.Go(func() {
+			woken := rd.readJobs(ctx, url, refresh, now)
+			close(refreshed)
+			rd.wake(woken)
+		})
+	} else {
+		close(refreshed)
 	}
 	var known *answers
 	if mq, ok := q.(MatrixQuerier); ok {
@@ -461,6 +470,7 @@ func (rd *Reader) readChecks(ctx context.Context, url string, group []*checkRoun
 			slots <- struct{}{}
 			results := runChecks(ctx, q, c.run, now, rd.QueryTimeout, known)
 			<-slots
+			<-refreshed
 			rd.mu.Lock()
 			c.results, c.done = results, true
 			current := rd.rounds[c.key] == c

@@ -128,10 +128,12 @@ func longestScrape(targets []target, jobs map[string]bool) (time.Duration, error
 
 // ScrapeIntervals keeps the scrape interval of each Prometheus the
 // analyses use: set by a flag, or discovered and kept for Refresh. The
-// stepper reads it when checks are due (discovering at most once per
-// Refresh per URL, bounded by Timeout); the webhook reads the default
-// Prometheus' without waiting ([ScrapeIntervals.Known]), refreshed by
-// [ScrapeIntervals.Start] on every replica.
+// stepper reads it without waiting ([ScrapeIntervals.Get]): a value older
+// than Refresh is discovered again in the background (one discovery per
+// URL at a time, bounded by Timeout), so that a pass never waits on
+// Prometheus. The webhook reads the default Prometheus' without waiting
+// ([ScrapeIntervals.Known]), refreshed by [ScrapeIntervals.Start] on
+// every replica.
 type ScrapeIntervals struct {
 	// Fixed, when above zero, is the scrape interval of every Prometheus
 	// (--scrape-interval): nothing is discovered.
@@ -149,6 +151,11 @@ type ScrapeIntervals struct {
 
 	mu    sync.Mutex
 	known map[string]scrapeEntry
+	// asking holds the URLs being discovered in the background; ctx is
+	// Start's (their owner), wg waits for them when it ends.
+	asking map[string]bool
+	ctx    context.Context
+	wg     sync.WaitGroup
 }
 
 type scrapeEntry struct {
@@ -157,10 +164,12 @@ type scrapeEntry struct {
 	err      error
 }
 
-// Get is the scrape interval of the Prometheus at url (empty: Default):
-// Fixed, or the last discovery if younger than Refresh, or a discovery
-// now. A failed discovery keeps the last interval discovered, or, if
-// there is none, AssumedScrapeInterval; the error says why.
+// Get is the scrape interval of the Prometheus at url (empty: Default),
+// without waiting: Fixed, or the last discovery; one older than Refresh
+// (or none yet) is asked again in the background. Never discovered, or
+// a failed discovery with no interval before it, is
+// AssumedScrapeInterval (longer windows, never emptier ones); the error
+// says why.
 func (s *ScrapeIntervals) Get(ctx context.Context, url string) (time.Duration, error) {
 	if s == nil {
 		return AssumedScrapeInterval, fmt.Errorf("no scrape interval discovery")
@@ -174,15 +183,34 @@ func (s *ScrapeIntervals) Get(ctx context.Context, url string) (time.Duration, e
 	now := s.now()
 	s.mu.Lock()
 	e, ok := s.known[url]
+	if (!ok || now.Sub(e.at) >= s.refresh()) && !s.asking[url] {
+		if s.asking == nil {
+			s.asking = map[string]bool{}
+		}
+		s.asking[url] = true
+		owner := s.ctx
+		if owner == nil {
+			owner = context.WithoutCancel(ctx)
+		}
+		s.wg.Go(func() {
+			s.discover(owner, url, e)
+			s.mu.Lock()
+			delete(s.asking, url)
+			s.mu.Unlock()
+		})
+	}
 	s.mu.Unlock()
-	if !ok || now.Sub(e.at) >= s.refresh() {
-		e = s.discover(ctx, url, e)
+	if !ok {
+		return AssumedScrapeInterval, fmt.Errorf("the scrape interval of %s is being discovered", url)
 	}
 	if e.interval == 0 {
 		return AssumedScrapeInterval, e.err
 	}
 	return e.interval, e.err
 }
+
+// wait waits for the discoveries in the background.
+func (s *ScrapeIntervals) wait() { s.wg.Wait() }
 
 // Known is the default Prometheus' scrape interval as last discovered (or
 // Fixed), zero when not known: it never waits.
@@ -252,7 +280,12 @@ func (s *ScrapeIntervals) now() time.Time {
 // until ctx ends (a manager.Runnable: it runs on every replica, so that
 // each webhook can warn).
 func (s *ScrapeIntervals) Start(ctx context.Context) error {
+	s.mu.Lock()
+	s.ctx = ctx
+	s.mu.Unlock()
+	defer s.wait()
 	if s.Fixed > 0 || s.Default == "" {
+		<-ctx.Done()
 		return nil
 	}
 	t := time.NewTicker(s.refresh())

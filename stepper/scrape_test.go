@@ -66,8 +66,14 @@ func TestScrapeIntervals(t *testing.T) {
 	if got := s.Known(); got != 0 {
 		t.Errorf("Known before any discovery = %v, want 0 (unknown)", got)
 	}
+	// Never waits: the first Get assumes Prometheus' default and asks in
+	// the background.
+	if got, err := s.Get(ctx, ""); got != AssumedScrapeInterval || err == nil {
+		t.Errorf("first Get = %v, %v; want %v and an error saying it is being discovered", got, err, AssumedScrapeInterval)
+	}
+	s.wait()
 	if got, err := s.Get(ctx, ""); got != 15*time.Second || err != nil || calls != 1 {
-		t.Errorf("first Get = %v, %v after %d calls; want 15s, nil, 1", got, err, calls)
+		t.Errorf("Get once discovered = %v, %v after %d calls; want 15s, nil, 1", got, err, calls)
 	}
 	if got := s.Known(); got != 15*time.Second {
 		t.Errorf("Known = %v, want 15s", got)
@@ -79,16 +85,24 @@ func TestScrapeIntervals(t *testing.T) {
 	// Prometheus reloaded with a new interval: seen after Refresh.
 	answer.interval = 30 * time.Second
 	clk.SetTime(clk.Now().Add(time.Second))
+	if got, _ := s.Get(ctx, ""); got != 15*time.Second {
+		t.Errorf("Get after Refresh = %v; want the last value, 15s, while it is asked again", got)
+	}
+	s.wait()
 	if got, _ := s.Get(ctx, ""); got != 30*time.Second || calls != 2 {
-		t.Errorf("Get after Refresh = %v after %d calls; want 30s, 2", got, calls)
+		t.Errorf("Get after the refresh = %v after %d calls; want 30s, 2", got, calls)
 	}
 	// Discovery fails: the last value stays, with the error.
 	answer.err = errors.New("connection refused")
 	clk.SetTime(clk.Now().Add(time.Minute))
+	s.Get(ctx, "")
+	s.wait()
 	if got, err := s.Get(ctx, ""); got != 30*time.Second || err == nil {
 		t.Errorf("failed Get = %v, %v; want the last value 30s and the error", got, err)
 	}
 	// Never discovered: Prometheus' default, with the error.
+	s.Get(ctx, "http://other")
+	s.wait()
 	if got, err := s.Get(ctx, "http://other"); got != AssumedScrapeInterval || err == nil {
 		t.Errorf("Get of a Prometheus never discovered, failing = %v, %v; want %v and the error", got, err, AssumedScrapeInterval)
 	}
@@ -99,5 +113,40 @@ func TestScrapeIntervals(t *testing.T) {
 	var none *ScrapeIntervals
 	if got, err := none.Get(ctx, ""); got != AssumedScrapeInterval || err == nil || none.Known() != 0 {
 		t.Errorf("nil: Get = %v, %v; want %v and an error", got, err, AssumedScrapeInterval)
+	}
+}
+
+type blockedDiscoverer struct{ release chan struct{} }
+
+func (b blockedDiscoverer) ScrapeInterval(ctx context.Context) (time.Duration, error) {
+	select {
+	case <-b.release:
+		return 10 * time.Second, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// TestScrapeIntervalsNeverWait: a Prometheus that does not answer never
+// holds the caller (a pass): Get returns the last value at once while the
+// discovery waits in the background, asked once however often Get is.
+func TestScrapeIntervalsNeverWait(t *testing.T) {
+	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
+	b := blockedDiscoverer{release: make(chan struct{})}
+	asked := 0
+	s := &ScrapeIntervals{Default: "http://prom", Refresh: time.Minute, Clock: clk, Timeout: time.Hour,
+		Discoverer: func(string) (ScrapeDiscoverer, error) { asked++; return b, nil }}
+	for range 5 {
+		if got, err := s.Get(t.Context(), ""); got != AssumedScrapeInterval || err == nil {
+			t.Fatalf("Get while discovering = %v, %v", got, err)
+		}
+	}
+	close(b.release)
+	s.wait()
+	if got, err := s.Get(t.Context(), ""); got != 10*time.Second || err != nil {
+		t.Errorf("Get once answered = %v, %v; want 10s", got, err)
+	}
+	if asked != 1 {
+		t.Errorf("%d discoveries for 5 Gets in a row, want 1", asked)
 	}
 }

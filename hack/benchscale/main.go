@@ -45,12 +45,12 @@ import (
 )
 
 type options struct {
-	n, namespaces, nodes, replicas, parallel int
-	rounds                                   []int
-	pprof                                    string
-	interval, scrape, idle                   time.Duration
-	steps                                    string
-	rps                                      float64
+	n, namespaces, nodes, replicas, parallel, workers int
+	rounds                                            []int
+	pprof                                             string
+	interval, scrape, idle                            time.Duration
+	steps                                             string
+	rps                                               float64
 }
 
 func main() {
@@ -58,6 +58,7 @@ func main() {
 	var rounds string
 	flag.IntVar(&o.n, "n", 500, "opted-in Deployments")
 	flag.StringVar(&o.pprof, "pprof", "", "the controller's --pprof-bind-address, to profile it during the run (go tool pprof http://ADDR/debug/pprof/profile)")
+	flag.IntVar(&o.workers, "workers", 0, "the controller's --workers (0: its default)")
 	flag.StringVar(&rounds, "m", "100", "comma-separated sizes of the rounds of image updates applied at once")
 	flag.IntVar(&o.namespaces, "namespaces", 10, "namespaces the Deployments are spread over")
 	flag.IntVar(&o.nodes, "nodes", 10, "kwok nodes")
@@ -131,7 +132,11 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	if err := ctrl.Start("--prometheus-url="+c.PrometheusURL, "--scrape-interval="+o.scrape.String(), "--pprof-bind-address="+o.pprof); err != nil {
+	args := []string{"--prometheus-url=" + c.PrometheusURL, "--scrape-interval=" + o.scrape.String(), "--pprof-bind-address=" + o.pprof}
+	if o.workers > 0 {
+		args = append(args, fmt.Sprintf("--workers=%d", o.workers))
+	}
+	if err := ctrl.Start(args...); err != nil {
 		return err
 	}
 	defer ctrl.Stop()
