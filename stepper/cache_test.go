@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 )
 
 // TestSlimDeployments: the cache keeps a Deployment the system has
@@ -55,6 +56,40 @@ func TestSlimDeployments(t *testing.T) {
 			if got.Name != "reviews" || got.UID != "u1" || *got.Spec.Replicas != 3 || got.Spec.Selector.MatchLabels["app"] != "reviews" ||
 				got.Spec.Template.Labels["version"] != "v1" || len(got.Annotations) != len(tc.d.Annotations) {
 				t.Errorf("lost what the stepper reads: %+v", got)
+			}
+		})
+	}
+}
+
+// TestCanaryChanged: the deployment controller's status writes that
+// change nothing a pass reads (conditions, observed generation) wake no
+// pass; a new spec, replica counts or deletion do.
+func TestCanaryChanged(t *testing.T) {
+	base := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "reviews-canary", Generation: 2, Labels: map[string]string{"canary.io/canary": "true"}}}
+	base.Status = appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 2, UpdatedReplicas: 2, ReadyReplicas: 1, AvailableReplicas: 1}
+	for _, tc := range []struct {
+		name   string
+		change func(*appsv1.Deployment)
+		want   bool
+	}{
+		{"observed generation", func(d *appsv1.Deployment) { d.Status.ObservedGeneration = 2 }, false},
+		{"a condition's time", func(d *appsv1.Deployment) {
+			d.Status.Conditions = []appsv1.DeploymentCondition{{Type: appsv1.DeploymentProgressing, LastUpdateTime: metav1.Now()}}
+		}, false},
+		{"resourceVersion only", func(d *appsv1.Deployment) { d.ResourceVersion = "7" }, false},
+		{"a pod ready", func(d *appsv1.Deployment) { d.Status.ReadyReplicas = 2 }, true},
+		{"a pod available", func(d *appsv1.Deployment) { d.Status.AvailableReplicas = 2 }, true},
+		{"a pod more", func(d *appsv1.Deployment) { d.Status.Replicas = 3 }, true},
+		{"updated", func(d *appsv1.Deployment) { d.Status.UpdatedReplicas = 1 }, true},
+		{"spec", func(d *appsv1.Deployment) { d.Generation = 3 }, true},
+		{"a label", func(d *appsv1.Deployment) { d.Labels["x"] = "y" }, true},
+		{"deleted", func(d *appsv1.Deployment) { now := metav1.Now(); d.DeletionTimestamp = &now }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := base.DeepCopy()
+			tc.change(n)
+			if got := canaryChanged(event.UpdateEvent{ObjectOld: base, ObjectNew: n}); got != tc.want {
+				t.Errorf("canaryChanged = %v, want %v", got, tc.want)
 			}
 		})
 	}

@@ -382,8 +382,10 @@ func (r *Reconciler) readCanary(ctx context.Context, w *world) error {
 		w.canary = &canary
 		w.obs.CanaryObjectsExist = true
 	}
+	// Read only: the cache's own pods, not copies of every canary pod of
+	// the namespace on every pass.
 	var pods corev1.PodList
-	if err := r.Client.List(ctx, &pods, client.InNamespace(d.Namespace), client.MatchingLabels{LabelCanary: "true"}); err != nil {
+	if err := r.Client.List(ctx, &pods, client.InNamespace(d.Namespace), client.MatchingLabels{LabelCanary: "true"}, client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("list canary pods in %s: %w", d.Namespace, err)
 	}
 	for i := range pods.Items {
@@ -429,13 +431,14 @@ func (r *Reconciler) readTraffic(ctx context.Context, w *world) error {
 		w.canaryRule = &dr
 		w.obs.CanaryObjectsExist = true
 	}
+	// Read only (the cache's objects); the one kept is copied.
 	var rules istionetv1.DestinationRuleList
-	if err := r.Client.List(ctx, &rules, client.InNamespace(d.Namespace)); err != nil {
+	if err := r.Client.List(ctx, &rules, client.InNamespace(d.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("list destination rules in %s: %w", d.Namespace, err)
 	}
 	for _, rule := range rules.Items {
 		if hostIs(rule.Spec.Host, svc) && !ownedBy(rule, d) {
-			w.userRule = rule
+			w.userRule = rule.DeepCopy()
 		}
 	}
 	return r.readVirtualServices(ctx, w)
@@ -447,8 +450,9 @@ func (r *Reconciler) readTraffic(ctx context.Context, w *world) error {
 // its routes would bypass the analysis.
 func (r *Reconciler) readVirtualServices(ctx context.Context, w *world) error {
 	d, svc := w.deployment, w.service
+	// Read only (the cache's objects); the ones kept are copied.
 	var list istionetv1.VirtualServiceList
-	if err := r.Client.List(ctx, &list, client.InNamespace(d.Namespace)); err != nil {
+	if err := r.Client.List(ctx, &list, client.InNamespace(d.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("list virtual services in %s: %w", d.Namespace, err)
 	}
 	named := map[string]bool{}
@@ -458,11 +462,11 @@ func (r *Reconciler) readVirtualServices(ctx context.Context, w *world) error {
 	for _, vs := range list.Items {
 		switch {
 		case named[vs.Name]:
-			w.userVirtualServices = append(w.userVirtualServices, vs)
+			w.userVirtualServices = append(w.userVirtualServices, vs.DeepCopy())
 		case ownedBy(vs, d) && vs.Name == svc.Name && len(named) == 0:
-			w.virtualService = vs
+			w.virtualService = vs.DeepCopy()
 		case ownedBy(vs, d) && vs.Name == svc.Name:
-			w.leftoverVirtualService = vs
+			w.leftoverVirtualService = vs.DeepCopy()
 			w.obs.GeneratedVirtualServiceReplaced = true
 		case !ownedBy(vs, d) && servesHost(vs, svc):
 			w.obs.Conflict = fmt.Sprintf("VirtualService %s routes the host %s and is not named in %s: name it there to have it steered",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -302,12 +303,29 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 		Named("stepper").
 		WatchesRawSource(source.Channel(r.wake, &handler.EnqueueRequestForObject{})).
 		For(&appsv1.Deployment{}, builder.WithPredicates(optedIn)).
-		Owns(&appsv1.Deployment{}).
+		Owns(&appsv1.Deployment{}, builder.WithPredicates(predicate.Funcs{UpdateFunc: canaryChanged})).
 		Owns(&corev1.Service{}).
 		Owns(&istionetv1.DestinationRule{}).
 		Owns(&istionetv1.VirtualService{}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
+}
+
+// canaryChanged reports whether an update of a canary Deployment is one a
+// pass can act on: its spec or metadata, or how many of its pods exist,
+// are up to date, ready or available. The deployment controller's other
+// status writes (conditions, observed generation) wake nobody: a rollout
+// of many canaries makes several of them per canary.
+func canaryChanged(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*appsv1.Deployment)
+	n, ok2 := e.ObjectNew.(*appsv1.Deployment)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return o.Generation != n.Generation || n.DeletionTimestamp != nil ||
+		!maps.Equal(o.Labels, n.Labels) || !maps.Equal(o.Annotations, n.Annotations) ||
+		o.Status.Replicas != n.Status.Replicas || o.Status.UpdatedReplicas != n.Status.UpdatedReplicas ||
+		o.Status.ReadyReplicas != n.Status.ReadyReplicas || o.Status.AvailableReplicas != n.Status.AvailableReplicas
 }
 
 // Reconcile runs one pass for one Deployment.
