@@ -116,7 +116,7 @@ func main() {
 		"file of notification providers (Slack, Microsoft Teams, JSON webhooks) that canary.io/notify may name; see docs/notifications.md")
 	flag.StringVar(&o.namespaces, "namespaces", "",
 		"comma-separated namespaces the controller serves, with Roles there instead of a ClusterRole (manifests/overlays/namespaced); empty: every namespace")
-	flag.IntVar(&o.workers, "workers", 4, "Deployments stepped at once: one Deployment's slow query never delays another's")
+	flag.IntVar(&o.workers, "workers", 64, "Deployments stepped at once: a pass waits only on its own writes to the apiserver (hooks and Prometheus are read in the background), so that many analyses stepping together are not queued behind each other's writes")
 	flag.BoolVar(&o.enableStepper, "enable-stepper", true, "run the stepper (false: serve only the webhook)")
 	flag.BoolVar(&o.leaderElect, "leader-elect", true, "step only while holding the leader lease (every replica serves the webhook)")
 	flag.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "namespace of the leader lease (default: the pod's namespace)")

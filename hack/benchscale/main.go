@@ -271,7 +271,7 @@ type status struct {
 	phase, weight      string
 	updated            time.Time // the benchmark's update
 	firstWeight, ended time.Time
-	canaryReady        time.Time // the canary Deployment's first ready pod
+	canaryReady        time.Time // the canary's first pod seen ready
 	outcome            string
 }
 
@@ -295,20 +295,52 @@ func (w *watcher) run(ctx context.Context) {
 		w.seen(d)
 	}
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: on, UpdateFunc: func(_, n any) { on(n) }})
+	// The canary's pods, seen ready: the moment the controller's own
+	// readiness check can see (the Deployment's readyReplicas comes later,
+	// through the ReplicaSet's status).
+	pf := informers.NewSharedInformerFactoryWithOptions(w.cs, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+		o.LabelSelector = "canary.io/canary=true"
+	}))
+	onPod := func(obj any) {
+		if p, ok := obj.(*corev1.Pod); ok {
+			w.seenPod(p)
+		}
+	}
+	_, _ = pf.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: onPod, UpdateFunc: func(_, n any) { onPod(n) }})
 	f.Start(ctx.Done())
+	pf.Start(ctx.Done())
 	<-ctx.Done()
+}
+
+// seenPod records when a canary's first pod was seen ready. A pod of
+// <name>-canary is named <name>-canary-<replica set hash>-<suffix>.
+func (w *watcher) seenPod(p *corev1.Pod) {
+	ready := false
+	for _, c := range p.Status.Conditions {
+		ready = ready || c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue
+	}
+	parts := strings.Split(p.Name, "-")
+	if !ready || len(parts) < 3 {
+		return
+	}
+	name, ok := strings.CutSuffix(strings.Join(parts[:len(parts)-2], "-"), "-canary")
+	if !ok {
+		return
+	}
+	now := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if s := w.get(key{p.Namespace, name}); !s.updated.IsZero() && s.canaryReady.IsZero() {
+		s.canaryReady = now
+	}
 }
 
 func (w *watcher) seen(d *appsv1.Deployment) {
 	now := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if name, ok := strings.CutSuffix(d.Name, "-canary"); ok && d.Labels["canary.io/canary"] == "true" {
-		s := w.get(key{d.Namespace, name})
-		if !s.updated.IsZero() && s.canaryReady.IsZero() && d.Status.ReadyReplicas > 0 {
-			s.canaryReady = now
-		}
-		return
+	if strings.HasSuffix(d.Name, "-canary") && d.Labels["canary.io/canary"] == "true" {
+		return // the canary's readiness is its pods' (seenPod)
 	}
 	s := w.get(key{d.Namespace, d.Name})
 	s.phase, s.weight = d.Annotations[contract.KeyPhase], d.Annotations[contract.KeyWeight]
