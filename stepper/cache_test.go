@@ -94,3 +94,51 @@ func TestCanaryChanged(t *testing.T) {
 		})
 	}
 }
+
+// TestCanaryPodWakesItsDeployment: a canary pod maps to the Deployment
+// whose canary runs it, and only a change of its readiness (or its
+// deletion) wakes it.
+func TestCanaryPodWakesItsDeployment(t *testing.T) {
+	pod := func(rs string, ready corev1.ConditionStatus) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "books", Name: rs + "-x7k2p", Labels: map[string]string{LabelCanary: "true"},
+				OwnerReferences: []metav1.OwnerReference{{Kind: "ReplicaSet", Name: rs, Controller: ptr.To(true)}}},
+			Status: corev1.PodStatus{Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: ready}}},
+		}
+	}
+	for _, tc := range []struct {
+		rs, want string
+	}{
+		{"reviews-canary-5d8f9c7b6", "reviews"},
+		{"book-reviews-canary-6c9", "book-reviews"},
+		{"reviews-5d8f9c7b6", ""}, // not a canary's ReplicaSet
+		{"canary-5d8f9c7b6", ""},
+	} {
+		got := canaryPodOwner(t.Context(), pod(tc.rs, corev1.ConditionTrue))
+		switch {
+		case tc.want == "" && len(got) != 0:
+			t.Errorf("%s: woke %v, want nobody", tc.rs, got)
+		case tc.want != "" && (len(got) != 1 || got[0].Namespace != "books" || got[0].Name != tc.want):
+			t.Errorf("%s: woke %v, want books/%s", tc.rs, got, tc.want)
+		}
+	}
+	notReady, ready := pod("reviews-canary-5d8", corev1.ConditionFalse), pod("reviews-canary-5d8", corev1.ConditionTrue)
+	relabelled := ready.DeepCopy()
+	relabelled.Annotations = map[string]string{"x": "y"}
+	deleting := ready.DeepCopy()
+	deleting.DeletionTimestamp = ptr.To(metav1.Now())
+	for _, tc := range []struct {
+		name     string
+		old, new *corev1.Pod
+		want     bool
+	}{
+		{"became ready", notReady, ready, true},
+		{"no longer ready", ready, notReady, true},
+		{"deletion begun", ready, deleting, true},
+		{"nothing about readiness", ready, relabelled, false},
+	} {
+		if got := podReadinessChanged(event.UpdateEvent{ObjectOld: tc.old, ObjectNew: tc.new}); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -307,8 +308,53 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 		Owns(&corev1.Service{}).
 		Owns(&istionetv1.DestinationRule{}).
 		Owns(&istionetv1.VirtualService{}).
+		// A canary pod's readiness wakes its Deployment at once, not when
+		// the deployment controller, busy with many canaries, gets to
+		// count it in the canary Deployment's status.
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(canaryPodOwner),
+			builder.WithPredicates(predicate.Funcs{UpdateFunc: podReadinessChanged})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
+}
+
+// canaryPodOwner maps a canary pod to the Deployment whose canary it
+// runs: its ReplicaSet is <deployment>-canary-<hash>.
+func canaryPodOwner(_ context.Context, o client.Object) []ctrl.Request {
+	p, ok := o.(*corev1.Pod)
+	if !ok || p.Labels[LabelCanary] != "true" {
+		return nil
+	}
+	rs := controllerName(p)
+	i := strings.LastIndex(rs, "-")
+	if i < 0 {
+		return nil
+	}
+	name, ok := strings.CutSuffix(rs[:i], "-canary")
+	if !ok || name == "" {
+		return nil
+	}
+	return []ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: name}}}
+}
+
+// podReadinessChanged reports whether a pod update changed its readiness
+// (or began its deletion): the rest of a pod's life wakes nobody.
+func podReadinessChanged(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*corev1.Pod)
+	n, ok2 := e.ObjectNew.(*corev1.Pod)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return podReady(o) != podReady(n) || (o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil)
+}
+
+// podReady reports whether a pod's Ready condition is true.
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 // canaryChanged reports whether an update of a canary Deployment is one a
