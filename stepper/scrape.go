@@ -155,6 +155,7 @@ type ScrapeIntervals struct {
 	// Start's (their owner), wg waits for them when it ends.
 	asking map[string]bool
 	ctx    context.Context
+	closed bool // Start has ended: nothing more is asked
 	wg     sync.WaitGroup
 }
 
@@ -183,7 +184,7 @@ func (s *ScrapeIntervals) Get(ctx context.Context, url string) (time.Duration, e
 	now := s.now()
 	s.mu.Lock()
 	e, ok := s.known[url]
-	if (!ok || now.Sub(e.at) >= s.refresh()) && !s.asking[url] {
+	if (!ok || now.Sub(e.at) >= s.refresh()) && !s.asking[url] && !s.closed {
 		if s.asking == nil {
 			s.asking = map[string]bool{}
 		}
@@ -283,7 +284,12 @@ func (s *ScrapeIntervals) Start(ctx context.Context) error {
 	s.mu.Lock()
 	s.ctx = ctx
 	s.mu.Unlock()
-	defer s.wait()
+	defer func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		s.wait()
+	}()
 	if s.Fixed > 0 || s.Default == "" {
 		<-ctx.Done()
 		return nil
