@@ -22,10 +22,13 @@ import (
 //   - the continuous comparison: every Period, one range query per metric
 //     (requests, the duration histogram's _count and its buckets) for
 //     every analysis whose comparison is up to date, reading only the
-//     samples since the last period (groupSelectors, fanOut); an analysis
-//     further behind (its first read after a restart or a lost lease,
-//     which rebuilds it from its start) is read alone, at most AloneLimit
-//     at once, so that its long window never weighs on the others';
+//     samples since the last period (groupSelectors, fanOut); the
+//     analyses further behind (a first read after a restart or a lost
+//     lease, which rebuilds from the analysis' start, or the first read
+//     of an analysis whose canary took traffic long after it started) are
+//     read in catch-up groups of windows within a factor of two, at most
+//     AloneLimit groups at once, so that a long window never weighs on
+//     the reads that need a short one;
 //   - the end-of-step checks: the requests that arrive within CheckDelay
 //     of each other are read together, one query per built-in check and
 //     window for all of them (grouped by namespace and workload); the
@@ -57,8 +60,8 @@ type Reader struct {
 	// CheckDelay is how long the first check request waits for others
 	// to share its reads (default DefaultCheckDelay).
 	CheckDelay time.Duration
-	// AloneLimit is how many analyses are read alone at once (default
-	// DefaultAloneLimit).
+	// AloneLimit is how many catch-up groups (analyses far behind, see
+	// tick) are read at once (default DefaultAloneLimit).
 	AloneLimit int
 
 	mu       sync.Mutex
@@ -206,13 +209,34 @@ func (rd *Reader) Drop(key string) {
 	delete(rd.rounds, key)
 }
 
+// catchUp is a group of comparisons far behind (rebuilt after a restart,
+// or whose first read reaches back to an analysis' start long ago), read
+// together: one Prometheus, windows within a factor of two.
+type catchUp struct {
+	url    string
+	bucket int
+}
+
+// bucketOf is the catch-up group of a read reaching back behind, longer
+// than batchable: windows up to twice batchable, up to four times, ...
+func bucketOf(behind, batchable time.Duration) int {
+	b := 0
+	for w := 2 * batchable; behind > w && b < 32; w *= 2 {
+		b++
+	}
+	return b
+}
+
 // tick starts the comparison's reads due now: one batch per Prometheus of
-// the analyses up to date, and the others alone.
+// the analyses up to date, and the others by how far they reach back
+// (catch-up groups, at most AloneLimit at once), so that a long window is
+// never read for the analyses that need a short one.
 func (rd *Reader) tick(ctx context.Context, now time.Time) {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
 	batchable := rd.batchable()
 	groups := map[string][]job{}
+	behind := map[catchUp][]*reading{}
 	for key, r := range rd.readings {
 		if now.Sub(r.asked) > forgetAfter {
 			delete(rd.readings, key)
@@ -228,12 +252,20 @@ func (rd *Reader) tick(ctx context.Context, now time.Time) {
 			}
 			continue
 		}
-		if rd.alone < rd.aloneLimit() {
-			rd.alone++
-			r.busy = true
-			j := job{r, r.req}
-			rd.wg.Go(func() { rd.readAlone(ctx, j, now) })
+		k := catchUp{r.req.url, bucketOf(now.Sub(r.c.from(r.req)), batchable)}
+		behind[k] = append(behind[k], r)
+	}
+	for k, readings := range behind {
+		if rd.alone >= rd.aloneLimit() {
+			break // the next tick reads them
 		}
+		rd.alone++
+		group := make([]job, len(readings))
+		for i, r := range readings {
+			r.busy = true
+			group[i] = job{r, r.req}
+		}
+		rd.wg.Go(func() { rd.readCatchUp(ctx, k.url, group, now) })
 	}
 	for key, c := range rd.rounds {
 		if now.Sub(c.asked) > forgetAfter && (c.done || !c.started) {
@@ -325,25 +357,14 @@ func (rd *Reader) wake(keys []string) {
 	}
 }
 
-// readAlone reads one comparison by itself: rebuilt from its start.
-func (rd *Reader) readAlone(ctx context.Context, j job, now time.Time) {
-	defer func() {
-		rd.mu.Lock()
-		rd.alone--
-		rd.mu.Unlock()
-	}()
-	v, err := func() (sequential.Verdict, error) {
-		q, err := rd.matrixQuerier(j.req.url)
-		if err != nil {
-			return sequential.Verdict{}, err
-		}
-		qctx, cancel := context.WithTimeout(ctx, rd.QueryTimeout)
-		defer cancel()
-		return compare(qctx, q, &j.r.c, j.req, now)
-	}()
-	if rd.store(j.r, v, err, now) {
-		rd.wake([]string{j.r.key})
-	}
+// readCatchUp reads a catch-up group of comparisons (far behind, of one
+// Prometheus) at once.
+func (rd *Reader) readCatchUp(ctx context.Context, url string, group []job, now time.Time) {
+	wake := rd.readJobs(ctx, url, group, now)
+	rd.mu.Lock()
+	rd.alone--
+	rd.mu.Unlock()
+	rd.wake(wake)
 }
 
 // store records a read's outcome and reports whether the Deployment's

@@ -457,3 +457,57 @@ func TestCheckRoundReadsAtOnce(t *testing.T) {
 		t.Errorf("at most %d queries in flight at once, want all 4: the custom metric waited for the built-ins", p.most)
 	}
 }
+
+// TestReaderCatchesUpTogether: analyses far behind by about as much (ten
+// whose canary took traffic two minutes after their analysis started)
+// are read together, not one by one, and never with the window of one
+// far older (a rebuild reaching back an hour).
+func TestReaderCatchesUpTogether(t *testing.T) {
+	st := &store{}
+	rd := &Reader{Period: 20 * time.Millisecond, QueryTimeout: time.Second, Clock: clock.RealClock{},
+		Querier: func(string) (Querier, error) { return storeQuerier{st}, nil }}
+	stop := startReader(t, rd)
+	now := time.Now()
+	keys := map[string]comparisonRequest{"old/reviews": request("old", now.Add(-time.Hour))}
+	for i := range 10 {
+		keys[fmt.Sprintf("c-%d/reviews", i)] = request(fmt.Sprintf("c-%d", i), now.Add(-2*time.Minute))
+	}
+	for k, a := range keys {
+		rd.Compare(k, a, now)
+	}
+	waitFor(t, "every analysis read", func() bool {
+		for k, a := range keys {
+			if _, pending, _ := rd.Compare(k, a, time.Now()); pending {
+				return false
+			}
+		}
+		return true
+	})
+	stop()
+	mid, long := 0, 0
+	for _, q := range st.asked() {
+		m := selectorOf.FindStringSubmatch(q)
+		if m == nil {
+			t.Fatalf("not a range selector: %s", q)
+		}
+		w, err := model.ParseDuration(m[3])
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch d := time.Duration(w); {
+		case d >= time.Hour:
+			long++
+			if strings.Contains(q, "c-") {
+				t.Errorf("the hour-long rebuild is read for the two-minute ones too: %s", q)
+			}
+		case d >= time.Minute:
+			mid++
+		}
+	}
+	if mid < 3 || mid > 6 {
+		t.Errorf("%d reads of about two minutes for ten analyses, want them read together (3, or 6 if a tick split them), not one by one (30)", mid)
+	}
+	if long != 3 {
+		t.Errorf("%d reads of an hour, want the old analysis' three, once", long)
+	}
+}
