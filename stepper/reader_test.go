@@ -176,15 +176,7 @@ func TestReaderReadsFarBehindAlone(t *testing.T) {
 	stop()
 	long := 0
 	for _, q := range st.asked() {
-		m := selectorOf.FindStringSubmatch(q)
-		if m == nil {
-			t.Fatalf("not a range selector: %s", q)
-		}
-		w, err := model.ParseDuration(m[3])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if time.Duration(w) >= 10*time.Minute {
+		if rangeOf(t, q) >= 10*time.Minute {
 			long++
 			if strings.Contains(q, "new") {
 				t.Errorf("the rebuild's long window is read for the batch too: %s", q)
@@ -486,15 +478,7 @@ func TestReaderCatchesUpTogether(t *testing.T) {
 	stop()
 	mid, long := 0, 0
 	for _, q := range st.asked() {
-		m := selectorOf.FindStringSubmatch(q)
-		if m == nil {
-			t.Fatalf("not a range selector: %s", q)
-		}
-		w, err := model.ParseDuration(m[3])
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch d := time.Duration(w); {
+		switch d := rangeOf(t, q); {
 		case d >= time.Hour:
 			long++
 			if strings.Contains(q, "c-") {
@@ -510,4 +494,18 @@ func TestReaderCatchesUpTogether(t *testing.T) {
 	if long != 3 {
 		t.Errorf("%d reads of an hour, want the old analysis' three, once", long)
 	}
+}
+
+// rangeOf is the range of a comparison read's range selector.
+func rangeOf(t *testing.T, promql string) time.Duration {
+	t.Helper()
+	m := selectorOf.FindStringSubmatch(promql)
+	if m == nil {
+		t.Fatalf("not a range selector: %s", promql)
+	}
+	w, err := model.ParseDuration(m[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(w)
 }
