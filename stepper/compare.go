@@ -314,16 +314,6 @@ func readGroup(ctx context.Context, q MatrixQuerier, group []comparisonRequest, 
 	return indexReads(answers), nil
 }
 
-// compare reads and counts one analysis alone: the read of a comparison
-// rebuilt from the analysis' start (after a restart), or continued.
-func compare(ctx context.Context, q MatrixQuerier, c *comparison, a comparisonRequest, now time.Time) (sequential.Verdict, error) {
-	idx, err := readGroup(ctx, q, []comparisonRequest{a}, groupWindow(c.from(a), a.lookback, now), now)
-	if err != nil {
-		return sequential.Verdict{}, err
-	}
-	return c.advance(a, fanOut(idx, a), now)
-}
-
 // canonicalRevision is the revision Istio reports for a pod with these
 // labels (destination_canonical_revision): service.istio.io/canonical-revision,
 // app.kubernetes.io/version or version, the first set, else "latest".

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/canary-io/canary/contract"
+	"github.com/canary-io/canary/stepper/sequential"
 )
 
 func TestSlowEdge(t *testing.T) {
@@ -386,4 +387,15 @@ func TestIncrementalComparisonEqualsReplay(t *testing.T) {
 		t.Error("no stream had a regression: the test compares only healthy verdicts")
 	}
 	t.Logf("%d verdicts compared; %d of 75 analyses ended in a regression", compared, regressions)
+}
+
+// compare reads and counts one analysis alone: the reference the
+// incremental reads are checked against (a comparison rebuilt from the
+// analysis' start reads this way too, in its catch-up group).
+func compare(ctx context.Context, q MatrixQuerier, c *comparison, a comparisonRequest, now time.Time) (sequential.Verdict, error) {
+	idx, err := readGroup(ctx, q, []comparisonRequest{a}, groupWindow(c.from(a), a.lookback, now), now)
+	if err != nil {
+		return sequential.Verdict{}, err
+	}
+	return c.advance(a, fanOut(idx, a), now)
 }

@@ -309,9 +309,15 @@ type job struct {
 // readBatch reads the comparisons of group (one Prometheus) at once, the
 // Prometheus' batch of this period.
 func (rd *Reader) readBatch(ctx context.Context, url string, group []job, now time.Time) {
+	rd.readThen(ctx, url, group, now, func() { delete(rd.busyURLs, url) })
+}
+
+// readThen reads group (readJobs), then, under the lock, releases what
+// started the read (release), then wakes the Deployments with news.
+func (rd *Reader) readThen(ctx context.Context, url string, group []job, now time.Time, release func()) {
 	wake := rd.readJobs(ctx, url, group, now)
 	rd.mu.Lock()
-	delete(rd.busyURLs, url)
+	release()
 	rd.mu.Unlock()
 	rd.wake(wake)
 }
@@ -360,11 +366,7 @@ func (rd *Reader) wake(keys []string) {
 // readCatchUp reads a catch-up group of comparisons (far behind, of one
 // Prometheus) at once.
 func (rd *Reader) readCatchUp(ctx context.Context, url string, group []job, now time.Time) {
-	wake := rd.readJobs(ctx, url, group, now)
-	rd.mu.Lock()
-	rd.alone--
-	rd.mu.Unlock()
-	rd.wake(wake)
+	rd.readThen(ctx, url, group, now, func() { rd.alone-- })
 }
 
 // store records a read's outcome and reports whether the Deployment's
