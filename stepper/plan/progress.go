@@ -97,6 +97,16 @@ func consumeControls(st State, obs Observations) State {
 	return st
 }
 
+// routable reports whether the canary has the pods weight w needs, all
+// ready, and from when w may be routed to it: once they have been ready
+// for the propagation delay, so that every proxy knows them.
+func routable(spec Spec, obs Observations, w int32) (at time.Time, ready bool) {
+	if obs.CanaryReady < CanaryReplicas(spec.Replicas, w) || obs.CanaryReadySince.IsZero() {
+		return time.Time{}, false
+	}
+	return obs.CanaryReadySince.Add(spec.PropagationDelay), true
+}
+
 // resumeStart finishes a step's start that was recorded but not routed:
 // the process that recorded it was stopped before it moved the weight
 // (record before acting). While the step is young (less than half its
@@ -109,8 +119,7 @@ func resumeStart(spec Spec, st State, obs Observations) (Decision, bool) {
 		obs.RoutedWeight >= st.Weight || !stepRunning(spec, st) || !obs.Now.Before(st.StepStarted.Add(spec.Interval/2)) {
 		return Decision{}, false
 	}
-	if obs.CanaryReady < CanaryReplicas(spec.Replicas, st.Weight) || obs.CanaryReadySince.IsZero() ||
-		obs.Now.Before(obs.CanaryReadySince.Add(spec.PropagationDelay)) {
+	if at, ready := routable(spec, obs, st.Weight); !ready || obs.Now.Before(at) {
 		return Decision{}, false
 	}
 	return Decision{Next: st, Actions: []Action{SetWeight(st.Weight)},
@@ -218,11 +227,11 @@ func scaleUp(spec Spec, st State, obs Observations) Decision {
 	if st.WaitingSince.IsZero() {
 		st.WaitingSince = stamp(now)
 	}
-	if obs.CanaryReady >= need && !obs.CanaryReadySince.IsZero() {
-		if routable := obs.CanaryReadySince.Add(spec.PropagationDelay); now.Before(routable) {
-			return Decision{Next: st, Requeue: until(now, routable),
+	if at, ready := routable(spec, obs, w); ready {
+		if now.Before(at) {
+			return Decision{Next: st, Requeue: until(now, at),
 				Message: fmt.Sprintf("%s: %d of %d canary pods ready; the weight moves to %d%% at %s, after the propagation delay (%s)",
-					label, obs.CanaryReady, need, w, clock(routable), contract.PromDuration(spec.PropagationDelay))}
+					label, obs.CanaryReady, need, w, clock(at), contract.PromDuration(spec.PropagationDelay))}
 		}
 		if awaitsPreRollout(spec, st) {
 			return preRollout(spec, st, obs, need)
