@@ -114,11 +114,7 @@ func (s Samples) Sum(name string, match map[string]string) float64 {
 		if string(smp.Metric[model.MetricNameLabel]) != name {
 			continue
 		}
-		ok := true
-		for k, v := range match {
-			ok = ok && string(smp.Metric[model.LabelName(k)]) == v
-		}
-		if ok {
+		if holds(smp.Metric, match) {
 			sum += float64(smp.Value)
 		}
 	}
@@ -130,10 +126,16 @@ func (s Samples) Sum(name string, match map[string]string) float64 {
 // histogram_quantile does: linear within the bucket that holds it; the
 // largest finite edge when it falls in +Inf.
 func Quantile(q float64, name string, before, after Samples) float64 {
+	return QuantileOf(q, name, nil, before, after)
+}
+
+// QuantileOf is Quantile over the series whose labels hold every pair of
+// match.
+func QuantileOf(q float64, name string, match map[string]string, before, after Samples) float64 {
 	counts := map[float64]float64{}
 	add := func(s Samples, sign float64) {
 		for _, smp := range s {
-			if string(smp.Metric[model.MetricNameLabel]) != name+"_bucket" {
+			if string(smp.Metric[model.MetricNameLabel]) != name+"_bucket" || !holds(smp.Metric, match) {
 				continue
 			}
 			le, err := strconv.ParseFloat(string(smp.Metric["le"]), 64)
@@ -169,4 +171,14 @@ func Quantile(q float64, name string, before, after Samples) float64 {
 		prevEdge, prevCount = e, c
 	}
 	return prevEdge
+}
+
+// holds reports whether m has every label pair of match.
+func holds(m model.Metric, match map[string]string) bool {
+	for k, v := range match {
+		if string(m[model.LabelName(k)]) != v {
+			return false
+		}
+	}
+	return true
 }

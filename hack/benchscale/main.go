@@ -571,6 +571,22 @@ func round(ctx context.Context, o options, c *cluster.Cluster, cs kubernetes.Int
 	fmt.Printf("| comparison samples read | %.0f (%.0f per analysis) |\n", samplesRead, samplesRead/float64(m))
 	fmt.Printf("| step lateness | p50 %.2fs, p99 %.2fs |\n",
 		scale.Quantile(0.5, "canary_step_lateness_seconds", ctrlBefore, ctrlAfter), scale.Quantile(0.99, "canary_step_lateness_seconds", ctrlBefore, ctrlAfter))
+	// Where a pass's time goes: waiting in the controller's queue, and
+	// the apiserver's answer to its writes (our own webhooks included).
+	fmt.Printf("| controller's queue: wait / pass | p50 %.3fs, p99 %.3fs / p50 %.3fs, p99 %.3fs |\n",
+		scale.QuantileOf(0.5, "workqueue_queue_duration_seconds", map[string]string{"name": "stepper"}, ctrlBefore, ctrlAfter),
+		scale.QuantileOf(0.99, "workqueue_queue_duration_seconds", map[string]string{"name": "stepper"}, ctrlBefore, ctrlAfter),
+		scale.QuantileOf(0.5, "workqueue_work_duration_seconds", map[string]string{"name": "stepper"}, ctrlBefore, ctrlAfter),
+		scale.QuantileOf(0.99, "workqueue_work_duration_seconds", map[string]string{"name": "stepper"}, ctrlBefore, ctrlAfter))
+	for _, w := range []struct{ verb, resource string }{{"UPDATE", "deployments"}, {"PATCH", "virtualservices"}, {"PATCH", "services"}, {"CREATE", "deployments"}} {
+		match := map[string]string{"verb": w.verb, "resource": w.resource}
+		fmt.Printf("| apiserver latency, %s %s | p50 %.3fs, p99 %.3fs |\n", w.verb, w.resource,
+			scale.QuantileOf(0.5, "apiserver_request_duration_seconds", match, apiBefore, apiAfter),
+			scale.QuantileOf(0.99, "apiserver_request_duration_seconds", match, apiBefore, apiAfter))
+	}
+	fmt.Printf("| apiserver → the webhooks | p50 %.3fs, p99 %.3fs |\n",
+		scale.Quantile(0.5, "apiserver_admission_webhook_admission_duration_seconds", apiBefore, apiAfter),
+		scale.Quantile(0.99, "apiserver_admission_webhook_admission_duration_seconds", apiBefore, apiAfter))
 	fmt.Printf("| apiserver writes of the controller's kinds | %.0f, %.1f per analysis step (all writes, kwok's and the built-in controllers' included: %.0f) |\n\n", writes, writes/float64(m*steps), all)
 	return nil
 }
