@@ -33,6 +33,7 @@ func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error
 	var announced *plan.Event
 	for _, a := range dec.Actions {
 		var err error
+		began := time.Now()
 		switch a.Kind {
 		case plan.ActionWriteState:
 			if announced, err = r.writeState(ctx, w, dec, d); err == nil {
@@ -68,6 +69,7 @@ func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error
 		case plan.ActionRecordRejected:
 			// Carried by the state write.
 		}
+		r.Metrics.took(string(a.Kind), time.Since(began))
 		if err != nil {
 			return fmt.Errorf("%s for deployment %s/%s: %w", a, d.Namespace, d.Name, err)
 		}

@@ -240,7 +240,7 @@ func (r *Reconciler) runComparison(ctx context.Context, w *world, now time.Time)
 		confidence: w.settings.Confidence, tolerance: w.settings.Tolerance, edge: slowEdge(w.settings.MaxLatency),
 		period: r.ComparisonPeriod, lookback: comparisonLookback(r.ComparisonPeriod, scrape),
 	}
-	v, pending, err := r.Reader.Compare(key, a, now)
+	v, pending, err := r.Reader.Compare(key, a, plan.ChecksDue(w.spec, w.state, now), now)
 	if v != nil {
 		w.comparison = v
 		if v.Regression {

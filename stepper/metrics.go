@@ -22,6 +22,7 @@ type Metrics struct {
 	errorRate    *prometheus.GaugeVec
 	stepSeconds  *prometheus.HistogramVec
 	stepLateness prometheus.Histogram
+	actions      *prometheus.HistogramVec
 	rollout      *prometheus.HistogramVec
 	outcomes     *prometheus.CounterVec
 	hookCalls    *prometheus.CounterVec
@@ -84,6 +85,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			// 10ms to about 82s.
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
 		}),
+		actions: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "canary_action_duration_seconds",
+			Help: "How long each part of a pass took: reading what it decides on (gather: the cache, the answers the background reads left) and each action it took (WriteState, SetWeight, ...: the controller's writes, as the apiserver answered them, admission webhooks included).",
+			// 5ms to about 82s.
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 15),
+		}, []string{"action"}),
 		rollout: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "canary_rollout_duration_seconds", Help: "Time from the analysis start to its end, by outcome (Succeeded, RolledBack).",
 			Buckets: prometheus.ExponentialBuckets(10, 2, 10),
@@ -115,7 +122,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 
 // own are the collectors of one Metrics.
 func (m *Metrics) own() []prometheus.Collector {
-	return []prometheus.Collector{m.weight, m.step, m.phase, m.failedChecks, m.checkValue, m.eValue, m.errorRate, m.stepSeconds, m.stepLateness, m.rollout, m.outcomes, m.hookCalls, m.skipped}
+	return []prometheus.Collector{m.weight, m.step, m.phase, m.failedChecks, m.checkValue, m.eValue, m.errorRate, m.stepSeconds, m.stepLateness, m.actions, m.rollout, m.outcomes, m.hookCalls, m.skipped}
 }
 
 // shared are the collectors every Metrics registers.
@@ -190,4 +197,13 @@ func (m *Metrics) observe(w *world, dec plan.Decision, now time.Time) {
 			m.rollout.WithLabelValues(ns, string(next.Phase)).Observe(now.Sub(w.analysisStarted).Seconds())
 		}
 	}
+}
+
+// took records how long a part of a pass took (action: gather, or an
+// action's kind).
+func (m *Metrics) took(action string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.actions.WithLabelValues(action).Observe(d.Seconds())
 }

@@ -71,6 +71,7 @@ type Reader struct {
 	busyURLs map[string]bool // a comparison batch in flight
 	alone    int
 	flushing bool // a flush of the check requests is scheduled
+	hurrying bool // a read of the first reads steps wait for is scheduled
 	kick     chan struct{}
 	soon     chan struct{} // a first read is wanted
 	wg       sync.WaitGroup
@@ -140,11 +141,14 @@ func (rd *Reader) Start(ctx context.Context) error {
 		case <-kick:
 			rd.flushChecks(ctx, rd.Clock.Now())
 		case <-soon:
+			rd.mu.Lock()
+			rd.hurrying = false
+			rd.mu.Unlock()
 			rd.tick(ctx, rd.Clock.Now())
 		}
 	}
 	rd.mu.Lock()
-	rd.ctx, rd.readings, rd.rounds, rd.busyURLs, rd.alone = nil, nil, nil, nil, 0
+	rd.ctx, rd.readings, rd.rounds, rd.busyURLs, rd.alone, rd.flushing, rd.hurrying = nil, nil, nil, nil, 0, false, false
 	rd.mu.Unlock()
 	rd.wg.Wait()
 	return nil
@@ -159,13 +163,15 @@ func (rd *Reader) staleAfter() time.Duration {
 
 // Compare returns the latest verdict of the comparison a of the
 // Deployment key, asking for it to be read from now on. pending: no read
-// of a has ended yet (its first is due within a period); the pass waits
-// for it before judging a step, so that a restart never lets a step pass
-// on a comparison not yet rebuilt. An error says why the comparison is
-// unavailable: its last read failed, or it has not been read for
-// staleAfter (the reader is stuck or not running), or its first read
-// took longer than that.
-func (rd *Reader) Compare(key string, a comparisonRequest, now time.Time) (verdict *sequential.Verdict, pending bool, err error) {
+// of a has ended yet; the pass waits for it before judging a step, so
+// that a restart never lets a step pass on a comparison not yet rebuilt.
+// A first read comes with the next period's reads, shared with every
+// comparison read then; waiting says a step's checks are due and wait
+// for it (after a restart, say), and then it comes within CheckDelay.
+// An error says why the comparison is unavailable: its last read failed,
+// or it has not been read for staleAfter (the reader is stuck or not
+// running), or its first read took longer than that.
+func (rd *Reader) Compare(key string, a comparisonRequest, waiting bool, now time.Time) (verdict *sequential.Verdict, pending bool, err error) {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
 	if rd.ctx == nil {
@@ -175,10 +181,13 @@ func (rd *Reader) Compare(key string, a comparisonRequest, now time.Time) (verdi
 	if r == nil || r.req.built() != a.built() {
 		r = &reading{key: key, req: a, since: now}
 		rd.readings[key] = r
-		// Its first read soon, not at the next period: a step may be
-		// waiting for it (after a restart).
+	}
+	if waiting && r.verdict == nil && r.err == nil && !rd.hurrying {
+		// The first reads a step waits for, soon and together: one read
+		// of every comparison behind, not one per first read.
+		rd.hurrying = true
 		soon := rd.soon
-		time.AfterFunc(DefaultCheckDelay, func() {
+		time.AfterFunc(rd.checkDelay(), func() {
 			select {
 			case soon <- struct{}{}:
 			default:
@@ -276,6 +285,13 @@ func (rd *Reader) tick(ctx context.Context, now time.Time) {
 		rd.busyURLs[url] = true
 		rd.wg.Go(func() { rd.readBatch(ctx, url, group, now) })
 	}
+}
+
+func (rd *Reader) checkDelay() time.Duration {
+	if rd.CheckDelay > 0 {
+		return rd.CheckDelay
+	}
+	return DefaultCheckDelay
 }
 
 func (rd *Reader) aloneLimit() int {
@@ -408,12 +424,8 @@ func (rd *Reader) Checks(key, round string, run checkRun, url string, now time.T
 	rd.rounds[key] = &checkRound{key: key, round: round, url: url, run: run, asked: now}
 	if !rd.flushing {
 		rd.flushing = true
-		delay := rd.CheckDelay
-		if delay <= 0 {
-			delay = DefaultCheckDelay
-		}
 		kick := rd.kick
-		time.AfterFunc(delay, func() {
+		time.AfterFunc(rd.checkDelay(), func() {
 			select {
 			case kick <- struct{}{}:
 			default:

@@ -87,7 +87,7 @@ func TestReaderBatchesComparisons(t *testing.T) {
 			stop := startReader(t, rd)
 			now := time.Now()
 			for i := range n {
-				if _, pending, err := rd.Compare(fmt.Sprintf("ns-%d/reviews", i), request(fmt.Sprintf("ns-%d", i), now), now); !pending || err != nil {
+				if _, pending, err := rd.Compare(fmt.Sprintf("ns-%d/reviews", i), request(fmt.Sprintf("ns-%d", i), now), true, now); !pending || err != nil {
 					t.Fatalf("before any read: pending %v, err %v; want pending", pending, err)
 				}
 			}
@@ -97,7 +97,7 @@ func TestReaderBatchesComparisons(t *testing.T) {
 				return len(woken) == n
 			})
 			for i := range n {
-				v, pending, err := rd.Compare(fmt.Sprintf("ns-%d/reviews", i), request(fmt.Sprintf("ns-%d", i), now), time.Now())
+				v, pending, err := rd.Compare(fmt.Sprintf("ns-%d/reviews", i), request(fmt.Sprintf("ns-%d", i), now), true, time.Now())
 				if v == nil || pending || err != nil {
 					t.Fatalf("after the first read: verdict %v, pending %v, err %v", v, pending, err)
 				}
@@ -138,18 +138,18 @@ func TestReaderBatchFailureFailsEveryone(t *testing.T) {
 	now := time.Now()
 	keys := []string{"a/reviews", "b/reviews", "c/reviews"}
 	for _, k := range keys {
-		rd.Compare(k, request(strings.Split(k, "/")[0], now), now)
+		rd.Compare(k, request(strings.Split(k, "/")[0], now), true, now)
 	}
 	waitFor(t, "every analysis failed", func() bool {
 		for _, k := range keys {
-			if _, _, err := rd.Compare(k, request(strings.Split(k, "/")[0], now), time.Now()); err == nil {
+			if _, _, err := rd.Compare(k, request(strings.Split(k, "/")[0], now), true, time.Now()); err == nil {
 				return false
 			}
 		}
 		return true
 	})
 	for _, k := range keys {
-		v, pending, err := rd.Compare(k, request(strings.Split(k, "/")[0], now), time.Now())
+		v, pending, err := rd.Compare(k, request(strings.Split(k, "/")[0], now), true, time.Now())
 		if v != nil || pending || err == nil || !strings.Contains(err.Error(), "503") {
 			t.Errorf("%s: verdict %v, pending %v, err %v; want the read's failure", k, v, pending, err)
 		}
@@ -166,11 +166,11 @@ func TestReaderReadsFarBehindAlone(t *testing.T) {
 		Querier: func(string) (Querier, error) { return storeQuerier{st}, nil }}
 	stop := startReader(t, rd)
 	now := time.Now()
-	rd.Compare("old/reviews", request("old", now.Add(-10*time.Minute)), now)
-	rd.Compare("new/reviews", request("new", now), now)
+	rd.Compare("old/reviews", request("old", now.Add(-10*time.Minute)), true, now)
+	rd.Compare("new/reviews", request("new", now), true, now)
 	waitFor(t, "both read", func() bool {
-		_, p1, _ := rd.Compare("old/reviews", request("old", now.Add(-10*time.Minute)), time.Now())
-		_, p2, _ := rd.Compare("new/reviews", request("new", now), time.Now())
+		_, p1, _ := rd.Compare("old/reviews", request("old", now.Add(-10*time.Minute)), true, time.Now())
+		_, p2, _ := rd.Compare("new/reviews", request("new", now), true, time.Now())
 		return !p1 && !p2
 	})
 	stop()
@@ -349,10 +349,10 @@ func TestChecksReadTheComparisonBeside(t *testing.T) {
 	startReader(t, rd)
 	start := time.Now()
 	a := request("shop", start)
-	rd.Compare("shop/reviews", a, start)
+	rd.Compare("shop/reviews", a, false, start)
 	rd.tick(t.Context(), start) // the period's read (the ticker's is an hour away)
 	waitFor(t, "the first verdict", func() bool {
-		v, _, _ := rd.Compare("shop/reviews", a, time.Now())
+		v, _, _ := rd.Compare("shop/reviews", a, false, time.Now())
 		return v != nil
 	})
 	if n := len(st.asked()); n != 3 {
@@ -465,11 +465,11 @@ func TestReaderCatchesUpTogether(t *testing.T) {
 		keys[fmt.Sprintf("c-%d/reviews", i)] = request(fmt.Sprintf("c-%d", i), now.Add(-2*time.Minute))
 	}
 	for k, a := range keys {
-		rd.Compare(k, a, now)
+		rd.Compare(k, a, true, now)
 	}
 	waitFor(t, "every analysis read", func() bool {
 		for k, a := range keys {
-			if _, pending, _ := rd.Compare(k, a, time.Now()); pending {
+			if _, pending, _ := rd.Compare(k, a, true, time.Now()); pending {
 				return false
 			}
 		}
@@ -508,4 +508,41 @@ func rangeOf(t *testing.T, promql string) time.Duration {
 		t.Fatal(err)
 	}
 	return time.Duration(w)
+}
+
+// TestFirstReadsJoinThePeriod: a comparison's first read waits for the
+// period's reads unless a step waits for it; then it comes within
+// CheckDelay, with every other comparison behind, in one batch: a burst
+// of canaries taking their first weight is not a burst of reads.
+func TestFirstReadsJoinThePeriod(t *testing.T) {
+	st := &store{}
+	rd := &Reader{Period: time.Hour, QueryTimeout: time.Second, Clock: clock.RealClock{}, CheckDelay: 10 * time.Millisecond,
+		Querier: func(string) (Querier, error) { return storeQuerier{st}, nil }}
+	startReader(t, rd)
+	now := time.Now()
+	for i := range 20 {
+		ns := fmt.Sprintf("ns-%d", i)
+		if _, pending, err := rd.Compare(ns+"/reviews", request(ns, now), false, now); !pending || err != nil {
+			t.Fatalf("first ask: pending %v, err %v; want pending", pending, err)
+		}
+	}
+	time.Sleep(400 * time.Millisecond)
+	if n := len(st.asked()); n != 0 {
+		t.Fatalf("%d reads before the period and with no step waiting, want 0", n)
+	}
+	for range 5 { // asked again and again by a waiting step: one read
+		rd.Compare("ns-0/reviews", request("ns-0", now), true, time.Now())
+	}
+	waitFor(t, "the first verdicts", func() bool {
+		for i := range 20 {
+			ns := fmt.Sprintf("ns-%d", i)
+			if v, _, _ := rd.Compare(ns+"/reviews", request(ns, now), false, time.Now()); v == nil {
+				return false
+			}
+		}
+		return true
+	})
+	if n := len(st.asked()); n != 3 {
+		t.Errorf("%d reads for 20 first verdicts, want 3 (one batch: one query per metric)", n)
+	}
 }

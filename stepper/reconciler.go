@@ -395,7 +395,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if r.isStale(&d) {
 		return ctrl.Result{RequeueAfter: staleRecheck}, nil // the cache has not seen the last write yet
 	}
+	began := time.Now()
 	w, err := r.gather(ctx, &d)
+	r.Metrics.took("gather", time.Since(began))
 	if errors.Is(err, errStaleCache) {
 		return ctrl.Result{RequeueAfter: staleRecheck}, nil
 	} else if err != nil {

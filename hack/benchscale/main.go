@@ -578,8 +578,16 @@ func round(ctx context.Context, o options, c *cluster.Cluster, cs kubernetes.Int
 		scale.QuantileOf(0.99, "workqueue_queue_duration_seconds", map[string]string{"name": "stepper"}, ctrlBefore, ctrlAfter),
 		scale.QuantileOf(0.5, "workqueue_work_duration_seconds", map[string]string{"name": "stepper"}, ctrlBefore, ctrlAfter),
 		scale.QuantileOf(0.99, "workqueue_work_duration_seconds", map[string]string{"name": "stepper"}, ctrlBefore, ctrlAfter))
-	for _, w := range []struct{ verb, resource string }{{"UPDATE", "deployments"}, {"PATCH", "virtualservices"}, {"PATCH", "services"}, {"CREATE", "deployments"}} {
-		match := map[string]string{"verb": w.verb, "resource": w.resource}
+	for _, action := range []string{"gather", "WriteState", "EnsureCanary", "SetWeight", "PinService", "UnpinService", "Unpause", "DeleteCanary"} {
+		match := map[string]string{"action": action}
+		if n := ctrlAfter.Sum("canary_action_duration_seconds_count", match) - ctrlBefore.Sum("canary_action_duration_seconds_count", match); n > 0 {
+			fmt.Printf("| controller's %s | %.0f, p50 %.3fs, p99 %.3fs |\n", action, n,
+				scale.QuantileOf(0.5, "canary_action_duration_seconds", match, ctrlBefore, ctrlAfter),
+				scale.QuantileOf(0.99, "canary_action_duration_seconds", match, ctrlBefore, ctrlAfter))
+		}
+	}
+	for _, w := range []struct{ verb, resource string }{{"PUT", "deployments"}, {"PATCH", "virtualservices"}, {"PUT", "virtualservices"}, {"PATCH", "services"}, {"POST", "deployments"}, {"POST", "pods"}} {
+		match := map[string]string{"verb": w.verb, "resource": w.resource, "subresource": ""}
 		fmt.Printf("| apiserver latency, %s %s | p50 %.3fs, p99 %.3fs |\n", w.verb, w.resource,
 			scale.QuantileOf(0.5, "apiserver_request_duration_seconds", match, apiBefore, apiAfter),
 			scale.QuantileOf(0.99, "apiserver_request_duration_seconds", match, apiBefore, apiAfter))
