@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -302,7 +303,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 	r.wake = make(chan event.GenericEvent, 1024)
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("stepper").
-		WatchesRawSource(source.Channel(r.wake, &handler.EnqueueRequestForObject{})).
+		WatchesRawSource(source.Channel(r.wake, urgently(&handler.EnqueueRequestForObject{}))).
 		For(&appsv1.Deployment{}, builder.WithPredicates(optedIn)).
 		Owns(&appsv1.Deployment{}, builder.WithPredicates(predicate.Funcs{UpdateFunc: canaryChanged})).
 		Owns(&corev1.Service{}).
@@ -311,7 +312,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 		// A canary pod's readiness wakes its Deployment at once, not when
 		// the deployment controller, busy with many canaries, gets to
 		// count it in the canary Deployment's status.
-		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(canaryPodOwner),
+		Watches(&corev1.Pod{}, urgently(handler.EnqueueRequestsFromMapFunc(canaryPodOwner)),
 			builder.WithPredicates(predicate.Funcs{UpdateFunc: podReadinessChanged})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
@@ -416,7 +417,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if len(dec.Actions) > 1 || dec.Event != nil { // more than the state write
 		log.FromContext(ctx).V(1).Info("stepped", "phase", dec.Next.Phase, "weight", dec.Next.Weight, "actions", fmt.Sprint(dec.Actions))
 	}
-	return ctrl.Result{RequeueAfter: dec.Requeue}, nil
+	return ctrl.Result{RequeueAfter: dec.Requeue, Priority: ptr.To(requeuePriority(w.spec, dec.Next, w.obs, dec.Requeue))}, nil
 }
 
 // staleRecheck is how soon a pass that read a Deployment version already

@@ -471,6 +471,27 @@ func ChecksDue(spec Spec, state State, now time.Time) bool {
 		!now.Before(state.StepStarted.Add(spec.Interval))
 }
 
+// MovesAt is when an analysis in state st next moves on its own, when it
+// waits for a moment: the running step's checks fall due, or the weight
+// being prepared may be routed (its canary pods ready for the propagation
+// delay). false: it waits for nothing timed (a pause, pods not ready yet,
+// the promotion's rollout), or it is not Progressing.
+//
+// Example: step 1 of 20,40,60 started 12:00:00, interval 40s → 12:00:40;
+// weight 20 prepared, its one canary pod ready since 12:00:03, propagation
+// delay 2s → 12:00:05.
+func MovesAt(spec Spec, st State, obs Observations) (time.Time, bool) {
+	switch {
+	case st.Phase != contract.PhaseProgressing:
+		return time.Time{}, false
+	case stepRunning(spec, st):
+		return st.StepStarted.Add(spec.Interval), true
+	case st.StepStarted.IsZero() && st.Step < len(spec.Steps):
+		return routable(spec, obs, spec.Steps[st.Step])
+	}
+	return time.Time{}, false
+}
+
 // GateDue reports whether the gatherer should ask the confirm-promotion
 // hooks: all steps passed and the analysis waits for the gate, or the last
 // step's checks are due (so that a pass promotes without another round).

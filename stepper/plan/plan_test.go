@@ -654,3 +654,33 @@ func TestGeneratedVirtualServiceReplaced(t *testing.T) {
 		t.Errorf("deleted with nothing replaced: %v", d.Actions)
 	}
 }
+
+// TestMovesAt: the moment an analysis next moves on its own, which the
+// reconciler's queue serves before upkeep.
+func TestMovesAt(t *testing.T) {
+	paused := running(0, ago(10*time.Second))
+	paused.Phase = contract.PhasePaused
+	promoting := started()
+	promoting.Phase, promoting.Step = contract.PhasePromoting, 3
+	for _, c := range []struct {
+		name   string
+		st     State
+		obs    Observations
+		want   time.Time
+		wantOK bool
+	}{
+		{"running step: its end", running(1, ago(10*time.Second)), Observations{}, t0.Add(50 * time.Second), true},
+		{"weight prepared, one pod ready 3s ago: ready + propagation delay", scaling(0, ago(30*time.Second)),
+			Observations{CanaryReady: 1, CanaryReadySince: ago(3 * time.Second)}, t0.Add(7 * time.Second), true},
+		{"weight prepared, pods not ready: nothing timed", scaling(1, ago(30*time.Second)),
+			Observations{CanaryReady: 1, CanaryReadySince: ago(3 * time.Second)}, time.Time{}, false},
+		{"paused: nothing timed", paused, Observations{}, time.Time{}, false},
+		{"promoting: nothing timed", promoting, Observations{}, time.Time{}, false},
+	} {
+		c.obs.Now = t0
+		at, ok := MovesAt(testSpec(), c.st, c.obs)
+		if ok != c.wantOK || !at.Equal(c.want) {
+			t.Errorf("%s: %v, %v; want %v, %v", c.name, at, ok, c.want, c.wantOK)
+		}
+	}
+}

@@ -1,0 +1,96 @@
+package stepper
+
+import (
+	"context"
+	"time"
+
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/canary-io/canary/stepper/plan"
+)
+
+// The priorities of passes in the stepper's queue. When many analyses
+// start at once, each pass waits on its writes to an apiserver busy with
+// every canary being created, and the queue backs up; the passes at which
+// an analysis moves then go first, ahead of upkeep: the requeue at the
+// moment a step's checks fall due or a prepared weight may be routed
+// (plan.MovesAt), the background reads' answers (checks in, a regression
+// found, a hook's answer), a canary pod's readiness. Everything else
+// (the user's writes, the canary objects' changes, the periodic looks)
+// keeps the default.
+const (
+	priorityUpkeep = 0
+	priorityMoves  = 10
+)
+
+// requeuePriority is the priority of the next pass of an analysis whose
+// decision recorded next and asked for a pass after requeue: priorityMoves
+// when that pass is the moment the analysis moves, priorityUpkeep
+// otherwise.
+//
+// Example: a step that ends at 12:00:40, decided at 12:00:37 with a
+// requeue of 3s → priorityMoves; with a requeue of 5s (a comparison
+// period, at 12:00:30) → priorityUpkeep.
+func requeuePriority(spec plan.Spec, next plan.State, obs plan.Observations, requeue time.Duration) int {
+	if at, ok := plan.MovesAt(spec, next, obs); ok && requeue > 0 && !obs.Now.Add(requeue).Before(at) {
+		return priorityMoves
+	}
+	return priorityUpkeep
+}
+
+// urgently is h enqueueing its requests with priorityMoves (when the
+// controller's queue is a priority queue, as controller-runtime's is by
+// default).
+func urgently(h handler.EventHandler) handler.EventHandler {
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			h.Create(ctx, e, urgent(q))
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			h.Update(ctx, e, urgent(q))
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			h.Delete(ctx, e, urgent(q))
+		},
+		GenericFunc: func(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			h.Generic(ctx, e, urgent(q))
+		},
+	}
+}
+
+// urgent is q adding with priorityMoves, or q itself when it has no
+// priorities.
+func urgent(q workqueue.TypedRateLimitingInterface[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
+	if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok {
+		return urgentQueue{pq}
+	}
+	return q
+}
+
+// urgentQueue is a priority queue whose adds have priorityMoves.
+type urgentQueue struct {
+	priorityqueue.PriorityQueue[reconcile.Request]
+}
+
+func (q urgentQueue) opts() priorityqueue.AddOpts {
+	return priorityqueue.AddOpts{Priority: ptr.To(priorityMoves)}
+}
+
+func (q urgentQueue) Add(r reconcile.Request) { q.AddWithOpts(q.opts(), r) }
+
+func (q urgentQueue) AddAfter(r reconcile.Request, after time.Duration) {
+	o := q.opts()
+	o.After = after
+	q.AddWithOpts(o, r)
+}
+
+func (q urgentQueue) AddRateLimited(r reconcile.Request) {
+	o := q.opts()
+	o.RateLimited = true
+	q.AddWithOpts(o, r)
+}

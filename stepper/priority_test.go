@@ -1,0 +1,66 @@
+package stepper
+
+import (
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/canary-io/canary/contract"
+	"github.com/canary-io/canary/stepper/plan"
+)
+
+func TestRequeuePriority(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 37, 0, time.UTC)
+	spec := plan.Spec{Steps: []int32{20, 40, 60}, Interval: 40 * time.Second, Replicas: 1, PropagationDelay: 2 * time.Second}
+	running := plan.State{Phase: contract.PhaseProgressing, Step: 0, Weight: 20, StepStarted: now.Add(-37 * time.Second)}
+	prepared := plan.State{Phase: contract.PhaseProgressing, Step: 1, Weight: 20}
+	paused := running
+	paused.Phase = contract.PhasePaused
+	for _, c := range []struct {
+		name    string
+		next    plan.State
+		obs     plan.Observations
+		requeue time.Duration
+		want    int
+	}{
+		{"the step's end", running, plan.Observations{}, 3 * time.Second, priorityMoves},
+		{"a look before the step's end", running, plan.Observations{}, 2 * time.Second, priorityUpkeep},
+		{"late: the shortest requeue", plan.State{Phase: contract.PhaseProgressing, Weight: 20, StepStarted: now.Add(-50 * time.Second)}, plan.Observations{}, time.Second, priorityMoves},
+		{"the weight becomes routable", prepared, plan.Observations{CanaryReady: 1, CanaryReadySince: now.Add(-time.Second)}, time.Second, priorityMoves},
+		{"canary not ready", prepared, plan.Observations{}, 5 * time.Second, priorityUpkeep},
+		{"paused", paused, plan.Observations{}, 3 * time.Second, priorityUpkeep},
+		{"no requeue", running, plan.Observations{}, 0, priorityUpkeep},
+	} {
+		c.obs.Now = now
+		if got := requeuePriority(spec, c.next, c.obs, c.requeue); got != c.want {
+			t.Errorf("%s: priority %d, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+// TestUrgentGoesFirst: in a backed-up queue, what urgent adds is served
+// before the upkeep added earlier.
+func TestUrgentGoesFirst(t *testing.T) {
+	q := priorityqueue.New[reconcile.Request]("test")
+	defer q.ShutDown()
+	req := func(name string) reconcile.Request {
+		return reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "shop", Name: name}}
+	}
+	for _, n := range []string{"upkeep-1", "upkeep-2", "upkeep-3"} {
+		q.Add(req(n))
+	}
+	urgent(q).Add(req("moves"))
+	got, _ := q.Get()
+	if got != req("moves") {
+		t.Errorf("first served %v, want shop/moves", got)
+	}
+	plain := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
+	defer plain.ShutDown()
+	if urgent(plain) != plain {
+		t.Errorf("a queue without priorities is not used as it is")
+	}
+}
