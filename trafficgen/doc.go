@@ -12,6 +12,15 @@
 //     Envoy acknowledges them. It keeps the last state as a [Snapshot].
 //   - [Route] is the pure router: a weighted cluster of a [Destination],
 //     then one of its healthy endpoints; no healthy endpoint is a 503.
+//   - [RouteRequest] routes a [Request] (method, Host, path with its
+//     query, headers and cookies) through every route of the virtual host
+//     ([VirtualHost.Rules], decoded from RDS in order) as Envoy does: the
+//     first route whose [RouteMatch] holds wins (path, header, query
+//     parameter and cookie matchers with Envoy's semantics); a redirect
+//     or direct response answers itself; a forwarding route picks as
+//     [Route] does, mirrors a [Fraction] of its requests ([MirrorPolicy])
+//     and adds its response headers (Set-Cookie for a sticky canary).
+//     [Snapshot.Destination] still gives the route of a plain request.
 //   - [Behaviour] is the pure model of how a destination pod answers,
 //     according to its image: healthy versions fast, a bad version (an
 //     image chosen by configuration) with a share of 5xx and slowly.
@@ -24,7 +33,41 @@
 //   - [Generator] drives all of it: N requests per second through the
 //     mesh, and M per second around it to ready endpoints of the Service
 //     from its EndpointSlices, as kube-proxy or a client outside the mesh
-//     would, recording which pods they reached; [Stats] for tests.
+//     would, recording which pods they reached; [Stats] for tests. Mesh
+//     requests can follow [Profile]s (a share with a header, a cookie or a
+//     query parameter) and come from simulated clients, each with a
+//     [CookieJar]; Stats count them by route, profile and client, and the
+//     mirrored copies by cluster.
+//
+// # Routes for A/B tests, mirroring and sticky canaries
+//
+// What istiod renders (pilot/pkg/networking/core/route/route.go) and the
+// router follows: a VirtualService http route becomes one Envoy route per
+// match, named after the route's name ("name.match" for a named match);
+// an HTTPRoute rule is named by its name or "<namespace>.<name>.<index>".
+// Header matches become string_match matchers (exact, prefix, regex; "*"
+// a presence match), withoutHeaders the same inverted with
+// treat_missing_header_as_empty, a cookie match a regex on the cookie
+// header ("^(.*?;)?(user=jason)(;.*)?$", which only matches a cookie
+// that comes first or follows ";" without a space), queryParams query
+// parameter matchers. mirror/mirrorPercentage/mirrors (and an HTTPRoute's
+// RequestMirror filter) become request mirror policies with a fraction
+// per MILLION (per HUNDRED for the old integer mirrorPercent; 100% when
+// unset) and, by default since Istio 1.28, disable_shadow_host_suffix_append
+// (no "-shadow" on the copy's Host). headers.response.set/add (and an
+// HTTPRoute's ResponseHeaderModifier) become the route's
+// response_headers_to_add (overwrite or append); a destination's become
+// its weighted cluster's. HTTPRoute routes answer 500 for a missing
+// cluster and a direct 500 for a rule without backends.
+//
+// A mirrored copy goes to an endpoint of the mirror cluster chosen as for
+// any request; its answer is discarded. It is reported only by the
+// destination that answers it, as mesh traffic from the source, with the
+// mirror cluster's Service as destination_service (the destination's
+// stats filter takes the Service from its inbound cluster's metadata
+// before the Host header): Envoy sends copies outside the filter chain
+// that reports the source's metrics. Copies are not in MeshStats'
+// request counts, only in Mirrored.
 //
 // # Failures the sidecar answers itself
 //

@@ -56,8 +56,19 @@ type Config struct {
 	Clock clock.WithTicker
 	// Tick is how often due requests are sent (default 20ms).
 	Tick time.Duration
-	// OnRequest, if set, sees every request, synchronously, in order.
+	// OnRequest, if set, sees every request, synchronously, in order
+	// (mirrored copies in their request's Mirrors).
 	OnRequest func(Record)
+	// Path is the mesh requests' path, query included (default: the
+	// xDS client's path, Snapshot.Path, else "/").
+	Path string
+	// Profiles are kinds of mesh requests (headers, cookies, query
+	// parameters), each with its share; the rest are plain requests.
+	Profiles []Profile
+	// Clients is the number of simulated clients, each with its own
+	// cookie jar, that send the mesh requests in turn (0: one client
+	// without a jar, which never sends a cookie it was given).
+	Clients int
 }
 
 // Generator sends simulated requests through the mesh, routed by the
@@ -69,6 +80,11 @@ type Generator struct {
 	pods    Pods
 	metrics *Metrics
 	rnd     *rand.Rand
+
+	// jars are the clients' cookie jars; next is the client of the next
+	// mesh request. Only Run's goroutine uses them.
+	jars []CookieJar
+	next int
 
 	mu    sync.Mutex
 	stats Stats
@@ -91,7 +107,8 @@ func NewGenerator(cfg Config, routes Routes, pods Pods, metrics *Metrics) *Gener
 	}
 	return &Generator{
 		cfg: cfg, routes: routes, pods: pods, metrics: metrics,
-		rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		rnd:  rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		jars: make([]CookieJar, max(cfg.Clients, 0)),
 	}
 }
 
@@ -151,30 +168,78 @@ func (g *Generator) Run(ctx context.Context) error {
 	}
 }
 
-// meshRequest routes one request by the current snapshot and has the
-// chosen pod answer it.
+// meshRequest routes one request by the current snapshot, as its
+// client sends it, and has the chosen pods answer it and its mirrored
+// copies; the client keeps the cookies of the response.
 func (g *Generator) meshRequest(now time.Time) Record {
-	r := Record{Time: now, Via: ViaMesh}
-	d, ok := g.routes.Snapshot().Destination(g.cfg.Host)
+	snap := g.routes.Snapshot()
+	r := Record{Time: now, Via: ViaMesh, Authority: g.cfg.Host}
+	var jar *CookieJar
+	if len(g.jars) > 0 {
+		r.Client = g.next + 1
+		jar = &g.jars[g.next]
+		g.next = (g.next + 1) % len(g.jars)
+	}
+	path := g.cfg.Path
+	if path == "" && snap != nil {
+		path = snap.Path
+	}
+	if path == "" {
+		path = "/"
+	}
+	profile := pickProfile(g.cfg.Profiles, g.rnd)
+	if profile != nil {
+		r.Profile = profile.Name
+	}
+	var cookies string
+	if jar != nil {
+		cookies = jar.Header(path, now)
+	}
+	req := buildRequest(profile, g.cfg.Host, path, cookies)
+	out, ok := snap.RouteRequest(g.cfg.Host, req, g.rnd)
 	if !ok {
 		r.Failure, r.Code = FailNoRoute, FailNoRoute.Code()
 		return r
 	}
-	pick := Route(d, g.rnd)
-	r.Cluster, r.Service, r.Failure = pick.Cluster, serviceOfCluster(pick.Cluster), pick.Failure
+	if jar != nil {
+		jar.Update(out.ResponseHeaders.Values("Set-Cookie"), req.Path, now)
+	}
+	r.Matched, r.Route = out.Matched, out.Route
+	g.answer(&r, out.Pick)
+	for _, sh := range out.Shadows {
+		c := Record{Time: now, Via: ViaMirror, Authority: sh.Authority, Route: out.Route, Matched: true, Profile: r.Profile, Client: r.Client}
+		g.answer(&c, sh.Pick)
+		if c.Failure != FailNone {
+			// Nobody answers a copy that failed: no response.
+			c.Code = 0
+		}
+		r.Mirrors = append(r.Mirrors, c)
+	}
+	return r
+}
+
+// answer fills a record with the router's pick and the answer of the
+// pod it reached.
+func (g *Generator) answer(r *Record, pick Pick) {
+	r.Cluster, r.Failure = pick.Cluster, pick.Failure
+	if pick.Cluster != "" {
+		r.Service = serviceOfCluster(pick.Cluster)
+	}
 	if pick.Failure != FailNone {
-		r.Code = pick.Failure.Code()
-		return r
+		r.Code = pick.Status
+		if r.Code == 0 {
+			r.Code = pick.Failure.Code()
+		}
+		return
 	}
 	pod, ok := g.pods.PodByIP(pick.Endpoint.Address)
 	if !ok {
 		r.Failure, r.Code = FailUpstreamConnect, FailUpstreamConnect.Code()
-		return r
+		return
 	}
 	r.Pod = pod
 	a := g.cfg.Behaviour.Answer(pod.Image, g.rnd)
 	r.Code, r.Latency = a.Code, a.Latency
-	return r
 }
 
 // bypassRequest sends one request to a ready endpoint of the Service,

@@ -6,6 +6,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 func TestStatsAdd(t *testing.T) {
@@ -186,5 +189,218 @@ func TestGeneratorWaitsForTheRouteAndStopsAtMaxRequests(t *testing.T) {
 	}
 	if s := g.Stats(); s.Mesh.Requests != 300 || s.Mesh.NoRoute != 0 {
 		t.Fatalf("stats %+v, want exactly 300 routed requests", s.Mesh)
+	}
+}
+
+// routedMesh is mesh's snapshot (three stable pods, one healthy canary
+// pod) with routes decoded as the client decodes istiod's.
+func routedMesh(t *testing.T, routes ...*routev3.Route) *Snapshot {
+	t.Helper()
+	s := mesh(0, 0, ep("10.0.2.1", HealthHealthy))
+	vhosts, found, err := parseRoutes([]*anypb.Any{mustAny(t, routeConfig("9080", vhost(reviewsHost, routes...)))}, "9080", "/reviews/0")
+	if err != nil || !found {
+		t.Fatalf("parseRoutes: %v, found %v", err, found)
+	}
+	s.VirtualHosts, s.Path = vhosts, "/reviews/0"
+	return s
+}
+
+func TestGeneratorRoutesByRequest(t *testing.T) {
+	abRoutes := []*routev3.Route{
+		named("jason", matching(single("/", canaryCluster), header("end-user", exact("jason")))),
+		named("default", single("/", stableCluster)),
+	}
+	tests := []struct {
+		name  string
+		snap  func(t *testing.T) *Snapshot
+		cfg   func(c *Config)
+		check func(t *testing.T, s Stats)
+	}{
+		{
+			name: "A/B by header: the profile's requests, and only they, reach the canary",
+			snap: func(t *testing.T) *Snapshot { return routedMesh(t, abRoutes...) },
+			cfg: func(c *Config) {
+				c.Profiles = []Profile{{Name: "jason", Share: 0.3, Headers: map[string]string{"end-user": "jason"}}}
+			},
+			check: func(t *testing.T, s Stats) {
+				jason := s.Mesh.ByProfile["jason"]
+				if share := float64(jason.Requests) / float64(s.Mesh.Requests); math.Abs(share-0.3) > 0.07 {
+					t.Errorf("profile share %.3f, want 0.30", share)
+				}
+				if jason.ByCluster[canaryCluster] != jason.Requests || s.Mesh.ByCluster[canaryCluster].Requests != jason.Requests ||
+					jason.ByWorkload["reviews-canary"] != jason.Requests {
+					t.Errorf("profile %+v, by cluster %+v: want the profile's requests all at the canary, and no other", jason, s.Mesh.ByCluster)
+				}
+				if r := s.Mesh.ByRoute; r["jason"].Requests != jason.Requests || r["default"].Requests != s.Mesh.Requests-jason.Requests {
+					t.Errorf("by route %+v", r)
+				}
+			},
+		},
+		{
+			name: "A/B by query parameter",
+			snap: func(t *testing.T) *Snapshot {
+				r := named("gold", single("/", canaryCluster))
+				r.Match.QueryParameters = []*routev3.QueryParameterMatcher{query("tier", exact("gold"))}
+				return routedMesh(t, r, named("default", single("/", stableCluster)))
+			},
+			cfg: func(c *Config) {
+				c.Profiles = []Profile{{Name: "gold", Share: 0.5, Query: map[string]string{"tier": "gold"}}}
+			},
+			check: func(t *testing.T, s Stats) {
+				gold := s.Mesh.ByProfile["gold"]
+				if gold.Requests == 0 || s.Mesh.ByRoute["gold"].Requests != gold.Requests || gold.ByCluster[canaryCluster] != gold.Requests {
+					t.Errorf("profile %+v, routes %+v", gold, s.Mesh.ByRoute)
+				}
+			},
+		},
+		{
+			name: "sticky canary: a client that reached the canary stays there",
+			snap: func(t *testing.T) *Snapshot { return routedMesh(t, stickyCanaryRoutes()...) },
+			// Ten requests each: about a third of the clients (0.9^10)
+			// never draw the canary's 10%.
+			cfg: func(c *Config) { c.Clients = 100 },
+			check: func(t *testing.T, s Stats) {
+				reached := 0
+				for id, c := range s.Mesh.ByClient {
+					if c.Requests != 10 {
+						t.Errorf("client %d sent %d requests, want 10", id, c.Requests)
+					}
+					first, ok := c.First["reviews-canary"]
+					if !ok {
+						continue
+					}
+					reached++
+					if c.Last["reviews"] > first {
+						t.Errorf("client %d: stable answered its request %d after the canary answered its request %d", id, c.Last["reviews"], first)
+					}
+				}
+				if len(s.Mesh.ByClient) != 100 || reached < 40 || reached > 90 {
+					t.Errorf("%d of %d clients reached the canary, want about 65 of 100", reached, len(s.Mesh.ByClient))
+				}
+				if s.Mesh.ByRoute["sticky"].Requests == 0 || s.Mesh.ByRoute["sticky"].ByCluster[canaryCluster] != s.Mesh.ByRoute["sticky"].Requests {
+					t.Errorf("sticky route %+v", s.Mesh.ByRoute["sticky"])
+				}
+			},
+		},
+		{
+			name: "sticky routes without clients: no cookie is ever sent back",
+			snap: func(t *testing.T) *Snapshot { return routedMesh(t, stickyCanaryRoutes()...) },
+			check: func(t *testing.T, s Stats) {
+				if _, ok := s.Mesh.ByRoute["sticky"]; ok || len(s.Mesh.ByClient) != 0 {
+					t.Errorf("routes %+v, clients %+v", s.Mesh.ByRoute, s.Mesh.ByClient)
+				}
+				if share := float64(s.Mesh.ByCluster[canaryCluster].Requests) / float64(s.Mesh.Requests); math.Abs(share-0.1) > 0.04 {
+					t.Errorf("canary share %.3f, want the split's 0.10", share)
+				}
+			},
+		},
+		{
+			name: "a cookie profile takes the sticky route at once",
+			snap: func(t *testing.T) *Snapshot { return routedMesh(t, stickyCanaryRoutes()...) },
+			cfg: func(c *Config) {
+				c.Profiles = []Profile{{Name: "pinned", Share: 1, Cookies: map[string]string{"canary": "1"}}}
+			},
+			check: func(t *testing.T, s Stats) {
+				if s.Mesh.ByRoute["sticky"].Requests != s.Mesh.Requests {
+					t.Errorf("routes %+v", s.Mesh.ByRoute)
+				}
+			},
+		},
+		{
+			name: "mirroring 50%: copies counted apart, the primary all to stable",
+			snap: func(t *testing.T) *Snapshot {
+				return routedMesh(t, mirrored(named("mirror", single("/", stableCluster)), canaryCluster, 50))
+			},
+			check: func(t *testing.T, s Stats) {
+				m := s.Mesh.Mirrored[canaryCluster]
+				if share := float64(m.Requests) / float64(s.Mesh.Requests); math.Abs(share-0.5) > 0.08 {
+					t.Errorf("mirrored share %.3f, want 0.50", share)
+				}
+				if m.ByWorkload["reviews-canary"] != m.Requests || m.Failed != 0 {
+					t.Errorf("mirrored %+v", m)
+				}
+				if _, ok := s.Mesh.ByCluster[canaryCluster]; ok || s.Mesh.ByWorkload["reviews-canary"] != 0 {
+					t.Errorf("primary requests at the canary: %+v", s.Mesh)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			routes := &fakeRoutes{}
+			routes.snap.Store(tt.snap(t))
+			var seen atomic.Int64
+			cfg := Config{
+				Host: reviewsHost, RPS: 10000, Duration: 100 * time.Millisecond, Seed: 7, Tick: 5 * time.Millisecond,
+				Behaviour: DefaultBehaviour(), OnRequest: func(Record) { seen.Add(1) },
+			}
+			if tt.cfg != nil {
+				tt.cfg(&cfg)
+			}
+			g := NewGenerator(cfg, routes, pods, nil)
+			if err := g.Run(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			s := g.Stats()
+			if s.Mesh.Requests != 1000 || seen.Load() != 1000 || s.Mesh.NoRoute != 0 {
+				t.Fatalf("sent %d (%d seen, %d without route), want exactly 1000 routed", s.Mesh.Requests, seen.Load(), s.Mesh.NoRoute)
+			}
+			tt.check(t, s)
+		})
+	}
+}
+
+func TestStatsAddViews(t *testing.T) {
+	stable := PodInfo{Name: "reviews-h-1", Workload: "reviews"}
+	records := []Record{
+		{Via: ViaMesh, Matched: true, Route: "split", Client: 1, Cluster: stableCluster, Pod: stable, Code: 200},
+		{Via: ViaMesh, Matched: true, Route: "split", Client: 1, Cluster: canaryCluster, Pod: canaryPod, Code: 500, Profile: "jason",
+			Mirrors: []Record{
+				{Via: ViaMirror, Cluster: canaryCluster, Pod: canaryPod, Code: 500},
+				{Via: ViaMirror, Cluster: canaryCluster, Failure: FailNoHealthyUpstream},
+			}},
+		{Via: ViaMesh, Matched: true, Route: "sticky", Client: 1, Cluster: canaryCluster, Pod: canaryPod, Code: 200},
+		{Via: ViaMesh, Matched: true, Route: "gone", Client: 2, Failure: FailDirectResponse, Code: 500},
+		{Via: ViaMesh, Client: 2, Failure: FailNoRoute, Code: 404, Profile: "jason"},
+	}
+	var s Stats
+	for _, r := range records {
+		s.add(r)
+	}
+	m := s.Mesh
+	if m.Requests != 5 || m.DirectResponse != 1 || m.NoRoute != 1 || m.Errors5xx != 2 {
+		t.Errorf("totals %+v", m)
+	}
+	wantRoutes := map[string]ServedStats{
+		"split":  {Requests: 2, Errors5xx: 1, ByCluster: map[string]int64{stableCluster: 1, canaryCluster: 1}, ByWorkload: map[string]int64{"reviews": 1, "reviews-canary": 1}},
+		"sticky": {Requests: 1, ByCluster: map[string]int64{canaryCluster: 1}, ByWorkload: map[string]int64{"reviews-canary": 1}},
+		"gone":   {Requests: 1, Errors5xx: 1},
+	}
+	if !reflect.DeepEqual(m.ByRoute, wantRoutes) {
+		t.Errorf("by route\n  %+v\nwant\n  %+v", m.ByRoute, wantRoutes)
+	}
+	if p := m.ByProfile["jason"]; p.Requests != 2 || p.Errors5xx != 1 || p.ByWorkload["reviews-canary"] != 1 {
+		t.Errorf("by profile %+v", m.ByProfile)
+	}
+	c1 := m.ByClient[1]
+	if c1.Requests != 3 || !reflect.DeepEqual(c1.First, map[string]int64{"reviews": 1, "reviews-canary": 2}) ||
+		!reflect.DeepEqual(c1.Last, map[string]int64{"reviews": 1, "reviews-canary": 3}) {
+		t.Errorf("client 1 %+v", c1)
+	}
+	if c2 := m.ByClient[2]; c2.Requests != 2 || c2.First != nil {
+		t.Errorf("client 2 %+v", c2)
+	}
+	if want := (MirrorStats{Requests: 2, Failed: 1, Errors5xx: 1, ByWorkload: map[string]int64{"reviews-canary": 1}}); !reflect.DeepEqual(m.Mirrored[canaryCluster], want) {
+		t.Errorf("mirrored %+v, want %+v", m.Mirrored, want)
+	}
+	if _, ok := m.ByCluster[""]; ok {
+		t.Errorf("by cluster %+v counts requests without a cluster", m.ByCluster)
+	}
+	c := s.clone()
+	c.Mesh.ByRoute["split"].ByCluster[stableCluster] = 9
+	c.Mesh.ByClient[1].First["reviews"] = 9
+	c.Mesh.Mirrored[canaryCluster].ByWorkload["reviews-canary"] = 9
+	if s.Mesh.ByRoute["split"].ByCluster[stableCluster] != 1 || s.Mesh.ByClient[1].First["reviews"] != 1 || s.Mesh.Mirrored[canaryCluster].ByWorkload["reviews-canary"] != 1 {
+		t.Error("clone shares its maps")
 	}
 }

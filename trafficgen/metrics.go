@@ -39,6 +39,9 @@ const (
 	// ViaBypass: sent straight to a ready endpoint of the Service, as
 	// kube-proxy or a client outside the mesh does.
 	ViaBypass Via = "bypass"
+	// ViaMirror: a copy of a mesh request that its route mirrored to
+	// another cluster (found in the primary Record's Mirrors).
+	ViaMirror Via = "mirror"
 )
 
 // Record is one simulated request and its outcome.
@@ -61,6 +64,23 @@ type Record struct {
 	Code int
 	// Latency is the response time.
 	Latency time.Duration
+	// Matched reports whether a route of the virtual host matched (mesh
+	// only); Route is its name (Envoy's Route.name, may be empty).
+	Matched bool
+	Route   string
+	// Profile is the request profile the request was sent with ("" for a
+	// plain request).
+	Profile string
+	// Client is the simulated client that sent it (1..Config.Clients; 0
+	// when the generator simulates no clients).
+	Client int
+	// Authority is the request's Host ("-shadow" appended on most
+	// mirrored copies).
+	Authority string
+	// Mirrors are the copies of this request its route mirrored
+	// (Via ViaMirror); their answers are discarded. A copy that reached
+	// no pod has a Failure and Code 0.
+	Mirrors []Record
 }
 
 // Metrics exports Istio's request metrics for the simulated requests.
@@ -94,12 +114,16 @@ func NewMetrics(reg prometheus.Registerer, source Proxy) (*Metrics, error) {
 	return m, nil
 }
 
-// Observe counts one request under every reporter that would report it.
+// Observe counts one request, and its mirrored copies, under every
+// reporter that would report them.
 func (m *Metrics) Observe(r Record) {
 	ms := float64(r.Latency) / float64(time.Millisecond)
 	for _, l := range istioLabels(m.source, r) {
 		m.requests.With(l).Inc()
 		m.duration.With(l).Observe(ms)
+	}
+	for _, c := range r.Mirrors {
+		m.Observe(c)
 	}
 }
 
@@ -109,6 +133,15 @@ func (m *Metrics) Observe(r Record) {
 // cluster, no healthy endpoint) only by the source, with the response
 // flag; a request bypassing the mesh only by the destination, from an
 // unknown source over plain text.
+//
+// A mirrored copy is reported only by the destination that answered it,
+// as a mesh request from the source (mutual_tls, the source's labels):
+// Envoy sends shadows outside the filter chain that reports the source's
+// metrics, and discards their answers. destination_service is the mirror
+// cluster's Service, as the destination's stats filter takes it from its
+// inbound cluster's metadata (istiod's, which names the pod's Service)
+// before the Host; the copy's "-shadow" Host shows in no label. A copy
+// that reached no pod is reported by no one.
 //
 // Example: a mesh request from productpage-v1 to a reviews-canary pod
 // labelled version=v2 that answered 500 yields two sets, reporter
@@ -130,6 +163,13 @@ func istioLabels(src Proxy, r Record) []prometheus.Labels {
 	name, namespace := serviceNameAndNamespace(r.Service)
 	l["destination_service"], l["destination_service_name"], l["destination_service_namespace"] = orUnknown(r.Service), name, namespace
 
+	if r.Via == ViaMirror {
+		if r.Failure != FailNone || r.Code == 0 {
+			return nil
+		}
+		l["reporter"], l["connection_security_policy"] = "destination", "mutual_tls"
+		return []prometheus.Labels{l}
+	}
 	if r.Via == ViaBypass {
 		for k := range sourceLabels(src) {
 			l[k] = unknown
@@ -140,7 +180,7 @@ func istioLabels(src Proxy, r Record) []prometheus.Labels {
 	source := clone(l)
 	source["reporter"], source["connection_security_policy"] = "source", unknown
 	if r.Failure != FailNone {
-		source["response_flags"] = string(r.Failure)
+		source["response_flags"] = r.Failure.Flag()
 		return []prometheus.Labels{source}
 	}
 	l["reporter"], l["connection_security_policy"] = "destination", "mutual_tls"

@@ -52,6 +52,22 @@ func TestIstioLabels(t *testing.T) {
 			r:    Record{Via: ViaBypass, Service: "reviews.ns.svc.cluster.local", Pod: canaryPod, Code: 200},
 			want: []want{{"destination", "unknown", "reviews-canary", "v2", "reviews", "200", "-", "none"}},
 		},
+		{
+			name: "mirrored copy answered by a pod: only the destination reports it, as mesh traffic to the mirror's Service",
+			r: Record{Via: ViaMirror, Cluster: canaryCluster, Service: "reviews-canary.ns.svc.cluster.local", Authority: "reviews-shadow:9080",
+				Pod: canaryPod, Code: 500},
+			want: []want{{"destination", "productpage-v1", "reviews-canary", "v2", "reviews-canary", "500", "-", "mutual_tls"}},
+		},
+		{
+			name: "mirrored copy that reached no pod: nobody reports it",
+			r:    Record{Via: ViaMirror, Cluster: canaryCluster, Service: "reviews-canary.ns.svc.cluster.local", Failure: FailNoHealthyUpstream},
+			want: nil,
+		},
+		{
+			name: "direct response of a route: only the source, its status, no flag",
+			r:    Record{Via: ViaMesh, Matched: true, Route: "gone", Failure: FailDirectResponse, Code: 500},
+			want: []want{{"source", "productpage-v1", "unknown", "unknown", "unknown", "500", "-", "unknown"}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,5 +162,46 @@ func TestServiceNames(t *testing.T) {
 		if s != tt.service || name != tt.name || ns != tt.namespace {
 			t.Errorf("%q: service %q name %q namespace %q, want %q %q %q", tt.cluster, s, name, ns, tt.service, tt.name, tt.namespace)
 		}
+	}
+}
+
+func TestMetricsObserveMirroredCopies(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg, productpage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stablePod := PodInfo{Name: "reviews-h-1", Namespace: "ns", Workload: "reviews", Labels: map[string]string{"app": "reviews", "version": "v1"}}
+	m.Observe(Record{
+		Via: ViaMesh, Cluster: stableCluster, Service: "reviews.ns.svc.cluster.local", Pod: stablePod, Code: 200,
+		Mirrors: []Record{
+			{Via: ViaMirror, Cluster: canaryCluster, Service: "reviews-canary.ns.svc.cluster.local", Pod: canaryPod, Code: 500},
+			{Via: ViaMirror, Cluster: canaryCluster, Service: "reviews-canary.ns.svc.cluster.local", Failure: FailNoHealthyUpstream},
+		},
+	})
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "istio_requests_total" {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			l := map[string]string{}
+			for _, p := range s.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			got[l["reporter"]+" "+l["destination_workload"]+" "+l["response_code"]] += s.GetCounter().GetValue()
+		}
+	}
+	want := map[string]float64{
+		"source reviews 200": 1, "destination reviews 200": 1,
+		// The copy: its destination only; the failed copy: nobody.
+		"destination reviews-canary 500": 1,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("istio_requests_total %v, want %v", got, want)
 	}
 }

@@ -25,15 +25,30 @@ const (
 	// their grace period (see Inventory), so this is an endpoint the
 	// control plane kept long after its pod was gone.
 	FailUpstreamConnect Failure = "UF"
+	// FailDirectResponse: the matched route answers itself (a redirect or
+	// a direct response, e.g. Gateway API's 500 for a rule without
+	// backends) with its own status. Envoy sets no response flag ("-").
+	FailDirectResponse Failure = "DR"
 )
 
-// Code is the HTTP status the sidecar answers a failed request with.
+// Flag is the failure's response_flags label: Envoy's flag, "-" for none.
+func (f Failure) Flag() string {
+	if f == FailNone || f == FailDirectResponse {
+		return "-"
+	}
+	return string(f)
+}
+
+// Code is the HTTP status the sidecar answers a failed request with by
+// default (a route may say otherwise: Pick.Status).
 func (f Failure) Code() int {
 	switch f {
 	case FailNone:
 		return 0
 	case FailNoRoute:
 		return 404
+	case FailDirectResponse:
+		return 200
 	}
 	return 503
 }
@@ -46,6 +61,9 @@ type Pick struct {
 	Endpoint Endpoint
 	// Failure says why there is no endpoint.
 	Failure Failure
+	// Status is the status the sidecar answered with itself when Failure
+	// is set (0 otherwise).
+	Status int
 }
 
 // Route picks the cluster and endpoint of one request to d, as Envoy's
@@ -70,7 +88,7 @@ func Route(d Destination, rnd *rand.Rand) Pick {
 		total += uint64(c.Weight)
 	}
 	if total == 0 {
-		return Pick{Failure: FailNoRoute}
+		return Pick{Failure: FailNoRoute, Status: FailNoRoute.Code()}
 	}
 	draw := rnd.Uint64N(total)
 	var chosen WeightedCluster
@@ -83,12 +101,12 @@ func Route(d Destination, rnd *rand.Rand) Pick {
 	}
 	pick := Pick{Cluster: chosen.Name}
 	if !chosen.Known || !chosen.Warm {
-		pick.Failure = FailNoCluster
+		pick.Failure, pick.Status = FailNoCluster, FailNoCluster.Code()
 		return pick
 	}
 	ep, ok := pickEndpoint(chosen.Endpoints, rnd)
 	if !ok {
-		pick.Failure = FailNoHealthyUpstream
+		pick.Failure, pick.Status = FailNoHealthyUpstream, FailNoHealthyUpstream.Code()
 		return pick
 	}
 	pick.Endpoint = ep

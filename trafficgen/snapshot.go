@@ -1,6 +1,7 @@
 package trafficgen
 
 import (
+	"math/rand/v2"
 	"strings"
 	"time"
 )
@@ -82,15 +83,26 @@ func (d Destination) Weights() map[string]uint32 {
 }
 
 // VirtualHost is a virtual host of the route configuration: its name,
-// domains and the weighted clusters of the route that requests take.
+// domains, every route in order and the weighted clusters of the route
+// that a plain request takes.
 type VirtualHost struct {
 	// Name is the virtual host's name ("reviews.ns.svc.cluster.local:9080").
 	Name string
 	// Domains are the host names it answers for.
 	Domains []string
-	// Routes are the weighted clusters of the route a request to "/"
-	// takes (nil when that route sends no request upstream).
+	// Routes are the weighted clusters of the route a plain request (GET,
+	// no headers, for the snapshot's Path) takes; nil when that route
+	// sends no request upstream or no route takes it.
 	Routes []RouteCluster
+	// Rules are all the routes, in Envoy's order. A VirtualHost built
+	// without Rules routes every request by Routes.
+	Rules []RouteRule
+	// ResponseHeaders are the virtual host's response_headers_to_add;
+	// ConfigResponseHeaders the route configuration's.
+	ResponseHeaders, ConfigResponseHeaders []HeaderOption
+	// MostSpecificHeaderMutationsWins is the route configuration's
+	// most_specific_header_mutations_wins.
+	MostSpecificHeaderMutationsWins bool
 }
 
 // RouteCluster is a cluster name and weight as a route names them.
@@ -110,6 +122,9 @@ type Snapshot struct {
 	// RouteName is the route configuration named by the outbound listener
 	// of the port (e.g. "9080"); empty until the listener arrives.
 	RouteName string
+	// Path is the request path whose route Destination resolves (the
+	// client's XDSConfig.Path).
+	Path string
 	// VirtualHosts are the route configuration's virtual hosts by name.
 	VirtualHosts map[string]VirtualHost
 	// Versions are the last accepted versions by resource type URL.
@@ -134,13 +149,30 @@ func (s *Snapshot) Destination(host string) (Destination, bool) {
 	}
 	d := Destination{Host: vh.Name, Clusters: make([]WeightedCluster, 0, len(vh.Routes))}
 	for _, rc := range vh.Routes {
-		c, known := s.Clusters[rc.Name]
-		if !known {
-			c = Cluster{Name: rc.Name}
-		}
-		d.Clusters = append(d.Clusters, WeightedCluster{Cluster: c, Known: known, Weight: rc.Weight})
+		d.Clusters = append(d.Clusters, resolve(s.Clusters, rc))
 	}
 	return d, true
+}
+
+// VirtualHost returns the virtual host of a host, as Destination finds it.
+func (s *Snapshot) VirtualHost(host string) (VirtualHost, bool) {
+	if s == nil {
+		return VirtualHost{}, false
+	}
+	if vh, ok := s.VirtualHosts[host]; ok {
+		return vh, true
+	}
+	return s.findDomain(host)
+}
+
+// RouteRequest routes a request to a host (see the package function
+// RouteRequest); ok is false when no virtual host matches the host.
+func (s *Snapshot) RouteRequest(host string, req Request, rnd *rand.Rand) (Outcome, bool) {
+	vh, ok := s.VirtualHost(host)
+	if !ok {
+		return Outcome{}, false
+	}
+	return RouteRequest(vh, s.Clusters, req, rnd), true
 }
 
 // findDomain finds the virtual host that lists host (with or without a

@@ -10,6 +10,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -140,4 +141,56 @@ func gist(rs []*discoveryv3.DiscoveryRequest) []req {
 		})
 	}
 	return out
+}
+
+// Fixtures of the routes istiod renders for issue 16's VirtualServices
+// and HTTPRoutes (route.go's TranslateRoute).
+
+// named gives a route istiod's name (the VirtualService http route's
+// name; an HTTPRoute rule's "<ns>.<name>.<index>").
+func named(name string, r *routev3.Route) *routev3.Route { r.Name = name; return r }
+
+// matching adds header matchers to a route.
+func matching(r *routev3.Route, headers ...*routev3.HeaderMatcher) *routev3.Route {
+	r.Match.Headers = append(r.Match.Headers, headers...)
+	r.Match.CaseSensitive = wrapperspb.Bool(true)
+	return r
+}
+
+// setCookie is istiod's rendering of headers.response.add
+// {set-cookie: value}: an appending response header.
+func setCookie(value string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: "set-cookie", Value: value},
+		AppendAction: corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD,
+	}
+}
+
+// mirrored adds istiod's mirror policy (mirrorPercentage p, rendered
+// as p*10000 per MILLION; the host kept, DISABLE_SHADOW_HOST_SUFFIX
+// being true by default) to a route.
+func mirrored(r *routev3.Route, cluster string, percent float64) *routev3.Route {
+	a := r.GetRoute()
+	a.RequestMirrorPolicies = append(a.RequestMirrorPolicies, &routev3.RouteAction_RequestMirrorPolicy{
+		Cluster: cluster,
+		RuntimeFraction: &corev3.RuntimeFractionalPercent{DefaultValue: &typev3.FractionalPercent{
+			Numerator: uint32(percent * 10000), Denominator: typev3.FractionalPercent_MILLION,
+		}},
+		TraceSampled:                  wrapperspb.Bool(false),
+		DisableShadowHostSuffixAppend: true,
+	})
+	return r
+}
+
+// stickyCanaryRoutes are the routes of a sticky canary: requests with
+// the canary cookie go to the canary; the others are split 90/10, and
+// the canary's answers set the cookie (a destination's
+// headers.response.add, which istiod puts on the weighted cluster).
+func stickyCanaryRoutes() []*routev3.Route {
+	split := weighted("/", stableCluster, 90, canaryCluster, 10)
+	split.GetRoute().GetWeightedClusters().Clusters[1].ResponseHeadersToAdd = []*corev3.HeaderValueOption{setCookie("canary=1; Path=/; Max-Age=3600")}
+	return []*routev3.Route{
+		named("sticky", matching(single("/", canaryCluster), cookieRegex("canary=1"))),
+		named("split", split),
+	}
 }

@@ -2,8 +2,6 @@ package trafficgen
 
 import (
 	"fmt"
-	"regexp"
-	"strings"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -94,8 +92,9 @@ func parseRouteName(resources []*anypb.Any, port uint32) (string, error) {
 }
 
 // parseRoutes decodes an RDS response into the virtual hosts of the route
-// configuration named name, choosing in each the route a request for path
-// takes.
+// configuration named name: every route of each, and the clusters of the
+// route a plain request for path takes. A route that cannot be decoded
+// (an invalid regular expression) rejects the response, as Envoy does.
 func parseRoutes(resources []*anypb.Any, name, path string) (map[string]VirtualHost, bool, error) {
 	for _, r := range resources {
 		var rc routev3.RouteConfiguration
@@ -107,62 +106,38 @@ func parseRoutes(resources []*anypb.Any, name, path string) (map[string]VirtualH
 		}
 		out := make(map[string]VirtualHost, len(rc.GetVirtualHosts()))
 		for _, vh := range rc.GetVirtualHosts() {
-			out[vh.GetName()] = VirtualHost{
-				Name:    vh.GetName(),
-				Domains: vh.GetDomains(),
-				Routes:  routeClusters(vh.GetRoutes(), path),
+			v, err := parseVirtualHost(&rc, vh, path)
+			if err != nil {
+				return nil, false, fmt.Errorf("route configuration %s: %w", name, err)
 			}
+			out[vh.GetName()] = v
 		}
 		return out, true, nil
 	}
 	return nil, false, nil
 }
 
-// routeClusters returns the weighted clusters of the first route that
-// matches a request for path without special headers or query
-// parameters, as Envoy takes the first matching route. A route to a single
-// cluster has that cluster with weight 100, as a VirtualService writes a
-// lone destination. Redirects and direct responses
-// send nothing upstream: nil.
+// routeClusters returns the weighted clusters of the first route that a
+// plain request for path (GET, no headers) takes, as Envoy takes the
+// first matching route. A route to a single cluster has that cluster with
+// weight 100, as a VirtualService writes a lone destination. Redirects
+// and direct responses send nothing upstream: nil. Routes that cannot be
+// decoded are skipped.
 func routeClusters(routes []*routev3.Route, path string) []RouteCluster {
+	var rules []RouteRule
 	for _, r := range routes {
-		if !matchesPath(r.GetMatch(), path) {
-			continue
+		if rule, err := parseRule(r); err == nil {
+			rules = append(rules, rule)
 		}
-		a := r.GetRoute()
-		if a == nil {
-			return nil
-		}
-		if c := a.GetCluster(); c != "" {
-			return []RouteCluster{{Name: c, Weight: 100}}
-		}
-		var out []RouteCluster
-		for _, wc := range a.GetWeightedClusters().GetClusters() {
-			out = append(out, RouteCluster{Name: wc.GetName(), Weight: wc.GetWeight().GetValue()})
-		}
-		return out
 	}
-	return nil
+	return plainClusters(rules, path)
 }
 
-// matchesPath reports whether a route match takes a plain request (no
-// special headers or query parameters) for path.
+// matchesPath reports whether a route match takes a plain request (GET,
+// no headers) for path.
 func matchesPath(m *routev3.RouteMatch, path string) bool {
-	if m == nil || len(m.GetHeaders()) > 0 || len(m.GetQueryParameters()) > 0 {
-		return false
-	}
-	switch p := m.GetPathSpecifier().(type) {
-	case *routev3.RouteMatch_Prefix:
-		return strings.HasPrefix(path, p.Prefix)
-	case *routev3.RouteMatch_Path:
-		return path == p.Path
-	case *routev3.RouteMatch_PathSeparatedPrefix:
-		return path == p.PathSeparatedPrefix || strings.HasPrefix(path, p.PathSeparatedPrefix+"/")
-	case *routev3.RouteMatch_SafeRegex:
-		re, err := regexp.Compile("^(?:" + p.SafeRegex.GetRegex() + ")$")
-		return err == nil && re.MatchString(path)
-	}
-	return false
+	rm, err := parseRouteMatch(m)
+	return err == nil && rm.Matches(Request{Path: path})
 }
 
 // parseEndpoints decodes an EDS response into endpoints by EDS service

@@ -238,6 +238,7 @@ func (s *adsState) snapshot() *Snapshot {
 	snap := &Snapshot{
 		Clusters:     make(map[string]Cluster, len(s.clusters)),
 		RouteName:    s.routeName,
+		Path:         s.path,
 		VirtualHosts: maps.Clone(s.vhosts),
 		Versions:     map[string]string{},
 		UpdatedAt:    s.updatedAt,

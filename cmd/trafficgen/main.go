@@ -8,7 +8,8 @@
 //
 //	trafficgen --kubeconfig .local/kubeconfig --istiod 127.0.0.1:15010 \
 //	  --namespace bookinfo --source-pod productpage --host reviews --port 9080 \
-//	  --bad-images reviews:v4=0.10 --metrics-address 127.0.0.1:15090
+//	  --bad-images reviews:v4=0.10 --metrics-address 127.0.0.1:15090 \
+//	  --profile jason=0.3,header:end-user=jason --clients 50
 package main
 
 import (
@@ -55,6 +56,22 @@ type options struct {
 	seed           uint64
 	clusterID      string
 	istioVersion   string
+	profiles       profileFlags
+	clients        int
+}
+
+// profileFlags collects the repeated --profile flags.
+type profileFlags []trafficgen.Profile
+
+func (p *profileFlags) String() string { return fmt.Sprint(len(*p), " profiles") }
+
+func (p *profileFlags) Set(s string) error {
+	profile, err := trafficgen.ParseProfile(s)
+	if err != nil {
+		return err
+	}
+	*p = append(*p, profile)
+	return nil
 }
 
 func main() {
@@ -65,7 +82,7 @@ func main() {
 	flag.StringVar(&o.sourcePod, "source-pod", "productpage", "pod to pose as the sidecar of: its name, or a prefix (the first running pod whose name starts with it)")
 	flag.StringVar(&o.host, "host", "reviews", "Service the traffic goes to (a name in --namespace, or a host name)")
 	flag.UintVar(&o.port, "port", 9080, "the Service's port")
-	flag.StringVar(&o.path, "path", "/", "request path (picks the route of the virtual host)")
+	flag.StringVar(&o.path, "path", "/", "request path, query included (picks the route of a plain request)")
 	flag.StringVar(&o.bypassService, "bypass-service", "", "Service whose ready endpoints the bypassing traffic reaches (default: --host)")
 	flag.Float64Var(&o.rps, "rps", 50, "requests per second through the mesh")
 	flag.Float64Var(&o.bypassRPS, "bypass-rps", 5, "requests per second bypassing the mesh (0: none)")
@@ -78,6 +95,8 @@ func main() {
 	flag.Uint64Var(&o.seed, "seed", 0, "seed of the random choices (0: random)")
 	flag.StringVar(&o.clusterID, "cluster-id", "Kubernetes", "istiod's cluster id, announced in the sidecar's metadata")
 	flag.StringVar(&o.istioVersion, "istio-version", "1.29.0", "Istio version the sidecar announces")
+	flag.Var(&o.profiles, "profile", "a share of the mesh requests with headers, cookies or query parameters, NAME=SHARE[,header:K=V][,cookie:K=V][,query:K=V][,path:P][,method:M] (repeatable; e.g. jason=0.3,header:end-user=jason)")
+	flag.IntVar(&o.clients, "clients", 0, "simulated clients sending the mesh requests in turn, each keeping the cookies it is given (0: one client that keeps none)")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -143,6 +162,7 @@ func run(ctx context.Context, o options) error {
 		Host: host, Namespace: o.namespace, BypassService: o.bypassService,
 		RPS: o.rps, BypassRPS: o.bypassRPS, Duration: o.duration, MaxRequests: o.requests,
 		Behaviour: behaviour, Seed: o.seed,
+		Path: o.path, Profiles: o.profiles, Clients: o.clients,
 	}, xds, inv, metrics)
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -163,11 +183,30 @@ func run(ctx context.Context, o options) error {
 	s := gen.Stats()
 	log.Info("traffic sent", "mesh", s.Mesh.Requests, "emptyDestination", s.Mesh.EmptyDestination,
 		"noCluster", s.Mesh.NoCluster, "connectFailure", s.Mesh.ConnectFailure, "mesh5xx", s.Mesh.Errors5xx,
-		"bypass", s.Bypass.Requests, "bypassByWorkload", s.Bypass.ByWorkload)
+		"bypass", s.Bypass.Requests, "bypassByWorkload", s.Bypass.ByWorkload,
+		"directResponse", s.Mesh.DirectResponse, "byRoute", routeCounts(s.Mesh.ByRoute), "mirrored", mirrorCounts(s.Mesh.Mirrored))
 	if errors.Is(err, errDone) {
 		return nil
 	}
 	return err
+}
+
+// routeCounts are the requests each route took.
+func routeCounts(by map[string]trafficgen.ServedStats) map[string]int64 {
+	out := make(map[string]int64, len(by))
+	for name, s := range by {
+		out[name] = s.Requests
+	}
+	return out
+}
+
+// mirrorCounts are the mirrored copies sent to each cluster.
+func mirrorCounts(by map[string]trafficgen.MirrorStats) map[string]int64 {
+	out := make(map[string]int64, len(by))
+	for name, s := range by {
+		out[name] = s.Requests
+	}
+	return out
 }
 
 // errDone ends the other goroutines once the traffic is done.
