@@ -46,6 +46,7 @@ import (
 
 type options struct {
 	n, namespaces, nodes, replicas, parallel, workers int
+	logLevel                                          int
 	rounds                                            []int
 	pprof                                             string
 	interval, scrape, idle                            time.Duration
@@ -59,6 +60,7 @@ func main() {
 	flag.IntVar(&o.n, "n", 500, "opted-in Deployments")
 	flag.StringVar(&o.pprof, "pprof", "", "the controller's --pprof-bind-address, to profile it during the run (go tool pprof http://ADDR/debug/pprof/profile)")
 	flag.IntVar(&o.workers, "workers", 0, "the controller's --workers (0: its default)")
+	flag.IntVar(&o.logLevel, "log-level", 0, "the controller's --zap-log-level (0: the local cluster's, 1; 2 logs every pass)")
 	flag.StringVar(&rounds, "m", "100", "comma-separated sizes of the rounds of image updates applied at once")
 	flag.IntVar(&o.namespaces, "namespaces", 10, "namespaces the Deployments are spread over")
 	flag.IntVar(&o.nodes, "nodes", 10, "kwok nodes")
@@ -135,6 +137,9 @@ func run(ctx context.Context, o options) error {
 	args := []string{"--prometheus-url=" + c.PrometheusURL, "--scrape-interval=" + o.scrape.String(), "--pprof-bind-address=" + o.pprof}
 	if o.workers > 0 {
 		args = append(args, fmt.Sprintf("--workers=%d", o.workers))
+	}
+	if o.logLevel > 0 {
+		args = append(args, fmt.Sprintf("--zap-log-level=%d", o.logLevel))
 	}
 	if err := ctrl.Start(args...); err != nil {
 		return err
@@ -591,6 +596,16 @@ func round(ctx context.Context, o options, c *cluster.Cluster, cs kubernetes.Int
 		fmt.Printf("| apiserver latency, %s %s | p50 %.3fs, p99 %.3fs |\n", w.verb, w.resource,
 			scale.QuantileOf(0.5, "apiserver_request_duration_seconds", match, apiBefore, apiAfter),
 			scale.QuantileOf(0.99, "apiserver_request_duration_seconds", match, apiBefore, apiAfter))
+	}
+	// API Priority and Fairness: how long requests waited in the
+	// apiserver's queues before it began them (not in the latencies above).
+	for _, level := range []string{"exempt", "system", "workload-high", "workload-low", "global-default", "catch-all"} {
+		match := map[string]string{"priority_level": level, "execute": "true"}
+		if n := apiAfter.Sum("apiserver_flowcontrol_request_wait_duration_seconds_count", match) - apiBefore.Sum("apiserver_flowcontrol_request_wait_duration_seconds_count", match); n > 0 {
+			fmt.Printf("| apiserver queue (priority and fairness), %s | %.0f requests, wait p50 %.3fs, p99 %.3fs |\n", level, n,
+				scale.QuantileOf(0.5, "apiserver_flowcontrol_request_wait_duration_seconds", match, apiBefore, apiAfter),
+				scale.QuantileOf(0.99, "apiserver_flowcontrol_request_wait_duration_seconds", match, apiBefore, apiAfter))
+		}
 	}
 	fmt.Printf("| apiserver → the webhooks | p50 %.3fs, p99 %.3fs |\n",
 		scale.Quantile(0.5, "apiserver_admission_webhook_admission_duration_seconds", apiBefore, apiAfter),
