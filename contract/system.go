@@ -48,13 +48,19 @@ const (
 	// back. Removed once a pass succeeds.
 	KeyFailing      = Prefix + "failing"
 	KeyFailingSince = Prefix + "failing-since"
+	// KeyRolledOut is when a promotion's rolling update was first seen
+	// complete (RFC 3339), read once: the apiserver raises a Deployment's
+	// generation with every change of its annotations, so its status lags
+	// each of the system's own writes, and a completion judged again on
+	// every pass would flip with them.
+	KeyRolledOut = Prefix + "rolled-out"
 	// KeyRejection says when and why [KeyRejectedRevision] was rolled back,
 	// for the warning given when that template is applied again.
 	KeyRejection = Prefix + "rejection"
 )
 
 // BookkeepingKeys are the bookkeeping annotations above.
-var BookkeepingKeys = []string{KeyAnalysisSettings, KeyActed, KeyStepsPassed, KeyStepStarted, KeyWaitingSince, KeyPreRolloutFailed, KeyAnalysisStarted, KeyEventedTransition, KeyTransitionReason, KeyRejection, KeyFailing, KeyFailingSince}
+var BookkeepingKeys = []string{KeyAnalysisSettings, KeyActed, KeyStepsPassed, KeyStepStarted, KeyWaitingSince, KeyPreRolloutFailed, KeyAnalysisStarted, KeyRolledOut, KeyEventedTransition, KeyTransitionReason, KeyRejection, KeyFailing, KeyFailingSince}
 
 // SystemKeys are every annotation only the system writes: the status
 // annotations and the bookkeeping ones.

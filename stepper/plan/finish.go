@@ -17,6 +17,7 @@ func promote(spec Spec, st State, obs Observations, reason, why string) Decision
 	st.Weight = 0
 	st.StepStarted = stamp(obs.Now)
 	st.WaitingSince = st.StepStarted
+	st.RolledOut = time.Time{}
 	msg := fmt.Sprintf("%s; promoting revision %s: all traffic to the Deployment's Service, rolling update started", why, st.Revision)
 	// The decision is recorded first; the Service is unpinned after it
 	// and the Deployment unpaused after that, in this pass if nothing
@@ -65,8 +66,11 @@ func promoting(spec Spec, st State, obs Observations) Decision {
 		return Decision{Next: st, Actions: acts, Requeue: RecheckAfter, Message: msg, Event: warning(ReasonAbortIgnored, msg)}
 	}
 	st = consumeControls(st, obs) // a new promote value changes nothing now
-	if !obs.RolloutComplete {
-		return awaitRollout(spec, st, obs, acts)
+	if st.RolledOut.IsZero() {
+		if !obs.RolloutComplete {
+			return awaitRollout(spec, st, obs, acts)
+		}
+		st.RolledOut = stamp(now) // judged once: see State.RolledOut
 	}
 	if obs.CanaryObjectsExist {
 		if obs.RoutingChangedBySomeoneElse != "" {
@@ -87,7 +91,7 @@ func promoting(spec Spec, st State, obs Observations) Decision {
 	}
 	st.Phase = contract.PhaseSucceeded
 	st.Stable = st.Revision
-	st.WaitingSince = time.Time{}
+	st.WaitingSince, st.RolledOut = time.Time{}, time.Time{}
 	msg := fmt.Sprintf("promoted: revision %s is rolled out and stable", st.Revision)
 	d := Decision{Next: st, Actions: acts, Message: msg, Event: normal(ReasonSucceeded, msg)}
 	if len(acts) > 0 {

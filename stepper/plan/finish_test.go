@@ -13,6 +13,9 @@ func promotingSince(since time.Time) State {
 		Revision: "rev2", Stable: "rev1"}
 }
 
+// rolledOutNow records the rolling update seen complete now (t0).
+func rolledOutNow(s *State) { s.RolledOut = t0 }
+
 func TestNextPromoting(t *testing.T) {
 	overdue := "promoting revision rev2: the rolling update did not complete within the progress deadline (10m); still waiting for it, the canary keeps serving"
 	succeeded := func(s *State) {
@@ -40,13 +43,36 @@ func TestNextPromoting(t *testing.T) {
 		requeue: RecheckAfter,
 		message: overdue,
 	}, {
+		// Every annotation write raises the Deployment's generation: the
+		// status lags the stepper's own record of the completion. Judged
+		// again, the promotion would go back to waiting and write again,
+		// pass after pass (a write storm while the canary waits to go).
+		name:    "rolled out as recorded, the status behind the stepper's own write: not waiting again",
+		spec:    func(s *Spec) { s.RemovalDelay = 30 * time.Second },
+		state:   with(promotingSince(ago(20*time.Second)), func(s *State) { s.RolledOut = ago(time.Second) }),
+		obs:     func(o *Observations) { o.ServicePinned, o.RolloutComplete = false, false },
+		requeue: 10 * time.Second,
+		message: "promoting revision rev2: rolled out; the canary is removed at 2026-03-01T12:00:10Z, once every proxy has the new routes",
+	}, {
+		name:    "rolled out as recorded, the removal delay over: canary deleted, the record cleared",
+		spec:    func(s *Spec) { s.RemovalDelay = 30 * time.Second },
+		state:   with(promotingSince(ago(30*time.Second)), func(s *State) { s.RolledOut = ago(10 * time.Second) }),
+		obs:     func(o *Observations) { o.ServicePinned, o.RolloutComplete = false, false },
+		next:    func(s *State) { s.Phase, s.Stable, s.WaitingSince, s.RolledOut = contract.PhaseSucceeded, "rev2", time.Time{}, time.Time{} },
+		actions: []Action{DeleteCanary()},
+		requeue: RecheckAfter,
+		message: "promoted: revision rev2 is rolled out and stable",
+		event:   "Normal/Succeeded",
+	}, {
 		name:    "rolled out within the propagation delay: the canary stays a little longer",
+		next:    rolledOutNow,
 		state:   promotingSince(ago(4 * time.Second)),
 		obs:     func(o *Observations) { o.ServicePinned, o.RolloutComplete = false, true },
 		requeue: 6 * time.Second,
 		message: "promoting revision rev2: rolled out; the canary is removed at 2026-03-01T12:00:06Z, once every proxy has the new routes",
 	}, {
 		name:    "rolled out, the removal delay longer than the propagation delay: the canary stays for it",
+		next:    rolledOutNow,
 		spec:    func(s *Spec) { s.RemovalDelay = 30 * time.Second },
 		state:   promotingSince(ago(20 * time.Second)),
 		obs:     func(o *Observations) { o.ServicePinned, o.RolloutComplete = false, true },
@@ -112,6 +138,7 @@ func TestNextPromoting(t *testing.T) {
 		message: "promoting revision rev2: waiting for the rolling update to complete (progress deadline 2026-03-01T12:09:30Z)",
 	}, {
 		name:  "rolled out, someone else routes to the canary: the canary is kept",
+		next:    rolledOutNow,
 		state: promotingSince(ago(30 * time.Second)),
 		obs: func(o *Observations) {
 			o.ServicePinned, o.RolloutComplete = false, true
@@ -121,6 +148,7 @@ func TestNextPromoting(t *testing.T) {
 		message: "promoting revision rev2: rolled out, but VirtualService web sends 30% to web-canary, not the 0% the stepper wrote; the canary is kept until no traffic is routed to it",
 	}, {
 		name:    "rolled out, our own weight still on the canary: moved off first, canary kept",
+		next:    rolledOutNow,
 		state:   promotingSince(ago(30 * time.Second)),
 		obs:     func(o *Observations) { o.ServicePinned, o.RolloutComplete, o.RoutedWeight = false, true, 60 },
 		actions: []Action{SetWeight(0)},

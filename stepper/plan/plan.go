@@ -153,6 +153,13 @@ type State struct {
 	// checks' windows and the comparison never reach back before it. Zero
 	// until the first pass of the analysis records it (see AnalysisStart).
 	AnalysisStarted time.Time
+	// RolledOut is when the promotion's rolling update was first seen
+	// complete (canary.io/rolled-out), zero before: from then on the
+	// promotion no longer waits for it. The Deployment's status lags each
+	// of the stepper's own annotation writes (they raise its generation),
+	// so a completion judged again on every pass would flip with them,
+	// and every flip is another write.
+	RolledOut time.Time
 	// Revision is the template hash under test (canary.io/revision).
 	Revision string
 	// Stable is the template hash serving users (canary.io/stable-revision).

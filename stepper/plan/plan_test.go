@@ -250,6 +250,9 @@ func diffState(got, want State) string {
 	if !got.PreRolloutFailed.Equal(want.PreRolloutFailed) {
 		add("PreRolloutFailed", got.PreRolloutFailed, want.PreRolloutFailed)
 	}
+	if !got.RolledOut.Equal(want.RolledOut) {
+		add("RolledOut", got.RolledOut, want.RolledOut)
+	}
 	if !maps.Equal(got.Acted, want.Acted) {
 		add("Acted", got.Acted, want.Acted)
 	}

@@ -19,7 +19,7 @@ var StateKeys = []string{
 	contract.KeyPhase, contract.KeyWeight, contract.KeyStep, contract.KeyFailedChecks,
 	contract.KeyRevision, contract.KeyStableRevision,
 	contract.KeyStepsPassed, contract.KeyStepStarted, contract.KeyWaitingSince, contract.KeyPreRolloutFailed, contract.KeyActed,
-	contract.KeyAnalysisStarted,
+	contract.KeyAnalysisStarted, contract.KeyRolledOut,
 }
 
 // Encode renders s as the Deployment's annotations, with the step in
@@ -63,6 +63,9 @@ func Encode(spec Spec, s State) map[string]string {
 	}
 	if !s.AnalysisStarted.IsZero() {
 		a[contract.KeyAnalysisStarted] = s.AnalysisStarted.UTC().Format(time.RFC3339)
+	}
+	if !s.RolledOut.IsZero() {
+		a[contract.KeyRolledOut] = s.RolledOut.UTC().Format(time.RFC3339)
 	}
 	if acted := nonEmpty(s.Acted); len(acted) > 0 {
 		data, _ := json.Marshal(acted) // a map of strings always encodes, keys sorted
@@ -124,7 +127,7 @@ func Decode(annotations map[string]string) (State, error) {
 	for _, f := range []struct {
 		key string
 		t   *time.Time
-	}{{contract.KeyStepStarted, &s.StepStarted}, {contract.KeyWaitingSince, &s.WaitingSince}, {contract.KeyPreRolloutFailed, &s.PreRolloutFailed}, {contract.KeyAnalysisStarted, &s.AnalysisStarted}} {
+	}{{contract.KeyStepStarted, &s.StepStarted}, {contract.KeyWaitingSince, &s.WaitingSince}, {contract.KeyPreRolloutFailed, &s.PreRolloutFailed}, {contract.KeyAnalysisStarted, &s.AnalysisStarted}, {contract.KeyRolledOut, &s.RolledOut}} {
 		if v, ok := annotations[f.key]; ok {
 			parsed, err := time.Parse(time.RFC3339, v)
 			if err != nil {
