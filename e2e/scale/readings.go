@@ -182,3 +182,54 @@ func holds(m model.Metric, match map[string]string) bool {
 	}
 	return true
 }
+
+// Machine is the machine's CPU time so far, busy and in all, from
+// /proc/stat's first line.
+type Machine struct {
+	Busy, Total int64 // clock ticks
+}
+
+// ReadMachine reads the machine's CPU time from /proc/stat.
+func ReadMachine() (Machine, error) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return Machine{}, err
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	return parseCPULine(line)
+}
+
+// parseCPULine reads /proc/stat's "cpu" line: user nice system idle
+// iowait irq softirq steal ...; idle and iowait are not busy.
+//
+// Example: "cpu  100 0 50 800 50 0 0 0 0 0" → busy 150, total 1000.
+func parseCPULine(line string) (Machine, error) {
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return Machine{}, fmt.Errorf("/proc/stat: first line %q", line)
+	}
+	var m Machine
+	for i, v := range f[1:] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return Machine{}, fmt.Errorf("/proc/stat: %q", line)
+		}
+		if i >= 8 { // guest times are counted in user already
+			break
+		}
+		m.Total += n
+		if i != 3 && i != 4 {
+			m.Busy += n
+		}
+	}
+	return m, nil
+}
+
+// BusyShare is the share of the machine's CPU time that was busy between
+// a and b (1: every core busy).
+func BusyShare(a, b Machine) float64 {
+	if b.Total <= a.Total {
+		return 0
+	}
+	return float64(b.Busy-a.Busy) / float64(b.Total-a.Total)
+}

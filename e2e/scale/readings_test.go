@@ -51,3 +51,16 @@ func TestReadUsage(t *testing.T) {
 		t.Errorf("this test's own process: RSS %d bytes, CPU %v", u.RSS, u.CPU)
 	}
 }
+
+func TestParseCPULine(t *testing.T) {
+	m, err := parseCPULine("cpu  100 0 50 800 50 0 0 0 7 0")
+	if err != nil || m.Busy != 150 || m.Total != 1000 {
+		t.Errorf("parseCPULine = %+v, %v; want busy 150, total 1000", m, err)
+	}
+	if _, err := parseCPULine("intr 1 2 3"); err == nil {
+		t.Errorf("parseCPULine accepted a line that is not the cpu line")
+	}
+	if got := BusyShare(Machine{Busy: 100, Total: 1000}, Machine{Busy: 400, Total: 1400}); got != 0.75 {
+		t.Errorf("BusyShare = %v, want 0.75", got)
+	}
+}

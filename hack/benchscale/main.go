@@ -13,6 +13,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -435,6 +436,7 @@ func round(ctx context.Context, o options, c *cluster.Cluster, cs kubernetes.Int
 	type sample struct {
 		at                   time.Duration
 		ctrlCPU, promCPU     float64
+		machine              float64 // share of the machine's CPU busy
 		ctrlRSS, promRSS     int64
 		promQueries, ctrlQPS float64
 		ended                int // analyses ended by then
@@ -442,6 +444,7 @@ func round(ctx context.Context, o options, c *cluster.Cluster, cs kubernetes.Int
 	var samples []sample
 	prevCtrl, _ := scale.ReadUsage(ctrl.Pid())
 	prevProm, _ := scale.ReadUsage(promPid)
+	prevMachine, _ := scale.ReadMachine()
 	prevPQ := promBefore.Sum("prometheus_http_requests_total", map[string]string{"handler": "/api/v1/query"})
 	prevCQ := ctrlBefore.Sum("canary_prometheus_queries_total", nil)
 	inKeys := map[key]bool{}
@@ -463,7 +466,8 @@ func round(ctx context.Context, o options, c *cluster.Cluster, cs kubernetes.Int
 		pu, err2 := scale.ReadUsage(promPid)
 		ps, err3 := scale.ScrapeURL(c.PrometheusURL + "/metrics")
 		cm, err4 := scale.ScrapeURL(ctrl.MetricsURL())
-		if err := firstErr(err1, err2, err3, err4); err != nil {
+		mu, err5 := scale.ReadMachine()
+		if err := firstErr(err1, err2, err3, err4, err5); err != nil {
 			return err
 		}
 		pq := ps.Sum("prometheus_http_requests_total", map[string]string{"handler": "/api/v1/query"})
@@ -472,13 +476,13 @@ func round(ctx context.Context, o options, c *cluster.Cluster, cs kubernetes.Int
 		samples = append(samples, sample{
 			at: time.Since(first).Round(time.Second), ctrlCPU: scale.CoreShare(prevCtrl, cu), promCPU: scale.CoreShare(prevProm, pu),
 			ctrlRSS: cu.RSS, promRSS: pu.RSS, promQueries: (pq - prevPQ) / dt, ctrlQPS: (cq - prevCQ) / dt,
-			ended: w.countIn(inKeys, ended),
+			ended: w.countIn(inKeys, ended), machine: scale.BusyShare(prevMachine, mu),
 		})
 		s := samples[len(samples)-1]
-		say("%4v  %d/%d at a weight, %d/%d ended; controller %.0f%% of a core, %.0f MiB; Prometheus %.0f%%, %.0f MiB, %.1f queries/s (%.1f/s from the controller)",
+		say("%4v  %d/%d at a weight, %d/%d ended; controller %.0f%% of a core, %.0f MiB; Prometheus %.0f%%, %.0f MiB, %.1f queries/s (%.1f/s from the controller); machine %.0f%% busy",
 			s.at, w.countIn(inKeys, func(s *status) bool { return !s.firstWeight.IsZero() }), m, w.countIn(inKeys, ended), m,
-			100*s.ctrlCPU, mib(s.ctrlRSS), 100*s.promCPU, mib(s.promRSS), s.promQueries, s.ctrlQPS)
-		prevCtrl, prevProm, prevPQ, prevCQ = cu, pu, pq, cq
+			100*s.ctrlCPU, mib(s.ctrlRSS), 100*s.promCPU, mib(s.promRSS), s.promQueries, s.ctrlQPS, 100*s.machine)
+		prevCtrl, prevProm, prevPQ, prevCQ, prevMachine = cu, pu, pq, cq, mu
 	}
 	ctrlAfter, err := scale.ScrapeURL(ctrl.MetricsURL())
 	if err != nil {
@@ -563,6 +567,9 @@ func round(ctx context.Context, o options, c *cluster.Cluster, cs kubernetes.Int
 		pct(toEnd, 0.5), pct(toEnd, 1), m, lastEnd.Sub(first).Round(time.Second), outcomes)
 	fmt.Printf("| controller, early / late in the analyses | %.0f%% / %.0f%% of a core; RSS peak %.0f MiB |\n",
 		100*avg(early, func(s sample) float64 { return s.ctrlCPU }), 100*avg(late, func(s sample) float64 { return s.ctrlCPU }), mib(peak(func(s sample) int64 { return s.ctrlRSS })))
+	fmt.Printf("| machine (2 cores: control plane, controller, Prometheus, benchmark), early / late | %.0f%% / %.0f%% busy; peak %.0f%% |\n",
+		100*avg(early, func(s sample) float64 { return s.machine }), 100*avg(late, func(s sample) float64 { return s.machine }),
+		100*slices.MaxFunc(samples, func(a, b sample) int { return cmp.Compare(a.machine, b.machine) }).machine)
 	fmt.Printf("| Prometheus, early / late | %.0f%% / %.0f%% of a core; RSS peak %.0f MiB |\n",
 		100*avg(early, func(s sample) float64 { return s.promCPU }), 100*avg(late, func(s sample) float64 { return s.promCPU }), mib(peak(func(s sample) int64 { return s.promRSS })))
 	fmt.Printf("| Prometheus queries/s, early / late | %.1f / %.1f (from the controller: %.1f / %.1f) |\n",
