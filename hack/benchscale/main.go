@@ -13,7 +13,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -569,7 +568,7 @@ func round(ctx context.Context, o options, c *cluster.Cluster, cs kubernetes.Int
 		100*avg(early, func(s sample) float64 { return s.ctrlCPU }), 100*avg(late, func(s sample) float64 { return s.ctrlCPU }), mib(peak(func(s sample) int64 { return s.ctrlRSS })))
 	fmt.Printf("| machine (2 cores: control plane, controller, Prometheus, benchmark), early / late | %.0f%% / %.0f%% busy; peak %.0f%% |\n",
 		100*avg(early, func(s sample) float64 { return s.machine }), 100*avg(late, func(s sample) float64 { return s.machine }),
-		100*slices.MaxFunc(samples, func(a, b sample) int { return cmp.Compare(a.machine, b.machine) }).machine)
+		100*peakOf(samples, func(s sample) float64 { return s.machine }))
 	fmt.Printf("| Prometheus, early / late | %.0f%% / %.0f%% of a core; RSS peak %.0f MiB |\n",
 		100*avg(early, func(s sample) float64 { return s.promCPU }), 100*avg(late, func(s sample) float64 { return s.promCPU }), mib(peak(func(s sample) int64 { return s.promRSS })))
 	fmt.Printf("| Prometheus queries/s, early / late | %.1f / %.1f (from the controller: %.1f / %.1f) |\n",
@@ -666,4 +665,13 @@ func apiserverMetrics(ctx context.Context, cs kubernetes.Interface) (scale.Sampl
 		return nil, fmt.Errorf("read the apiserver's metrics: %w", err)
 	}
 	return scale.Parse(strings.NewReader(string(body)))
+}
+
+// peakOf is the largest f of ss, 0 for none.
+func peakOf[S any](ss []S, f func(S) float64) float64 {
+	var p float64
+	for _, s := range ss {
+		p = max(p, f(s))
+	}
+	return p
 }
