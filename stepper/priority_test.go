@@ -4,9 +4,12 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/canary-io/canary/contract"
@@ -62,5 +65,26 @@ func TestUrgentGoesFirst(t *testing.T) {
 	defer plain.ShutDown()
 	if urgent(plain) != plain {
 		t.Errorf("a queue without priorities is not used as it is")
+	}
+}
+
+func TestControlChanged(t *testing.T) {
+	dep := func(annotations map[string]string) *appsv1.Deployment {
+		return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Annotations: annotations}}
+	}
+	for _, c := range []struct {
+		name     string
+		old, new map[string]string
+		want     bool
+	}{
+		{"abort set", nil, map[string]string{contract.KeyAbort: "1"}, true},
+		{"promote changed", map[string]string{contract.KeyPromote: "a"}, map[string]string{contract.KeyPromote: "b"}, true},
+		{"pause removed", map[string]string{contract.KeyPause: "true"}, map[string]string{}, true},
+		{"the system's status only", map[string]string{contract.KeyWeight: "20"}, map[string]string{contract.KeyWeight: "40"}, false},
+		{"a setting", nil, map[string]string{contract.KeySteps: "10,50"}, false},
+	} {
+		if got := controlChanged(event.UpdateEvent{ObjectOld: dep(c.old), ObjectNew: dep(c.new)}); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
 	}
 }

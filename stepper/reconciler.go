@@ -305,6 +305,15 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 		Named("stepper").
 		WatchesRawSource(source.Channel(r.wake, urgently(&handler.EnqueueRequestForObject{}))).
 		For(&appsv1.Deployment{}, builder.WithPredicates(optedIn)).
+		// A user's control (abort, promote, pause, ...) goes first too:
+		// an abort never waits behind a burst of canaries being created.
+		Watches(&appsv1.Deployment{}, urgently(&handler.EnqueueRequestForObject{}),
+			builder.WithPredicates(predicate.Funcs{
+				CreateFunc:  func(event.CreateEvent) bool { return false },
+				DeleteFunc:  func(event.DeleteEvent) bool { return false },
+				GenericFunc: func(event.GenericEvent) bool { return false },
+				UpdateFunc:  controlChanged,
+			})).
 		Owns(&appsv1.Deployment{}, builder.WithPredicates(predicate.Funcs{UpdateFunc: canaryChanged})).
 		Owns(&corev1.Service{}).
 		Owns(&istionetv1.DestinationRule{}).
@@ -316,6 +325,21 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 			builder.WithPredicates(predicate.Funcs{UpdateFunc: podReadinessChanged})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
+}
+
+// controlChanged reports whether an update of a Deployment changed one of
+// the user's controls (contract.ControlKeys).
+func controlChanged(e event.UpdateEvent) bool {
+	if e.ObjectOld == nil || e.ObjectNew == nil {
+		return false
+	}
+	o, n := e.ObjectOld.GetAnnotations(), e.ObjectNew.GetAnnotations()
+	for _, k := range contract.ControlKeys {
+		if o[k] != n[k] {
+			return true
+		}
+	}
+	return false
 }
 
 // canaryPodOwner maps a canary pod to the Deployment whose canary it

@@ -54,11 +54,13 @@ func TestNextPromoting(t *testing.T) {
 		requeue: 10 * time.Second,
 		message: "promoting revision rev2: rolled out; the canary is removed at 2026-03-01T12:00:10Z, once every proxy has the new routes",
 	}, {
-		name:    "rolled out as recorded, the removal delay over: canary deleted, the record cleared",
-		spec:    func(s *Spec) { s.RemovalDelay = 30 * time.Second },
-		state:   with(promotingSince(ago(30*time.Second)), func(s *State) { s.RolledOut = ago(10 * time.Second) }),
-		obs:     func(o *Observations) { o.ServicePinned, o.RolloutComplete = false, false },
-		next:    func(s *State) { s.Phase, s.Stable, s.WaitingSince, s.RolledOut = contract.PhaseSucceeded, "rev2", time.Time{}, time.Time{} },
+		name:  "rolled out as recorded, the removal delay over: canary deleted, the record cleared",
+		spec:  func(s *Spec) { s.RemovalDelay = 30 * time.Second },
+		state: with(promotingSince(ago(30*time.Second)), func(s *State) { s.RolledOut = ago(10 * time.Second) }),
+		obs:   func(o *Observations) { o.ServicePinned, o.RolloutComplete = false, false },
+		next: func(s *State) {
+			s.Phase, s.Stable, s.WaitingSince, s.RolledOut = contract.PhaseSucceeded, "rev2", time.Time{}, time.Time{}
+		},
 		actions: []Action{DeleteCanary()},
 		requeue: RecheckAfter,
 		message: "promoted: revision rev2 is rolled out and stable",
@@ -138,7 +140,7 @@ func TestNextPromoting(t *testing.T) {
 		message: "promoting revision rev2: waiting for the rolling update to complete (progress deadline 2026-03-01T12:09:30Z)",
 	}, {
 		name:  "rolled out, someone else routes to the canary: the canary is kept",
-		next:    rolledOutNow,
+		next:  rolledOutNow,
 		state: promotingSince(ago(30 * time.Second)),
 		obs: func(o *Observations) {
 			o.ServicePinned, o.RolloutComplete = false, true
