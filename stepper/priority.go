@@ -94,3 +94,49 @@ func (q urgentQueue) AddRateLimited(r reconcile.Request) {
 	o.RateLimited = true
 	q.AddWithOpts(o, r)
 }
+
+// Creating a canary is a pass's slowest work: four objects written to an
+// apiserver that is, when many analyses start together, busy creating
+// every canary's ReplicaSet and pods too (seconds each on the benchmark
+// machine). A quarter of the workers at most create canaries at once;
+// the others stay free for the passes at which analyses move, which would
+// otherwise wait behind a burst of creations. A pass that would create a
+// canary while the slots are taken writes nothing and comes back after
+// creationRetry.
+const creationRetry = time.Second
+
+// creationSlots is how many passes of workers may create a canary at
+// once.
+//
+// Example: 64 workers → 16; 2 → 1.
+func creationSlots(workers int) int {
+	return max(1, workers/4)
+}
+
+// createsCanary reports whether dec creates w's canary Deployment.
+func createsCanary(w *world, dec plan.Decision) bool {
+	if w.canary != nil {
+		return false
+	}
+	for _, a := range dec.Actions {
+		if a.Kind == plan.ActionEnsureCanary {
+			return true
+		}
+	}
+	return false
+}
+
+// mayCreate takes a creation slot, if one is free, and returns its
+// release; true when there is no bound (the reconciler was not set up
+// with a manager, as in tests).
+func (r *Reconciler) mayCreate() (release func(), ok bool) {
+	if r.creating == nil {
+		return func() {}, true
+	}
+	select {
+	case r.creating <- struct{}{}:
+		return func() { <-r.creating }, true
+	default:
+		return nil, false
+	}
+}

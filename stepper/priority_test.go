@@ -88,3 +88,31 @@ func TestControlChanged(t *testing.T) {
 		}
 	}
 }
+
+func TestCreationSlots(t *testing.T) {
+	for workers, want := range map[int]int{64: 16, 8: 2, 2: 1, 1: 1} {
+		if got := creationSlots(workers); got != want {
+			t.Errorf("creationSlots(%d) = %d, want %d", workers, got, want)
+		}
+	}
+	r := &Reconciler{creating: make(chan struct{}, 2)}
+	first, ok1 := r.mayCreate()
+	_, ok2 := r.mayCreate()
+	if _, ok3 := r.mayCreate(); !ok1 || !ok2 || ok3 {
+		t.Fatalf("slots taken: %v %v %v, want true true false", ok1, ok2, ok3)
+	}
+	first()
+	if _, ok := r.mayCreate(); !ok {
+		t.Errorf("a released slot was not free again")
+	}
+	creates := plan.Decision{Actions: []plan.Action{plan.WriteState(), plan.EnsureCanary(1)}}
+	if !createsCanary(&world{}, creates) {
+		t.Errorf("EnsureCanary without a canary: not a creation")
+	}
+	if createsCanary(&world{canary: &appsv1.Deployment{}}, creates) {
+		t.Errorf("EnsureCanary of an existing canary: a creation")
+	}
+	if createsCanary(&world{}, plan.Decision{Actions: []plan.Action{plan.WriteState(), plan.SetWeight(0)}}) {
+		t.Errorf("no EnsureCanary: a creation")
+	}
+}

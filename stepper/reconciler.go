@@ -87,6 +87,10 @@ type Reconciler struct {
 	// bounded by its hook's timeout. Default http.DefaultClient.
 	HookClient *http.Client
 
+	// creating bounds the passes that create a canary at once
+	// (SetupWithManager sizes it): see mayCreate.
+	creating chan struct{}
+
 	mu            sync.Mutex
 	queriers      map[string]Querier
 	rollbackPolls map[string]*rollbackPoll // by namespace/name
@@ -301,6 +305,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 		UpdateFunc:  func(e event.UpdateEvent) bool { return concerned(e.ObjectOld) || concerned(e.ObjectNew) },
 	}
 	r.wake = make(chan event.GenericEvent, 1024)
+	r.creating = make(chan struct{}, creationSlots(workers))
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("stepper").
 		WatchesRawSource(source.Channel(r.wake, urgently(&handler.EnqueueRequestForObject{}))).
@@ -429,6 +434,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 	dec := plan.Next(w.spec, w.state, w.obs)
+	if createsCanary(w, dec) {
+		release, ok := r.mayCreate()
+		if !ok {
+			// Nothing decided is written: the next pass decides again.
+			return ctrl.Result{RequeueAfter: creationRetry}, nil
+		}
+		defer release()
+	}
 	if err := r.act(ctx, w, dec); errors.Is(err, errChangedMeanwhile) || apierrors.IsConflict(err) {
 		// Someone wrote the Deployment or an object since this pass read
 		// it: nothing is wrong, the next pass decides on the new state.
