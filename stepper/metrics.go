@@ -22,6 +22,7 @@ type Metrics struct {
 	errorRate    *prometheus.GaugeVec
 	stepSeconds  *prometheus.HistogramVec
 	stepLateness prometheus.Histogram
+	weightLate   prometheus.Histogram
 	actions      *prometheus.HistogramVec
 	rollout      *prometheus.HistogramVec
 	outcomes     *prometheus.CounterVec
@@ -85,6 +86,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			// 10ms to about 82s.
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
 		}),
+		weightLate: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "canary_weight_lateness_seconds",
+			Help: "How long after a prepared weight could move (its canary pods ready for the propagation delay, as the controller saw them) the pass that moves it recorded it: the controller's own delay, before its writes.",
+			// 10ms to about 82s.
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+		}),
 		actions: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "canary_action_duration_seconds",
 			Help: "How long each part of a pass took: reading what it decides on (gather: the cache, the answers the background reads left) and each action it took (WriteState, SetWeight, ...: the controller's writes, as the apiserver answered them, admission webhooks included).",
@@ -122,7 +129,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 
 // own are the collectors of one Metrics.
 func (m *Metrics) own() []prometheus.Collector {
-	return []prometheus.Collector{m.weight, m.step, m.phase, m.failedChecks, m.checkValue, m.eValue, m.errorRate, m.stepSeconds, m.stepLateness, m.actions, m.rollout, m.outcomes, m.hookCalls, m.skipped}
+	return []prometheus.Collector{m.weight, m.step, m.phase, m.failedChecks, m.checkValue, m.eValue, m.errorRate, m.stepSeconds, m.stepLateness, m.weightLate, m.actions, m.rollout, m.outcomes, m.hookCalls, m.skipped}
 }
 
 // shared are the collectors every Metrics registers.
@@ -181,6 +188,9 @@ func (m *Metrics) observe(w *world, dec plan.Decision, now time.Time) {
 		m.eValue.WithLabelValues(ns, name).Set(v.Errors.EValue)
 		m.errorRate.WithLabelValues(ns, name, "canary").Set(v.Errors.CanaryRate)
 		m.errorRate.WithLabelValues(ns, name, "stable").Set(v.Errors.StableRate)
+	}
+	if at, ok := plan.MovesAt(w.spec, w.state, w.obs); ok && w.state.StepStarted.IsZero() && !next.StepStarted.IsZero() && next.Weight > 0 {
+		m.weightLate.Observe(max(0, now.Sub(at).Seconds()))
 	}
 	if next.Step > w.state.Step && !w.state.StepStarted.IsZero() {
 		m.stepSeconds.WithLabelValues(ns).Observe(now.Sub(w.state.StepStarted).Seconds())

@@ -78,6 +78,32 @@ func TestMetricsObserveAPass(t *testing.T) {
 	}
 }
 
+// TestWeightLateness: a prepared weight that could move at its canary's
+// readiness plus the propagation delay and was recorded later counts how
+// much later; a pass that moves nothing counts nothing.
+func TestWeightLateness(t *testing.T) {
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	w := &world{
+		deployment: &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "bookinfo"}},
+		state:      plan.State{Phase: contract.PhaseProgressing, Step: 0, Weight: 0},
+		spec:       plan.Spec{Steps: []int32{20, 40}, Interval: time.Minute, Replicas: 1, PropagationDelay: 2 * time.Second},
+		obs:        plan.Observations{Now: now, CanaryReady: 1, CanaryReadySince: now.Add(-2500 * time.Millisecond)},
+	}
+	m.observe(w, plan.Decision{Next: plan.State{Phase: contract.PhaseProgressing, Weight: 20, StepStarted: now}}, now)
+	m.observe(w, plan.Decision{Next: w.state}, now) // waits: no weight moved
+	var late dto.Metric
+	if err := m.weightLate.Write(&late); err != nil {
+		t.Fatal(err)
+	}
+	if h := late.GetHistogram(); h.GetSampleCount() != 1 || h.GetSampleSum() != 0.5 {
+		t.Errorf("canary_weight_lateness_seconds: %d samples summing to %v, want 1 of 0.5s", h.GetSampleCount(), h.GetSampleSum())
+	}
+}
+
 // TestDashboardLoads checks the Grafana dashboard in manifests/: valid
 // JSON, the documented panels, and only metrics that exist.
 func TestDashboardLoads(t *testing.T) {
