@@ -2,8 +2,12 @@ package stepper
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
@@ -101,9 +105,10 @@ func (q urgentQueue) AddRateLimited(r reconcile.Request) {
 // machine). A quarter of the workers at most create canaries at once;
 // the others stay free for the passes at which analyses move, which would
 // otherwise wait behind a burst of creations. A pass that would create a
-// canary while the slots are taken writes nothing and comes back after
-// creationRetry.
-const creationRetry = time.Second
+// canary while the slots are taken writes nothing and waits its turn:
+// the release of a slot wakes the Deployment that waited longest, and
+// creationRetry bounds the wait should that wake-up be lost.
+const creationRetry = 10 * time.Second
 
 // creationSlots is how many passes of workers may create a canary at
 // once.
@@ -126,17 +131,43 @@ func createsCanary(w *world, dec plan.Decision) bool {
 	return false
 }
 
-// mayCreate takes a creation slot, if one is free, and returns its
-// release; true when there is no bound (the reconciler was not set up
-// with a manager, as in tests).
-func (r *Reconciler) mayCreate() (release func(), ok bool) {
+// mayCreate takes a creation slot for the Deployment key, if one is
+// free, and returns its release; true when there is no bound (the
+// reconciler was not set up with a manager, as in tests). When none is
+// free the key waits in line: the next release wakes the first in line.
+func (r *Reconciler) mayCreate(key string) (release func(), ok bool) {
 	if r.creating == nil {
 		return func() {}, true
 	}
 	select {
 	case r.creating <- struct{}{}:
-		return func() { <-r.creating }, true
+		return r.releaseCreation, true
 	default:
-		return nil, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !slices.Contains(r.creationLine, key) {
+		r.creationLine = append(r.creationLine, key)
+	}
+	return nil, false
+}
+
+// releaseCreation frees a creation slot and wakes the first Deployment
+// in line for one.
+func (r *Reconciler) releaseCreation() {
+	<-r.creating
+	r.mu.Lock()
+	var next string
+	if len(r.creationLine) > 0 {
+		next, r.creationLine = r.creationLine[0], r.creationLine[1:]
+	}
+	r.mu.Unlock()
+	if next == "" || r.wake == nil {
+		return
+	}
+	namespace, name, _ := strings.Cut(next, "/")
+	select {
+	case r.wake <- event.GenericEvent{Object: &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}}:
+	default: // the queue of wake-ups is full: creationRetry brings it back
 	}
 }

@@ -1,6 +1,7 @@
 package stepper
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -96,15 +97,29 @@ func TestCreationSlots(t *testing.T) {
 			t.Errorf("creationSlots(%d) = %d, want %d", workers, got, want)
 		}
 	}
-	r := &Reconciler{creating: make(chan struct{}, 2)}
-	first, ok1 := r.mayCreate()
-	_, ok2 := r.mayCreate()
-	if _, ok3 := r.mayCreate(); !ok1 || !ok2 || ok3 {
-		t.Fatalf("slots taken: %v %v %v, want true true false", ok1, ok2, ok3)
+	r := &Reconciler{creating: make(chan struct{}, 2), wake: make(chan event.GenericEvent, 4)}
+	first, ok1 := r.mayCreate("shop/a")
+	_, ok2 := r.mayCreate("shop/b")
+	_, ok3 := r.mayCreate("shop/c")
+	_, ok4 := r.mayCreate("shop/d")
+	r.mayCreate("shop/c") // asks again: still second in line
+	if !ok1 || !ok2 || ok3 || ok4 {
+		t.Fatalf("slots taken: %v %v %v %v, want true true false false", ok1, ok2, ok3, ok4)
 	}
 	first()
-	if _, ok := r.mayCreate(); !ok {
+	select {
+	case e := <-r.wake:
+		if e.Object.GetNamespace() != "shop" || e.Object.GetName() != "c" {
+			t.Errorf("the release woke %s/%s, want shop/c (the first in line)", e.Object.GetNamespace(), e.Object.GetName())
+		}
+	default:
+		t.Errorf("the release woke nobody")
+	}
+	if _, ok := r.mayCreate("shop/c"); !ok {
 		t.Errorf("a released slot was not free again")
+	}
+	if !slices.Equal(r.creationLine, []string{"shop/d"}) {
+		t.Errorf("in line: %v, want [shop/d]", r.creationLine)
 	}
 	creates := plan.Decision{Actions: []plan.Action{plan.WriteState(), plan.EnsureCanary(1)}}
 	if !createsCanary(&world{}, creates) {

@@ -92,6 +92,9 @@ type Reconciler struct {
 	// creating bounds the passes that create a canary at once
 	// (SetupWithManager sizes it): see mayCreate.
 	creating chan struct{}
+	// creationLine are the Deployments (namespace/name) waiting for a
+	// creation slot, the first first (guarded by mu).
+	creationLine []string
 
 	mu            sync.Mutex
 	queriers      map[string]Querier
@@ -518,7 +521,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	dec := plan.Next(w.spec, w.state, w.obs)
 	if createsCanary(w, dec) {
-		release, ok := r.mayCreate()
+		release, ok := r.mayCreate(req.String())
 		if !ok {
 			// Nothing decided is written: the next pass decides again.
 			return ctrl.Result{RequeueAfter: creationRetry}, nil

@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 Envoy still honours the deprecated header matcher fields and HeaderValueOption.append: the router reads them as Envoy does.
+
 package trafficgen
 
 import (
