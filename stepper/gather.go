@@ -400,9 +400,6 @@ func (r *Reconciler) readCanary(ctx context.Context, w *world) error {
 		for _, c := range p.Status.Conditions {
 			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
 				w.obs.CanaryReady++
-				// TODO(next session): r.readySince (first seen by this
-				// process) livelocks the fault suite's crash-at-every-write
-				// test; the condition's time until it survives restarts.
 				if t := c.LastTransitionTime.Time; t.After(w.obs.CanaryReadySince) {
 					w.obs.CanaryReadySince = t
 				}

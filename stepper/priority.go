@@ -165,9 +165,8 @@ func (r *Reconciler) releaseCreation() {
 	if next == "" || r.wake == nil {
 		return
 	}
+	// Without blocking: when the queue of wake-ups is full, creationRetry
+	// brings it back.
 	namespace, name, _ := strings.Cut(next, "/")
-	select {
-	case r.wake <- event.GenericEvent{Object: &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}}:
-	default: // the queue of wake-ups is full: creationRetry brings it back
-	}
+	r.wakeUp(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}})
 }

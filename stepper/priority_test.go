@@ -6,7 +6,6 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
@@ -130,44 +129,5 @@ func TestCreationSlots(t *testing.T) {
 	}
 	if createsCanary(&world{}, plan.Decision{Actions: []plan.Action{plan.WriteState(), plan.SetWeight(0)}}) {
 		t.Errorf("no EnsureCanary: a creation")
-	}
-}
-
-// TestReadySince: a canary pod counts as ready from the moment this
-// process first saw it ready, never from its condition's time alone
-// (whole seconds, up to a second early): the propagation delay is never
-// cut short.
-func TestReadySince(t *testing.T) {
-	t0 := time.Date(2026, 3, 1, 12, 0, 3, 0, time.UTC) // the condition's time, whole seconds
-	seen := t0.Add(850 * time.Millisecond)
-	ready := &corev1.Pod{Status: corev1.PodStatus{Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}}
-	r := &Reconciler{}
-	r.noteReadiness("a", ready, seen)
-	r.noteReadiness("a", ready, seen.Add(time.Second)) // seen again: the first time stands
-	if got := r.readySince("a", t0, seen.Add(5*time.Second)); !got.Equal(seen) {
-		t.Errorf("noted at %v: ready since %v, want %v", seen, got, seen)
-	}
-	// Not seen by the watch yet (the cache is updated before the
-	// handlers run): from the pass that first sees it.
-	pass := t0.Add(900 * time.Millisecond)
-	if got := r.readySince("b", t0, pass); !got.Equal(pass) {
-		t.Errorf("first seen by a pass at %v: ready since %v", pass, got)
-	}
-	if got := r.readySince("b", t0, pass.Add(3*time.Second)); !got.Equal(pass) {
-		t.Errorf("asked again: ready since %v, want %v", got, pass)
-	}
-	// A condition later than this process' clock (skew): the later.
-	if got := r.readySince("c", seen.Add(time.Minute), seen); !got.Equal(seen.Add(time.Minute)) {
-		t.Errorf("a condition after the first sight: ready since %v", got)
-	}
-	// Not ready any more, then ready again: a new first sight.
-	r.noteReadiness("a", &corev1.Pod{}, seen.Add(10*time.Second))
-	r.noteReadiness("a", ready, seen.Add(20*time.Second))
-	if got := r.readySince("a", t0, seen.Add(30*time.Second)); !got.Equal(seen.Add(20 * time.Second)) {
-		t.Errorf("ready again: since %v, want %v", got, seen.Add(20*time.Second))
-	}
-	r.noteReadiness("a", nil, seen) // deleted
-	if _, ok := r.readySeen["a"]; ok {
-		t.Errorf("a deleted pod is still remembered")
 	}
 }

@@ -17,7 +17,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -28,7 +27,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/canary-io/canary/contract"
@@ -123,87 +121,6 @@ type Reconciler struct {
 	// Deployment's canary without weight routed to it, in a row (only
 	// while a canary exists): plan.Observations.UnroutedSince.
 	unrouted map[string]time.Time
-	// readySeen holds, by canary pod UID, when this process first saw
-	// the pod ready (see readySince); an entry goes when the pod is seen
-	// not ready or deleted.
-	readySeen map[types.UID]time.Time
-}
-
-// readySince is when a canary pod became ready, for the propagation
-// delay: the later of its Ready condition's transition time and the
-// moment this process first saw it ready (now, the first time it is
-// asked or told: noteReadiness). The condition's time has whole seconds
-// only, up to a second before the pod was ready; a process that only
-// just saw the pod (it started since) counts from then: never less than
-// the delay.
-//
-// Example: Ready since 12:00:03 (the pod was ready at 12:00:03.8), first
-// seen at 12:00:03.85 → 12:00:03.85.
-func (r *Reconciler) readySince(uid types.UID, transition, now time.Time) time.Time {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	seen, ok := r.readySeen[uid]
-	if !ok {
-		if r.readySeen == nil {
-			r.readySeen = map[types.UID]time.Time{}
-		}
-		seen = now
-		r.readySeen[uid] = seen
-	}
-	if transition.After(seen) {
-		return transition
-	}
-	return seen
-}
-
-// noteReadiness records the moment a canary pod is seen ready (first
-// time only), and forgets it when the pod is not ready or gone (p nil).
-func (r *Reconciler) noteReadiness(uid types.UID, p *corev1.Pod, now time.Time) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if p == nil || !podReady(p) || p.DeletionTimestamp != nil {
-		delete(r.readySeen, uid)
-		return
-	}
-	if _, ok := r.readySeen[uid]; ok {
-		return
-	}
-	if r.readySeen == nil {
-		r.readySeen = map[types.UID]time.Time{}
-	}
-	r.readySeen[uid] = now
-}
-
-// readinessNoter is a handler of canary pod events that notes when each
-// is seen ready (noteReadiness) before h enqueues its Deployment.
-func (r *Reconciler) readinessNoter(h handler.EventHandler) handler.EventHandler {
-	note := func(o client.Object, gone bool) {
-		p, ok := o.(*corev1.Pod)
-		if !ok || p.Labels[LabelCanary] != "true" {
-			return
-		}
-		if gone {
-			p = nil
-		}
-		r.noteReadiness(o.GetUID(), p, r.Clock.Now())
-	}
-	return handler.Funcs{
-		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			note(e.Object, false)
-			h.Create(ctx, e, q)
-		},
-		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			note(e.ObjectNew, false)
-			h.Update(ctx, e, q)
-		},
-		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			note(e.Object, true)
-			h.Delete(ctx, e, q)
-		},
-		GenericFunc: func(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			h.Generic(ctx, e, q)
-		},
-	}
 }
 
 // unroutedSince returns when this process first saw, in a row, the
@@ -412,7 +329,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 		// A canary pod's readiness wakes its Deployment at once, not when
 		// the deployment controller, busy with many canaries, gets to
 		// count it in the canary Deployment's status.
-		Watches(&corev1.Pod{}, r.readinessNoter(urgently(handler.EnqueueRequestsFromMapFunc(canaryPodOwner))),
+		Watches(&corev1.Pod{}, urgently(handler.EnqueueRequestsFromMapFunc(canaryPodOwner)),
 			builder.WithPredicates(predicate.Funcs{UpdateFunc: podReadinessChanged})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
