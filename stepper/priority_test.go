@@ -131,3 +131,21 @@ func TestCreationSlots(t *testing.T) {
 		t.Errorf("no EnsureCanary: a creation")
 	}
 }
+
+func TestRequeueLeft(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		requeue, took time.Duration
+		want          time.Duration
+	}{
+		{"a step due in 40s, a pass of 300ms", 40 * time.Second, 300 * time.Millisecond, 39700 * time.Millisecond},
+		{"no requeue stays none", 0, time.Second, 0},
+		{"a pass longer than its requeue looks again soon", time.Second, 3 * time.Second, minRequeueLeft},
+		{"a requeue shorter than the floor is kept", 10 * time.Millisecond, time.Second, 10 * time.Millisecond},
+		{"a clock stepping back deducts nothing", 5 * time.Second, -time.Second, 5 * time.Second},
+	} {
+		if got := requeueLeft(c.requeue, c.took); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -458,7 +458,28 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if len(dec.Actions) > 1 || dec.Event != nil { // more than the state write
 		log.FromContext(ctx).V(1).Info("stepped", "phase", dec.Next.Phase, "weight", dec.Next.Weight, "actions", fmt.Sprint(dec.Actions))
 	}
-	return ctrl.Result{RequeueAfter: dec.Requeue, Priority: ptr.To(requeuePriority(w.spec, dec.Next, w.obs, dec.Requeue))}, nil
+	return ctrl.Result{
+		RequeueAfter: requeueLeft(dec.Requeue, r.Clock.Now().Sub(w.obs.Now)),
+		Priority:     ptr.To(requeuePriority(w.spec, dec.Next, w.obs, dec.Requeue)),
+	}, nil
+}
+
+// minRequeueLeft is the soonest a pass that outlasted its requeue looks
+// again: soon, never at once.
+const minRequeueLeft = 50 * time.Millisecond
+
+// requeueLeft is the requeue a pass returns. Next's requeue counts from
+// the pass's start (its observations' Now), the queue's from its return:
+// what the pass took (its writes, a second in a burst) is deducted, so
+// that a due moment does not slip by the length of the pass before it.
+// Zero stays zero (no requeue).
+//
+// Example: a step due in 40s, decided by a pass that took 300ms → 39.7s.
+func requeueLeft(requeue, took time.Duration) time.Duration {
+	if requeue <= 0 {
+		return requeue
+	}
+	return max(requeue-max(took, 0), min(requeue, minRequeueLeft))
 }
 
 // staleRecheck is how soon a pass that read a Deployment version already
