@@ -88,7 +88,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		weightLate: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "canary_weight_lateness_seconds",
-			Help: "How long after a prepared weight could move (its canary pods ready for the propagation delay, as the controller saw them) the pass that moves it recorded it: the controller's own delay, before its writes.",
+			Help: "How long after an analysis' first weight could move (its canary pods ready for the propagation delay, as the controller saw them) the pass that moves it recorded it: the controller's own delay, before its writes.",
 			// 10ms to about 82s.
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
 		}),
@@ -189,7 +189,9 @@ func (m *Metrics) observe(w *world, dec plan.Decision, now time.Time) {
 		m.errorRate.WithLabelValues(ns, name, "canary").Set(v.Errors.CanaryRate)
 		m.errorRate.WithLabelValues(ns, name, "stable").Set(v.Errors.StableRate)
 	}
-	if at, ok := plan.MovesAt(w.spec, w.state, w.obs); ok && w.state.StepStarted.IsZero() && !next.StepStarted.IsZero() && next.Weight > 0 {
+	// The first weight only: a later step's weight may move from the
+	// end of the step before, a moment no state records.
+	if at, ok := plan.MovesAt(w.spec, w.state, w.obs); ok && w.state.Step == 0 && w.state.StepStarted.IsZero() && !next.StepStarted.IsZero() && next.Weight > 0 {
 		m.weightLate.Observe(max(0, now.Sub(at).Seconds()))
 	}
 	if next.Step > w.state.Step && !w.state.StepStarted.IsZero() {

@@ -78,9 +78,10 @@ func TestMetricsObserveAPass(t *testing.T) {
 	}
 }
 
-// TestWeightLateness: a prepared weight that could move at its canary's
-// readiness plus the propagation delay and was recorded later counts how
-// much later; a pass that moves nothing counts nothing.
+// TestWeightLateness: an analysis' first weight that could move at its
+// canary's readiness plus the propagation delay and was recorded later
+// counts how much later; a pass that moves nothing counts nothing, nor
+// does a later step's weight.
 func TestWeightLateness(t *testing.T) {
 	m, err := NewMetrics(prometheus.NewRegistry())
 	if err != nil {
@@ -95,6 +96,12 @@ func TestWeightLateness(t *testing.T) {
 	}
 	m.observe(w, plan.Decision{Next: plan.State{Phase: contract.PhaseProgressing, Weight: 20, StepStarted: now}}, now)
 	m.observe(w, plan.Decision{Next: w.state}, now) // waits: no weight moved
+	// A later step's weight, its pods ready since long before: it could
+	// move only from the previous step's end, which no state records.
+	later := *w
+	later.state = plan.State{Phase: contract.PhaseProgressing, Step: 1, Weight: 20}
+	later.obs.CanaryReadySince = now.Add(-time.Minute)
+	m.observe(&later, plan.Decision{Next: plan.State{Phase: contract.PhaseProgressing, Step: 1, Weight: 40, StepStarted: now}}, now)
 	var late dto.Metric
 	if err := m.weightLate.Write(&late); err != nil {
 		t.Fatal(err)

@@ -582,7 +582,7 @@ func round(ctx context.Context, o options, c *cluster.Cluster, cs kubernetes.Int
 	fmt.Printf("| comparison samples read | %.0f (%.0f per analysis) |\n", samplesRead, samplesRead/float64(m))
 	fmt.Printf("| step lateness | p50 %.2fs, p99 %.2fs |\n",
 		scale.Quantile(0.5, "canary_step_lateness_seconds", ctrlBefore, ctrlAfter), scale.Quantile(0.99, "canary_step_lateness_seconds", ctrlBefore, ctrlAfter))
-	fmt.Printf("| weight lateness (a ready canary's weight recorded after its due moment: the controller's own part of ready → weight) | p50 %.2fs, p99 %.2fs |\n",
+	fmt.Printf("| weight lateness (a ready canary's first weight recorded after its due moment: the controller's own part of ready → weight) | p50 %.2fs, p99 %.2fs |\n",
 		scale.Quantile(0.5, "canary_weight_lateness_seconds", ctrlBefore, ctrlAfter), scale.Quantile(0.99, "canary_weight_lateness_seconds", ctrlBefore, ctrlAfter))
 	// Where a pass's time goes: waiting in the controller's queue, and
 	// the apiserver's answer to its writes (our own webhooks included).
