@@ -220,6 +220,8 @@ var settingField = map[string]func(Settings) any{
 	KeyWebhooks:         func(s Settings) any { return s.Webhooks },
 	KeyWindow:           func(s Settings) any { return s.Window },
 	KeyNotify:           func(s Settings) any { return s.Notify },
+	KeyRouter:           func(s Settings) any { return s.Router },
+	KeyHTTPRoute:        func(s Settings) any { return s.HTTPRoutes },
 }
 
 func TestSettingFieldCoversEverySetting(t *testing.T) {
@@ -254,6 +256,10 @@ func checkSettings(t *testing.T, s Settings) {
 		t.Fatalf("no data %q", s.NoData)
 	case s.ProgressDeadline < time.Second:
 		t.Fatalf("progress deadline %v", s.ProgressDeadline)
+	case s.Router != RouterIstio && s.Router != RouterGatewayAPI:
+		t.Fatalf("router %q", s.Router)
+	case len(s.HTTPRoutes) > 0 && s.Router != RouterGatewayAPI, len(s.VirtualServices) > 0 && s.Router != RouterIstio:
+		t.Fatalf("router %q steering VirtualServices %q and HTTPRoutes %q", s.Router, s.VirtualServices, s.HTTPRoutes)
 	}
 	seen := map[string]bool{}
 	for _, vs := range s.VirtualServices {

@@ -54,6 +54,15 @@ const (
 	// [KeyInterval] and four scrape intervals of Prometheus. A contract
 	// addition (v1.1).
 	KeyWindow = "canary.io/window"
+	// KeyRouter is the kind of route the system generates when the user
+	// names none: "istio" (a VirtualService, the default) or "gateway-api"
+	// (an HTTPRoute attached to the Service). A contract addition (v1.1).
+	KeyRouter = "canary.io/router"
+	// KeyHTTPRoute names existing HTTPRoutes to steer, comma separated
+	// (the mesh route attached to the Service, ingress routes attached to
+	// a Gateway); only their backendRefs to the Service are steered. It
+	// implies the Gateway API router. A contract addition (v1.1).
+	KeyHTTPRoute = "canary.io/httproute"
 	// KeyNotify names the notification providers (configured by the
 	// cluster admin) told of this Deployment's analyses, comma separated,
 	// e.g. "team-chat, oncall". A contract addition (v1.1).
@@ -108,7 +117,8 @@ var SettingKeys = []string{
 	KeyEnabled, KeyService, KeySteps, KeyInterval, KeyThreshold,
 	KeyMinSuccessRate, KeyMaxLatency, KeyMetrics, KeyConfidence,
 	KeyTolerance, KeyNoData, KeyProgressDeadline, KeyVirtualService,
-	KeyPrometheus, KeyWebhooks, KeyWindow, KeyNotify,
+	KeyPrometheus, KeyWebhooks, KeyWindow, KeyNotify, KeyRouter,
+	KeyHTTPRoute,
 }
 
 // ControlKeys are the controls a user may write.
@@ -164,7 +174,8 @@ var knownKeys = func() map[string]keyKind {
 		KeyEnabled, KeyService, KeySteps, KeyInterval, KeyThreshold,
 		KeyMinSuccessRate, KeyMaxLatency, KeyMetrics, KeyConfidence,
 		KeyTolerance, KeyNoData, KeyProgressDeadline, KeyVirtualService,
-		KeyPrometheus, KeyWebhooks, KeyWindow, KeyNotify,
+		KeyPrometheus, KeyWebhooks, KeyWindow, KeyNotify, KeyRouter,
+		KeyHTTPRoute,
 	} {
 		m[k] = kindSetting
 	}

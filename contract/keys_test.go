@@ -18,7 +18,8 @@ func TestKeysAreTheContracts(t *testing.T) {
 			"canary.io/threshold", "canary.io/min-success-rate", "canary.io/max-latency",
 			"canary.io/metrics", "canary.io/confidence", "canary.io/tolerance", "canary.io/no-data",
 			"canary.io/progress-deadline", "canary.io/virtualservice", "canary.io/prometheus",
-			"canary.io/webhooks", "canary.io/window", "canary.io/notify",
+			"canary.io/webhooks", "canary.io/window", "canary.io/notify", "canary.io/router",
+			"canary.io/httproute",
 		}},
 		{"controls", ControlKeys, []string{
 			"canary.io/pause", "canary.io/promote", "canary.io/abort", "canary.io/retry",

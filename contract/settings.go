@@ -1,6 +1,7 @@
 package contract
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -20,6 +21,17 @@ const (
 	NoDataFail NoDataPolicy = "fail"
 	// NoDataPass counts the check as passed.
 	NoDataPass NoDataPolicy = "pass"
+)
+
+// Router is the value of [KeyRouter]: the kind of route the analysis
+// steers.
+type Router string
+
+const (
+	// RouterIstio steers Istio VirtualServices (the default).
+	RouterIstio Router = "istio"
+	// RouterGatewayAPI steers Gateway API HTTPRoutes.
+	RouterGatewayAPI Router = "gateway-api"
 )
 
 // Settings are the analysis settings of one Deployment, parsed from its
@@ -71,6 +83,13 @@ type Settings struct {
 	// Notify names the notification providers told of the analysis
 	// (canary.io/notify); none by default.
 	Notify []string
+	// Router is the kind of route steered: RouterIstio by default,
+	// RouterGatewayAPI when canary.io/router says so or HTTPRoutes are
+	// named.
+	Router Router
+	// HTTPRoutes are the user's HTTPRoutes to steer (canary.io/httproute);
+	// empty with RouterGatewayAPI means the system generates one.
+	HTTPRoutes []string
 }
 
 // DefaultSettings returns the defaults of the contract's table, the settings
@@ -86,6 +105,7 @@ func DefaultSettings() Settings {
 		Tolerance:        0.20,
 		NoData:           NoDataHold,
 		ProgressDeadline: 10 * time.Minute,
+		Router:           RouterIstio,
 	}
 }
 
@@ -154,7 +174,30 @@ func ParseSettings(annotations map[string]string) (Settings, field.ErrorList) {
 			errs = append(errs, field.Invalid(annotationPath(p.key), value, err.Error()))
 		}
 	}
-	return s, errs
+	return s, append(errs, routerErrors(&s, annotations)...)
+}
+
+// routerErrors checks the route settings against each other, and makes
+// named HTTPRoutes choose the Gateway API router: each router steers
+// its own kind of route, never both. The annotation in error is the one
+// that names routes, and its setting keeps its default.
+func routerErrors(s *Settings, annotations map[string]string) field.ErrorList {
+	var errs field.ErrorList
+	if len(s.HTTPRoutes) > 0 {
+		if _, set := annotations[KeyRouter]; set && s.Router != RouterGatewayAPI {
+			errs = append(errs, field.Invalid(annotationPath(KeyHTTPRoute), annotations[KeyHTTPRoute],
+				fmt.Sprintf("HTTPRoutes are steered by the %q router, but %s is %q: set it to %q or remove it", RouterGatewayAPI, KeyRouter, s.Router, RouterGatewayAPI)))
+			s.HTTPRoutes = nil
+		} else {
+			s.Router = RouterGatewayAPI
+		}
+	}
+	if len(s.VirtualServices) > 0 && s.Router == RouterGatewayAPI {
+		errs = append(errs, field.Invalid(annotationPath(KeyVirtualService), annotations[KeyVirtualService],
+			fmt.Sprintf("VirtualServices are steered by the %q router, but this Deployment uses %q (%s or %s): name either VirtualServices or HTTPRoutes", RouterIstio, RouterGatewayAPI, KeyRouter, KeyHTTPRoute)))
+		s.VirtualServices = nil
+	}
+	return errs
 }
 
 // annotationPath is the field path of one annotation, which renders as
@@ -275,6 +318,20 @@ var settingParsers = []struct {
 		names, err := parseNames(v, "provider", validation.IsDNS1123Label)
 		if err == nil {
 			s.Notify = names
+		}
+		return err
+	}},
+	{KeyRouter, func(s *Settings, v string) error {
+		router, err := parseRouter(v)
+		if err == nil {
+			s.Router = router
+		}
+		return err
+	}},
+	{KeyHTTPRoute, func(s *Settings, v string) error {
+		names, err := parseNames(v, "HTTPRoute", validation.IsDNS1123Subdomain)
+		if err == nil {
+			s.HTTPRoutes = names
 		}
 		return err
 	}},

@@ -18,6 +18,7 @@ func TestDefaultSettings(t *testing.T) {
 		Tolerance:        0.20,
 		NoData:           NoDataHold,
 		ProgressDeadline: 10 * time.Minute,
+		Router:           RouterIstio,
 	}
 	for name, in := range map[string]map[string]string{
 		"nil":                   nil,
@@ -98,6 +99,11 @@ func TestParseSettingsValid(t *testing.T) {
 		{KeyVirtualService, "web, web-gateway.edge", defaultsWith(func(s *Settings) {
 			s.VirtualServices = []string{"web", "web-gateway.edge"}
 		})},
+		{KeyRouter, "istio", DefaultSettings()},
+		{KeyRouter, " gateway-api ", defaultsWith(func(s *Settings) { s.Router = RouterGatewayAPI })},
+		{KeyHTTPRoute, "reviews, edge.shop", defaultsWith(func(s *Settings) {
+			s.HTTPRoutes, s.Router = []string{"reviews", "edge.shop"}, RouterGatewayAPI
+		})},
 		{KeyPrometheus, "http://prometheus.istio-system:9090", defaultsWith(func(s *Settings) {
 			s.Prometheus = "http://prometheus.istio-system:9090"
 		})},
@@ -143,6 +149,10 @@ func TestParseSettingsInvalid(t *testing.T) {
 		{KeyInterval, "60", "not a duration"},
 		{KeyInterval, "500ms", "at least 1s"},
 		{KeyInterval, "25h", "at most 24h"},
+		{KeyRouter, "gateway", `must be "istio" (VirtualServices) or "gateway-api" (HTTPRoutes)`},
+		{KeyRouter, "Istio", `must be "istio"`},
+		{KeyHTTPRoute, "reviews,reviews", `"reviews" is listed twice`},
+		{KeyHTTPRoute, "Reviews", "HTTPRoute"},
 		{KeyInterval, "-1m", "at least 1s"},
 		{KeyWindow, "500ms", "at least 1s"},
 		{KeyWindow, "25h", "at most 24h"},
@@ -263,5 +273,45 @@ func TestEnabled(t *testing.T) {
 		if got := Enabled(tt.in); got != tt.want {
 			t.Errorf("Enabled(%v) = %v, want %v", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestRouterSettingsTogether: each router steers its own kind of route;
+// naming the other kind is denied on the annotation that names it, which
+// keeps its default.
+func TestRouterSettingsTogether(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		in         map[string]string
+		wantRouter Router
+		errKey     string
+		reason     string
+	}{
+		{"HTTPRoutes choose the Gateway API", annotations(KeyHTTPRoute, "reviews"), RouterGatewayAPI, "", ""},
+		{"HTTPRoutes with the Gateway API router", annotations(KeyHTTPRoute, "reviews", KeyRouter, "gateway-api"), RouterGatewayAPI, "", ""},
+		{"VirtualServices with the Istio router", annotations(KeyVirtualService, "reviews", KeyRouter, "istio"), RouterIstio, "", ""},
+		{"HTTPRoutes with the Istio router", annotations(KeyHTTPRoute, "reviews", KeyRouter, "istio"), RouterIstio,
+			KeyHTTPRoute, `HTTPRoutes are steered by the "gateway-api" router, but canary.io/router is "istio"`},
+		{"VirtualServices with the Gateway API router", annotations(KeyVirtualService, "reviews", KeyRouter, "gateway-api"), RouterGatewayAPI,
+			KeyVirtualService, "name either VirtualServices or HTTPRoutes"},
+		{"both kinds named", annotations(KeyVirtualService, "reviews", KeyHTTPRoute, "reviews"), RouterGatewayAPI,
+			KeyVirtualService, "name either VirtualServices or HTTPRoutes"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, errs := ParseSettings(c.in)
+			if s.Router != c.wantRouter {
+				t.Errorf("router %q, want %q", s.Router, c.wantRouter)
+			}
+			if c.errKey == "" {
+				if len(errs) > 0 {
+					t.Fatalf("unexpected errors: %v", errs.ToAggregate())
+				}
+				return
+			}
+			wantOneInvalid(t, errs, c.errKey, c.in[c.errKey], c.reason)
+			if c.errKey == KeyHTTPRoute && s.HTTPRoutes != nil || c.errKey == KeyVirtualService && s.VirtualServices != nil {
+				t.Errorf("the denied setting was kept: %+v", s)
+			}
+		})
 	}
 }

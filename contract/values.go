@@ -157,6 +157,14 @@ func parseNoData(v string) (NoDataPolicy, error) {
 	return "", fmt.Errorf("must be one of %q, %q, %q", NoDataHold, NoDataFail, NoDataPass)
 }
 
+func parseRouter(v string) (Router, error) {
+	switch r := Router(strings.TrimSpace(v)); r {
+	case RouterIstio, RouterGatewayAPI:
+		return r, nil
+	}
+	return "", fmt.Errorf("must be %q (VirtualServices) or %q (HTTPRoutes)", RouterIstio, RouterGatewayAPI)
+}
+
 // parseDuration parses a Go duration within [lo, hi]; hi 0 means no upper
 // bound.
 func parseDuration(v string, lo, hi time.Duration) (time.Duration, error) {

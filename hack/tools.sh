@@ -85,6 +85,17 @@ crds="$share/istio-crds.yaml"
 if [[ ! -s "$crds" || "$crds" -ot "$root/hack/tools/istiod/go.mod" ]]; then
 	cp "$(moddir istiod istio.io/api)/kubernetes/customresourcedefinitions.gen.yaml" "$crds.tmp" && chmod 644 "$crds.tmp" && mv "$crds.tmp" "$crds"
 fi
+# The Gateway API's standard CRDs, from the sigs.k8s.io/gateway-api version
+# the project itself is built with (its go.mod), the CRDs only.
+gwcrds="$share/gateway-api-crds.yaml"
+if [[ ! -s "$gwcrds" || "$gwcrds" -ot "$root/go.mod" ]]; then
+	gw=$(cd "$root" && go mod download -json sigs.k8s.io/gateway-api | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+	for f in "$gw"/config/crd/standard/gateway.networking.k8s.io_*.yaml; do
+		grep -q '^kind: CustomResourceDefinition' "$f" || continue
+		echo "---"
+		cat "$f"
+	done >"$gwcrds.tmp" && mv "$gwcrds.tmp" "$gwcrds"
+fi
 stages="$share/kwok-stages.yaml"
 if [[ ! -s "$stages" || "$stages" -ot "$root/hack/tools/kwok/go.mod" ]]; then
 	kwok=$(moddir kwok sigs.k8s.io/kwok)

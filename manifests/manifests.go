@@ -60,6 +60,7 @@ var Needs = func() []Access {
 	add("", "services", "", "", "get", "list", "watch", "create", "patch", "delete")
 	add("networking.istio.io", "virtualservices", "", "", "get", "list", "watch", "create", "update", "patch", "delete")
 	add("networking.istio.io", "destinationrules", "", "", "get", "list", "watch", "create", "update", "delete")
+	add("gateway.networking.k8s.io", "httproutes", "", "", "get", "list", "watch", "create", "update", "patch", "delete")
 	add("events.k8s.io", "events", "", "", "create", "patch")
 	add("coordination.k8s.io", "leases", "", Namespace, "get", "create", "update")
 	add("", "events", "", Namespace, "create", "patch")

@@ -52,12 +52,9 @@ func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error
 		case plan.ActionDeleteCanary:
 			err = r.deleteCanary(ctx, w)
 		case plan.ActionDeleteGeneratedVirtualService:
-			if vs := w.leftoverVirtualService; vs != nil {
-				err = r.Client.Delete(ctx, vs, client.Preconditions{UID: &vs.UID})
-				if apierrors.IsNotFound(err) {
-					err = nil
-				}
-			}
+			// The generated route of either router that this analysis
+			// does not use.
+			err = r.deleteLeftoverRoutes(ctx, w)
 		case plan.ActionSetProgressingFailed:
 			err = r.setProgressingFailed(ctx, d, a.Message)
 		case plan.ActionUnpause:
@@ -415,7 +412,7 @@ func (r *Reconciler) ensureCanary(ctx context.Context, w *world, replicas int32)
 			return nil
 		})
 	}
-	if w.virtualService == nil && len(w.settings.VirtualServices) == 0 {
+	if generatesRoute(w) {
 		g.Go(func() error { return r.setWeight(ctx, w, 0) })
 	}
 	return g.Wait()
@@ -503,11 +500,42 @@ func (r *Reconciler) pin(ctx context.Context, w *world, on bool) error {
 	return nil
 }
 
+// deleteLeftoverRoutes deletes the generated route of either router that
+// this analysis does not use.
+func (r *Reconciler) deleteLeftoverRoutes(ctx context.Context, w *world) error {
+	var leftovers []client.Object
+	if w.leftoverVirtualService != nil {
+		leftovers = append(leftovers, w.leftoverVirtualService)
+	}
+	if w.leftoverHTTPRoute != nil {
+		leftovers = append(leftovers, w.leftoverHTTPRoute)
+	}
+	for _, o := range leftovers {
+		uid := o.GetUID()
+		if err := r.Client.Delete(ctx, o, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete %s %s: %w", kindOf(o), o.GetName(), err)
+		}
+	}
+	return nil
+}
+
+// generatesRoute reports whether the analysis generates its route (the
+// user names none) and it does not exist yet.
+func generatesRoute(w *world) bool {
+	if w.settings.Router == contract.RouterGatewayAPI {
+		return w.httpRoute == nil && len(w.settings.HTTPRoutes) == 0
+	}
+	return w.virtualService == nil && len(w.settings.VirtualServices) == 0
+}
+
 // setWeight steers the generated VirtualService: weight percent to the
 // canary, the rest to the user's Service, and the record of what it wrote.
 func (r *Reconciler) setWeight(ctx context.Context, w *world, weight int32) error {
 	if w.service == nil {
 		return nil
+	}
+	if w.settings.Router == contract.RouterGatewayAPI {
+		return r.setRouteWeight(ctx, w, weight)
 	}
 	if len(w.settings.VirtualServices) > 0 {
 		for i, vs := range w.userVirtualServices {
@@ -522,7 +550,7 @@ func (r *Reconciler) setWeight(ctx context.Context, w *world, weight int32) erro
 				return fmt.Errorf("steer virtual service %s: %w", vs.Name, err)
 			}
 			if steered.ResourceVersion != vs.ResourceVersion {
-				r.wroteVS(vs.Namespace, vs.Name, vs.ResourceVersion)
+				r.wroteRoute("VirtualService", vs.Namespace, vs.Name, vs.ResourceVersion)
 			}
 			w.userVirtualServices[i] = steered
 		}
@@ -533,7 +561,7 @@ func (r *Reconciler) setWeight(ctx context.Context, w *world, weight int32) erro
 		if err := r.Client.Create(ctx, want); err != nil {
 			return fmt.Errorf("create virtual service %s: %w", want.Name, err)
 		}
-		r.wroteVS(want.Namespace, want.Name, "")
+		r.wroteRoute("VirtualService", want.Namespace, want.Name, "")
 		w.virtualService = want
 		return nil
 	}
@@ -544,9 +572,60 @@ func (r *Reconciler) setWeight(ctx context.Context, w *world, weight int32) erro
 		return fmt.Errorf("update virtual service %s: %w", vs.Name, err)
 	}
 	if vs.ResourceVersion != w.virtualService.ResourceVersion {
-		r.wroteVS(vs.Namespace, vs.Name, w.virtualService.ResourceVersion)
+		r.wroteRoute("VirtualService", vs.Namespace, vs.Name, w.virtualService.ResourceVersion)
 	}
 	w.virtualService = vs
+	return nil
+}
+
+// setRouteWeight is setWeight for the Gateway API router: the user's
+// HTTPRoutes named in canary.io/httproute (only their backendRefs to the
+// Service, by a JSON patch on the version read), or the generated
+// HTTPRoute <service>.
+func (r *Reconciler) setRouteWeight(ctx context.Context, w *world, weight int32) error {
+	if len(w.settings.HTTPRoutes) > 0 {
+		for i, rt := range w.userHTTPRoutes {
+			steered := rt.DeepCopy()
+			if err := steerHTTPRoute(steered, w.service, weight); err != nil {
+				return err
+			}
+			setRecordedRouteWeight(steered, weight)
+			patch, err := steerHTTPRoutePatch(rt, steered)
+			if err != nil {
+				return fmt.Errorf("steer HTTPRoute %s: %w", rt.Name, err)
+			}
+			if err := r.Client.Patch(ctx, steered, patch); err != nil {
+				return fmt.Errorf("steer HTTPRoute %s: %w", rt.Name, err)
+			}
+			if steered.ResourceVersion != rt.ResourceVersion {
+				r.wroteRoute("HTTPRoute", rt.Namespace, rt.Name, rt.ResourceVersion)
+			}
+			w.userHTTPRoutes[i] = steered
+		}
+		return nil
+	}
+	want, err := generatedHTTPRoute(w.deployment, w.service, weight)
+	if err != nil {
+		return err
+	}
+	if w.httpRoute == nil {
+		if err := r.Client.Create(ctx, want); err != nil {
+			return fmt.Errorf("create HTTPRoute %s: %w", want.Name, err)
+		}
+		r.wroteRoute("HTTPRoute", want.Namespace, want.Name, "")
+		w.httpRoute = want
+		return nil
+	}
+	rt := w.httpRoute.DeepCopy()
+	rt.Spec.ParentRefs, rt.Spec.Rules = want.Spec.ParentRefs, want.Spec.Rules
+	setRecordedRouteWeight(rt, weight)
+	if err := r.Client.Update(ctx, rt); err != nil {
+		return fmt.Errorf("update HTTPRoute %s: %w", rt.Name, err)
+	}
+	if rt.ResourceVersion != w.httpRoute.ResourceVersion {
+		r.wroteRoute("HTTPRoute", rt.Namespace, rt.Name, w.httpRoute.ResourceVersion)
+	}
+	w.httpRoute = rt
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/stepper/plan"
@@ -58,6 +59,14 @@ type world struct {
 	// userVirtualServices are the user's own, named in
 	// canary.io/virtualservice; when set, no VirtualService is generated.
 	userVirtualServices []*istionetv1.VirtualService
+	// The Gateway API router's routes (canary.io/router: gateway-api):
+	// the generated HTTPRoute <service>, if it exists, or the user's,
+	// named in canary.io/httproute; and a generated one the analysis no
+	// longer uses (the other router chosen, or the user's routes named),
+	// deleted as leftoverVirtualService is.
+	httpRoute         *gwv1.HTTPRoute
+	userHTTPRoutes    []*gwv1.HTTPRoute
+	leftoverHTTPRoute *gwv1.HTTPRoute
 }
 
 // gather reads everything Next needs. A failed read ends the pass with an
@@ -441,7 +450,129 @@ func (r *Reconciler) readTraffic(ctx context.Context, w *world) error {
 			w.userRule = rule.DeepCopy()
 		}
 	}
-	return r.readVirtualServices(ctx, w)
+	if w.settings.Router == contract.RouterGatewayAPI {
+		return r.readHTTPRoutes(ctx, w)
+	}
+	if err := r.readVirtualServices(ctx, w); err != nil {
+		return err
+	}
+	return r.readOtherRouter(ctx, w)
+}
+
+// readOtherRouter reads, for the Istio router, the HTTPRoutes of the
+// namespace when the cluster has them: the generated one of an analysis
+// that used the Gateway API router is a leftover, and a user's route
+// attached to the Service is a conflict (two kinds of route for one host:
+// which one a proxy follows is not the analysis' to guess).
+func (r *Reconciler) readOtherRouter(ctx context.Context, w *world) error {
+	if !r.GatewayAPI {
+		return nil
+	}
+	d, svc := w.deployment, w.service
+	var list gwv1.HTTPRouteList
+	if err := r.Client.List(ctx, &list, client.InNamespace(d.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+		return fmt.Errorf("list HTTPRoutes in %s: %w", d.Namespace, err)
+	}
+	for i := range list.Items {
+		rt := &list.Items[i]
+		switch {
+		case ownedBy(rt, d) && rt.Name == svc.Name:
+			w.leftoverHTTPRoute = rt.DeepCopy()
+			w.obs.GeneratedVirtualServiceReplaced = true
+		case !ownedBy(rt, d) && attachedTo(rt, svc):
+			w.obs.Conflict = fmt.Sprintf("HTTPRoute %s is attached to the Service %s, and this Deployment uses the %q router: set %s to %q and name it in %s, or remove it",
+				rt.Name, svc.Name, contract.RouterIstio, contract.KeyRouter, contract.RouterGatewayAPI, contract.KeyHTTPRoute)
+		}
+	}
+	return nil
+}
+
+// readHTTPRoutes reads, for the Gateway API router, the HTTPRoute(s) to
+// steer: the user's, named in canary.io/httproute, or the generated
+// <service>. A user's route attached to the Service that is not named, or
+// a user's VirtualService for the Service's host, is a conflict: its
+// routes would bypass the analysis. The generated VirtualService of an
+// analysis that used the Istio router is a leftover.
+func (r *Reconciler) readHTTPRoutes(ctx context.Context, w *world) error {
+	d, svc := w.deployment, w.service
+	if !r.GatewayAPI {
+		w.obs.Conflict = fmt.Sprintf("this Deployment uses the %q router, but the cluster served no HTTPRoutes (gateway.networking.k8s.io/v1) when the controller started: install the Gateway API's CRDs and restart the controller",
+			contract.RouterGatewayAPI)
+		return nil
+	}
+	var vss istionetv1.VirtualServiceList
+	if err := r.Client.List(ctx, &vss, client.InNamespace(d.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+		return fmt.Errorf("list virtual services in %s: %w", d.Namespace, err)
+	}
+	for _, vs := range vss.Items {
+		switch {
+		case ownedBy(vs, d) && vs.Name == svc.Name:
+			w.leftoverVirtualService = vs.DeepCopy()
+			w.obs.GeneratedVirtualServiceReplaced = true
+		case !ownedBy(vs, d) && servesHost(vs, svc):
+			w.obs.Conflict = fmt.Sprintf("VirtualService %s routes the host %s, and this Deployment uses the %q router: remove it, or use the %q router and name it in %s",
+				vs.Name, svc.Name, contract.RouterGatewayAPI, contract.RouterIstio, contract.KeyVirtualService)
+		}
+	}
+	var list gwv1.HTTPRouteList
+	if err := r.Client.List(ctx, &list, client.InNamespace(d.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+		return fmt.Errorf("list HTTPRoutes in %s: %w", d.Namespace, err)
+	}
+	named := map[string]bool{}
+	for _, n := range w.settings.HTTPRoutes {
+		named[n] = true
+	}
+	versions := map[string]string{} // name -> resourceVersion in the cache
+	for i := range list.Items {
+		rt := &list.Items[i]
+		versions[rt.Name] = rt.ResourceVersion
+		switch {
+		case named[rt.Name]:
+			w.userHTTPRoutes = append(w.userHTTPRoutes, rt.DeepCopy())
+		case ownedBy(rt, d) && rt.Name == svc.Name && len(named) == 0:
+			w.httpRoute = rt.DeepCopy()
+		case ownedBy(rt, d) && rt.Name == svc.Name:
+			w.leftoverHTTPRoute = rt.DeepCopy()
+			w.obs.GeneratedVirtualServiceReplaced = true
+		case rt.Name == svc.Name && len(named) == 0:
+			w.obs.Conflict = fmt.Sprintf("HTTPRoute %s exists and belongs to someone else", rt.Name)
+		case !ownedBy(rt, d) && attachedTo(rt, svc):
+			w.obs.Conflict = fmt.Sprintf("HTTPRoute %s is attached to the Service %s and is not named in %s: name it there to have it steered",
+				rt.Name, svc.Name, contract.KeyHTTPRoute)
+		}
+	}
+	names := w.settings.HTTPRoutes
+	if len(names) == 0 {
+		names = []string{svc.Name}
+		if _, err := generatedHTTPRoute(d, svc, 0); err != nil {
+			w.obs.Conflict = err.Error()
+		}
+	}
+	// Our own last weight write must be in what this pass read (see
+	// readVirtualServices).
+	for _, n := range names {
+		rv, found := versions[n]
+		if r.routeStale("HTTPRoute", d.Namespace, n, found, rv) {
+			return errStaleCache
+		}
+	}
+	if len(w.userHTTPRoutes) != len(named) {
+		w.obs.Conflict = fmt.Sprintf("an HTTPRoute named in %s (%v) does not exist", contract.KeyHTTPRoute, w.settings.HTTPRoutes)
+	}
+	steered := w.userHTTPRoutes
+	if w.httpRoute != nil {
+		steered = []*gwv1.HTTPRoute{w.httpRoute}
+	}
+	for i, rt := range steered {
+		weight := steeredRouteWeight(rt, svc)
+		if i == 0 {
+			w.obs.RoutedWeight = weight
+		}
+		if rec, ok := rt.Annotations[AnnotationWeight]; ok && rec != strconv.Itoa(int(weight)) {
+			w.obs.RoutingChangedBySomeoneElse = fmt.Sprintf("HTTPRoute %s routes %d%% to the canary, but the system last wrote %s%%", rt.Name, weight, rec)
+		}
+	}
+	return nil
 }
 
 // readVirtualServices reads the VirtualService(s) to steer: the user's,
@@ -486,7 +617,7 @@ func (r *Reconciler) readVirtualServices(ctx context.Context, w *world) error {
 	}
 	for _, n := range names {
 		rv, found := steered[n]
-		if r.vsStale(d.Namespace, n, found, rv) {
+		if r.routeStale("VirtualService", d.Namespace, n, found, rv) {
 			return errStaleCache
 		}
 	}
@@ -544,6 +675,8 @@ func kindOf(obj client.Object) string {
 		return "DestinationRule"
 	case *istionetv1.VirtualService:
 		return "VirtualService"
+	case *gwv1.HTTPRoute:
+		return "HTTPRoute"
 	}
 	return "object"
 }

@@ -211,26 +211,31 @@ func TestCapHookTimeouts(t *testing.T) {
 // staleVSFor, it is not.
 func TestVirtualServiceStaleGuard(t *testing.T) {
 	r := &Reconciler{}
-	r.wroteVS("ns", "reviews", "41")
-	if !r.vsStale("ns", "reviews", true, "41") {
+	r.wroteRoute("VirtualService", "ns", "reviews", "41")
+	if !r.routeStale("VirtualService", "ns", "reviews", true, "41") {
 		t.Error("the version written over is not stale")
 	}
-	if r.vsStale("ns", "reviews", true, "42") || r.vsStale("ns", "reviews", true, "41") {
+	if r.routeStale("VirtualService", "ns", "reviews", true, "42") || r.routeStale("VirtualService", "ns", "reviews", true, "41") {
 		t.Error("stale after the cache served the new version")
 	}
-	r.wroteVS("ns", "created", "")
-	if !r.vsStale("ns", "created", false, "") {
+	r.wroteRoute("VirtualService", "ns", "created", "")
+	if !r.routeStale("VirtualService", "ns", "created", false, "") {
 		t.Error("a VirtualService just created, not yet in the cache, is not stale")
 	}
-	if r.vsStale("ns", "created", true, "7") {
+	if r.routeStale("VirtualService", "ns", "created", true, "7") {
 		t.Error("stale once the cache has it")
 	}
-	r.wroteVS("ns", "gone", "")
-	r.staleVS["ns/gone"] = vsWrite{at: time.Now().Add(-staleVSFor)}
-	if r.vsStale("ns", "gone", false, "") {
+	r.wroteRoute("VirtualService", "ns", "gone", "")
+	r.staleVS["VirtualService/ns/gone"] = vsWrite{at: time.Now().Add(-staleVSFor)}
+	if r.routeStale("VirtualService", "ns", "gone", false, "") {
 		t.Error("still stale after staleVSFor")
 	}
-	if r.vsStale("ns", "never-written", true, "1") {
+	if r.routeStale("VirtualService", "ns", "never-written", true, "1") {
 		t.Error("a VirtualService never written is stale")
+	}
+	// An HTTPRoute of the same name is another object.
+	r.wroteRoute("HTTPRoute", "ns", "reviews", "50")
+	if r.routeStale("VirtualService", "ns", "reviews", true, "50") || !r.routeStale("HTTPRoute", "ns", "reviews", true, "50") {
+		t.Error("a VirtualService and an HTTPRoute of the same name are not told apart")
 	}
 }

@@ -11,16 +11,17 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // removeLeftovers deletes what an analysis of d left behind once d is no
 // longer opted in: the canary Deployment, Services and DestinationRules it
-// owns, and the generated VirtualService (which routes all of the host to
-// the user's Service by then: the webhook refuses the opt-out while the
-// canary takes traffic). Only objects the stepper made are touched: those
-// whose controller owner is d and that carry its marks (the label
-// canary.io/canary, or, on the VirtualService, the record of the weight
-// it wrote), never d's ReplicaSets nor anything another controller gave d
+// owns, and the generated VirtualService or HTTPRoute (which routes all of
+// the host to the user's Service by then: the webhook refuses the opt-out
+// while the canary takes traffic). Only objects the stepper made are
+// touched: those whose controller owner is d and that carry its marks (the
+// label canary.io/canary, or, on a route, the record of the weight it
+// wrote), never d's ReplicaSets nor anything another controller gave d
 // to own. The Service's pin is the Unpinner's. It reports what it
 // deleted.
 func (r *Reconciler) removeLeftovers(ctx context.Context, d *appsv1.Deployment) ([]string, error) {
@@ -53,6 +54,17 @@ func (r *Reconciler) removeLeftovers(ctx context.Context, d *appsv1.Deployment) 
 	for _, o := range vss.Items {
 		if _, generated := o.Annotations[AnnotationWeight]; generated {
 			objs = append(objs, o) // with the owner checked below: the generated one
+		}
+	}
+	if r.GatewayAPI {
+		var routes gwv1.HTTPRouteList
+		if err := r.Client.List(ctx, &routes, client.InNamespace(d.Namespace)); err != nil {
+			return nil, fmt.Errorf("list HTTPRoutes in %s: %w", d.Namespace, err)
+		}
+		for i := range routes.Items {
+			if _, generated := routes.Items[i].Annotations[AnnotationWeight]; generated {
+				objs = append(objs, &routes.Items[i]) // with the owner checked below
+			}
 		}
 	}
 	var deleted []string

@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/source"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/stepper/notify"
@@ -49,6 +50,10 @@ type Reconciler struct {
 	// Prometheus is the default Prometheus URL (canary.io/prometheus
 	// overrides it per Deployment).
 	Prometheus string
+	// GatewayAPI says the cluster serves the Gateway API's HTTPRoutes
+	// (checked when the controller starts): the Gateway API router can
+	// steer them, and the Istio router looks for them as conflicts.
+	GatewayAPI bool
 	// PropagationDelay is how long new endpoints or weights must have been
 	// in place before traffic relies on them.
 	PropagationDelay time.Duration
@@ -108,7 +113,8 @@ type Reconciler struct {
 	// Deployment this stepper has already written over: the cache may
 	// still serve one of them for a moment after the write.
 	stale map[string][2]string
-	// staleVS holds, by VirtualService namespace/name, the resourceVersion
+	// staleVS holds, by route kind/namespace/name (VirtualServices and
+	// HTTPRoutes), the resourceVersion
 	// this stepper wrote over ("" for one it created), until the cache
 	// serves another: a pass that read the old weight would take our own
 	// raise, already recorded, for a weight someone lowered.
@@ -159,24 +165,24 @@ const staleVSFor = 10 * time.Second
 // written over: it looks again in a moment, on the cache's next version.
 var errStaleCache = errors.New("the cache has not seen the stepper's last write yet")
 
-// wroteVS records that a write replaced version old of a VirtualService
-// ("" when it created it).
-func (r *Reconciler) wroteVS(namespace, name, old string) {
+// wroteRoute records that a write replaced version old of a route object
+// of kind (VirtualService, HTTPRoute; old "" when it created it).
+func (r *Reconciler) wroteRoute(kind, namespace, name, old string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.staleVS == nil {
 		r.staleVS = map[string]vsWrite{}
 	}
-	r.staleVS[namespace+"/"+name] = vsWrite{old: old, at: time.Now()}
+	r.staleVS[kind+"/"+namespace+"/"+name] = vsWrite{old: old, at: time.Now()}
 }
 
-// vsStale reports whether the cache still serves the version of a
-// VirtualService this stepper wrote over (or not yet the one it created):
-// found says whether the cache has it, rv its version.
-func (r *Reconciler) vsStale(namespace, name string, found bool, rv string) bool {
+// routeStale reports whether the cache still serves the version of a
+// route object of kind this stepper wrote over (or not yet the one it
+// created): found says whether the cache has it, rv its version.
+func (r *Reconciler) routeStale(kind, namespace, name string, found bool, rv string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	key := namespace + "/" + name
+	key := kind + "/" + namespace + "/" + name
 	wrote, ok := r.staleVS[key]
 	if !ok {
 		return false
@@ -309,7 +315,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 	}
 	r.wake = make(chan event.GenericEvent, 1024)
 	r.creating = make(chan struct{}, creationSlots(workers))
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("stepper").
 		WatchesRawSource(source.Channel(r.wake, urgently(&handler.EnqueueRequestForObject{}))).
 		For(&appsv1.Deployment{}, builder.WithPredicates(optedIn)).
@@ -325,7 +331,11 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 		Owns(&appsv1.Deployment{}, builder.WithPredicates(predicate.Funcs{UpdateFunc: canaryChanged})).
 		Owns(&corev1.Service{}).
 		Owns(&istionetv1.DestinationRule{}).
-		Owns(&istionetv1.VirtualService{}).
+		Owns(&istionetv1.VirtualService{})
+	if r.GatewayAPI {
+		b = b.Owns(&gwv1.HTTPRoute{})
+	}
+	return b.
 		// A canary pod's readiness wakes its Deployment at once, not when
 		// the deployment controller, busy with many canaries, gets to
 		// count it in the canary Deployment's status.

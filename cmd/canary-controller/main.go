@@ -18,8 +18,11 @@ import (
 	"time"
 
 	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
@@ -160,6 +163,9 @@ func run(ctx context.Context, o options) error {
 	if err := istionetv1.AddToScheme(scheme); err != nil {
 		return fmt.Errorf("register istio types: %w", err)
 	}
+	if err := gwv1.Install(scheme); err != nil {
+		return fmt.Errorf("register gateway api types: %w", err)
+	}
 	mgr, err := ctrl.NewManager(cfg, manager.Options{
 		Scheme: scheme,
 		// Of all Pods, only the canaries' are read: the cache holds no
@@ -239,7 +245,15 @@ func run(ctx context.Context, o options) error {
 		if err := mgr.Add(background); err != nil {
 			return fmt.Errorf("add the background calls' owner: %w", err)
 		}
+		gatewayAPI, err := servesHTTPRoutes(mgr.GetRESTMapper())
+		if err != nil {
+			return err
+		}
+		if !gatewayAPI {
+			ctrl.Log.Info("the cluster serves no HTTPRoutes (gateway.networking.k8s.io/v1): analyses that use the gateway-api router stop with a conflict until the Gateway API's CRDs are installed and the controller restarted")
+		}
 		stepperReconciler := &stepper.Reconciler{
+			GatewayAPI: gatewayAPI,
 			Background: background,
 			Metrics:    stepperMetrics,
 			Client:     crash.Client(mgr.GetClient()), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("canary.io"), Clock: clock.RealClock{},
@@ -372,4 +386,16 @@ func urlHost(raw string) (string, error) {
 		return "", errors.New("--register-webhook-url: the port is not a number")
 	}
 	return host, nil
+}
+
+// servesHTTPRoutes reports whether the cluster serves the Gateway API's
+// HTTPRoutes (v1): whether the Gateway API router can work.
+func servesHTTPRoutes(m meta.RESTMapper) (bool, error) {
+	_, err := m.RESTMapping(schema.GroupKind{Group: gwv1.GroupName, Kind: "HTTPRoute"}, gwv1.GroupVersion.Version)
+	if meta.IsNoMatchError(err) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("look up the Gateway API's HTTPRoutes: %w", err)
+	}
+	return true, nil
 }

@@ -160,8 +160,8 @@ func installCRDs(ctx context.Context, cfg *rest.Config, path string) error {
 		} else if err != nil {
 			return fmt.Errorf("decode CRD from %s: %w", path, err)
 		}
-		if crd.Name == "" {
-			continue
+		if crd.Name == "" || crd.Kind != "CustomResourceDefinition" {
+			continue // an empty document, or another kind shipped beside the CRDs
 		}
 		if err := create(ctx, func() error {
 			_, err := client.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, &crd, metav1.CreateOptions{})

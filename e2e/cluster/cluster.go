@@ -193,12 +193,16 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
-	c.opts.Progress(fmt.Sprintf("creating %d kwok nodes, RBAC and Istio's CRDs", c.opts.Nodes))
+	c.opts.Progress(fmt.Sprintf("creating %d kwok nodes, RBAC, Istio's and the Gateway API's CRDs", c.opts.Nodes))
 	if err := bootstrap(ctx, cs, c.opts.Nodes); err != nil {
 		return err
 	}
-	if err := installCRDs(ctx, admin, c.tools.share("istio-crds.yaml")); err != nil {
-		return err
+	// The Gateway API's CRDs come before istiod starts, as on a cluster
+	// that has them installed: istiod serves HTTPRoutes from its start.
+	for _, f := range []string{"istio-crds.yaml", "gateway-api-crds.yaml"} {
+		if err := installCRDs(ctx, admin, c.tools.share(f)); err != nil {
+			return err
+		}
 	}
 	if err := installWeightPolicy(ctx, cs); err != nil {
 		return err

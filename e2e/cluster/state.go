@@ -228,7 +228,7 @@ func findTools(dir string) (tools, error) {
 			return tools{}, fmt.Errorf("%s is missing from %s: build the tools first with hack/tools.sh (make tools)", b, filepath.Join(dir, "bin"))
 		}
 	}
-	for _, f := range []string{"istio-crds.yaml", "kwok-stages.yaml"} {
+	for _, f := range []string{"istio-crds.yaml", "gateway-api-crds.yaml", "kwok-stages.yaml"} {
 		if _, err := os.Stat(t.share(f)); err != nil {
 			return tools{}, fmt.Errorf("%s is missing from %s: run hack/tools.sh (make tools)", f, filepath.Join(dir, "share"))
 		}

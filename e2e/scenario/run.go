@@ -54,6 +54,11 @@ type Options struct {
 	// controller must discover it and the next analysis read windows
 	// derived from it. Zero keeps the cluster's.
 	ThenScrape time.Duration
+	// Annotations are more settings on reviews, e.g. canary.io/router:
+	// gateway-api to play the story through an HTTPRoute.
+	Annotations map[string]string
+	// Brief plays v1 → v2 (promoted) and the bad v4 (rolled back) only.
+	Brief bool
 }
 
 // Result is what a run saw.
@@ -116,20 +121,26 @@ func Run(ctx context.Context, c *cluster.Cluster, o Options) (*Result, error) {
 	if err := s.rollout(ctx, "v1", "v2", contract.PhaseSucceeded, nil); err != nil {
 		return nil, err
 	}
-	if err := s.rollout(ctx, "v2", "v3", contract.PhaseSucceeded, h); err != nil {
-		return nil, err
+	good := "v2"
+	if !o.Brief {
+		if err := s.rollout(ctx, "v2", "v3", contract.PhaseSucceeded, h); err != nil {
+			return nil, err
+		}
+		good = "v3"
 	}
 	before := s.traffic.failedBy(stepper.CanaryName("reviews"))
-	if err := s.rollout(ctx, "v3", badVersion, contract.PhaseRolledBack, nil); err != nil {
+	if err := s.rollout(ctx, good, badVersion, contract.PhaseRolledBack, nil); err != nil {
 		return nil, err
 	}
 	s.res.BadCanaryFailed = s.traffic.failedBy(stepper.CanaryName("reviews")) - before
 	s.res.Report = append(s.res.Report, fmt.Sprintf("the bad canary served %d failed requests before the rollback", s.res.BadCanaryFailed))
-	if err := s.afterRollback(ctx); err != nil {
-		return nil, err
-	}
-	if err := s.slowAndLast(ctx); err != nil {
-		return nil, err
+	if !o.Brief {
+		if err := s.afterRollback(ctx); err != nil {
+			return nil, err
+		}
+		if err := s.slowAndLast(ctx); err != nil {
+			return nil, err
+		}
 	}
 	stats := s.traffic.gen.Stats()
 	s.res.EmptyDestination = stats.Mesh.EmptyDestination
@@ -167,6 +178,12 @@ func (s *story) kubectl(ctx context.Context, stdin string, args ...string) error
 	return nil
 }
 
+// reviews is the reviews manifest at version, with the story's settings
+// and webhooks (empty for none).
+func (s *story) reviews(version, webhooks string) string {
+	return bookinfo.ReviewsFrom(bookinfo.ReviewsOptions{Version: version, Interval: s.o.Interval, Webhooks: webhooks, Annotations: s.o.Annotations})
+}
+
 // window is the window the checks read now: the step interval, or four
 // scrapes of the cluster's Prometheus when that is longer.
 func (s *story) window() time.Duration {
@@ -185,7 +202,7 @@ func (s *story) deploy(ctx context.Context) error {
 	if err := s.kubectl(ctx, bookinfo.App, "apply", "-f", "-"); err != nil {
 		return err
 	}
-	if err := s.kubectl(ctx, bookinfo.Reviews("v1", s.o.Interval), "apply", "-f", "-"); err != nil {
+	if err := s.kubectl(ctx, s.reviews("v1", ""), "apply", "-f", "-"); err != nil {
 		return err
 	}
 	fmt.Fprintln(s.o.Out, "bookinfo deployed; reviews v1 rolling out")
@@ -210,9 +227,9 @@ func (s *story) rollout(ctx context.Context, from, to string, want contract.Phas
 	}
 	fmt.Fprintf(s.o.Out, "\n%s: kubectl apply -f reviews-%s.yaml\n", title, to)
 	start := time.Now()
-	manifest := bookinfo.Reviews(to, s.o.Interval)
+	manifest := s.reviews(to, "")
 	if h != nil {
-		manifest = bookinfo.ReviewsWithHooks(to, s.o.Interval, h.webhooks())
+		manifest = s.reviews(to, h.webhooks())
 	}
 	if err := s.kubectl(ctx, manifest, "apply", "-f", "-"); err != nil {
 		return err
@@ -322,7 +339,7 @@ func (s *story) afterRollback(ctx context.Context) error {
 	}
 
 	fmt.Fprintln(s.o.Out, "\nv3 applied again: the hold ends")
-	if err := s.kubectl(ctx, bookinfo.Reviews("v3", s.o.Interval), "apply", "-f", "-"); err != nil {
+	if err := s.kubectl(ctx, s.reviews("v3", ""), "apply", "-f", "-"); err != nil {
 		return err
 	}
 	d, err = s.waitDeployment(ctx, time.Minute, func(d *appsv1.Deployment) bool {
@@ -343,7 +360,7 @@ func (s *story) afterRollback(ctx context.Context) error {
 		s.res.fail("after the rollback and v3 applied again: %v", err)
 	}
 	fmt.Fprintln(s.o.Out, "v4 applied again: held without a new analysis")
-	if err := s.kubectl(ctx, bookinfo.Reviews(badVersion, s.o.Interval), "apply", "-f", "-"); err != nil {
+	if err := s.kubectl(ctx, s.reviews(badVersion, ""), "apply", "-f", "-"); err != nil {
 		return err
 	}
 	d, err = s.waitDeployment(ctx, time.Minute, func(d *appsv1.Deployment) bool {

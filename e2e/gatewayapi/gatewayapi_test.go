@@ -1,0 +1,111 @@
+// Package gatewayapi_test plays the bookinfo story through the Gateway
+// API: reviews annotated canary.io/router: gateway-api, its analyses
+// steering the HTTPRoute reviews attached to the Service, which the real
+// istiod turns into the routes it pushes to sidecars (GAMMA), followed by
+// the traffic generator as Envoy would.
+package gatewayapi_test
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/canary-io/canary/contract"
+	"github.com/canary-io/canary/e2e/cluster"
+	"github.com/canary-io/canary/e2e/controller"
+	"github.com/canary-io/canary/e2e/scenario"
+	"github.com/canary-io/canary/stepper"
+)
+
+var (
+	env  *cluster.Cluster
+	chat *scenario.Receiver
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(cluster.RunTests(m, cluster.Options{Istiod: true, ScrapeInterval: 15 * time.Second}, func(c *cluster.Cluster) {
+		env = c
+		var err error
+		chat, err = scenario.StartReceiver(c.Dir)
+		var p *controller.Process
+		if err == nil {
+			p, err = controller.Build(c)
+		}
+		if err == nil {
+			err = p.Start("--prometheus-url="+c.PrometheusURL, "--propagation-delay=1s", "--scrape-interval-refresh=2s", "--canary-removal-delay=5s", chat.Flag)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "start canary-controller:", err)
+			os.Exit(1)
+		}
+	}))
+}
+
+// TestBookinfoThroughAnHTTPRoute: reviews v1 → v2 promoted through weights
+// 20, 40, 60 and a bad v4 rolled back, every weight carried by the
+// generated HTTPRoute reviews: the traffic the generator sent to the
+// canary went where istiod's routes, built from the HTTPRoute, sent it
+// (no VirtualService exists), with 0 requests to an empty destination.
+func TestBookinfoThroughAnHTTPRoute(t *testing.T) {
+	var live strings.Builder
+	res, err := scenario.Run(t.Context(), env, scenario.Options{
+		Interval: 10 * time.Second, Out: &live, Notifications: chat, Brief: true,
+		Annotations: map[string]string{contract.KeyRouter: string(contract.RouterGatewayAPI)},
+	})
+	if err != nil {
+		t.Fatalf("%v\nlive view:\n%s", err, live.String())
+	}
+	for _, line := range res.Report {
+		fmt.Println("BENCH gateway-api " + line)
+	}
+	if len(res.Rollouts) != 2 {
+		t.Errorf("%d rollouts recorded, want 2", len(res.Rollouts))
+	}
+	for _, f := range res.Failures {
+		t.Error(f)
+	}
+	if res.BadCanaryFailed == 0 {
+		t.Errorf("the bad canary served no failed request: no traffic reached it through the HTTPRoute")
+	}
+	scheme := runtime.NewScheme()
+	if err := gwv1.Install(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(env.Admin, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rt gwv1.HTTPRoute
+	if err := c.Get(t.Context(), types.NamespacedName{Namespace: scenario.Namespace, Name: "reviews"}, &rt); err != nil {
+		t.Fatalf("the generated HTTPRoute reviews: %v", err)
+	}
+	if len(rt.Spec.Rules) != 1 || len(rt.Spec.Rules[0].BackendRefs) != 1 || rt.Spec.Rules[0].BackendRefs[0].Name != "reviews" ||
+		rt.Annotations[stepper.AnnotationWeight] != "0" {
+		t.Errorf("after the rollback the HTTPRoute does not send everything to reviews: %+v, %v", rt.Spec.Rules, rt.Annotations)
+	}
+	// Nothing but the HTTPRoute could have sent traffic to the canary.
+	if err := istionetv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = client.New(env.Admin, client.Options{Scheme: scheme}); err != nil {
+		t.Fatal(err)
+	}
+	var vss istionetv1.VirtualServiceList
+	if err := c.List(t.Context(), &vss); err != nil {
+		t.Fatal(err)
+	}
+	for _, vs := range vss.Items {
+		t.Errorf("VirtualService %s/%s exists: the story did not route through the HTTPRoute alone", vs.Namespace, vs.Name)
+	}
+	if t.Failed() {
+		t.Logf("live view:\n%s", live.String())
+	}
+}

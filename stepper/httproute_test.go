@@ -1,0 +1,234 @@
+package stepper
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+)
+
+// ref is a backendRef to a Service of the route's namespace on port
+// 9080, of weight w (0: unset).
+func ref(name string, w int32) gwv1.HTTPBackendRef {
+	r := gwv1.HTTPBackendRef{BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{Name: gwv1.ObjectName(name), Port: ptr.To(int32(9080))}}}
+	if w != 0 {
+		r.Weight = ptr.To(w)
+	}
+	return r
+}
+
+// weights renders a rule's backendRefs as "name=weight" ("name" when
+// unset).
+func weights(refs []gwv1.HTTPBackendRef) string {
+	var out []string
+	for _, r := range refs {
+		s := string(r.Name)
+		if r.Namespace != nil {
+			s = string(*r.Namespace) + "/" + s
+		}
+		if r.Weight != nil {
+			s += "=" + itoa(*r.Weight)
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, " ")
+}
+
+func itoa(n int32) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestSteerHTTPRoute(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "shop"}}
+	other := ref("reviews", 0)
+	other.Namespace = ptr.To(gwv1.Namespace("elsewhere"))
+	for _, c := range []struct {
+		name   string
+		rule   []gwv1.HTTPBackendRef
+		weight int32
+		want   string
+	}{
+		{"a lone backendRef, weight unset", []gwv1.HTTPBackendRef{ref("reviews", 0)}, 20, "reviews=80 reviews-canary=20"},
+		{"a lone backendRef of weight 1", []gwv1.HTTPBackendRef{ref("reviews", 1)}, 20, "reviews=80 reviews-canary=20"},
+		{"proportions kept", []gwv1.HTTPBackendRef{ref("reviews", 3), ref("ratings", 1)}, 50, "reviews=150 reviews-canary=150 ratings=100"},
+		{"weight 0, never steered: untouched", []gwv1.HTTPBackendRef{ref("reviews", 0)}, 0, "reviews"},
+		{"weight 0 gives it back", []gwv1.HTTPBackendRef{ref("reviews", 80), ref("reviews-canary", 20)}, 0, "reviews"},
+		{"given back with the proportions", []gwv1.HTTPBackendRef{ref("reviews", 150), ref("reviews-canary", 150), ref("ratings", 100)}, 0, "reviews=3 ratings"},
+		{"moved from 20 to 60", []gwv1.HTTPBackendRef{ref("reviews", 80), ref("reviews-canary", 20)}, 60, "reviews=40 reviews-canary=60"},
+		{"another Service: untouched", []gwv1.HTTPBackendRef{ref("ratings", 0)}, 20, "ratings"},
+		{"the same name in another namespace: untouched", []gwv1.HTTPBackendRef{other}, 20, "elsewhere/reviews"},
+	} {
+		rt := &gwv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "shop"}}
+		rt.Spec.Rules = []gwv1.HTTPRouteRule{{BackendRefs: c.rule}}
+		if err := steerHTTPRoute(rt, svc, c.weight); err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if got := weights(rt.Spec.Rules[0].BackendRefs); got != c.want {
+			t.Errorf("%s: %s, want %s", c.name, got, c.want)
+		}
+		if c.weight > 0 && strings.Contains(c.want, "canary") {
+			if got := steeredRouteWeight(rt, svc); got != c.weight {
+				t.Errorf("%s: read back weight %d, want %d", c.name, got, c.weight)
+			}
+		}
+		// Steering again to the same weight changes nothing.
+		again := rt.DeepCopy()
+		_ = steerHTTPRoute(again, svc, c.weight)
+		if got := weights(again.Spec.Rules[0].BackendRefs); got != c.want {
+			t.Errorf("%s: steered twice: %s, want %s", c.name, got, c.want)
+		}
+	}
+}
+
+// TestSteerHTTPRouteLeavesTheRestAsWritten: matches, filters, other rules
+// and the parents stay as the user wrote them, and a weight too large to
+// scale fails without changing anything.
+func TestSteerHTTPRouteLeavesTheRestAsWritten(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "shop"}}
+	rt := &gwv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "shop"}}
+	rt.Spec.ParentRefs = []gwv1.ParentReference{serviceParent("reviews")}
+	rt.Spec.Rules = []gwv1.HTTPRouteRule{
+		{
+			Matches:     []gwv1.HTTPRouteMatch{{Headers: []gwv1.HTTPHeaderMatch{{Name: "x-team", Value: "beta"}}}},
+			BackendRefs: []gwv1.HTTPBackendRef{ref("reviews-beta", 0)},
+		},
+		{
+			Filters:     []gwv1.HTTPRouteFilter{{Type: gwv1.HTTPRouteFilterRequestHeaderModifier, RequestHeaderModifier: &gwv1.HTTPHeaderFilter{Set: []gwv1.HTTPHeader{{Name: "x-a", Value: "b"}}}}},
+			BackendRefs: []gwv1.HTTPBackendRef{ref("reviews", 0)},
+		},
+	}
+	before := rt.DeepCopy()
+	if err := steerHTTPRoute(rt, svc, 40); err != nil {
+		t.Fatal(err)
+	}
+	if got := weights(rt.Spec.Rules[0].BackendRefs); got != "reviews-beta" {
+		t.Errorf("the first rule's backends: %s", got)
+	}
+	if len(rt.Spec.Rules[0].Matches) != 1 || len(rt.Spec.Rules[1].Filters) != 1 || len(rt.Spec.ParentRefs) != 1 {
+		t.Errorf("matches, filters or parents changed: %+v", rt.Spec)
+	}
+	patch, err := steerHTTPRoutePatch(before, withRecord(rt, 40))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := patch.Data(rt)
+	if strings.Contains(string(data), "/spec/rules/0") || !strings.Contains(string(data), "/spec/rules/1/backendRefs") {
+		t.Errorf("the patch touches more than the steered rule: %s", data)
+	}
+
+	huge := &gwv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "shop"}}
+	huge.Spec.Rules = []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{ref("reviews", 20000)}}}
+	if err := steerHTTPRoute(huge, svc, 20); err == nil || !strings.Contains(err.Error(), "above 10000") {
+		t.Errorf("a weight of 20000: %v", err)
+	}
+	if got := weights(huge.Spec.Rules[0].BackendRefs); got != "reviews=20000" {
+		t.Errorf("a failed steer changed the rule: %s", got)
+	}
+}
+
+func withRecord(rt *gwv1.HTTPRoute, w int32) *gwv1.HTTPRoute {
+	rt = rt.DeepCopy()
+	setRecordedRouteWeight(rt, w)
+	return rt
+}
+
+// TestReleaseHTTPRoutePatch: the release gives back the route as the user
+// wrote it, on the version read only, and is nil when there is nothing to
+// give back.
+func TestReleaseHTTPRoutePatch(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "shop"}}
+	user := &gwv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "shop", ResourceVersion: "7"}}
+	user.Spec.Rules = []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{ref("reviews", 3), ref("ratings", 0)}}}
+	if p, err := ReleaseHTTPRoutePatch(user, svc); err != nil || p != nil {
+		t.Fatalf("nothing steered: patch %s, %v", p, err)
+	}
+	steered := user.DeepCopy()
+	if err := steerHTTPRoute(steered, svc, 20); err != nil {
+		t.Fatal(err)
+	}
+	setRecordedRouteWeight(steered, 20)
+	p, err := ReleaseHTTPRoutePatch(steered, svc)
+	if err != nil || p == nil {
+		t.Fatalf("patch %s, %v", p, err)
+	}
+	doc, _ := json.Marshal(steered)
+	decoded, err := jsonpatch.DecodePatch(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := decoded.Apply(doc)
+	if err != nil {
+		t.Fatalf("apply %s: %v", p, err)
+	}
+	var back gwv1.HTTPRoute
+	if err := json.Unmarshal(out, &back); err != nil {
+		t.Fatal(err)
+	}
+	if got := weights(back.Spec.Rules[0].BackendRefs); got != "reviews=3 ratings" {
+		t.Errorf("given back: %s", got)
+	}
+	if _, ok := back.Annotations[AnnotationWeight]; ok {
+		t.Errorf("the record of the weight is left: %v", back.Annotations)
+	}
+	if !strings.Contains(string(p), `"/metadata/resourceVersion","value":"7"`) {
+		t.Errorf("the patch is not on the version read: %s", p)
+	}
+}
+
+func TestGeneratedHTTPRoute(t *testing.T) {
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "shop", UID: "u1"}}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "shop"},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 9080}}}}
+	rt, err := generatedHTTPRoute(d, svc, 25)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rt.Name != "reviews" || !ownedBy(rt, d) || !attachedTo(rt, svc) {
+		t.Errorf("name %s, owned %v, attached %v", rt.Name, ownedBy(rt, d), attachedTo(rt, svc))
+	}
+	if got := weights(rt.Spec.Rules[0].BackendRefs); got != "reviews=75 reviews-canary=25" {
+		t.Errorf("weight 25: %s", got)
+	}
+	if rt.Annotations[AnnotationWeight] != "25" {
+		t.Errorf("record %v", rt.Annotations)
+	}
+	if rt, _ := generatedHTTPRoute(d, svc, 0); weights(rt.Spec.Rules[0].BackendRefs) != "reviews" {
+		t.Errorf("weight 0: %s", weights(rt.Spec.Rules[0].BackendRefs))
+	}
+	svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: "grpc", Port: 9090})
+	if _, err := generatedHTTPRoute(d, svc, 0); err == nil || !strings.Contains(err.Error(), "has 2 ports") {
+		t.Errorf("two ports: %v", err)
+	}
+}
+
+func TestAttachedTo(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "shop"}}
+	route := func(ns string, p gwv1.ParentReference) *gwv1.HTTPRoute {
+		rt := &gwv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: ns}}
+		rt.Spec.ParentRefs = []gwv1.ParentReference{p}
+		return rt
+	}
+	inShop := serviceParent("reviews")
+	inShop.Namespace = ptr.To(gwv1.Namespace("shop"))
+	gateway := gwv1.ParentReference{Name: "reviews"} // group and kind unset: a Gateway
+	for _, c := range []struct {
+		name string
+		rt   *gwv1.HTTPRoute
+		want bool
+	}{
+		{"the Service's mesh route", route("shop", serviceParent("reviews")), true},
+		{"from another namespace, naming it", route("edge", inShop), true},
+		{"from another namespace, not naming it", route("edge", serviceParent("reviews")), false},
+		{"another Service", route("shop", serviceParent("ratings")), false},
+		{"a Gateway of the same name", route("shop", gateway), false},
+	} {
+		if got := attachedTo(c.rt, svc); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}

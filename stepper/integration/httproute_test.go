@@ -1,0 +1,208 @@
+package integration
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/canary-io/canary/contract"
+	"github.com/canary-io/canary/e2e/kit"
+	"github.com/canary-io/canary/stepper"
+)
+
+// routeClient reads HTTPRoutes and VirtualServices.
+func routeClient(t *testing.T) client.Client {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := gwv1.Install(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := istionetv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(env.Admin, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// backends renders a rule's backendRefs as "name=weight" ("name" when the
+// weight is 1: unset, the apiserver defaults it to 1).
+func backends(refs []gwv1.HTTPBackendRef) string {
+	var out []string
+	for _, r := range refs {
+		s := string(r.Name)
+		if r.Weight != nil && *r.Weight != 1 {
+			s += fmt.Sprintf("=%d", *r.Weight)
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, " ")
+}
+
+// waitRoute polls an HTTPRoute until cond holds, and returns it.
+func waitRoute(t *testing.T, c client.Client, ns, name string, timeout time.Duration, what string, cond func(*gwv1.HTTPRoute) bool) *gwv1.HTTPRoute {
+	t.Helper()
+	var rt gwv1.HTTPRoute
+	deadline := time.Now().Add(timeout)
+	for {
+		err := c.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: name}, &rt)
+		if err == nil && cond(&rt) {
+			return &rt
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("HTTPRoute %s: not %s within %s (err %v): %+v", name, what, timeout, err, rt.Spec.Rules)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestGeneratedHTTPRoutePromotes: with canary.io/router: gateway-api the
+// analysis generates the HTTPRoute reviews, attached to the Service,
+// moves its weights 20, 40, 60, promotes, and leaves it routing all of
+// the Service to the stable pods; no VirtualService is generated.
+func TestGeneratedHTTPRoutePromotes(t *testing.T) {
+	settings := []string{`canary.io/router: gateway-api`}
+	ns, cs, _ := setup(t, settings...)
+	c := routeClient(t)
+	prom.Set(ns, kit.Healthy)
+	seen := map[string]bool{}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			var r gwv1.HTTPRoute
+			if err := c.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: "reviews"}, &r); err == nil && len(r.Spec.Rules) == 1 {
+				seen[backends(r.Spec.Rules[0].BackendRefs)] = true
+			}
+		}
+	}()
+	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
+	rt := waitRoute(t, c, ns, "reviews", 30*time.Second, "generated", func(*gwv1.HTTPRoute) bool { return true })
+	if len(rt.Spec.ParentRefs) != 1 || rt.Spec.ParentRefs[0].Name != "reviews" || ptrString(rt.Spec.ParentRefs[0].Kind) != "Service" {
+		t.Errorf("the generated HTTPRoute is not attached to the Service: %+v", rt.Spec.ParentRefs)
+	}
+	phaseOf(t, cs, ns, contract.PhaseSucceeded, 90*time.Second)
+	close(stop)
+	<-done
+	for _, want := range []string{"reviews=80 reviews-canary=20", "reviews=60 reviews-canary=40", "reviews=40 reviews-canary=60"} {
+		if !seen[want] {
+			t.Errorf("the HTTPRoute never routed %s; seen %v", want, keys(seen))
+		}
+	}
+	waitRoute(t, c, ns, "reviews", 30*time.Second, "back to all stable", func(r *gwv1.HTTPRoute) bool {
+		return len(r.Spec.Rules) == 1 && backends(r.Spec.Rules[0].BackendRefs) == "reviews" && r.Annotations[stepper.AnnotationWeight] == "0"
+	})
+	var vs istionetv1.VirtualService
+	if err := c.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: "reviews"}, &vs); !apierrors.IsNotFound(err) {
+		t.Errorf("a VirtualService was generated for the gateway-api router (err %v)", err)
+	}
+}
+
+// TestUserHTTPRouteSteered: an HTTPRoute of the user's named in
+// canary.io/httproute has only its backendRefs to the Service split;
+// its other rules, matches and filters stay as written, and the rollback
+// gives the rule back as the user wrote it.
+func TestUserHTTPRouteSteered(t *testing.T) {
+	settings := []string{`canary.io/interval: "10m"`, `canary.io/httproute: "reviews-routes"`}
+	cs, _ := clients(t)
+	ns := kit.Namespace(t, cs, "stepper", nil)
+	kubectl(t, fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: reviews-routes, namespace: %[1]s}
+spec:
+  parentRefs: [{group: "", kind: Service, name: reviews}]
+  rules:
+  - matches: [{headers: [{name: end-user, value: jason}]}]
+    backendRefs: [{name: reviews-beta, port: 9080}]
+  - filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-via, value: mesh}]}}]
+    backendRefs: [{name: reviews, port: 9080}]
+`, ns), "apply", "-f", "-")
+	kubectl(t, fmt.Sprintf(serviceManifest, ns), "apply", "-f", "-")
+	kubectl(t, manifest(ns, "v1", settings...), "apply", "-f", "-")
+	c := routeClient(t)
+	prom.Set(ns, kit.Healthy)
+	waitFor(t, cs, ns, 60*time.Second, "v1 Idle", func(d *appsv1.Deployment) bool {
+		return d.Annotations[contract.KeyPhase] == "Idle" && d.Status.AvailableReplicas == 3
+	})
+	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
+	rt := waitRoute(t, c, ns, "reviews-routes", 60*time.Second, "split 80/20", func(r *gwv1.HTTPRoute) bool {
+		return len(r.Spec.Rules) == 2 && backends(r.Spec.Rules[1].BackendRefs) == "reviews=80 reviews-canary=20"
+	})
+	jason := rt.Spec.Rules[0]
+	if len(jason.Matches) != 1 || len(jason.Matches[0].Headers) != 1 || jason.Matches[0].Headers[0].Value != "jason" || backends(jason.BackendRefs) != "reviews-beta" {
+		t.Errorf("the header-matched rule changed: %+v", jason)
+	}
+	if f := rt.Spec.Rules[1].Filters; len(f) != 1 || f[0].RequestHeaderModifier == nil || f[0].RequestHeaderModifier.Set[0].Value != "mesh" {
+		t.Errorf("the steered rule's filter changed: %+v", f)
+	}
+	if d := get(t, cs, ns); d.Annotations[contract.KeyWeight] != "20" {
+		t.Errorf("weight %s recorded, want 20", d.Annotations[contract.KeyWeight])
+	}
+	var generated gwv1.HTTPRoute
+	if err := c.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: "reviews"}, &generated); !apierrors.IsNotFound(err) {
+		t.Errorf("an HTTPRoute was generated although the user named their own (err %v)", err)
+	}
+
+	kubectl(t, "", "-n", ns, "annotate", "deployment", "reviews", "canary.io/abort=first")
+	phaseOf(t, cs, ns, contract.PhaseRolledBack, 30*time.Second)
+	waitRoute(t, c, ns, "reviews-routes", 30*time.Second, "given back", func(r *gwv1.HTTPRoute) bool {
+		return len(r.Spec.Rules) == 2 && backends(r.Spec.Rules[1].BackendRefs) == "reviews" && backends(r.Spec.Rules[0].BackendRefs) == "reviews-beta"
+	})
+}
+
+// TestHTTPRouteConflictStopsTheAnalysis: with the Istio router, a user's
+// HTTPRoute attached to the Service (a second kind of route for the
+// host) stops the analysis before any traffic moves, and names it.
+func TestHTTPRouteConflictStopsTheAnalysis(t *testing.T) {
+	ns, cs, _ := setup(t)
+	kubectl(t, fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: reviews-mesh, namespace: %s}
+spec:
+  parentRefs: [{group: "", kind: Service, name: reviews}]
+  rules:
+  - backendRefs: [{name: reviews, port: 9080}]
+`, ns), "apply", "-f", "-")
+	kubectl(t, manifest(ns, "v2"), "apply", "-f", "-")
+	d := phaseOf(t, cs, ns, contract.PhaseRolledBack, 30*time.Second)
+	if msg := d.Annotations[contract.KeyMessage]; !strings.Contains(msg, "HTTPRoute reviews-mesh is attached to the Service reviews") {
+		t.Errorf("message %q does not name the conflict", msg)
+	}
+	if d.Annotations[contract.KeyWeight] != "0" {
+		t.Errorf("weight %s: traffic moved despite the conflict", d.Annotations[contract.KeyWeight])
+	}
+}
+
+func ptrString[T ~string](p *T) string {
+	if p == nil {
+		return ""
+	}
+	return string(*p)
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
