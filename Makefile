@@ -21,6 +21,10 @@ help: ## list the targets
 demo: tools ## the main job: the bookinfo canary scenario on the local cluster, live (about 4 minutes)
 	@go run ./hack/demo
 
+.PHONY: demo-gateway-api
+demo-gateway-api: tools ## the same story through a Gateway API HTTPRoute instead of a VirtualService
+	@go run ./hack/demo -router gateway-api
+
 .PHONY: test
 test: tools lint ## everything: lint, unit, integration and end-to-end tests
 	go test $(TEST_FLAGS) $(GO_PACKAGES)

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -131,7 +132,11 @@ func (p *Plugin) Run(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("create Istio client: %w", err)
 		}
-		return p.release(ctx, cs, ic, namespace, names[0], f.service, f.proxyWait)
+		dc, err := dynamic.NewForConfig(cfg)
+		if err != nil {
+			return fmt.Errorf("create dynamic client: %w", err)
+		}
+		return p.release(ctx, cs, ic, dc, namespace, names[0], f.service, f.proxyWait)
 	case "list":
 		if f.allNamespaces {
 			namespace = metav1.NamespaceAll

@@ -12,10 +12,15 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/stepper"
@@ -47,14 +52,14 @@ func registeredConfigurations(ctx context.Context, cs kubernetes.Interface) ([]s
 
 // release hands a Deployment back from canary.io once the controller is
 // gone (docs/uninstall.md, steps 2 to 6, for one Deployment): all traffic
-// to the stable pods (the generated VirtualService deleted, the canary's
-// routes taken out of the user's own), proxyWait for every proxy to have
+// to the stable pods (the generated VirtualService or HTTPRoute deleted,
+// the canary's routes taken out of the user's own), proxyWait for every proxy to have
 // the new routes, the canary's objects deleted, the Service unpinned, the
 // system's annotations removed. The Deployment's template and spec.paused
 // are left as they are: the user chooses what runs next, as the last line
 // printed says. It refuses while the controller's webhooks are
 // registered: the controller would steer against it.
-func (p *Plugin) release(ctx context.Context, cs kubernetes.Interface, ic istioclient.Interface, namespace, name, serviceName string, proxyWait time.Duration) error {
+func (p *Plugin) release(ctx context.Context, cs kubernetes.Interface, ic istioclient.Interface, dc dynamic.Interface, namespace, name, serviceName string, proxyWait time.Duration) error {
 	if registered, err := registeredConfigurations(ctx, cs); err != nil {
 		return err
 	} else if len(registered) > 0 {
@@ -99,6 +104,12 @@ func (p *Plugin) release(ctx context.Context, cs kubernetes.Interface, ic istioc
 			say("virtualservice.networking.istio.io/%s patched (the canary's routes merged back into %s)", vs.Name, svc.Name)
 			routed = true
 		}
+	}
+
+	if done, err := releaseHTTPRoutes(ctx, dc, d, svc, say); err != nil {
+		return err
+	} else if done {
+		routed = true
 	}
 
 	// 2. The proxies get the new routes before the canary's pods go.
@@ -150,6 +161,51 @@ func (p *Plugin) release(ctx context.Context, cs kubernetes.Interface, ic istioc
 	}
 	say("deployment.apps/%s released: %d canary.io annotations removed; %s", name, len(keys), next)
 	return nil
+}
+
+// httpRoutes is the Gateway API's HTTPRoute resource.
+var httpRoutes = schema.GroupVersionResource{Group: gwv1.GroupName, Version: "v1", Resource: "httproutes"}
+
+// releaseHTTPRoutes does for HTTPRoutes (the gateway-api router) what
+// release does for VirtualServices: the generated HTTPRoute deleted, the
+// canary's backendRefs taken out of the user's own (the rules divided
+// back). A cluster without the Gateway API has nothing to release. It
+// reports whether it changed a route.
+func releaseHTTPRoutes(ctx context.Context, dc dynamic.Interface, d *appsv1.Deployment, svc *corev1.Service, say func(string, ...any)) (bool, error) {
+	list, err := dc.Resource(httpRoutes).Namespace(d.Namespace).List(ctx, metav1.ListOptions{})
+	if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
+		return false, nil // no HTTPRoutes served here
+	} else if err != nil {
+		return false, fmt.Errorf("list HTTPRoutes: %w", err)
+	}
+	changed := false
+	for _, u := range list.Items {
+		var rt gwv1.HTTPRoute
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &rt); err != nil {
+			return changed, fmt.Errorf("read HTTPRoute %s: %w", u.GetName(), err)
+		}
+		if ownedBy(&rt, d) {
+			if err := dc.Resource(httpRoutes).Namespace(d.Namespace).Delete(ctx, rt.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &rt.UID}}); err != nil && !apierrors.IsNotFound(err) {
+				return changed, fmt.Errorf("delete HTTPRoute %s: %w", rt.Name, err)
+			}
+			say("httproute.gateway.networking.k8s.io/%s deleted (generated for the analysis: the mesh routes to Service %s)", rt.Name, svc.Name)
+			changed = true
+			continue
+		}
+		patch, err := stepper.ReleaseHTTPRoutePatch(&rt, svc)
+		if err != nil {
+			return changed, fmt.Errorf("HTTPRoute %s: %w", rt.Name, err)
+		}
+		if patch == nil {
+			continue
+		}
+		if _, err := dc.Resource(httpRoutes).Namespace(d.Namespace).Patch(ctx, rt.Name, types.JSONPatchType, patch, metav1.PatchOptions{}); err != nil {
+			return changed, fmt.Errorf("patch HTTPRoute %s: %w", rt.Name, err)
+		}
+		say("httproute.gateway.networking.k8s.io/%s patched (the canary's backendRefs merged back into %s)", rt.Name, svc.Name)
+		changed = true
+	}
+	return changed, nil
 }
 
 // releasedService is the Service an analysis of d steered: the one named

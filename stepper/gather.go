@@ -559,6 +559,11 @@ func (r *Reconciler) readHTTPRoutes(ctx context.Context, w *world) error {
 	if len(w.userHTTPRoutes) != len(named) {
 		w.obs.Conflict = fmt.Sprintf("an HTTPRoute named in %s (%v) does not exist", contract.KeyHTTPRoute, w.settings.HTTPRoutes)
 	}
+	for _, rt := range w.userHTTPRoutes {
+		if err := steerHTTPRoute(rt.DeepCopy(), svc, 50); err != nil {
+			w.obs.Conflict = fmt.Sprintf("%v: it cannot be steered", err)
+		}
+	}
 	steered := w.userHTTPRoutes
 	if w.httpRoute != nil {
 		steered = []*gwv1.HTTPRoute{w.httpRoute}

@@ -29,8 +29,11 @@ import (
 //     read in catch-up groups of windows within a factor of two, at most
 //     AloneLimit groups at once, so that a long window never weighs on
 //     the reads that need a short one;
-//   - the end-of-step checks: the requests that arrive within CheckDelay
-//     of each other are read together, one query per built-in check and
+//   - the end-of-step checks: read in rounds at most one per CheckDelay
+//     (four a second by default); a request that finds the Reader quiet
+//     starts a round almost at once (after checkGather, for the requests
+//     of the same moment), one that comes while a round was just read
+//     waits for the next. The requests of a round are read together, one query per built-in check and
 //     window for all of them (grouped by namespace and workload); the
 //     custom metrics stay one query per analysis. Their comparisons are
 //     read again beside them, in one batch, so that a step is judged on
@@ -57,8 +60,9 @@ type Reader struct {
 	// checks are in, its comparison has its first verdict or found a
 	// regression.
 	Wake func(key string)
-	// CheckDelay is how long the first check request waits for others
-	// to share its reads (default DefaultCheckDelay).
+	// CheckDelay is the shortest time between two rounds of check reads
+	// (default DefaultCheckDelay): the requests that come in between
+	// share the next round's reads.
 	CheckDelay time.Duration
 	// AloneLimit is how many catch-up groups (analyses far behind, see
 	// tick) are read at once (default DefaultAloneLimit).
@@ -71,6 +75,8 @@ type Reader struct {
 	busyURLs map[string]bool // a comparison batch in flight
 	alone    int
 	flushing bool // a flush of the check requests is scheduled
+	// lastFlush is when the last round of check reads started.
+	lastFlush time.Time
 	hurrying bool // a read of the first reads steps wait for is scheduled
 	kick     chan struct{}
 	soon     chan struct{} // a first read is wanted
@@ -80,6 +86,9 @@ type Reader struct {
 // Defaults of the Reader.
 const (
 	DefaultCheckDelay = 250 * time.Millisecond
+	// checkGather is how long a round that may start at once waits for
+	// the other requests of the same moment (passes woken together).
+	checkGather = 20 * time.Millisecond
 	DefaultAloneLimit = 8
 	// forgetAfter: a reading or check round no pass has asked about for
 	// this long is dropped (its analysis ended while the Deployment was
@@ -425,7 +434,7 @@ func (rd *Reader) Checks(key, round string, run checkRun, url string, now time.T
 	if !rd.flushing {
 		rd.flushing = true
 		kick := rd.kick
-		time.AfterFunc(rd.checkDelay(), func() {
+		time.AfterFunc(flushWait(rd.lastFlush, now, rd.checkDelay()), func() {
 			select {
 			case kick <- struct{}{}:
 			default:
@@ -435,12 +444,23 @@ func (rd *Reader) Checks(key, round string, run checkRun, url string, now time.T
 	return nil, false
 }
 
+// flushWait is how long a check request that schedules the next round
+// waits for it: the rounds are at least delay apart, and a round that may
+// start at once still gathers the requests of the same moment.
+//
+// Example: delay 250ms, the last round 1s ago → 20ms (checkGather); the
+// last round 100ms ago → 150ms.
+func flushWait(last, now time.Time, delay time.Duration) time.Duration {
+	return max(min(checkGather, delay), last.Add(delay).Sub(now))
+}
+
 // flushChecks starts the reads of every check request waiting: one group
 // per Prometheus.
 func (rd *Reader) flushChecks(ctx context.Context, now time.Time) {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
 	rd.flushing = false
+	rd.lastFlush = now
 	groups := map[string][]*checkRound{}
 	for _, c := range rd.rounds {
 		if !c.started {

@@ -546,3 +546,22 @@ func TestFirstReadsJoinThePeriod(t *testing.T) {
 		t.Errorf("%d reads for 20 first verdicts, want 3 (one batch: one query per metric)", n)
 	}
 }
+
+func TestFlushWait(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name  string
+		last  time.Time
+		delay time.Duration
+		want  time.Duration
+	}{
+		{"quiet: a round almost at once", now.Add(-time.Second), 250 * time.Millisecond, checkGather},
+		{"never read before", time.Time{}, 250 * time.Millisecond, checkGather},
+		{"a round 100ms ago: the next 250ms after it", now.Add(-100 * time.Millisecond), 250 * time.Millisecond, 150 * time.Millisecond},
+		{"a delay shorter than the gathering", now.Add(-time.Second), 10 * time.Millisecond, 10 * time.Millisecond},
+	} {
+		if got := flushWait(c.last, now, c.delay); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -12,7 +13,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/stepper"
@@ -79,6 +83,21 @@ func TestRelease(t *testing.T) {
 	_, err = ic.NetworkingV1().VirtualServices(ns).Create(t.Context(), user, metav1.CreateOptions{})
 	mustCreate(err)
 
+	// The gateway-api router's routes: a generated HTTPRoute, and a user's
+	// steered at 20% (the rule scaled by 100).
+	rc := routeClient(t)
+	generated := &gwv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns, OwnerReferences: owner, Annotations: map[string]string{stepper.AnnotationWeight: "20"}}}
+	generated.Spec.ParentRefs = []gwv1.ParentReference{{Group: ptr.To(gwv1.Group("")), Kind: ptr.To(gwv1.Kind("Service")), Name: "web"}}
+	generated.Spec.Rules = []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{backendRef("web", 80), backendRef("web-canary", 20)}}}
+	mustCreate(rc.Create(t.Context(), generated))
+	userRoute := &gwv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: "shop-route", Namespace: ns, Annotations: map[string]string{stepper.AnnotationWeight: "20"}}}
+	userRoute.Spec.ParentRefs = []gwv1.ParentReference{{Name: "shop-gateway"}}
+	userRoute.Spec.Rules = []gwv1.HTTPRouteRule{
+		{BackendRefs: []gwv1.HTTPBackendRef{backendRef("static", 0)}},
+		{BackendRefs: []gwv1.HTTPBackendRef{backendRef("web", 240), backendRef("web-canary", 60), backendRef("legacy", 100)}},
+	}
+	mustCreate(rc.Create(t.Context(), userRoute))
+
 	// Refused while the controller's webhooks are registered, under the
 	// manifests' name or the one the Helm chart was given; a
 	// configuration of the same name without the controller's webhook is
@@ -137,6 +156,8 @@ func TestRelease(t *testing.T) {
 	t.Logf("kubectl canary release printed:\n%s", out)
 	for _, want := range []string{
 		"virtualservice.networking.istio.io/shop patched (the canary's routes merged back into web)",
+		"httproute.gateway.networking.k8s.io/web deleted (generated for the analysis: the mesh routes to Service web)",
+		"httproute.gateway.networking.k8s.io/shop-route patched (the canary's backendRefs merged back into web)",
 		"deployment.apps/web-canary deleted", "service/web-canary deleted", "destinationrule.networking.istio.io/web-canary deleted",
 		"service/web unpinned (pod-template-hash abc123 removed from its selector)",
 		"deployment.apps/web released:", "it is paused with the template held for analysis (revision 7f9c4d)",
@@ -157,6 +178,22 @@ func TestRelease(t *testing.T) {
 	}
 	if _, ok := vs.Annotations[stepper.AnnotationWeight]; ok {
 		t.Errorf("the weight record is left on the user's VirtualService")
+	}
+	var route gwv1.HTTPRoute
+	if err := rc.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "shop-route"}, &route); err != nil {
+		t.Fatal(err)
+	}
+	if got := routeBackends(route.Spec.Rules[0].BackendRefs); got != "static" {
+		t.Errorf("the user's other HTTPRoute rule changed: %s", got)
+	}
+	if got := routeBackends(route.Spec.Rules[1].BackendRefs); got != "web=3 legacy" {
+		t.Errorf("the user's web rule after release: %s, want web=3 legacy (3:1 as written)", got)
+	}
+	if _, ok := route.Annotations[stepper.AnnotationWeight]; ok {
+		t.Errorf("the weight record is left on the user's HTTPRoute")
+	}
+	if err := rc.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "web"}, &route); !apierrors.IsNotFound(err) {
+		t.Errorf("the generated HTTPRoute is left (err %v)", err)
 	}
 	svc, err := cs.CoreV1().Services(ns).Get(t.Context(), "web", metav1.GetOptions{})
 	if err != nil {
@@ -199,4 +236,42 @@ func TestRelease(t *testing.T) {
 	if out, err := run(t, "release", "web", "-n", ns, "--proxy-wait", "0s"); err != nil {
 		t.Errorf("release again: %v\n%s", err, out)
 	}
+}
+
+// routeClient reads and writes HTTPRoutes.
+func routeClient(t *testing.T) client.Client {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := gwv1.Install(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(env.Admin, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// backendRef is a backendRef to a Service on port 80, of weight w (0:
+// unset).
+func backendRef(name string, w int32) gwv1.HTTPBackendRef {
+	r := gwv1.HTTPBackendRef{BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{Name: gwv1.ObjectName(name), Port: ptr.To(int32(80))}}}
+	if w != 0 {
+		r.Weight = ptr.To(w)
+	}
+	return r
+}
+
+// routeBackends renders backendRefs as "name=weight" ("name" for weight
+// 1, the API's default).
+func routeBackends(refs []gwv1.HTTPBackendRef) string {
+	var out []string
+	for _, r := range refs {
+		s := string(r.Name)
+		if r.Weight != nil && *r.Weight != 1 {
+			s += fmt.Sprintf("=%d", *r.Weight)
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, " ")
 }

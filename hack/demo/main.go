@@ -6,10 +6,16 @@
 // Prometheus reloaded to scrape every second, a slow-only v5 rolled back
 // by the comparison's slow-request test and a healthy v6. It leaves the
 // cluster running and a picture of the rollouts behind.
+//
+// With -router gateway-api (make demo-gateway-api) the same story plays
+// through the Gateway API: reviews carries canary.io/router: gateway-api,
+// and every weight is carried by the HTTPRoute reviews attached to the
+// Service, which istiod turns into the sidecars' routes.
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -17,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/e2e/cluster"
 	"github.com/canary-io/canary/e2e/controller"
 	"github.com/canary-io/canary/e2e/scenario"
@@ -30,6 +37,16 @@ func main() {
 }
 
 func run() error {
+	router := flag.String("router", string(contract.RouterIstio), `the router reviews uses: "istio" (VirtualService) or "gateway-api" (HTTPRoute)`)
+	flag.Parse()
+	var annotations map[string]string
+	switch contract.Router(*router) {
+	case contract.RouterIstio:
+	case contract.RouterGatewayAPI:
+		annotations = map[string]string{contract.KeyRouter: *router}
+	default:
+		return fmt.Errorf("-router %q: want %q or %q", *router, contract.RouterIstio, contract.RouterGatewayAPI)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root, err := cluster.RepoRoot()
@@ -71,7 +88,7 @@ func run() error {
 	}
 	defer ctrl.Stop()
 
-	res, err := scenario.Run(ctx, c, scenario.Options{Interval: 10 * time.Second, Out: os.Stdout, ThenScrape: time.Second, Notifications: chat})
+	res, err := scenario.Run(ctx, c, scenario.Options{Interval: 10 * time.Second, Out: os.Stdout, ThenScrape: time.Second, Notifications: chat, Annotations: annotations})
 	if err != nil {
 		return err
 	}

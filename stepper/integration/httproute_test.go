@@ -206,3 +206,51 @@ func keys(m map[string]bool) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestSwitchingRouterBetweenAnalyses: an analysis with the Istio router
+// leaves the generated VirtualService reviews; the next one, with the
+// Gateway API router, deletes it as it starts and generates the HTTPRoute
+// instead, so that two kinds of route never serve the host. A user's
+// VirtualService for the host then stops a gateway-api analysis before
+// any traffic moves.
+func TestSwitchingRouterBetweenAnalyses(t *testing.T) {
+	ns, cs, _ := setup(t)
+	c := routeClient(t)
+	prom.Set(ns, kit.Healthy)
+	kubectl(t, manifest(ns, "v2"), "apply", "-f", "-")
+	phaseOf(t, cs, ns, contract.PhaseSucceeded, 90*time.Second)
+	var vs istionetv1.VirtualService
+	if err := c.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: "reviews"}, &vs); err != nil {
+		t.Fatalf("the Istio router's analysis left no generated VirtualService: %v", err)
+	}
+
+	gateway := []string{`canary.io/router: gateway-api`}
+	kubectl(t, manifest(ns, "v3", gateway...), "apply", "-f", "-")
+	waitRoute(t, c, ns, "reviews", 30*time.Second, "generated", func(*gwv1.HTTPRoute) bool { return true })
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		err := c.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: "reviews"}, &vs)
+		if apierrors.IsNotFound(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the generated VirtualService is still there with the gateway-api router (err %v)", err)
+		}
+	}
+	phaseOf(t, cs, ns, contract.PhaseSucceeded, 90*time.Second)
+
+	kubectl(t, fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews-user, namespace: %s}
+spec:
+  hosts: [reviews]
+  http: [{route: [{destination: {host: reviews}}]}]
+`, ns), "apply", "-f", "-")
+	kubectl(t, manifest(ns, "v4", gateway...), "apply", "-f", "-")
+	d := phaseOf(t, cs, ns, contract.PhaseRolledBack, 30*time.Second)
+	if msg := d.Annotations[contract.KeyMessage]; !strings.Contains(msg, `VirtualService reviews-user routes the host reviews, and this Deployment uses the "gateway-api" router`) {
+		t.Errorf("message %q does not name the conflict", msg)
+	}
+	if d.Annotations[contract.KeyWeight] != "0" {
+		t.Errorf("weight %s: traffic moved despite the conflict", d.Annotations[contract.KeyWeight])
+	}
+}
