@@ -77,10 +77,10 @@ type Reader struct {
 	flushing bool // a flush of the check requests is scheduled
 	// lastFlush is when the last round of check reads started.
 	lastFlush time.Time
-	hurrying bool // a read of the first reads steps wait for is scheduled
-	kick     chan struct{}
-	soon     chan struct{} // a first read is wanted
-	wg       sync.WaitGroup
+	hurrying  bool // a read of the first reads steps wait for is scheduled
+	kick      chan struct{}
+	soon      chan struct{} // a first read is wanted
+	wg        sync.WaitGroup
 }
 
 // Defaults of the Reader.
@@ -88,7 +88,7 @@ const (
 	DefaultCheckDelay = 250 * time.Millisecond
 	// checkGather is how long a round that may start at once waits for
 	// the other requests of the same moment (passes woken together).
-	checkGather = 20 * time.Millisecond
+	checkGather       = 20 * time.Millisecond
 	DefaultAloneLimit = 8
 	// forgetAfter: a reading or check round no pass has asked about for
 	// this long is dropped (its analysis ended while the Deployment was
