@@ -191,7 +191,11 @@ func FuzzValidate(f *testing.F) {
 				}
 				continue
 			}
-			// A valid key parses the same alone: keys do not depend on each other.
+			// A valid key parses the same alone: keys do not depend on each
+			// other, but for those that need a strategy.
+			if dependsOnStrategy[key] {
+				continue
+			}
 			alone, _ := ParseSettings(map[string]string{key: in[key]})
 			if !reflect.DeepEqual(get(s), get(alone)) {
 				t.Fatalf("%s=%q parses to %v with other keys, %v alone", key, in[key], get(s), get(alone))
@@ -222,7 +226,14 @@ var settingField = map[string]func(Settings) any{
 	KeyNotify:           func(s Settings) any { return s.Notify },
 	KeyRouter:           func(s Settings) any { return s.Router },
 	KeyHTTPRoute:        func(s Settings) any { return s.HTTPRoutes },
+	KeyStrategy:         func(s Settings) any { return s.Strategy },
+	KeyIterations:       func(s Settings) any { return s.Iterations },
+	KeyMatch:            func(s Settings) any { return s.Match },
 }
+
+// dependsOnStrategy are the keys valid only with another strategy than
+// the default: alone, each is refused (a setting that would do nothing).
+var dependsOnStrategy = map[string]bool{KeyIterations: true, KeyMatch: true}
 
 func TestSettingFieldCoversEverySetting(t *testing.T) {
 	for _, key := range SettingKeys {
@@ -256,6 +267,13 @@ func checkSettings(t *testing.T, s Settings) {
 		t.Fatalf("no data %q", s.NoData)
 	case s.ProgressDeadline < time.Second:
 		t.Fatalf("progress deadline %v", s.ProgressDeadline)
+	case s.Strategy != StrategyCanary && s.Strategy != StrategyAB:
+		t.Fatalf("strategy %q", s.Strategy)
+	case s.Strategy == StrategyAB && (len(s.Match) == 0 || len(s.VirtualServices) > 0 || len(s.HTTPRoutes) > 0),
+		s.Strategy != StrategyAB && len(s.Match) > 0:
+		t.Fatalf("strategy %q with match %v, virtual services %q, HTTPRoutes %q", s.Strategy, s.Match, s.VirtualServices, s.HTTPRoutes)
+	case s.Iterations < 1 || s.Iterations > MaxIterations:
+		t.Fatalf("iterations %d", s.Iterations)
 	case s.Router != RouterIstio && s.Router != RouterGatewayAPI:
 		t.Fatalf("router %q", s.Router)
 	case len(s.HTTPRoutes) > 0 && s.Router != RouterGatewayAPI, len(s.VirtualServices) > 0 && s.Router != RouterIstio:

@@ -63,6 +63,18 @@ const (
 	// a Gateway); only their backendRefs to the Service are steered. It
 	// implies the Gateway API router. A contract addition (v1.1).
 	KeyHTTPRoute = "canary.io/httproute"
+	// KeyStrategy is how the analysis sends traffic to the canary:
+	// "canary" (weight steps, the default) or "ab" (only the requests
+	// matching [KeyMatch], for [KeyIterations] intervals). A contract
+	// addition (v1.1).
+	KeyStrategy = "canary.io/strategy"
+	// KeyIterations is the number of intervals of an "ab" analysis
+	// (default 10). A contract addition (v1.1).
+	KeyIterations = "canary.io/iterations"
+	// KeyMatch is, for "ab", the requests that go to the canary: a YAML
+	// list in Flagger's match format (headers, cookies through the cookie
+	// header, query parameters). A contract addition (v1.1).
+	KeyMatch = "canary.io/match"
 	// KeyNotify names the notification providers (configured by the
 	// cluster admin) told of this Deployment's analyses, comma separated,
 	// e.g. "team-chat, oncall". A contract addition (v1.1).
@@ -118,7 +130,7 @@ var SettingKeys = []string{
 	KeyMinSuccessRate, KeyMaxLatency, KeyMetrics, KeyConfidence,
 	KeyTolerance, KeyNoData, KeyProgressDeadline, KeyVirtualService,
 	KeyPrometheus, KeyWebhooks, KeyWindow, KeyNotify, KeyRouter,
-	KeyHTTPRoute,
+	KeyHTTPRoute, KeyStrategy, KeyIterations, KeyMatch,
 }
 
 // ControlKeys are the controls a user may write.
@@ -175,7 +187,7 @@ var knownKeys = func() map[string]keyKind {
 		KeyMinSuccessRate, KeyMaxLatency, KeyMetrics, KeyConfidence,
 		KeyTolerance, KeyNoData, KeyProgressDeadline, KeyVirtualService,
 		KeyPrometheus, KeyWebhooks, KeyWindow, KeyNotify, KeyRouter,
-		KeyHTTPRoute,
+		KeyHTTPRoute, KeyStrategy, KeyIterations, KeyMatch,
 	} {
 		m[k] = kindSetting
 	}

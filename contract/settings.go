@@ -34,6 +34,25 @@ const (
 	RouterGatewayAPI Router = "gateway-api"
 )
 
+// Strategy is the value of [KeyStrategy]: how the analysis sends traffic
+// to the canary.
+type Strategy string
+
+const (
+	// StrategyCanary moves a share of all requests to the canary, step by
+	// step (canary.io/steps; the default).
+	StrategyCanary Strategy = "canary"
+	// StrategyAB sends only the requests matching canary.io/match to the
+	// canary, for canary.io/iterations intervals.
+	StrategyAB Strategy = "ab"
+)
+
+// DefaultIterations is the default of [KeyIterations].
+const DefaultIterations = 10
+
+// MaxIterations bounds [KeyIterations].
+const MaxIterations = 100
+
 // Settings are the analysis settings of one Deployment, parsed from its
 // annotations by [ParseSettings]. The zero value is not meaningful; start
 // from [DefaultSettings].
@@ -90,6 +109,14 @@ type Settings struct {
 	// HTTPRoutes are the user's HTTPRoutes to steer (canary.io/httproute);
 	// empty with RouterGatewayAPI means the system generates one.
 	HTTPRoutes []string
+	// Strategy is how traffic reaches the canary: StrategyCanary (the
+	// default) or StrategyAB.
+	Strategy Strategy
+	// Iterations is the number of intervals of an ab analysis; default
+	// DefaultIterations.
+	Iterations int
+	// Match are, for StrategyAB, the requests that go to the canary.
+	Match []Match
 }
 
 // DefaultSettings returns the defaults of the contract's table, the settings
@@ -106,6 +133,8 @@ func DefaultSettings() Settings {
 		NoData:           NoDataHold,
 		ProgressDeadline: 10 * time.Minute,
 		Router:           RouterIstio,
+		Strategy:         StrategyCanary,
+		Iterations:       DefaultIterations,
 	}
 }
 
@@ -174,7 +203,49 @@ func ParseSettings(annotations map[string]string) (Settings, field.ErrorList) {
 			errs = append(errs, field.Invalid(annotationPath(p.key), value, err.Error()))
 		}
 	}
-	return s, append(errs, routerErrors(&s, annotations)...)
+	errs = append(errs, routerErrors(&s, annotations)...)
+	return s, append(errs, strategyErrors(&s, annotations, errs)...)
+}
+
+// failed reports whether errs hold an error for the annotation key.
+func failed(errs field.ErrorList, key string) bool {
+	path := annotationPath(key).String()
+	for _, e := range errs {
+		if e.Field == path {
+			return true
+		}
+	}
+	return false
+}
+
+// strategyErrors checks the strategy against the settings it needs or
+// excludes. The annotation in error keeps its default.
+func strategyErrors(s *Settings, annotations map[string]string, before field.ErrorList) field.ErrorList {
+	var errs field.ErrorList
+	if s.Strategy == StrategyAB {
+		why := ""
+		switch {
+		case len(s.Match) == 0:
+			why = fmt.Sprintf("%q sends the requests matching %s to the canary: set it", StrategyAB, KeyMatch)
+		case len(s.VirtualServices) > 0 || len(s.HTTPRoutes) > 0:
+			why = fmt.Sprintf("%q routes through the route the system generates: remove %s and %s", StrategyAB, KeyVirtualService, KeyHTTPRoute)
+		}
+		if why != "" {
+			errs = append(errs, field.Invalid(annotationPath(KeyStrategy), annotations[KeyStrategy], why))
+			s.Strategy = StrategyCanary
+		}
+	}
+	if _, set := annotations[KeyMatch]; set && len(s.Match) > 0 && s.Strategy != StrategyAB {
+		errs = append(errs, field.Invalid(annotationPath(KeyMatch), annotations[KeyMatch],
+			fmt.Sprintf("is for %s: %q only", KeyStrategy, StrategyAB)))
+		s.Match = nil
+	}
+	if _, set := annotations[KeyIterations]; set && s.Strategy == StrategyCanary && !failed(before, KeyIterations) {
+		errs = append(errs, field.Invalid(annotationPath(KeyIterations), annotations[KeyIterations],
+			fmt.Sprintf("is for %s: %q (the %q strategy steps through %s)", KeyStrategy, StrategyAB, StrategyCanary, KeySteps)))
+		s.Iterations = DefaultIterations
+	}
+	return errs
 }
 
 // routerErrors checks the route settings against each other, and makes
@@ -332,6 +403,27 @@ var settingParsers = []struct {
 		names, err := parseNames(v, "HTTPRoute", validation.IsDNS1123Subdomain)
 		if err == nil {
 			s.HTTPRoutes = names
+		}
+		return err
+	}},
+	{KeyStrategy, func(s *Settings, v string) error {
+		strategy, err := parseStrategy(v)
+		if err == nil {
+			s.Strategy = strategy
+		}
+		return err
+	}},
+	{KeyIterations, func(s *Settings, v string) error {
+		n, err := parseIterations(v)
+		if err == nil {
+			s.Iterations = n
+		}
+		return err
+	}},
+	{KeyMatch, func(s *Settings, v string) error {
+		m, err := parseMatch(v)
+		if err == nil {
+			s.Match = m
 		}
 		return err
 	}},

@@ -19,6 +19,8 @@ func TestDefaultSettings(t *testing.T) {
 		NoData:           NoDataHold,
 		ProgressDeadline: 10 * time.Minute,
 		Router:           RouterIstio,
+		Strategy:         StrategyCanary,
+		Iterations:       DefaultIterations,
 	}
 	for name, in := range map[string]map[string]string{
 		"nil":                   nil,

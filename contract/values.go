@@ -95,6 +95,14 @@ func parseWhole(s string) (int, error) {
 	return strconv.Atoi(s)
 }
 
+func parseIterations(v string) (int, error) {
+	n, err := parseWhole(strings.TrimSpace(v))
+	if err != nil || n < 1 || n > MaxIterations {
+		return 0, fmt.Errorf("must be a whole number from 1 to %d: the intervals of the analysis", MaxIterations)
+	}
+	return n, nil
+}
+
 func parseThreshold(v string) (int, error) {
 	n, err := parseWhole(strings.TrimSpace(v))
 	if err != nil || n < 1 || n > maxThreshold {
@@ -155,6 +163,16 @@ func parseNoData(v string) (NoDataPolicy, error) {
 		return p, nil
 	}
 	return "", fmt.Errorf("must be one of %q, %q, %q", NoDataHold, NoDataFail, NoDataPass)
+}
+
+func parseStrategy(v string) (Strategy, error) {
+	switch st := Strategy(strings.TrimSpace(v)); st {
+	case StrategyCanary, StrategyAB:
+		return st, nil
+	case "blue-green":
+		return "", fmt.Errorf(`"blue-green" is not available in this version yet: %q or %q`, StrategyCanary, StrategyAB)
+	}
+	return "", fmt.Errorf("must be %q (weight steps) or %q (matching requests only)", StrategyCanary, StrategyAB)
 }
 
 func parseRouter(v string) (Router, error) {

@@ -71,3 +71,25 @@ func TestBookinfo(t *testing.T) {
 		t.Logf("live view:\n%s", live.String())
 	}
 }
+
+// TestABTesting: reviews v1 → v2 as an A/B analysis through the generated
+// VirtualService: while its iterations run, the requests with the
+// insider header or the canary=always cookie reach the canary and no
+// other request does, as counted at the traffic generator that follows
+// istiod's routes; then v2 is promoted.
+func TestABTesting(t *testing.T) {
+	var live strings.Builder
+	res, err := scenario.RunAB(t.Context(), env, "ab-istio", 10*time.Second, nil, &live)
+	if err != nil {
+		t.Fatalf("%v\nlive view:\n%s", err, live.String())
+	}
+	for _, line := range res.Report {
+		fmt.Println("BENCH ab " + line)
+	}
+	for _, f := range res.Failures {
+		t.Error(f)
+	}
+	if t.Failed() {
+		t.Logf("live view:\n%s", live.String())
+	}
+}

@@ -556,7 +556,7 @@ func (r *Reconciler) setWeight(ctx context.Context, w *world, weight int32) erro
 		}
 		return nil
 	}
-	want := generatedVirtualService(w.deployment, w.service, weight)
+	want := generatedVirtualService(w.deployment, w.service, weight, w.settings.Match)
 	if w.virtualService == nil {
 		if err := r.Client.Create(ctx, want); err != nil {
 			return fmt.Errorf("create virtual service %s: %w", want.Name, err)
@@ -604,7 +604,7 @@ func (r *Reconciler) setRouteWeight(ctx context.Context, w *world, weight int32)
 		}
 		return nil
 	}
-	want, err := generatedHTTPRoute(w.deployment, w.service, weight)
+	want, err := generatedHTTPRoute(w.deployment, w.service, weight, w.settings.Match)
 	if err != nil {
 		return err
 	}

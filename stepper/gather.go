@@ -544,7 +544,7 @@ func (r *Reconciler) readHTTPRoutes(ctx context.Context, w *world) error {
 	names := w.settings.HTTPRoutes
 	if len(names) == 0 {
 		names = []string{svc.Name}
-		if _, err := generatedHTTPRoute(d, svc, 0); err != nil {
+		if _, err := generatedHTTPRoute(d, svc, 0, nil); err != nil {
 			w.obs.Conflict = err.Error()
 		}
 	}
@@ -570,6 +570,9 @@ func (r *Reconciler) readHTTPRoutes(ctx context.Context, w *world) error {
 	}
 	for i, rt := range steered {
 		weight := steeredRouteWeight(rt, svc)
+		if w.settings.Strategy == contract.StrategyAB && ruleToCanary(rt, svc) {
+			weight = 100 // the match rule
+		}
 		if i == 0 {
 			w.obs.RoutedWeight = weight
 		}
@@ -635,6 +638,9 @@ func (r *Reconciler) readVirtualServices(ctx context.Context, w *world) error {
 	}
 	for i, vs := range steeredVS {
 		weight := steeredWeight(vs, svc)
+		if w.settings.Strategy == contract.StrategyAB && routesToCanary(vs, svc) {
+			weight = 100 // the match route
+		}
 		if i == 0 {
 			w.obs.RoutedWeight = weight
 		}

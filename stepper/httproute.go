@@ -3,6 +3,8 @@ package stepper
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -11,6 +13,8 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/canary-io/canary/contract"
 )
 
 // The Gateway API router (canary.io/router: gateway-api, or HTTPRoutes
@@ -39,7 +43,12 @@ const maxUserWeight = 1_000_000 / weightScale
 // serve it), all traffic to <service>, or weight percent to
 // <service>-canary and the rest to <service>. A Service's backendRef needs
 // its port, so the Service must have exactly one.
-func generatedHTTPRoute(d *appsv1.Deployment, svc *corev1.Service, weight int32) (*gwv1.HTTPRoute, error) {
+//
+// With match (an ab analysis) and a weight above 0, a first rule sends the
+// matching requests to <service>-canary and the second everything else to
+// <service> (the Gateway API ranks a rule with header or query matches
+// before one without).
+func generatedHTTPRoute(d *appsv1.Deployment, svc *corev1.Service, weight int32, match []contract.Match) (*gwv1.HTTPRoute, error) {
 	if len(svc.Spec.Ports) != 1 {
 		return nil, fmt.Errorf("the Service %s has %d ports, and a generated HTTPRoute routes one: name an HTTPRoute for each port in canary.io/httproute", svc.Name, len(svc.Spec.Ports))
 	}
@@ -52,11 +61,54 @@ func generatedHTTPRoute(d *appsv1.Deployment, svc *corev1.Service, weight int32)
 	rt.Spec.ParentRefs = []gwv1.ParentReference{serviceParent(svc.Name)}
 	stable := gwv1.HTTPBackendRef{BackendRef: gwv1.BackendRef{BackendObjectReference: serviceBackend(svc.Name, svc.Spec.Ports[0].Port)}}
 	rt.Spec.Rules = []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{stable}}}
-	if err := steerHTTPRoute(rt, svc, weight); err != nil {
+	if len(match) > 0 && weight > 0 {
+		canary := gwv1.HTTPBackendRef{BackendRef: gwv1.BackendRef{BackendObjectReference: serviceBackend(CanaryName(svc.Name), svc.Spec.Ports[0].Port)}}
+		rt.Spec.Rules = []gwv1.HTTPRouteRule{{Matches: gatewayMatches(match), BackendRefs: []gwv1.HTTPBackendRef{canary}}, rt.Spec.Rules[0]}
+	} else if err := steerHTTPRoute(rt, svc, weight); err != nil {
 		return nil, err
 	}
 	setRecordedRouteWeight(rt, weight)
 	return rt, nil
+}
+
+// gatewayMatches are canary.io/match as Gateway API matches: exact
+// conditions as Exact, prefixes and regexes as RegularExpression (the
+// API has no prefix match for headers), in name order.
+func gatewayMatches(ms []contract.Match) []gwv1.HTTPRouteMatch {
+	out := make([]gwv1.HTTPRouteMatch, 0, len(ms))
+	for _, m := range ms {
+		var r gwv1.HTTPRouteMatch
+		for _, name := range slices.Sorted(maps.Keys(m.Headers)) {
+			kind, value := gatewayValue(m.Headers[name])
+			r.Headers = append(r.Headers, gwv1.HTTPHeaderMatch{Type: ptr.To(gwv1.HeaderMatchType(kind)), Name: gwv1.HTTPHeaderName(name), Value: value})
+		}
+		for _, name := range slices.Sorted(maps.Keys(m.QueryParams)) {
+			kind, value := gatewayValue(m.QueryParams[name])
+			r.QueryParams = append(r.QueryParams, gwv1.HTTPQueryParamMatch{Type: ptr.To(gwv1.QueryParamMatchType(kind)), Name: gwv1.HTTPHeaderName(name), Value: value})
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func gatewayValue(m contract.StringMatch) (kind, value string) {
+	if m.Exact != "" {
+		return "Exact", m.Exact
+	}
+	return "RegularExpression", m.AsRegex()
+}
+
+// ruleToCanary reports whether any rule of an HTTPRoute sends requests
+// to the Service's canary: an ab analysis' weight (100) is routed.
+func ruleToCanary(rt *gwv1.HTTPRoute, svc *corev1.Service) bool {
+	for _, rule := range rt.Spec.Rules {
+		for _, r := range rule.BackendRefs {
+			if backendIs(r.BackendObjectReference, rt.Namespace, svc, CanaryName(svc.Name)) && refWeight(r) > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // serviceParent is the parentRef that attaches a route to a Service (the

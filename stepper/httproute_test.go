@@ -11,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/canary-io/canary/contract"
 )
 
 // ref is a backendRef to a Service of the route's namespace on port
@@ -184,7 +186,7 @@ func TestGeneratedHTTPRoute(t *testing.T) {
 	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "shop", UID: "u1"}}
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "shop"},
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 9080}}}}
-	rt, err := generatedHTTPRoute(d, svc, 25)
+	rt, err := generatedHTTPRoute(d, svc, 25, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,11 +199,11 @@ func TestGeneratedHTTPRoute(t *testing.T) {
 	if rt.Annotations[AnnotationWeight] != "25" {
 		t.Errorf("record %v", rt.Annotations)
 	}
-	if rt, _ := generatedHTTPRoute(d, svc, 0); weights(rt.Spec.Rules[0].BackendRefs) != "reviews" {
+	if rt, _ := generatedHTTPRoute(d, svc, 0, nil); weights(rt.Spec.Rules[0].BackendRefs) != "reviews" {
 		t.Errorf("weight 0: %s", weights(rt.Spec.Rules[0].BackendRefs))
 	}
 	svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: "grpc", Port: 9090})
-	if _, err := generatedHTTPRoute(d, svc, 0); err == nil || !strings.Contains(err.Error(), "has 2 ports") {
+	if _, err := generatedHTTPRoute(d, svc, 0, nil); err == nil || !strings.Contains(err.Error(), "has 2 ports") {
 		t.Errorf("two ports: %v", err)
 	}
 }
@@ -230,5 +232,59 @@ func TestAttachedTo(t *testing.T) {
 		if got := attachedTo(c.rt, svc); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// TestABRoutes: with a match and a weight above 0 the generated routes of
+// both routers send the matching requests to the canary and the rest to
+// stable, and read back as weight 100; at weight 0 they are the canary
+// strategy's (all to stable).
+func TestABRoutes(t *testing.T) {
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "shop", UID: "u1"}}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "shop"},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 9080}}}}
+	match := []contract.Match{
+		{Headers: map[string]contract.StringMatch{"x-canary": {Exact: "insider"}, "user-agent": {Prefix: "Mozilla/"}}},
+		{QueryParams: map[string]contract.StringMatch{"beta": {Regex: "1|yes"}}},
+	}
+
+	vs := generatedVirtualService(d, svc, 100, match)
+	if len(vs.Spec.Http) != 2 || len(vs.Spec.Http[0].Match) != 2 || vs.Spec.Http[0].Route[0].Destination.Host != "reviews-canary" ||
+		vs.Spec.Http[1].Match != nil || vs.Spec.Http[1].Route[0].Destination.Host != "reviews" {
+		t.Fatalf("ab VirtualService: %v", vs.Spec.Http)
+	}
+	if h := vs.Spec.Http[0].Match[0].Headers; h["x-canary"].GetExact() != "insider" || h["user-agent"].GetPrefix() != "Mozilla/" {
+		t.Errorf("headers %v", h)
+	}
+	if q := vs.Spec.Http[0].Match[1].QueryParams; q["beta"].GetRegex() != "1|yes" {
+		t.Errorf("query parameters %v", q)
+	}
+	if !routesToCanary(vs, svc) || routesToCanary(generatedVirtualService(d, svc, 0, match), svc) {
+		t.Errorf("routesToCanary does not tell the match route apart")
+	}
+	if zero := generatedVirtualService(d, svc, 0, match); len(zero.Spec.Http) != 1 || zero.Spec.Http[0].Match != nil {
+		t.Errorf("ab at weight 0: %v", zero.Spec.Http)
+	}
+
+	rt, err := generatedHTTPRoute(d, svc, 100, match)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rt.Spec.Rules) != 2 || weights(rt.Spec.Rules[0].BackendRefs) != "reviews-canary" || weights(rt.Spec.Rules[1].BackendRefs) != "reviews" {
+		t.Fatalf("ab HTTPRoute rules: %+v", rt.Spec.Rules)
+	}
+	m := rt.Spec.Rules[0].Matches
+	if len(m) != 2 || len(m[0].Headers) != 2 || m[0].Headers[0].Name != "user-agent" || *m[0].Headers[0].Type != gwv1.HeaderMatchRegularExpression ||
+		m[0].Headers[0].Value != "Mozilla/.*" || m[0].Headers[1].Name != "x-canary" || *m[0].Headers[1].Type != gwv1.HeaderMatchExact {
+		t.Errorf("header matches %+v", m)
+	}
+	if len(m[1].QueryParams) != 1 || *m[1].QueryParams[0].Type != gwv1.QueryParamMatchRegularExpression || m[1].QueryParams[0].Value != "1|yes" {
+		t.Errorf("query matches %+v", m[1].QueryParams)
+	}
+	if !ruleToCanary(rt, svc) {
+		t.Errorf("ruleToCanary misses the match rule")
+	}
+	if zero, _ := generatedHTTPRoute(d, svc, 0, match); ruleToCanary(zero, svc) || len(zero.Spec.Rules) != 1 {
+		t.Errorf("ab at weight 0: %+v", zero.Spec.Rules)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/canary-io/canary/contract"
 )
 
 // Labels and annotations the stepper puts on the objects it creates.
@@ -112,8 +114,10 @@ func canaryDestinationRule(d *appsv1.Deployment, svc *corev1.Service, user *isti
 
 // generatedVirtualService is the VirtualService <service> the stepper
 // owns when the user names none: all traffic to <service>, or weight
-// percent to <service>-canary and the rest to <service>.
-func generatedVirtualService(d *appsv1.Deployment, svc *corev1.Service, weight int32) *istionetv1.VirtualService {
+// percent to <service>-canary and the rest to <service>. With match (an
+// ab analysis) and a weight above 0: the matching requests to
+// <service>-canary, first, and everything else to <service>.
+func generatedVirtualService(d *appsv1.Deployment, svc *corev1.Service, weight int32, match []contract.Match) *istionetv1.VirtualService {
 	vs := &istionetv1.VirtualService{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: svc.Name, Namespace: svc.Namespace,
@@ -121,9 +125,63 @@ func generatedVirtualService(d *appsv1.Deployment, svc *corev1.Service, weight i
 		},
 	}
 	vs.Spec.Hosts = []string{svc.Name}
-	vs.Spec.Http = []*networkingv1.HTTPRoute{{Route: routeTo(svc.Name, weight)}}
+	if len(match) > 0 && weight > 0 {
+		vs.Spec.Http = []*networkingv1.HTTPRoute{
+			{Name: "canary-match", Match: istioMatches(match), Route: []*networkingv1.HTTPRouteDestination{{Destination: &networkingv1.Destination{Host: CanaryName(svc.Name)}}}},
+			{Route: routeTo(svc.Name, 0)},
+		}
+	} else {
+		vs.Spec.Http = []*networkingv1.HTTPRoute{{Route: routeTo(svc.Name, weight)}}
+	}
 	setRecordedWeight(vs, weight)
 	return vs
+}
+
+// istioMatches are canary.io/match as Istio's HTTP match requests: the
+// same format, field for field.
+func istioMatches(ms []contract.Match) []*networkingv1.HTTPMatchRequest {
+	out := make([]*networkingv1.HTTPMatchRequest, 0, len(ms))
+	for _, m := range ms {
+		r := &networkingv1.HTTPMatchRequest{}
+		if len(m.Headers) > 0 {
+			r.Headers = map[string]*networkingv1.StringMatch{}
+			for k, v := range m.Headers {
+				r.Headers[k] = istioStringMatch(v)
+			}
+		}
+		if len(m.QueryParams) > 0 {
+			r.QueryParams = map[string]*networkingv1.StringMatch{}
+			for k, v := range m.QueryParams {
+				r.QueryParams[k] = istioStringMatch(v)
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func istioStringMatch(m contract.StringMatch) *networkingv1.StringMatch {
+	switch {
+	case m.Regex != "":
+		return &networkingv1.StringMatch{MatchType: &networkingv1.StringMatch_Regex{Regex: m.Regex}}
+	case m.Prefix != "":
+		return &networkingv1.StringMatch{MatchType: &networkingv1.StringMatch_Prefix{Prefix: m.Prefix}}
+	}
+	return &networkingv1.StringMatch{MatchType: &networkingv1.StringMatch_Exact{Exact: m.Exact}}
+}
+
+// routesToCanary reports whether any route of a VirtualService sends
+// requests to the Service's canary: an ab analysis' weight (100) is
+// routed.
+func routesToCanary(vs *istionetv1.VirtualService, svc *corev1.Service) bool {
+	for _, route := range vs.Spec.Http {
+		for _, d := range route.Route {
+			if d.Destination != nil && isCanaryHost(d.Destination.Host, svc) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // routeTo is the weighted destinations of a steered route: weight percent

@@ -109,3 +109,24 @@ func TestBookinfoThroughAnHTTPRoute(t *testing.T) {
 		t.Logf("live view:\n%s", live.String())
 	}
 }
+
+// TestABThroughAnHTTPRoute: the A/B story through the generated HTTPRoute
+// (the header match exact, the cookie's as a regular expression): only
+// the matching requests reach the canary, counted at the generator.
+func TestABThroughAnHTTPRoute(t *testing.T) {
+	var live strings.Builder
+	res, err := scenario.RunAB(t.Context(), env, "ab-gateway", 10*time.Second,
+		map[string]string{contract.KeyRouter: string(contract.RouterGatewayAPI)}, &live)
+	if err != nil {
+		t.Fatalf("%v\nlive view:\n%s", err, live.String())
+	}
+	for _, line := range res.Report {
+		fmt.Println("BENCH gateway-api ab " + line)
+	}
+	for _, f := range res.Failures {
+		t.Error(f)
+	}
+	if t.Failed() {
+		t.Logf("live view:\n%s", live.String())
+	}
+}

@@ -98,7 +98,7 @@ func Run(ctx context.Context, c *cluster.Cluster, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &story{c: c, cs: cs, o: o, res: &Result{}}
+	s := &story{ns: Namespace, c: c, cs: cs, o: o, res: &Result{}}
 	if err := s.deploy(ctx); err != nil {
 		return nil, err
 	}
@@ -108,7 +108,7 @@ func Run(ctx context.Context, c *cluster.Cluster, o Options) (*Result, error) {
 		{Image: bookinfo.Image(badVersion), ErrorShare: 0.10},
 		{Image: bookinfo.Image(slowVersion), Latency: trafficgen.Latency{Min: 600 * time.Millisecond, Max: 900 * time.Millisecond}},
 	}
-	if s.traffic, err = StartTraffic(ctx, c, cs, Namespace, bad); err != nil {
+	if s.traffic, err = StartTraffic(ctx, c, cs, s.ns, bad); err != nil {
 		return nil, err
 	}
 	if s.prom, err = stepper.NewPrometheus(c.PrometheusURL); err != nil {
@@ -154,6 +154,7 @@ func Run(ctx context.Context, c *cluster.Cluster, o Options) (*Result, error) {
 
 // story is one run's state.
 type story struct {
+	ns      string // the namespace the story plays in
 	c       *cluster.Cluster
 	cs      kubernetes.Interface
 	o       Options
@@ -168,7 +169,7 @@ type story struct {
 }
 
 func (s *story) kubectl(ctx context.Context, stdin string, args ...string) error {
-	cmd := s.c.Kubectl(ctx, append([]string{"-n", Namespace}, args...)...)
+	cmd := s.c.Kubectl(ctx, append([]string{"-n", s.ns}, args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	s.lastOutput = string(out)
@@ -194,10 +195,10 @@ func (s *story) window() time.Duration {
 // until reviews is rolled out and Idle and productpage runs.
 func (s *story) deploy(ctx context.Context) error {
 	_, err := s.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
-		Name: Namespace, Labels: map[string]string{"istio-injection": "enabled"},
+		Name: s.ns, Labels: map[string]string{"istio-injection": "enabled"},
 	}}, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create namespace %s: %w", Namespace, err)
+		return fmt.Errorf("create namespace %s: %w", s.ns, err)
 	}
 	if err := s.kubectl(ctx, bookinfo.App, "apply", "-f", "-"); err != nil {
 		return err
@@ -242,7 +243,7 @@ func (s *story) rollout(ctx context.Context, from, to string, want contract.Phas
 	deadline := time.Now().Add(4 * time.Minute)
 	for {
 		var err error
-		if d, err = s.cs.AppsV1().Deployments(Namespace).Get(ctx, "reviews", metav1.GetOptions{}); err != nil {
+		if d, err = s.cs.AppsV1().Deployments(s.ns).Get(ctx, "reviews", metav1.GetOptions{}); err != nil {
 			return err
 		}
 		sample := s.sample(ctx, d, time.Since(start))
@@ -303,7 +304,7 @@ func (s *story) rollout(ctx context.Context, from, to string, want contract.Phas
 		if img := d.Spec.Template.Spec.Containers[0].Image; d.Spec.Paused || img != bookinfo.Image(to) {
 			s.res.fail("%s: after promotion paused %v, image %s", title, d.Spec.Paused, img)
 		}
-		if _, err := s.cs.AppsV1().Deployments(Namespace).Get(ctx, stepper.CanaryName("reviews"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		if _, err := s.cs.AppsV1().Deployments(s.ns).Get(ctx, stepper.CanaryName("reviews"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			if err := s.waitGone(ctx); err != nil {
 				s.res.fail("%s: the canary objects remain after promotion", title)
 			}
@@ -315,7 +316,7 @@ func (s *story) rollout(ctx context.Context, from, to string, want contract.Phas
 // afterRollback checks the rolled-back state, then applies v3 again (the
 // hold ends, nothing rolls) and v4 again (held without a new analysis).
 func (s *story) afterRollback(ctx context.Context) error {
-	d, err := s.cs.AppsV1().Deployments(Namespace).Get(ctx, "reviews", metav1.GetOptions{})
+	d, err := s.cs.AppsV1().Deployments(s.ns).Get(ctx, "reviews", metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
@@ -333,7 +334,7 @@ func (s *story) afterRollback(ctx context.Context) error {
 	if err := s.allPodsRun(ctx, "v3"); err != nil {
 		s.res.fail("after the rollback: %v", err)
 	}
-	status := s.c.Kubectl(ctx, "-n", Namespace, "rollout", "status", "deployment/reviews", "--timeout=30s")
+	status := s.c.Kubectl(ctx, "-n", s.ns, "rollout", "status", "deployment/reviews", "--timeout=30s")
 	if out, err := status.CombinedOutput(); err == nil {
 		s.res.fail("kubectl rollout status succeeded after the rollback:\n%s", out)
 	}
@@ -370,7 +371,7 @@ func (s *story) afterRollback(ctx context.Context) error {
 		return err
 	}
 	time.Sleep(2 * time.Second)
-	if _, err := s.cs.AppsV1().Deployments(Namespace).Get(ctx, stepper.CanaryName("reviews"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+	if _, err := s.cs.AppsV1().Deployments(s.ns).Get(ctx, stepper.CanaryName("reviews"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		s.res.fail("v4 applied again started a canary (err %v)", err)
 	}
 	s.res.Report = append(s.res.Report, "v4 applied again: "+d.Annotations[contract.KeyMessage])
@@ -424,7 +425,7 @@ func (s *story) slowAndLast(ctx context.Context) error {
 	if err := s.rollout(ctx, "v3", slowVersion, contract.PhaseRolledBack, nil); err != nil {
 		return err
 	}
-	d, err := s.cs.AppsV1().Deployments(Namespace).Get(ctx, "reviews", metav1.GetOptions{})
+	d, err := s.cs.AppsV1().Deployments(s.ns).Get(ctx, "reviews", metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
@@ -460,7 +461,7 @@ func (s *story) slowAndLast(ctx context.Context) error {
 // scrapes.
 func (s *story) checkWindows(ctx context.Context, title string, start time.Time) {
 	rule, scrape := s.window(), s.c.ScrapeInterval()
-	events, err := s.cs.EventsV1().Events(Namespace).List(ctx, metav1.ListOptions{})
+	events, err := s.cs.EventsV1().Events(s.ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		s.res.fail("%s: list events: %v", title, err)
 		return
@@ -602,7 +603,7 @@ func (s *story) sample(ctx context.Context, d *appsv1.Deployment, at time.Durati
 func (s *story) waitDeployment(ctx context.Context, timeout time.Duration, cond func(*appsv1.Deployment) bool) (*appsv1.Deployment, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		d, err := s.cs.AppsV1().Deployments(Namespace).Get(ctx, "reviews", metav1.GetOptions{})
+		d, err := s.cs.AppsV1().Deployments(s.ns).Get(ctx, "reviews", metav1.GetOptions{})
 		if err != nil {
 			return nil, err
 		}
@@ -623,7 +624,7 @@ func (s *story) waitDeployment(ctx context.Context, timeout time.Duration, cond 
 func (s *story) waitGone(ctx context.Context) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if _, err := s.cs.AppsV1().Deployments(Namespace).Get(ctx, stepper.CanaryName("reviews"), metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		if _, err := s.cs.AppsV1().Deployments(s.ns).Get(ctx, stepper.CanaryName("reviews"), metav1.GetOptions{}); apierrors.IsNotFound(err) {
 			return nil
 		}
 		time.Sleep(250 * time.Millisecond)
@@ -633,7 +634,7 @@ func (s *story) waitGone(ctx context.Context) error {
 
 // allPodsRun checks that every live pod of reviews runs a version.
 func (s *story) allPodsRun(ctx context.Context, version string) error {
-	pods, err := s.cs.CoreV1().Pods(Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=reviews,!" + stepper.LabelCanary})
+	pods, err := s.cs.CoreV1().Pods(s.ns).List(ctx, metav1.ListOptions{LabelSelector: "app=reviews,!" + stepper.LabelCanary})
 	if err != nil {
 		return err
 	}

@@ -42,12 +42,48 @@ type Traffic struct {
 	// when the last one was sent.
 	unrouted     int64
 	lastUnrouted time.Time
+	// served are the mesh requests' profile ("" plain), answering
+	// workload and time, in order.
+	served []served
+}
+
+// served is one mesh request: its profile ("" for a plain one), the
+// workload that answered it ("" for none) and when it was sent.
+type served struct {
+	profile, workload string
+	at                time.Time
+}
+
+// Served counts, by request profile ("" for plain requests) and then by
+// the workload that answered ("" for none), the mesh requests sent in
+// [from, to).
+func (t *Traffic) Served(from, to time.Time) map[string]map[string]int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := map[string]map[string]int64{}
+	for _, r := range t.served {
+		if r.at.Before(from) || !r.at.Before(to) {
+			continue
+		}
+		if out[r.profile] == nil {
+			out[r.profile] = map[string]int64{}
+		}
+		out[r.profile][r.workload]++
+	}
+	return out
 }
 
 // StartTraffic starts the xDS client, the inventory, the metrics endpoint
 // (added to Prometheus' targets) and the generator; they run until ctx
 // ends. The bad images answer as their BadImage says.
 func StartTraffic(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interface, ns string, bad []trafficgen.BadImage) (*Traffic, error) {
+	return StartTrafficWith(ctx, c, cs, ns, bad, nil)
+}
+
+// StartTrafficWith is StartTraffic with request profiles (headers,
+// cookies, query parameters, each with its share of the mesh requests):
+// Served tells who answered each profile.
+func StartTrafficWith(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interface, ns string, bad []trafficgen.BadImage, profiles []trafficgen.Profile) (*Traffic, error) {
 	source, err := trafficgen.FindSourceProxy(ctx, cs, ns, "productpage")
 	if err != nil {
 		return nil, err
@@ -93,7 +129,7 @@ func StartTraffic(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interfa
 	t.gen = trafficgen.NewGenerator(trafficgen.Config{
 		Host: host, Namespace: ns, BypassService: "reviews",
 		RPS: meshRate, BypassRPS: 5, Behaviour: behaviour, Seed: 1,
-		OnRequest: t.record,
+		OnRequest: t.record, Profiles: profiles,
 	}, xds, inv, metrics)
 	go func() { _ = t.gen.Run(ctx) }()
 	return t, nil
@@ -111,6 +147,9 @@ func (t *Traffic) record(r trafficgen.Record) {
 	if r.Via != trafficgen.ViaBypass && r.Pod.Workload != "" {
 		t.lastMesh[r.Pod.Workload] = r.Time
 		t.meshCount[r.Pod.Workload]++
+	}
+	if r.Via != trafficgen.ViaBypass {
+		t.served = append(t.served, served{profile: r.Profile, workload: r.Pod.Workload, at: r.Time})
 	}
 	if r.Via != trafficgen.ViaBypass && r.Failure != trafficgen.FailNone {
 		t.unrouted++

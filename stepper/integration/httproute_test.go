@@ -10,6 +10,7 @@ import (
 	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -252,5 +253,59 @@ spec:
 	}
 	if d.Annotations[contract.KeyWeight] != "0" {
 		t.Errorf("weight %s: traffic moved despite the conflict", d.Annotations[contract.KeyWeight])
+	}
+}
+
+// TestABAnalysis: canary.io/strategy: ab, with either router, routes only
+// the matching requests to a full-size canary, through the generated
+// route, for its iterations, then promotes; the route then sends
+// everything to the Service again.
+func TestABAnalysis(t *testing.T) {
+	for _, router := range []string{"istio", "gateway-api"} {
+		t.Run(router, func(t *testing.T) {
+			settings := []string{`canary.io/router: ` + router, `canary.io/strategy: ab`, `canary.io/iterations: "3"`,
+				`canary.io/match: '[{"headers": {"x-canary": {"exact": "insider"}}}]'`}
+			ns, cs, _ := setup(t, settings...)
+			c := routeClient(t)
+			prom.Set(ns, kit.Healthy)
+			kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
+			d := waitFor(t, cs, ns, 60*time.Second, "iteration 1 running", func(d *appsv1.Deployment) bool {
+				return d.Annotations[contract.KeyWeight] == "100"
+			})
+			if msg := d.Annotations[contract.KeyMessage]; !strings.Contains(msg, "iteration 1/3 running with the matching requests on the canary") {
+				t.Errorf("message %q", msg)
+			}
+			canary, err := cs.AppsV1().Deployments(ns).Get(t.Context(), stepper.CanaryName("reviews"), metav1.GetOptions{})
+			if err != nil || *canary.Spec.Replicas != 3 {
+				t.Errorf("the canary is not full size: %v, %v", canary, err)
+			}
+			matchRouted := func() bool {
+				if router == "istio" {
+					var vs istionetv1.VirtualService
+					if err := c.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: "reviews"}, &vs); err != nil {
+						t.Fatal(err)
+					}
+					return len(vs.Spec.Http) == 2 && vs.Spec.Http[0].Match[0].Headers["x-canary"].GetExact() == "insider" &&
+						vs.Spec.Http[0].Route[0].Destination.Host == "reviews-canary" && vs.Spec.Http[1].Route[0].Destination.Host == "reviews"
+				}
+				var rt gwv1.HTTPRoute
+				if err := c.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: "reviews"}, &rt); err != nil {
+					t.Fatal(err)
+				}
+				return len(rt.Spec.Rules) == 2 && len(rt.Spec.Rules[0].Matches) == 1 && rt.Spec.Rules[0].Matches[0].Headers[0].Value == "insider" &&
+					backends(rt.Spec.Rules[0].BackendRefs) == "reviews-canary" && backends(rt.Spec.Rules[1].BackendRefs) == "reviews"
+			}
+			for deadline := time.Now().Add(10 * time.Second); !matchRouted(); time.Sleep(100 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the generated %s route does not send the matching requests to the canary", router)
+				}
+			}
+			phaseOf(t, cs, ns, contract.PhaseSucceeded, 90*time.Second)
+			for deadline := time.Now().Add(30 * time.Second); matchRouted(); time.Sleep(100 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("after the promotion the %s route still sends the matching requests to the canary", router)
+				}
+			}
+		})
 	}
 }

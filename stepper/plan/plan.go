@@ -58,6 +58,11 @@ type Spec struct {
 	// PreRollout says the analysis has pre-rollout hooks: they must pass
 	// before the first step's weight moves.
 	PreRollout bool
+	// Strategy is how the analysis sends traffic to the canary. With
+	// contract.StrategyAB every step (an iteration) routes weight 100:
+	// the requests matching canary.io/match go to the canary, the rest to
+	// stable; the router reads the weight so.
+	Strategy contract.Strategy
 	// ConfirmPromotion says the analysis has confirm-promotion hooks: no
 	// promotion after the last step without their answer
 	// (Observations.GateOpen).
@@ -76,8 +81,13 @@ type Spec struct {
 // SpecFrom builds the Spec of an analysis from its frozen settings, the
 // Deployment's desired replicas and the controller's propagation delay.
 func SpecFrom(s contract.Settings, replicas int32, propagationDelay time.Duration) Spec {
+	steps := slices.Clone(s.Steps)
+	if s.Strategy == contract.StrategyAB {
+		steps = slices.Repeat([]int32{100}, s.Iterations)
+	}
 	return Spec{
-		Steps:            slices.Clone(s.Steps),
+		Strategy:         s.Strategy,
+		Steps:            steps,
 		Interval:         s.Interval,
 		Threshold:        s.Threshold,
 		NoData:           s.NoData,
@@ -97,7 +107,10 @@ func (s Spec) Validate() error {
 		return errors.New("no steps")
 	}
 	for i, w := range s.Steps {
-		if w < 1 || w > 99 || (i > 0 && w <= s.Steps[i-1]) {
+		switch {
+		case s.Strategy == contract.StrategyAB && w != 100:
+			return fmt.Errorf("steps %v of an ab analysis are not all 100 (the matching requests)", s.Steps)
+		case s.Strategy != contract.StrategyAB && (w < 1 || w > 99 || (i > 0 && w <= s.Steps[i-1])):
 			return fmt.Errorf("steps %v are not strictly ascending weights from 1 to 99", s.Steps)
 		}
 	}
@@ -640,16 +653,59 @@ func StepShown(passed, n int) int {
 	return min(passed+1, n)
 }
 
-// stepLabel names the step being run or prepared, e.g. "step 2/3".
+// stepLabel names the step being run or prepared, e.g. "step 2/3", or
+// "iteration 2/10" of an ab analysis.
 func stepLabel(spec Spec, st State) string {
-	return fmt.Sprintf("step %d/%d", StepShown(st.Step, len(spec.Steps)), len(spec.Steps))
+	return fmt.Sprintf("%s %d/%d", stepUnit(spec), StepShown(st.Step, len(spec.Steps)), len(spec.Steps))
+}
+
+func stepUnit(spec Spec) string {
+	if spec.Strategy == contract.StrategyAB {
+		return "iteration"
+	}
+	return "step"
+}
+
+// routing says, for messages, what weight w sends to the canary:
+// "weight 40%"; of an ab analysis, "the matching requests" (any weight
+// above 0) or "no requests".
+func routing(spec Spec, w int32) string {
+	switch {
+	case spec.Strategy != contract.StrategyAB:
+		return fmt.Sprintf("weight %d%%", w)
+	case w > 0:
+		return "the matching requests"
+	}
+	return "no requests"
+}
+
+// phrase is, for messages, canary formatted with the weight w, or, of an
+// ab analysis, ab formatted with routing(spec, w).
+//
+// Example: phrase(spec, 40, "the weight moves to %d%%", "%s go to the
+// canary") → "the weight moves to 40%", or "the matching requests go to
+// the canary".
+func phrase(spec Spec, w int32, canary, ab string) string {
+	if spec.Strategy == contract.StrategyAB {
+		return fmt.Sprintf(ab, routing(spec, w))
+	}
+	return fmt.Sprintf(canary, w)
+}
+
+// routedAt says how a step runs, for messages: "at weight 40%", or of an
+// ab analysis "with the matching requests on the canary".
+func routedAt(spec Spec, w int32) string {
+	if spec.Strategy != contract.StrategyAB {
+		return "at " + routing(spec, w)
+	}
+	return "with " + routing(spec, w) + " on the canary"
 }
 
 // position says where an analysis stands, for messages: "at step 2/3
 // (weight 40%)", or "after step 3/3 (weight 60%)" once all steps passed.
 func position(spec Spec, st State) string {
 	if st.Step >= len(spec.Steps) {
-		return fmt.Sprintf("after step %d/%d (weight %d%%)", len(spec.Steps), len(spec.Steps), st.Weight)
+		return fmt.Sprintf("after %s %d/%d (%s)", stepUnit(spec), len(spec.Steps), len(spec.Steps), routing(spec, st.Weight))
 	}
-	return fmt.Sprintf("at %s (weight %d%%)", stepLabel(spec, st), st.Weight)
+	return fmt.Sprintf("at %s (%s)", stepLabel(spec, st), routing(spec, st.Weight))
 }

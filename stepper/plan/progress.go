@@ -206,8 +206,8 @@ func holdForRouting(spec Spec, st State, obs Observations) Decision {
 	return Decision{
 		Next:    st,
 		Requeue: RecheckAfter,
-		Message: fmt.Sprintf("holding %s: %s; the stepper leaves the weights alone until the canary's weight is %d%% again, or canary.io/abort or canary.io/promote is set",
-			position(spec, st), obs.RoutingChangedBySomeoneElse, st.Weight),
+		Message: fmt.Sprintf("holding %s: %s; the stepper leaves the weights alone until %s again, or canary.io/abort or canary.io/promote is set",
+			position(spec, st), obs.RoutingChangedBySomeoneElse, phrase(spec, st.Weight, "the canary's weight is %d%%", "the route sends %s to the canary")),
 	}
 }
 
@@ -222,7 +222,7 @@ func scaleUp(spec Spec, st State, obs Observations) Decision {
 	label := stepLabel(spec, st)
 	if st.Phase == contract.PhasePaused {
 		return Decision{Next: st, Requeue: pausedRequeue(spec, st, now),
-			Message: fmt.Sprintf("paused before %s: the weight holds at %d%% until canary.io/pause is removed", label, st.Weight)}
+			Message: fmt.Sprintf("paused before %s: %s until canary.io/pause is removed", label, phrase(spec, st.Weight, "the weight holds at %d%%", "the route holds, %s on the canary"))}
 	}
 	if st.WaitingSince.IsZero() {
 		st.WaitingSince = stamp(now)
@@ -230,8 +230,8 @@ func scaleUp(spec Spec, st State, obs Observations) Decision {
 	if at, ready := routable(spec, obs, w); ready {
 		if now.Before(at) {
 			return Decision{Next: st, Requeue: until(now, at),
-				Message: fmt.Sprintf("%s: %d of %d canary pods ready; the weight moves to %d%% at %s, after the propagation delay (%s)",
-					label, obs.CanaryReady, need, w, clock(at), contract.PromDuration(spec.PropagationDelay))}
+				Message: fmt.Sprintf("%s: %d of %d canary pods ready; %s at %s, after the propagation delay (%s)",
+					label, obs.CanaryReady, need, phrase(spec, w, "the weight moves to %d%%", "%s go to the canary"), clock(at), contract.PromDuration(spec.PropagationDelay))}
 		}
 		if awaitsPreRollout(spec, st) {
 			return preRollout(spec, st, obs, need)
@@ -241,12 +241,12 @@ func scaleUp(spec Spec, st State, obs Observations) Decision {
 	deadline := st.WaitingSince.Add(spec.ProgressDeadline)
 	if !now.Before(deadline) {
 		return rollBack(spec, st, obs, ReasonProgressDeadlineExceeded,
-			fmt.Sprintf("canary pods not ready for %s (weight %d%%): %d of %d ready after %s (progress deadline)",
-				label, w, obs.CanaryReady, need, contract.PromDuration(spec.ProgressDeadline)))
+			fmt.Sprintf("canary pods not ready for %s (%s): %d of %d ready after %s (progress deadline)",
+				label, routing(spec, w), obs.CanaryReady, need, contract.PromDuration(spec.ProgressDeadline)))
 	}
 	return Decision{Next: st, Requeue: min(RecheckAfter, until(now, deadline)),
-		Message: fmt.Sprintf("%s: waiting for canary pods: %d of %d ready for weight %d%%; rolling back at %s if they are not",
-			label, obs.CanaryReady, need, w, clock(deadline))}
+		Message: fmt.Sprintf("%s: waiting for canary pods: %d of %d ready for %s; rolling back at %s if they are not",
+			label, obs.CanaryReady, need, routing(spec, w), clock(deadline))}
 }
 
 // preRollout stands between a ready canary and the first step: the
@@ -298,8 +298,8 @@ func startStep(spec Spec, st State, obs Observations, need int32) Decision {
 		Actions: []Action{SetWeight(w)},
 		Requeue: until(obs.Now, st.StepStarted.Add(spec.Interval)),
 		Message: runningMessage(spec, st),
-		Event: normal(ReasonStepStarted, fmt.Sprintf("%s started: weight %d%% with %d of %d canary pods ready",
-			stepLabel(spec, st), w, obs.CanaryReady, need)),
+		Event: normal(ReasonStepStarted, fmt.Sprintf("%s started: %s with %d of %d canary pods ready",
+			stepLabel(spec, st), routing(spec, w), obs.CanaryReady, need)),
 	}
 }
 
@@ -310,7 +310,7 @@ func runningMessage(spec Spec, st State) string {
 	if st.Phase == contract.PhasePaused {
 		return fmt.Sprintf("paused %s by canary.io/pause; checks still run, next at %s", position(spec, st), end)
 	}
-	return fmt.Sprintf("%s running at weight %d%%; checks at %s", stepLabel(spec, st), st.Weight, end)
+	return fmt.Sprintf("%s running %s; checks at %s", stepLabel(spec, st), routedAt(spec, st.Weight), end)
 }
 
 // runStep waits for the running step's end and judges its checks.
@@ -354,8 +354,8 @@ func failStep(spec Spec, st State, obs Observations, v verdict) Decision {
 				failed, position(spec, st), st.FailedChecks, spec.Threshold))
 	}
 	st.StepStarted = stamp(obs.Now)
-	msg := fmt.Sprintf("%s check failed (%d of %d tolerated): %s; the step runs again at weight %d%%",
-		stepLabel(spec, st), st.FailedChecks, spec.Threshold, failed, st.Weight)
+	msg := fmt.Sprintf("%s check failed (%d of %d tolerated): %s; the %s runs again %s",
+		stepLabel(spec, st), st.FailedChecks, spec.Threshold, failed, stepUnit(spec), routedAt(spec, st.Weight))
 	return Decision{Next: st, Requeue: until(obs.Now, st.StepStarted.Add(spec.Interval)),
 		Message: msg, Event: warning(ReasonCheckFailed, msg)}
 }
@@ -397,7 +397,7 @@ func passStep(spec Spec, st State, obs Observations, v verdict) Decision {
 			Message: fmt.Sprintf("paused %s by canary.io/pause: checks passed: %s; the weight holds until canary.io/pause is removed",
 				position(spec, st), details)}
 	}
-	msg := fmt.Sprintf("%s passed: %s; weight %d%%", stepLabel(spec, st), details, st.Weight)
+	msg := fmt.Sprintf("%s passed: %s; %s", stepLabel(spec, st), details, routing(spec, st.Weight))
 	st.Step++
 	st.StepStarted = time.Time{}
 	if st.Step == len(spec.Steps) {

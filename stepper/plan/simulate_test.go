@@ -540,3 +540,81 @@ func TestSimulatedCrashAfterEveryWrite(t *testing.T) {
 		})
 	}
 }
+
+// abSpec is testSpec as an ab analysis of iterations intervals.
+func abSpec(iterations int) Spec {
+	s := contract.DefaultSettings()
+	s.Strategy, s.Iterations = contract.StrategyAB, iterations
+	spec := testSpec()
+	spec.Strategy = s.Strategy
+	spec.Steps = SpecFrom(s, spec.Replicas, spec.PropagationDelay).Steps
+	return spec
+}
+
+// TestSimulatedABRollout: an ab analysis routes the matching requests to
+// a full-size canary once (weight 100 is the match route), runs its
+// iterations, each an interval with its checks, then promotes as a canary
+// does; its messages count iterations and name the matching requests.
+func TestSimulatedABRollout(t *testing.T) {
+	spec := abSpec(4)
+	if err := spec.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	w := newWorld(t, spec, t0, alwaysPassing)
+	trace := simulate(w, started(), nil)
+	final := trace[len(trace)-1].decision.Next
+	if want := []int32{100, 0}; !slices.Equal(w.weights, want) {
+		t.Errorf("weights %v, want %v (the match route once for every iteration, then none)", w.weights, want)
+	}
+	if final.Phase != contract.PhaseSucceeded || final.Step != 4 || w.canary || w.pinned {
+		t.Errorf("end: state %+v, canary %v, pinned %v", final, w.canary, w.pinned)
+	}
+	if w.desired != 0 && w.desired != spec.Replicas {
+		t.Errorf("the canary was sized %d, want the Deployment's %d", w.desired, spec.Replicas)
+	}
+	var passed []string
+	for _, p := range trace {
+		if e := p.decision.Event; e != nil && e.Reason == ReasonStepPassed {
+			passed = append(passed, e.Message)
+		}
+	}
+	// The last iteration's pass is the promotion's event, as a canary's
+	// last step's.
+	if len(passed) != 3 || !strings.HasPrefix(passed[1], "iteration 2/4 passed: ") || !strings.HasSuffix(passed[1], "; the matching requests") {
+		t.Errorf("iteration events %q", passed)
+	}
+	for _, p := range trace {
+		if m := p.decision.Message; strings.Contains(m, "weight 100%") {
+			t.Errorf("an ab message speaks of a weight: %q", m)
+		}
+	}
+}
+
+// TestSimulatedABRollback: a failing iteration rolls an ab analysis back
+// like a canary: the match route goes first, then the canary.
+func TestSimulatedABRollback(t *testing.T) {
+	spec := abSpec(5)
+	w := newWorld(t, spec, t0, func(st State) []CheckResult {
+		if st.Step >= 1 {
+			return failing
+		}
+		return passing
+	})
+	trace := simulate(w, started(), nil)
+	final := trace[len(trace)-1].decision.Next
+	if final.Phase != contract.PhaseRolledBack || w.canary || w.routed != 0 {
+		t.Errorf("end: state %+v, canary %v, routed %d", final, w.canary, w.routed)
+	}
+	if want := []int32{100, 0}; !slices.Equal(w.weights, want) {
+		t.Errorf("weights %v, want %v", w.weights, want)
+	}
+	last := trace[len(trace)-1]
+	for _, p := range trace {
+		if e := p.decision.Event; e != nil && e.Reason == ReasonChecksFailed {
+			last = p
+		}
+	}
+	if e := last.decision.Event; e == nil || !strings.Contains(e.Message, "at iteration 2/5 (the matching requests)") {
+		t.Errorf("the rollback's event %+v does not name the iteration", e)
+	}
+}
