@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/canary-io/canary/e2e/cluster"
-	"github.com/canary-io/canary/e2e/controller"
 	"github.com/canary-io/canary/e2e/scenario"
 )
 
@@ -26,15 +25,7 @@ func TestMain(m *testing.M) {
 	os.Exit(cluster.RunTests(m, cluster.Options{Istiod: true, ScrapeInterval: 15 * time.Second}, func(c *cluster.Cluster) {
 		env = c
 		var err error
-		chat, err = scenario.StartReceiver(c.Dir)
-		var p *controller.Process
-		if err == nil {
-			p, err = controller.Build(c)
-		}
-		if err == nil {
-			err = p.Start("--prometheus-url="+c.PrometheusURL, "--propagation-delay=1s", "--scrape-interval-refresh=2s", "--canary-removal-delay=5s", chat.Flag)
-		}
-		if err != nil {
+		if chat, _, err = scenario.StartController(c); err != nil {
 			fmt.Fprintln(os.Stderr, "start canary-controller:", err)
 			os.Exit(1)
 		}

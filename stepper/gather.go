@@ -573,14 +573,21 @@ func (r *Reconciler) readHTTPRoutes(ctx context.Context, w *world) error {
 		if w.settings.Strategy == contract.StrategyAB && ruleToCanary(rt, svc) {
 			weight = 100 // the match rule
 		}
-		if i == 0 {
-			w.obs.RoutedWeight = weight
-		}
-		if rec, ok := rt.Annotations[AnnotationWeight]; ok && rec != strconv.Itoa(int(weight)) {
-			w.obs.RoutingChangedBySomeoneElse = fmt.Sprintf("HTTPRoute %s routes %d%% to the canary, but the system last wrote %s%%", rt.Name, weight, rec)
-		}
+		observeRouted(w, i == 0, rt, weight)
 	}
 	return nil
+}
+
+// observeRouted records what a steered route object routes: the first
+// one's weight is the weight routed; one whose weight is not the system's
+// record of its last write was changed by someone else.
+func observeRouted(w *world, first bool, route client.Object, weight int32) {
+	if first {
+		w.obs.RoutedWeight = weight
+	}
+	if rec, ok := route.GetAnnotations()[AnnotationWeight]; ok && rec != strconv.Itoa(int(weight)) {
+		w.obs.RoutingChangedBySomeoneElse = fmt.Sprintf("%s %s routes %d%% to the canary, but the system last wrote %s%%", kindOf(route), route.GetName(), weight, rec)
+	}
 }
 
 // readVirtualServices reads the VirtualService(s) to steer: the user's,
@@ -641,12 +648,7 @@ func (r *Reconciler) readVirtualServices(ctx context.Context, w *world) error {
 		if w.settings.Strategy == contract.StrategyAB && routesToCanary(vs, svc) {
 			weight = 100 // the match route
 		}
-		if i == 0 {
-			w.obs.RoutedWeight = weight
-		}
-		if rec, ok := vs.Annotations[AnnotationWeight]; ok && rec != strconv.Itoa(int(weight)) {
-			w.obs.RoutingChangedBySomeoneElse = fmt.Sprintf("VirtualService %s routes %d%% to the canary, but the system last wrote %s%%", vs.Name, weight, rec)
-		}
+		observeRouted(w, i == 0, vs, weight)
 	}
 	return nil
 }

@@ -9,7 +9,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -306,15 +305,7 @@ func steerHTTPRoutePatch(read, steered *gwv1.HTTPRoute) (client.Patch, error) {
 	if err != nil {
 		return nil, err
 	}
-	if read.Annotations == nil {
-		ops = append(ops, jsonPatchOp{Op: "add", Path: "/metadata/annotations", Value: map[string]string{}})
-	}
-	ops = append(ops, jsonPatchOp{Op: "add", Path: annotationPath(AnnotationWeight), Value: steered.Annotations[AnnotationWeight]})
-	data, err := json.Marshal(ops)
-	if err != nil {
-		return nil, err
-	}
-	return client.RawPatch(types.JSONPatchType, data), nil
+	return recordPatch(ops, read.Annotations, steered.Annotations[AnnotationWeight])
 }
 
 // ReleaseHTTPRoutePatch is the JSON patch (RFC 6902) that gives a user's
@@ -332,11 +323,5 @@ func ReleaseHTTPRoutePatch(rt *gwv1.HTTPRoute, svc *corev1.Service) ([]byte, err
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := rt.Annotations[AnnotationWeight]; ok {
-		ops = append(ops, jsonPatchOp{Op: "remove", Path: annotationPath(AnnotationWeight)})
-	}
-	if len(ops) == 1 {
-		return nil, nil // only the version: nothing to give back
-	}
-	return json.Marshal(ops)
+	return releaseOps(ops, rt.Annotations)
 }

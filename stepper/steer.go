@@ -57,15 +57,36 @@ func steerPatch(read, steered *istionetv1.VirtualService) (client.Patch, error) 
 	if err != nil {
 		return nil, err
 	}
-	if read.Annotations == nil {
+	return recordPatch(ops, read.Annotations, steered.Annotations[AnnotationWeight])
+}
+
+// recordPatch is the JSON patch of a steered route object: ops (the
+// version and the changed routes) and the record of the weight, added to
+// the annotations read (created when there are none).
+func recordPatch(ops []jsonPatchOp, read map[string]string, weight string) (client.Patch, error) {
+	if read == nil {
 		ops = append(ops, jsonPatchOp{Op: "add", Path: "/metadata/annotations", Value: map[string]string{}})
 	}
-	ops = append(ops, jsonPatchOp{Op: "add", Path: annotationPath(AnnotationWeight), Value: steered.Annotations[AnnotationWeight]})
+	ops = append(ops, jsonPatchOp{Op: "add", Path: annotationPath(AnnotationWeight), Value: weight})
 	data, err := json.Marshal(ops)
 	if err != nil {
 		return nil, err
 	}
 	return client.RawPatch(types.JSONPatchType, data), nil
+}
+
+// releaseOps ends the JSON patch that gives a route object back: ops
+// (the version and the routes given back) and the record of the weight
+// removed, if the annotations read hold one; nil when there is nothing
+// to give back.
+func releaseOps(ops []jsonPatchOp, read map[string]string) ([]byte, error) {
+	if _, ok := read[AnnotationWeight]; ok {
+		ops = append(ops, jsonPatchOp{Op: "remove", Path: annotationPath(AnnotationWeight)})
+	}
+	if len(ops) == 1 {
+		return nil, nil // only the version: nothing to give back
+	}
+	return json.Marshal(ops)
 }
 
 // ReleasePatch is the JSON patch (RFC 6902) that gives a user's
@@ -81,13 +102,7 @@ func ReleasePatch(vs *istionetv1.VirtualService, svc *corev1.Service) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := vs.Annotations[AnnotationWeight]; ok {
-		ops = append(ops, jsonPatchOp{Op: "remove", Path: annotationPath(AnnotationWeight)})
-	}
-	if len(ops) == 1 {
-		return nil, nil // only the version: nothing to give back
-	}
-	return json.Marshal(ops)
+	return releaseOps(ops, vs.Annotations)
 }
 
 // steer sets the canary's weight in a user's VirtualService (one named in

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 
@@ -13,12 +12,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/canary-io/canary/contract"
+	"github.com/canary-io/canary/e2e/kit"
 	"github.com/canary-io/canary/stepper"
 )
 
@@ -35,8 +35,17 @@ func TestRelease(t *testing.T) {
 	annotations := step1()
 	annotations[contract.KeyVirtualService] = "shop"
 	d := createDeployment(t, ns, "web", annotations)
-	d.Spec.Paused = true
-	d, err := cs.AppsV1().Deployments(ns).Update(t.Context(), d, metav1.UpdateOptions{})
+	// The deployment controller writes its status meanwhile: pause the
+	// latest version.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		latest, err := cs.AppsV1().Deployments(ns).Get(t.Context(), "web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		latest.Spec.Paused = true
+		d, err = cs.AppsV1().Deployments(ns).Update(t.Context(), latest, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +94,7 @@ func TestRelease(t *testing.T) {
 
 	// The gateway-api router's routes: a generated HTTPRoute, and a user's
 	// steered at 20% (the rule scaled by 100).
-	rc := routeClient(t)
+	rc := kit.RouteClient(t, env)
 	generated := &gwv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns, OwnerReferences: owner, Annotations: map[string]string{stepper.AnnotationWeight: "20"}}}
 	generated.Spec.ParentRefs = []gwv1.ParentReference{{Group: ptr.To(gwv1.Group("")), Kind: ptr.To(gwv1.Kind("Service")), Name: "web"}}
 	generated.Spec.Rules = []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{backendRef("web", 80), backendRef("web-canary", 20)}}}
@@ -183,10 +192,10 @@ func TestRelease(t *testing.T) {
 	if err := rc.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "shop-route"}, &route); err != nil {
 		t.Fatal(err)
 	}
-	if got := routeBackends(route.Spec.Rules[0].BackendRefs); got != "static" {
+	if got := kit.Backends(route.Spec.Rules[0].BackendRefs); got != "static" {
 		t.Errorf("the user's other HTTPRoute rule changed: %s", got)
 	}
-	if got := routeBackends(route.Spec.Rules[1].BackendRefs); got != "web=3 legacy" {
+	if got := kit.Backends(route.Spec.Rules[1].BackendRefs); got != "web=3 legacy" {
 		t.Errorf("the user's web rule after release: %s, want web=3 legacy (3:1 as written)", got)
 	}
 	if _, ok := route.Annotations[stepper.AnnotationWeight]; ok {
@@ -238,20 +247,6 @@ func TestRelease(t *testing.T) {
 	}
 }
 
-// routeClient reads and writes HTTPRoutes.
-func routeClient(t *testing.T) client.Client {
-	t.Helper()
-	scheme := runtime.NewScheme()
-	if err := gwv1.Install(scheme); err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(env.Admin, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 // backendRef is a backendRef to a Service on port 80, of weight w (0:
 // unset).
 func backendRef(name string, w int32) gwv1.HTTPBackendRef {
@@ -260,18 +255,4 @@ func backendRef(name string, w int32) gwv1.HTTPBackendRef {
 		r.Weight = ptr.To(w)
 	}
 	return r
-}
-
-// routeBackends renders backendRefs as "name=weight" ("name" for weight
-// 1, the API's default).
-func routeBackends(refs []gwv1.HTTPBackendRef) string {
-	var out []string
-	for _, r := range refs {
-		s := string(r.Name)
-		if r.Weight != nil && *r.Weight != 1 {
-			s += fmt.Sprintf("=%d", *r.Weight)
-		}
-		out = append(out, s)
-	}
-	return strings.Join(out, " ")
 }

@@ -13,14 +13,12 @@ import (
 	"time"
 
 	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/e2e/cluster"
-	"github.com/canary-io/canary/e2e/controller"
+	"github.com/canary-io/canary/e2e/kit"
 	"github.com/canary-io/canary/e2e/scenario"
 	"github.com/canary-io/canary/stepper"
 )
@@ -34,15 +32,7 @@ func TestMain(m *testing.M) {
 	os.Exit(cluster.RunTests(m, cluster.Options{Istiod: true, ScrapeInterval: 15 * time.Second}, func(c *cluster.Cluster) {
 		env = c
 		var err error
-		chat, err = scenario.StartReceiver(c.Dir)
-		var p *controller.Process
-		if err == nil {
-			p, err = controller.Build(c)
-		}
-		if err == nil {
-			err = p.Start("--prometheus-url="+c.PrometheusURL, "--propagation-delay=1s", "--scrape-interval-refresh=2s", "--canary-removal-delay=5s", chat.Flag)
-		}
-		if err != nil {
+		if chat, _, err = scenario.StartController(c); err != nil {
 			fmt.Fprintln(os.Stderr, "start canary-controller:", err)
 			os.Exit(1)
 		}
@@ -75,14 +65,7 @@ func TestBookinfoThroughAnHTTPRoute(t *testing.T) {
 	if res.BadCanaryFailed == 0 {
 		t.Errorf("the bad canary served no failed request: no traffic reached it through the HTTPRoute")
 	}
-	scheme := runtime.NewScheme()
-	if err := gwv1.Install(scheme); err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(env.Admin, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := kit.RouteClient(t, env)
 	var rt gwv1.HTTPRoute
 	if err := c.Get(t.Context(), types.NamespacedName{Namespace: scenario.Namespace, Name: "reviews"}, &rt); err != nil {
 		t.Fatalf("the generated HTTPRoute reviews: %v", err)
@@ -92,12 +75,6 @@ func TestBookinfoThroughAnHTTPRoute(t *testing.T) {
 		t.Errorf("after the rollback the HTTPRoute does not send everything to reviews: %+v, %v", rt.Spec.Rules, rt.Annotations)
 	}
 	// Nothing but the HTTPRoute could have sent traffic to the canary.
-	if err := istionetv1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	if c, err = client.New(env.Admin, client.Options{Scheme: scheme}); err != nil {
-		t.Fatal(err)
-	}
 	var vss istionetv1.VirtualServiceList
 	if err := c.List(t.Context(), &vss); err != nil {
 		t.Fatal(err)

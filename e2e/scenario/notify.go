@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/canary-io/canary/e2e/cluster"
+	"github.com/canary-io/canary/e2e/controller"
 	"github.com/canary-io/canary/stepper/notify"
 )
 
@@ -67,3 +69,24 @@ func (r *Receiver) Received() []notify.Notification {
 
 // Close stops the receiver.
 func (r *Receiver) Close() { r.srv.Close() }
+
+// StartController starts what a story needs on a running cluster besides
+// the cluster itself: the team's chat (a Receiver) and the controller,
+// built from this checkout, with the story's flags (the propagation delay
+// 1 s, the scrape interval looked up every 2 s, the canary kept 5 s after
+// its traffic left, notifications to the chat).
+func StartController(c *cluster.Cluster) (*Receiver, *controller.Process, error) {
+	chat, err := StartReceiver(c.Dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := controller.Build(c)
+	if err == nil {
+		err = p.Start("--prometheus-url="+c.PrometheusURL, "--propagation-delay=1s", "--scrape-interval-refresh=2s", "--canary-removal-delay=5s", chat.Flag)
+	}
+	if err != nil {
+		chat.Close()
+		return nil, nil, err
+	}
+	return chat, p, nil
+}

@@ -25,7 +25,6 @@ import (
 
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/e2e/cluster"
-	"github.com/canary-io/canary/e2e/controller"
 	"github.com/canary-io/canary/e2e/scenario"
 )
 
@@ -73,19 +72,12 @@ func run() error {
 		return err
 	}
 	fmt.Printf("  %5.1fs  building and starting the controller\n", time.Since(begin).Seconds())
-	chat, err := scenario.StartReceiver(dir)
+	chat, ctrl, err := scenario.StartController(c)
 	if err != nil {
 		return err
 	}
 	defer chat.Close()
 	chat.Out = os.Stdout // the team's chat, in the live view
-	ctrl, err := controller.Build(c)
-	if err != nil {
-		return err
-	}
-	if err := ctrl.Start("--prometheus-url="+c.PrometheusURL, "--propagation-delay=1s", "--scrape-interval-refresh=2s", "--canary-removal-delay=5s", chat.Flag); err != nil {
-		return err
-	}
 	defer ctrl.Stop()
 
 	res, err := scenario.Run(ctx, c, scenario.Options{Interval: 10 * time.Second, Out: os.Stdout, ThenScrape: time.Second, Notifications: chat, Annotations: annotations})

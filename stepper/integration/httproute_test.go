@@ -11,7 +11,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -20,37 +19,6 @@ import (
 	"github.com/canary-io/canary/e2e/kit"
 	"github.com/canary-io/canary/stepper"
 )
-
-// routeClient reads HTTPRoutes and VirtualServices.
-func routeClient(t *testing.T) client.Client {
-	t.Helper()
-	scheme := runtime.NewScheme()
-	if err := gwv1.Install(scheme); err != nil {
-		t.Fatal(err)
-	}
-	if err := istionetv1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(env.Admin, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// backends renders a rule's backendRefs as "name=weight" ("name" when the
-// weight is 1: unset, the apiserver defaults it to 1).
-func backends(refs []gwv1.HTTPBackendRef) string {
-	var out []string
-	for _, r := range refs {
-		s := string(r.Name)
-		if r.Weight != nil && *r.Weight != 1 {
-			s += fmt.Sprintf("=%d", *r.Weight)
-		}
-		out = append(out, s)
-	}
-	return strings.Join(out, " ")
-}
 
 // waitRoute polls an HTTPRoute until cond holds, and returns it.
 func waitRoute(t *testing.T, c client.Client, ns, name string, timeout time.Duration, what string, cond func(*gwv1.HTTPRoute) bool) *gwv1.HTTPRoute {
@@ -76,7 +44,7 @@ func waitRoute(t *testing.T, c client.Client, ns, name string, timeout time.Dura
 func TestGeneratedHTTPRoutePromotes(t *testing.T) {
 	settings := []string{`canary.io/router: gateway-api`}
 	ns, cs, _ := setup(t, settings...)
-	c := routeClient(t)
+	c := kit.RouteClient(t, env)
 	prom.Set(ns, kit.Healthy)
 	seen := map[string]bool{}
 	stop := make(chan struct{})
@@ -91,7 +59,7 @@ func TestGeneratedHTTPRoutePromotes(t *testing.T) {
 			}
 			var r gwv1.HTTPRoute
 			if err := c.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: "reviews"}, &r); err == nil && len(r.Spec.Rules) == 1 {
-				seen[backends(r.Spec.Rules[0].BackendRefs)] = true
+				seen[kit.Backends(r.Spec.Rules[0].BackendRefs)] = true
 			}
 		}
 	}()
@@ -109,7 +77,7 @@ func TestGeneratedHTTPRoutePromotes(t *testing.T) {
 		}
 	}
 	waitRoute(t, c, ns, "reviews", 30*time.Second, "back to all stable", func(r *gwv1.HTTPRoute) bool {
-		return len(r.Spec.Rules) == 1 && backends(r.Spec.Rules[0].BackendRefs) == "reviews" && r.Annotations[stepper.AnnotationWeight] == "0"
+		return len(r.Spec.Rules) == 1 && kit.Backends(r.Spec.Rules[0].BackendRefs) == "reviews" && r.Annotations[stepper.AnnotationWeight] == "0"
 	})
 	var vs istionetv1.VirtualService
 	if err := c.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: "reviews"}, &vs); !apierrors.IsNotFound(err) {
@@ -138,17 +106,17 @@ spec:
 `, ns), "apply", "-f", "-")
 	kubectl(t, fmt.Sprintf(serviceManifest, ns), "apply", "-f", "-")
 	kubectl(t, manifest(ns, "v1", settings...), "apply", "-f", "-")
-	c := routeClient(t)
+	c := kit.RouteClient(t, env)
 	prom.Set(ns, kit.Healthy)
 	waitFor(t, cs, ns, 60*time.Second, "v1 Idle", func(d *appsv1.Deployment) bool {
 		return d.Annotations[contract.KeyPhase] == "Idle" && d.Status.AvailableReplicas == 3
 	})
 	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
 	rt := waitRoute(t, c, ns, "reviews-routes", 60*time.Second, "split 80/20", func(r *gwv1.HTTPRoute) bool {
-		return len(r.Spec.Rules) == 2 && backends(r.Spec.Rules[1].BackendRefs) == "reviews=80 reviews-canary=20"
+		return len(r.Spec.Rules) == 2 && kit.Backends(r.Spec.Rules[1].BackendRefs) == "reviews=80 reviews-canary=20"
 	})
 	jason := rt.Spec.Rules[0]
-	if len(jason.Matches) != 1 || len(jason.Matches[0].Headers) != 1 || jason.Matches[0].Headers[0].Value != "jason" || backends(jason.BackendRefs) != "reviews-beta" {
+	if len(jason.Matches) != 1 || len(jason.Matches[0].Headers) != 1 || jason.Matches[0].Headers[0].Value != "jason" || kit.Backends(jason.BackendRefs) != "reviews-beta" {
 		t.Errorf("the header-matched rule changed: %+v", jason)
 	}
 	if f := rt.Spec.Rules[1].Filters; len(f) != 1 || f[0].RequestHeaderModifier == nil || f[0].RequestHeaderModifier.Set[0].Value != "mesh" {
@@ -165,7 +133,7 @@ spec:
 	kubectl(t, "", "-n", ns, "annotate", "deployment", "reviews", "canary.io/abort=first")
 	phaseOf(t, cs, ns, contract.PhaseRolledBack, 30*time.Second)
 	waitRoute(t, c, ns, "reviews-routes", 30*time.Second, "given back", func(r *gwv1.HTTPRoute) bool {
-		return len(r.Spec.Rules) == 2 && backends(r.Spec.Rules[1].BackendRefs) == "reviews" && backends(r.Spec.Rules[0].BackendRefs) == "reviews-beta"
+		return len(r.Spec.Rules) == 2 && kit.Backends(r.Spec.Rules[1].BackendRefs) == "reviews" && kit.Backends(r.Spec.Rules[0].BackendRefs) == "reviews-beta"
 	})
 }
 
@@ -216,7 +184,7 @@ func keys(m map[string]bool) []string {
 // any traffic moves.
 func TestSwitchingRouterBetweenAnalyses(t *testing.T) {
 	ns, cs, _ := setup(t)
-	c := routeClient(t)
+	c := kit.RouteClient(t, env)
 	prom.Set(ns, kit.Healthy)
 	kubectl(t, manifest(ns, "v2"), "apply", "-f", "-")
 	phaseOf(t, cs, ns, contract.PhaseSucceeded, 90*time.Second)
@@ -266,7 +234,7 @@ func TestABAnalysis(t *testing.T) {
 			settings := []string{`canary.io/router: ` + router, `canary.io/strategy: ab`, `canary.io/iterations: "3"`,
 				`canary.io/match: '[{"headers": {"x-canary": {"exact": "insider"}}}]'`}
 			ns, cs, _ := setup(t, settings...)
-			c := routeClient(t)
+			c := kit.RouteClient(t, env)
 			prom.Set(ns, kit.Healthy)
 			kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
 			d := waitFor(t, cs, ns, 60*time.Second, "iteration 1 running", func(d *appsv1.Deployment) bool {
@@ -293,7 +261,7 @@ func TestABAnalysis(t *testing.T) {
 					t.Fatal(err)
 				}
 				return len(rt.Spec.Rules) == 2 && len(rt.Spec.Rules[0].Matches) == 1 && rt.Spec.Rules[0].Matches[0].Headers[0].Value == "insider" &&
-					backends(rt.Spec.Rules[0].BackendRefs) == "reviews-canary" && backends(rt.Spec.Rules[1].BackendRefs) == "reviews"
+					kit.Backends(rt.Spec.Rules[0].BackendRefs) == "reviews-canary" && kit.Backends(rt.Spec.Rules[1].BackendRefs) == "reviews"
 			}
 			for deadline := time.Now().Add(10 * time.Second); !matchRouted(); time.Sleep(100 * time.Millisecond) {
 				if time.Now().After(deadline) {
