@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -59,6 +60,9 @@ type Options struct {
 	Annotations map[string]string
 	// Brief plays v1 → v2 (promoted) and the bad v4 (rolled back) only.
 	Brief bool
+	// Namespace is where the story plays (default Namespace); the full
+	// story's hooks need Namespace.
+	Namespace string
 }
 
 // Result is what a run saw.
@@ -98,7 +102,7 @@ func Run(ctx context.Context, c *cluster.Cluster, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &story{ns: Namespace, c: c, cs: cs, o: o, res: &Result{}}
+	s := &story{ns: cmp.Or(o.Namespace, Namespace), c: c, cs: cs, o: o, res: &Result{}}
 	if err := s.deploy(ctx); err != nil {
 		return nil, err
 	}
@@ -591,12 +595,12 @@ func (s *story) sample(ctx context.Context, d *appsv1.Deployment, at time.Durati
 		}
 		return v
 	}
-	success := `sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="bookinfo",destination_workload="%[1]s",response_code!~"5.*"}[%[2]s])) / sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="bookinfo",destination_workload="%[1]s"}[%[2]s])) * 100`
-	p99 := `histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="bookinfo",destination_workload="%[1]s"}[%[2]s])) by (le))`
-	out.CanarySuccess = query(fmt.Sprintf(success, "reviews-canary", window))
-	out.StableSuccess = query(fmt.Sprintf(success, "reviews", window))
-	out.CanaryP99 = query(fmt.Sprintf(p99, "reviews-canary", window))
-	out.StableP99 = query(fmt.Sprintf(p99, "reviews", window))
+	success := `sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="%[3]s",destination_workload="%[1]s",response_code!~"5.*"}[%[2]s])) / sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="%[3]s",destination_workload="%[1]s"}[%[2]s])) * 100`
+	p99 := `histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="%[3]s",destination_workload="%[1]s"}[%[2]s])) by (le))`
+	out.CanarySuccess = query(fmt.Sprintf(success, "reviews-canary", window, s.ns))
+	out.StableSuccess = query(fmt.Sprintf(success, "reviews", window, s.ns))
+	out.CanaryP99 = query(fmt.Sprintf(p99, "reviews-canary", window, s.ns))
+	out.StableP99 = query(fmt.Sprintf(p99, "reviews", window, s.ns))
 	return out
 }
 

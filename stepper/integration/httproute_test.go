@@ -181,19 +181,29 @@ func keys(m map[string]bool) []string {
 // Gateway API router, deletes it as it starts and generates the HTTPRoute
 // instead, so that two kinds of route never serve the host. A user's
 // VirtualService for the host then stops a gateway-api analysis before
-// any traffic moves.
+// any traffic moves. (Each analysis is ended by canary.io/abort: a new
+// template after a rollback starts the next.)
 func TestSwitchingRouterBetweenAnalyses(t *testing.T) {
-	ns, cs, _ := setup(t)
+	settings := []string{`canary.io/interval: "10m"`}
+	ns, cs, _ := setup(t, settings...)
 	c := kit.RouteClient(t, env)
 	prom.Set(ns, kit.Healthy)
-	kubectl(t, manifest(ns, "v2"), "apply", "-f", "-")
-	phaseOf(t, cs, ns, contract.PhaseSucceeded, 90*time.Second)
+	abort := func(value string) {
+		t.Helper()
+		waitFor(t, cs, ns, 60*time.Second, "the first step running", func(d *appsv1.Deployment) bool {
+			return d.Annotations[contract.KeyWeight] == "20"
+		})
+		kubectl(t, "", "-n", ns, "annotate", "--overwrite", "deployment", "reviews", "canary.io/abort="+value)
+		phaseOf(t, cs, ns, contract.PhaseRolledBack, 30*time.Second)
+	}
+	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
+	abort("first")
 	var vs istionetv1.VirtualService
 	if err := c.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: "reviews"}, &vs); err != nil {
 		t.Fatalf("the Istio router's analysis left no generated VirtualService: %v", err)
 	}
 
-	gateway := []string{`canary.io/router: gateway-api`}
+	gateway := append([]string{`canary.io/router: gateway-api`}, settings...)
 	kubectl(t, manifest(ns, "v3", gateway...), "apply", "-f", "-")
 	waitRoute(t, c, ns, "reviews", 30*time.Second, "generated", func(*gwv1.HTTPRoute) bool { return true })
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
@@ -205,7 +215,7 @@ func TestSwitchingRouterBetweenAnalyses(t *testing.T) {
 			t.Fatalf("the generated VirtualService is still there with the gateway-api router (err %v)", err)
 		}
 	}
-	phaseOf(t, cs, ns, contract.PhaseSucceeded, 90*time.Second)
+	abort("second")
 
 	kubectl(t, fmt.Sprintf(`apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -215,7 +225,9 @@ spec:
   http: [{route: [{destination: {host: reviews}}]}]
 `, ns), "apply", "-f", "-")
 	kubectl(t, manifest(ns, "v4", gateway...), "apply", "-f", "-")
-	d := phaseOf(t, cs, ns, contract.PhaseRolledBack, 30*time.Second)
+	d := waitFor(t, cs, ns, 30*time.Second, "the conflict", func(d *appsv1.Deployment) bool {
+		return d.Annotations[contract.KeyPhase] == string(contract.PhaseRolledBack) && strings.Contains(d.Annotations[contract.KeyMessage], "reviews-user")
+	})
 	if msg := d.Annotations[contract.KeyMessage]; !strings.Contains(msg, `VirtualService reviews-user routes the host reviews, and this Deployment uses the "gateway-api" router`) {
 		t.Errorf("message %q does not name the conflict", msg)
 	}

@@ -1,43 +1,30 @@
-// Package gatewayapi_test plays the bookinfo story through the Gateway
-// API: reviews annotated canary.io/router: gateway-api, its analyses
-// steering the HTTPRoute reviews attached to the Service, which the real
-// istiod turns into the routes it pushes to sidecars (GAMMA), followed by
-// the traffic generator as Envoy would.
-package gatewayapi_test
+package e2e_test
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/canary-io/canary/contract"
-	"github.com/canary-io/canary/e2e/cluster"
 	"github.com/canary-io/canary/e2e/kit"
 	"github.com/canary-io/canary/e2e/scenario"
 	"github.com/canary-io/canary/stepper"
 )
 
-var (
-	env  *cluster.Cluster
-	chat *scenario.Receiver
-)
+// The Gateway API's stories: reviews annotated canary.io/router:
+// gateway-api, its analyses steering the HTTPRoute reviews attached to
+// the Service, which the real istiod turns into the routes it pushes to
+// sidecars (GAMMA), followed by the traffic generator as Envoy would. They
+// play in namespaces of their own, after the bookinfo story.
 
-func TestMain(m *testing.M) {
-	os.Exit(cluster.RunTests(m, cluster.Options{Istiod: true, ScrapeInterval: 15 * time.Second}, func(c *cluster.Cluster) {
-		env = c
-		var err error
-		if chat, _, err = scenario.StartController(c); err != nil {
-			fmt.Fprintln(os.Stderr, "start canary-controller:", err)
-			os.Exit(1)
-		}
-	}))
-}
+// gatewayNamespace is where the story through an HTTPRoute plays.
+const gatewayNamespace = "gateway-bookinfo"
 
 // TestBookinfoThroughAnHTTPRoute: reviews v1 → v2 promoted through weights
 // 20, 40, 60 and a bad v4 rolled back, every weight carried by the
@@ -47,7 +34,7 @@ func TestMain(m *testing.M) {
 func TestBookinfoThroughAnHTTPRoute(t *testing.T) {
 	var live strings.Builder
 	res, err := scenario.Run(t.Context(), env, scenario.Options{
-		Interval: 10 * time.Second, Out: &live, Notifications: chat, Brief: true,
+		Interval: 10 * time.Second, Out: &live, Notifications: chat, Brief: true, Namespace: gatewayNamespace,
 		Annotations: map[string]string{contract.KeyRouter: string(contract.RouterGatewayAPI)},
 	})
 	if err != nil {
@@ -67,7 +54,7 @@ func TestBookinfoThroughAnHTTPRoute(t *testing.T) {
 	}
 	c := kit.RouteClient(t, env)
 	var rt gwv1.HTTPRoute
-	if err := c.Get(t.Context(), types.NamespacedName{Namespace: scenario.Namespace, Name: "reviews"}, &rt); err != nil {
+	if err := c.Get(t.Context(), types.NamespacedName{Namespace: gatewayNamespace, Name: "reviews"}, &rt); err != nil {
 		t.Fatalf("the generated HTTPRoute reviews: %v", err)
 	}
 	if len(rt.Spec.Rules) != 1 || len(rt.Spec.Rules[0].BackendRefs) != 1 || rt.Spec.Rules[0].BackendRefs[0].Name != "reviews" ||
@@ -76,7 +63,7 @@ func TestBookinfoThroughAnHTTPRoute(t *testing.T) {
 	}
 	// Nothing but the HTTPRoute could have sent traffic to the canary.
 	var vss istionetv1.VirtualServiceList
-	if err := c.List(t.Context(), &vss); err != nil {
+	if err := c.List(t.Context(), &vss, client.InNamespace(gatewayNamespace)); err != nil {
 		t.Fatal(err)
 	}
 	for _, vs := range vss.Items {
