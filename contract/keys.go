@@ -64,12 +64,13 @@ const (
 	// implies the Gateway API router. A contract addition (v1.1).
 	KeyHTTPRoute = "canary.io/httproute"
 	// KeyStrategy is how the analysis sends traffic to the canary:
-	// "canary" (weight steps, the default) or "ab" (only the requests
-	// matching [KeyMatch], for [KeyIterations] intervals). A contract
-	// addition (v1.1).
+	// "canary" (weight steps, the default), "ab" (only the requests
+	// matching [KeyMatch], for [KeyIterations] intervals) or "blue-green"
+	// (a full-size canary without user traffic for [KeyIterations]
+	// intervals, then all traffic at once). A contract addition (v1.1).
 	KeyStrategy = "canary.io/strategy"
-	// KeyIterations is the number of intervals of an "ab" analysis
-	// (default 10). A contract addition (v1.1).
+	// KeyIterations is the number of intervals of an "ab" or "blue-green"
+	// analysis (default 10). A contract addition (v1.1).
 	KeyIterations = "canary.io/iterations"
 	// KeyMatch is, for "ab", the requests that go to the canary: a YAML
 	// list in Flagger's match format (headers, cookies through the cookie

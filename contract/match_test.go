@@ -63,7 +63,8 @@ func TestStringMatchAsRegex(t *testing.T) {
 }
 
 // TestStrategySettingsTogether: ab needs a match and the generated route;
-// a match or iterations without ab are refused (they would do nothing);
+// a match without ab, iterations without ab or blue-green, steps without
+// canary are refused (they would do nothing);
 // the annotation in error keeps its default.
 func TestStrategySettingsTogether(t *testing.T) {
 	match := "- headers: {x-canary: {exact: insider}}"
@@ -80,7 +81,12 @@ func TestStrategySettingsTogether(t *testing.T) {
 		{"ab with the user's VirtualServices", annotations(KeyStrategy, "ab", KeyMatch, match, KeyVirtualService, "reviews"), StrategyCanary, KeyStrategy, "routes through the route the system generates"},
 		{"a match without ab", annotations(KeyMatch, match), StrategyCanary, KeyMatch, `is for canary.io/strategy: "ab" only`},
 		{"iterations without ab", annotations(KeyIterations, "5"), StrategyCanary, KeyIterations, "is for canary.io/strategy"},
-		{"blue-green, not yet", annotations(KeyStrategy, "blue-green"), StrategyCanary, KeyStrategy, "not available in this version yet"},
+		{"blue-green", annotations(KeyStrategy, "blue-green", KeyIterations, "3"), StrategyBlueGreen, "", ""},
+		{"blue-green through the user's routes", annotations(KeyStrategy, "blue-green", KeyHTTPRoute, "reviews"), StrategyBlueGreen, "", ""},
+		{"blue-green with a match", annotations(KeyStrategy, "blue-green", KeyMatch, match), StrategyBlueGreen, KeyMatch, `is for canary.io/strategy: "ab" only`},
+		{"blue-green with steps", annotations(KeyStrategy, "blue-green", KeySteps, "20,40"), StrategyBlueGreen, KeySteps, `"blue-green" runs canary.io/iterations intervals`},
+		{"ab with steps", annotations(KeyStrategy, "ab", KeyMatch, match, KeySteps, "20,40"), StrategyAB, KeySteps, `is for canary.io/strategy: "canary" only`},
+		{"an unknown strategy", annotations(KeyStrategy, "shadow"), StrategyCanary, KeyStrategy, `"blue-green" (no user traffic, then one switch)`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s, errs := ParseSettings(c.in)

@@ -45,6 +45,10 @@ const (
 	// StrategyAB sends only the requests matching canary.io/match to the
 	// canary, for canary.io/iterations intervals.
 	StrategyAB Strategy = "ab"
+	// StrategyBlueGreen runs a full-size canary with no user traffic for
+	// canary.io/iterations intervals (it takes load tests through the
+	// hooks), then switches all traffic to it at once and promotes.
+	StrategyBlueGreen Strategy = "blue-green"
 )
 
 // DefaultIterations is the default of [KeyIterations].
@@ -242,8 +246,12 @@ func strategyErrors(s *Settings, annotations map[string]string, before field.Err
 	}
 	if _, set := annotations[KeyIterations]; set && s.Strategy == StrategyCanary && !failed(before, KeyIterations) {
 		errs = append(errs, field.Invalid(annotationPath(KeyIterations), annotations[KeyIterations],
-			fmt.Sprintf("is for %s: %q (the %q strategy steps through %s)", KeyStrategy, StrategyAB, StrategyCanary, KeySteps)))
+			fmt.Sprintf("is for %s: %q or %q (the %q strategy steps through %s)", KeyStrategy, StrategyAB, StrategyBlueGreen, StrategyCanary, KeySteps)))
 		s.Iterations = DefaultIterations
+	}
+	if _, set := annotations[KeySteps]; set && s.Strategy != StrategyCanary {
+		errs = append(errs, field.Invalid(annotationPath(KeySteps), annotations[KeySteps],
+			fmt.Sprintf("is for %s: %q only (%q runs %s intervals)", KeyStrategy, StrategyCanary, s.Strategy, KeyIterations)))
 	}
 	return errs
 }

@@ -167,12 +167,11 @@ func parseNoData(v string) (NoDataPolicy, error) {
 
 func parseStrategy(v string) (Strategy, error) {
 	switch st := Strategy(strings.TrimSpace(v)); st {
-	case StrategyCanary, StrategyAB:
+	case StrategyCanary, StrategyAB, StrategyBlueGreen:
 		return st, nil
-	case "blue-green":
-		return "", fmt.Errorf(`"blue-green" is not available in this version yet: %q or %q`, StrategyCanary, StrategyAB)
 	}
-	return "", fmt.Errorf("must be %q (weight steps) or %q (matching requests only)", StrategyCanary, StrategyAB)
+	return "", fmt.Errorf("must be %q (weight steps), %q (matching requests only) or %q (no user traffic, then one switch)",
+		StrategyCanary, StrategyAB, StrategyBlueGreen)
 }
 
 func parseRouter(v string) (Router, error) {

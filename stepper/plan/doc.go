@@ -94,6 +94,15 @@
 //	complete   after PropagationDelay since the weight left the canary:
 //	           DeleteCanary; Succeeded, Stable = Revision
 //
+// A blue-green analysis (Spec.Strategy) runs its iterations as steps of
+// weight 0 on a full-size canary (no user traffic: the hooks' load tests
+// are what it is judged on). Its promotion switches instead: SetWeight(100)
+// before the unpin and the unpause, Weight 100, kept while the rolling
+// update runs; once it is complete, Weight 0 and StepStarted = now are
+// recorded, then SetWeight(0), and the canary goes PropagationDelay
+// later. A promotion before the canary is ready at full size enters as
+// above (weight 0).
+//
 // # Cleanup in RolledBack, Idle and Succeeded
 //
 // Traffic first, then the canary, so that Envoy never routes to a

@@ -11,6 +11,13 @@ import (
 // selects the stable and the canary pods), all traffic goes to it, and the
 // Deployment is unpaused so its rolling update moves it to the revision.
 // why is the sentence that led here.
+//
+// A blue-green analysis whose canary is ready at full size switches all
+// traffic to it instead (weight 100), before the unpin: the users move
+// from stable to the revision at once, and stay on it while the rolling
+// update runs; the weight goes back to the Service once it is done (see
+// promoting). Its canary not ready (a promote requested early, a
+// rollback overridden), it promotes as a canary does.
 func promote(spec Spec, st State, obs Observations, reason, why string) Decision {
 	st = consumeControls(st, obs)
 	st.Phase = contract.PhasePromoting
@@ -18,6 +25,17 @@ func promote(spec Spec, st State, obs Observations, reason, why string) Decision
 	st.StepStarted = stamp(obs.Now)
 	st.WaitingSince = st.StepStarted
 	st.RolledOut = time.Time{}
+	if switchesAtOnce(spec, st, obs) {
+		st.Weight = 100
+		msg := fmt.Sprintf("%s; promoting revision %s: all traffic switched to the canary, rolling update started", why, st.Revision)
+		return Decision{
+			Next:    st,
+			Actions: []Action{WriteState(), SetWeight(100), UnpinService(), Unpause()},
+			Requeue: RecheckAfter,
+			Message: msg,
+			Event:   normal(reason, msg),
+		}
+	}
 	msg := fmt.Sprintf("%s; promoting revision %s: all traffic to the Deployment's Service, rolling update started", why, st.Revision)
 	// The decision is recorded first; the Service is unpinned after it
 	// and the Deployment unpaused after that, in this pass if nothing
@@ -33,6 +51,17 @@ func promote(spec Spec, st State, obs Observations, reason, why string) Decision
 	}
 }
 
+// switchesAtOnce reports whether a promotion switches all traffic to the
+// canary: a blue-green analysis whose canary is ready at full size (for
+// the propagation delay) and whose routing nobody else changed.
+func switchesAtOnce(spec Spec, st State, obs Observations) bool {
+	if spec.Strategy != contract.StrategyBlueGreen || obs.RoutingChangedBySomeoneElse != "" || st.Revision == st.Stable {
+		return false
+	}
+	at, ready := routable(spec, obs, 100)
+	return ready && !obs.Now.Before(at)
+}
+
 // shouldPromoteRejected reports whether a new promote value overrides a
 // rollback: the rolled-back revision is still held (it is not the stable
 // one, which the webhook records when the stable template is applied
@@ -43,10 +72,18 @@ func shouldPromoteRejected(st State, obs Observations) bool {
 
 // promoting waits for the rolling update, then removes the canary and
 // declares success. Past the progress deadline it reports the failure
-// once and keeps waiting: see the package documentation.
+// once and keeps waiting: see the package documentation. The weight
+// recorded with the promotion is routed on every pass (0, or 100 for a
+// blue-green switch); a switch goes back to the Service once the rolling
+// update is done, recorded before it is routed.
 func promoting(spec Spec, st State, obs Observations) Decision {
-	now := obs.Now
+	now, in := obs.Now, st
 	var acts []Action
+	if obs.RoutingChangedBySomeoneElse == "" && st.Weight > 0 && obs.RoutedWeight != st.Weight && st.RolledOut.IsZero() {
+		// The switch recorded, not routed yet (the process that recorded
+		// it was stopped): routed before the unpin, as promote does.
+		acts = append(acts, SetWeight(st.Weight))
+	}
 	if obs.ServicePinned {
 		acts = append(acts, UnpinService())
 	}
@@ -54,7 +91,7 @@ func promoting(spec Spec, st State, obs Observations) Decision {
 		// The promotion recorded, its unpause not done: after the unpin.
 		acts = append(acts, Unpause())
 	}
-	if obs.RoutingChangedBySomeoneElse == "" && obs.RoutedWeight > 0 {
+	if obs.RoutingChangedBySomeoneElse == "" && st.Weight == 0 && obs.RoutedWeight > 0 {
 		// Recorded with the promotion (weight 0), routed now: the removal
 		// delay counts from when it is seen unrouted (canaryFree).
 		acts = append(acts, SetWeight(0))
@@ -72,6 +109,14 @@ func promoting(spec Spec, st State, obs Observations) Decision {
 		}
 		st.RolledOut = stamp(now) // judged once: see State.RolledOut
 	}
+	switchEnds := st.Weight > 0 && obs.RoutingChangedBySomeoneElse == ""
+	if switchEnds {
+		// The switch ends: every pod behind the Service runs the revision
+		// now. Recorded first (write-ahead), then routed.
+		st.Weight = 0
+		st.StepStarted = stamp(now)
+		acts = append(acts, SetWeight(0))
+	}
 	if obs.CanaryObjectsExist {
 		if obs.RoutingChangedBySomeoneElse != "" {
 			return Decision{Next: st, Actions: acts, Requeue: RecheckAfter,
@@ -84,8 +129,16 @@ func promoting(spec Spec, st State, obs Observations) Decision {
 			free = now.Add(removalDelay(spec))
 		}
 		if now.Before(free) {
-			return Decision{Next: st, Actions: acts, Requeue: until(now, free),
-				Message: fmt.Sprintf("promoting revision %s: rolled out; the canary is removed at %s, once every proxy has the new routes", st.Revision, clock(free))}
+			msg := fmt.Sprintf("promoting revision %s: rolled out; the canary is removed at %s, once every proxy has the new routes", st.Revision, clock(free))
+			if st.Equal(in) && free.After(st.StepStarted.Add(removalDelay(spec))) {
+				// The moment depends on this process (it routed the weight
+				// recorded by one that was stopped, or first saw it
+				// unrouted): said in a write of its own, every restart
+				// would write a new moment and never reach it. The message
+				// stands; the wait is kept all the same.
+				msg = ""
+			}
+			return Decision{Next: st, Actions: acts, Requeue: until(now, free), Message: msg}
 		}
 		acts = append(acts, DeleteCanary())
 	}

@@ -61,7 +61,11 @@ type Spec struct {
 	// Strategy is how the analysis sends traffic to the canary. With
 	// contract.StrategyAB every step (an iteration) routes weight 100:
 	// the requests matching canary.io/match go to the canary, the rest to
-	// stable; the router reads the weight so.
+	// stable; the router reads the weight so. With
+	// contract.StrategyBlueGreen every step (an iteration) routes weight
+	// 0: no user traffic, the canary takes the hooks' load tests; the
+	// promotion switches all traffic to it (weight 100) until the rolling
+	// update is done. Both run a full-size canary.
 	Strategy contract.Strategy
 	// ConfirmPromotion says the analysis has confirm-promotion hooks: no
 	// promotion after the last step without their answer
@@ -82,8 +86,11 @@ type Spec struct {
 // Deployment's desired replicas and the controller's propagation delay.
 func SpecFrom(s contract.Settings, replicas int32, propagationDelay time.Duration) Spec {
 	steps := slices.Clone(s.Steps)
-	if s.Strategy == contract.StrategyAB {
+	switch s.Strategy {
+	case contract.StrategyAB:
 		steps = slices.Repeat([]int32{100}, s.Iterations)
+	case contract.StrategyBlueGreen:
+		steps = slices.Repeat([]int32{0}, s.Iterations)
 	}
 	return Spec{
 		Strategy:         s.Strategy,
@@ -110,7 +117,9 @@ func (s Spec) Validate() error {
 		switch {
 		case s.Strategy == contract.StrategyAB && w != 100:
 			return fmt.Errorf("steps %v of an ab analysis are not all 100 (the matching requests)", s.Steps)
-		case s.Strategy != contract.StrategyAB && (w < 1 || w > 99 || (i > 0 && w <= s.Steps[i-1])):
+		case s.Strategy == contract.StrategyBlueGreen && w != 0:
+			return fmt.Errorf("steps %v of a blue-green analysis are not all 0 (no user traffic)", s.Steps)
+		case s.Strategy != contract.StrategyAB && s.Strategy != contract.StrategyBlueGreen && (w < 1 || w > 99 || (i > 0 && w <= s.Steps[i-1])):
 			return fmt.Errorf("steps %v are not strictly ascending weights from 1 to 99", s.Steps)
 		}
 	}
@@ -187,7 +196,7 @@ func (s State) Equal(o State) bool {
 	return s.Phase == o.Phase && s.Step == o.Step && s.Weight == o.Weight &&
 		s.FailedChecks == o.FailedChecks && s.StepStarted.Equal(o.StepStarted) &&
 		s.WaitingSince.Equal(o.WaitingSince) && s.PreRolloutFailed.Equal(o.PreRolloutFailed) && maps.Equal(s.Acted, o.Acted) &&
-		s.AnalysisStarted.Equal(o.AnalysisStarted) &&
+		s.AnalysisStarted.Equal(o.AnalysisStarted) && s.RolledOut.Equal(o.RolledOut) &&
 		s.Revision == o.Revision && s.Stable == o.Stable
 }
 
@@ -571,7 +580,7 @@ func preRolloutRetry(spec Spec, st State) time.Time {
 // canaryRoutable reports whether the canary has the ready pods the step
 // being prepared needs, ready for the propagation delay.
 func canaryRoutable(spec Spec, st State, obs Observations) bool {
-	need := CanaryReplicas(spec.Replicas, targetWeight(spec, st))
+	need := spec.canaryReplicas(targetWeight(spec, st))
 	return obs.CanaryReady >= need && !obs.CanaryReadySince.IsZero() &&
 		!obs.Now.Before(obs.CanaryReadySince.Add(spec.PropagationDelay))
 }
@@ -589,6 +598,16 @@ func CanaryReplicas(replicas, weight int32) int32 {
 		return 1
 	}
 	return int32(n)
+}
+
+// canaryReplicas is CanaryReplicas for this analysis: the canary of an
+// ab or blue-green analysis is full size whatever the weight (it takes
+// all the matching requests, or all traffic at the switch).
+func (s Spec) canaryReplicas(weight int32) int32 {
+	if s.Strategy == contract.StrategyAB || s.Strategy == contract.StrategyBlueGreen {
+		weight = 100
+	}
+	return CanaryReplicas(s.Replicas, weight)
 }
 
 // inFlightPhase reports whether an analysis is running (not yet decided).
@@ -660,19 +679,30 @@ func stepLabel(spec Spec, st State) string {
 }
 
 func stepUnit(spec Spec) string {
-	if spec.Strategy == contract.StrategyAB {
-		return "iteration"
+	if weighted(spec) {
+		return "step"
 	}
-	return "step"
+	return "iteration"
+}
+
+// weighted reports whether the analysis moves weights step by step (the
+// canary strategy), rather than running iterations.
+func weighted(spec Spec) bool {
+	return spec.Strategy != contract.StrategyAB && spec.Strategy != contract.StrategyBlueGreen
 }
 
 // routing says, for messages, what weight w sends to the canary:
 // "weight 40%"; of an ab analysis, "the matching requests" (any weight
-// above 0) or "no requests".
+// above 0) or "no requests"; of a blue-green analysis, "all traffic"
+// (100) or "no user traffic".
 func routing(spec Spec, w int32) string {
 	switch {
-	case spec.Strategy != contract.StrategyAB:
+	case weighted(spec):
 		return fmt.Sprintf("weight %d%%", w)
+	case spec.Strategy == contract.StrategyBlueGreen && w == 100:
+		return "all traffic"
+	case spec.Strategy == contract.StrategyBlueGreen:
+		return "no user traffic"
 	case w > 0:
 		return "the matching requests"
 	}
@@ -680,22 +710,23 @@ func routing(spec Spec, w int32) string {
 }
 
 // phrase is, for messages, canary formatted with the weight w, or, of an
-// ab analysis, ab formatted with routing(spec, w).
+// ab or blue-green analysis, ab formatted with routing(spec, w).
 //
 // Example: phrase(spec, 40, "the weight moves to %d%%", "%s go to the
 // canary") → "the weight moves to 40%", or "the matching requests go to
 // the canary".
 func phrase(spec Spec, w int32, canary, ab string) string {
-	if spec.Strategy == contract.StrategyAB {
+	if !weighted(spec) {
 		return fmt.Sprintf(ab, routing(spec, w))
 	}
 	return fmt.Sprintf(canary, w)
 }
 
 // routedAt says how a step runs, for messages: "at weight 40%", or of an
-// ab analysis "with the matching requests on the canary".
+// ab analysis "with the matching requests on the canary", of a
+// blue-green one "with no user traffic on the canary".
 func routedAt(spec Spec, w int32) string {
-	if spec.Strategy != contract.StrategyAB {
+	if weighted(spec) {
 		return "at " + routing(spec, w)
 	}
 	return "with " + routing(spec, w) + " on the canary"

@@ -101,7 +101,7 @@ func consumeControls(st State, obs Observations) State {
 // ready, and from when w may be routed to it: once they have been ready
 // for the propagation delay, so that every proxy knows them.
 func routable(spec Spec, obs Observations, w int32) (at time.Time, ready bool) {
-	if obs.CanaryReady < CanaryReplicas(spec.Replicas, w) || obs.CanaryReadySince.IsZero() {
+	if obs.CanaryReady < spec.canaryReplicas(w) || obs.CanaryReadySince.IsZero() {
 		return time.Time{}, false
 	}
 	return obs.CanaryReadySince.Add(spec.PropagationDelay), true
@@ -158,7 +158,7 @@ func withUpkeep(spec Spec, obs Observations, d Decision) Decision {
 		upkeep = append(upkeep, SetWeight(d.Next.Weight))
 	}
 	// The decision is recorded before anything that follows from it.
-	upkeep = append(upkeep, WriteState(), EnsureCanary(CanaryReplicas(spec.Replicas, targetWeight(spec, d.Next))))
+	upkeep = append(upkeep, WriteState(), EnsureCanary(spec.canaryReplicas(targetWeight(spec, d.Next))))
 	d.Actions = append(upkeep, d.Actions...)
 	return d
 }
@@ -218,7 +218,7 @@ func holdForRouting(spec Spec, st State, obs Observations) Decision {
 func scaleUp(spec Spec, st State, obs Observations) Decision {
 	now := obs.Now
 	w := spec.Steps[st.Step]
-	need := CanaryReplicas(spec.Replicas, w)
+	need := spec.canaryReplicas(w)
 	label := stepLabel(spec, st)
 	if st.Phase == contract.PhasePaused {
 		return Decision{Next: st, Requeue: pausedRequeue(spec, st, now),
@@ -231,7 +231,7 @@ func scaleUp(spec Spec, st State, obs Observations) Decision {
 		if now.Before(at) {
 			return Decision{Next: st, Requeue: until(now, at),
 				Message: fmt.Sprintf("%s: %d of %d canary pods ready; %s at %s, after the propagation delay (%s)",
-					label, obs.CanaryReady, need, phrase(spec, w, "the weight moves to %d%%", "%s go to the canary"), clock(at), contract.PromDuration(spec.PropagationDelay))}
+					label, obs.CanaryReady, need, startsWith(spec, w), clock(at), contract.PromDuration(spec.PropagationDelay))}
 		}
 		if awaitsPreRollout(spec, st) {
 			return preRollout(spec, st, obs, need)
@@ -247,6 +247,16 @@ func scaleUp(spec Spec, st State, obs Observations) Decision {
 	return Decision{Next: st, Requeue: min(RecheckAfter, until(now, deadline)),
 		Message: fmt.Sprintf("%s: waiting for canary pods: %d of %d ready for %s; rolling back at %s if they are not",
 			label, obs.CanaryReady, need, routing(spec, w), clock(deadline))}
+}
+
+// startsWith says, for messages, what starting a step at weight w does:
+// "the weight moves to 40%", "the matching requests go to the canary",
+// or for a blue-green iteration "the iteration starts".
+func startsWith(spec Spec, w int32) string {
+	if spec.Strategy == contract.StrategyBlueGreen {
+		return "the iteration starts"
+	}
+	return phrase(spec, w, "the weight moves to %d%%", "%s go to the canary")
 }
 
 // preRollout stands between a ready canary and the first step: the

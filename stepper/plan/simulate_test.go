@@ -482,13 +482,25 @@ func TestSimulatedCrashAfterEveryWrite(t *testing.T) {
 		desired, routed int32
 		unpaused        bool
 	}
+	failingSecond := func(st State) []CheckResult {
+		if st.Step >= 1 {
+			return failing
+		}
+		return passing
+	}
 	for _, run := range []struct {
 		name   string
+		spec   Spec
 		checks func(State) []CheckResult
 		want   contract.Phase
-	}{{"promotion", alwaysPassing, contract.PhaseSucceeded}, {"rollback", failingAt40, contract.PhaseRolledBack}} {
+	}{
+		{"promotion", testSpec(), alwaysPassing, contract.PhaseSucceeded},
+		{"rollback", testSpec(), failingAt40, contract.PhaseRolledBack},
+		{"blue-green promotion", blueGreenSpec(3), alwaysPassing, contract.PhaseSucceeded},
+		{"blue-green rollback", blueGreenSpec(3), failingSecond, contract.PhaseRolledBack},
+	} {
 		t.Run(run.name, func(t *testing.T) {
-			w := newWorld(t, testSpec(), t0, run.checks)
+			w := newWorld(t, run.spec, t0, run.checks)
 			st, message, fresh, crashes := started(), "", true, 0
 			for i := 0; ; i++ {
 				if i == 2000 {
@@ -616,5 +628,108 @@ func TestSimulatedABRollback(t *testing.T) {
 	}
 	if e := last.decision.Event; e == nil || !strings.Contains(e.Message, "at iteration 2/5 (the matching requests)") {
 		t.Errorf("the rollback's event %+v does not name the iteration", e)
+	}
+}
+
+// blueGreenSpec is testSpec as a blue-green analysis of iterations
+// intervals.
+func blueGreenSpec(iterations int) Spec {
+	s := contract.DefaultSettings()
+	s.Strategy, s.Iterations = contract.StrategyBlueGreen, iterations
+	spec := testSpec()
+	spec.Strategy = s.Strategy
+	spec.Steps = SpecFrom(s, spec.Replicas, spec.PropagationDelay).Steps
+	return spec
+}
+
+// TestSimulatedBlueGreenRollout: a blue-green analysis runs a full-size
+// canary with no user traffic for its iterations, then switches all
+// traffic to it at once (one SetWeight, 100), keeps it there while the
+// rolling update runs, and sends it back to the Service only once the
+// update is done; its messages count iterations and speak of no weight
+// steps.
+func TestSimulatedBlueGreenRollout(t *testing.T) {
+	spec := blueGreenSpec(3)
+	if err := spec.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	w := newWorld(t, spec, t0, alwaysPassing)
+	trace := simulate(w, started(), nil)
+	final := trace[len(trace)-1].decision.Next
+	if want := []int32{100, 0}; !slices.Equal(w.weights, want) {
+		t.Errorf("weights %v, want %v (one switch, then the Service once rolled out)", w.weights, want)
+	}
+	if final.Phase != contract.PhaseSucceeded || final.Step != 3 || w.canary || w.pinned {
+		t.Errorf("end: state %+v, canary %v, pinned %v", final, w.canary, w.pinned)
+	}
+	if done := w.unpausedAt.Add(rolloutTime); w.routedAt.Before(done) {
+		t.Errorf("the weight left the canary at %v, before the rolling update was done (%v)", w.routedAt, done)
+	}
+	var switched, iterations []string
+	for _, p := range trace {
+		if e := p.decision.Event; e != nil && e.Reason == ReasonPromoting {
+			switched = append(switched, e.Message)
+		}
+		if e := p.decision.Event; e != nil && e.Reason == ReasonStepStarted {
+			iterations = append(iterations, e.Message)
+			if p.decision.Next.Weight != 0 || !slices.Contains(p.decision.Actions, EnsureCanary(spec.Replicas)) {
+				t.Errorf("iteration started with weight %d, actions %v: want no user traffic and a full-size canary", p.decision.Next.Weight, p.decision.Actions)
+			}
+		}
+		if m := p.decision.Message; strings.Contains(m, "weight ") {
+			t.Errorf("a blue-green message speaks of a weight: %q", m)
+		}
+	}
+	if len(switched) != 1 || !strings.Contains(switched[0], "all traffic switched to the canary") {
+		t.Errorf("promotion events %q", switched)
+	}
+	if len(iterations) != 3 || !strings.HasPrefix(iterations[1], "iteration 2/3 started: no user traffic") {
+		t.Errorf("iteration events %q", iterations)
+	}
+}
+
+// TestSimulatedBlueGreenRollback: a failing iteration rolls a blue-green
+// analysis back before any user traffic reached the canary.
+func TestSimulatedBlueGreenRollback(t *testing.T) {
+	spec := blueGreenSpec(4)
+	w := newWorld(t, spec, t0, func(st State) []CheckResult {
+		if st.Step >= 2 {
+			return failing
+		}
+		return passing
+	})
+	trace := simulate(w, started(), nil)
+	final := trace[len(trace)-1].decision.Next
+	if final.Phase != contract.PhaseRolledBack || w.canary || len(w.weights) != 0 {
+		t.Errorf("end: state %+v, canary %v, weights %v", final, w.canary, w.weights)
+	}
+	last := trace[len(trace)-1]
+	for _, p := range trace {
+		if e := p.decision.Event; e != nil && e.Reason == ReasonChecksFailed {
+			last = p
+		}
+	}
+	if e := last.decision.Event; e == nil || !strings.Contains(e.Message, "at iteration 3/4 (no user traffic)") {
+		t.Errorf("the rollback's event %+v does not name the iteration", e)
+	}
+}
+
+// TestBlueGreenEarlyPromoteDoesNotSwitch: canary.io/promote before the
+// full-size canary is ready promotes as a canary does (weight 0, the
+// Service unpinned): all traffic to a canary not ready would reach no
+// pod.
+func TestBlueGreenEarlyPromoteDoesNotSwitch(t *testing.T) {
+	spec := blueGreenSpec(3)
+	st := started()
+	obs := Observations{Now: t0, ServicePinned: true, CanaryObjectsExist: true, CanaryReady: 1, CanaryReadySince: t0.Add(-time.Minute), Promote: "now", Held: true}
+	d := Next(spec, st, obs)
+	if d.Next.Phase != contract.PhasePromoting || d.Next.Weight != 0 || slices.Contains(d.Actions, SetWeight(100)) {
+		t.Errorf("early promote of a blue-green canary with 1 of %d pods ready: %+v, actions %v", spec.Replicas, d.Next, d.Actions)
+	}
+	obs.CanaryReady = spec.Replicas
+	d = Next(spec, st, obs)
+	want := []Action{WriteState(), SetWeight(100), UnpinService(), Unpause()}
+	if d.Next.Weight != 100 || !slices.Equal(d.Actions, want) {
+		t.Errorf("promote of a ready blue-green canary: weight %d, actions %v, want %v", d.Next.Weight, d.Actions, want)
 	}
 }
