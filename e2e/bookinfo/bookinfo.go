@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/template"
 	"time"
+
+	"github.com/canary-io/canary/contract"
 )
 
 // App is productpage, details, ratings and the reviews Service.
@@ -63,7 +65,8 @@ func ReviewsFrom(o ReviewsOptions) string {
 		extra = append(extra, pair{k, quote(o.Annotations[k])})
 	}
 	var b strings.Builder
-	if err := reviewsTemplate.Execute(&b, map[string]any{"Version": o.Version, "Interval": o.Interval.String(), "Webhooks": quoted, "Extra": extra}); err != nil {
+	if err := reviewsTemplate.Execute(&b, map[string]any{"Version": o.Version, "Interval": o.Interval.String(), "Webhooks": quoted, "Extra": extra,
+		"Strategy": o.Annotations[contract.KeyStrategy] != ""}); err != nil {
 		panic(fmt.Sprintf("render reviews: %v", err)) // the template is ours and fixed
 	}
 	return b.String()

@@ -90,9 +90,15 @@ spec:
 	return ns, cs, ic
 }
 
+// manifest renders reviews at version with settings: steps 20,40,60
+// (unless a strategy is set: canary.io/steps is for the canary strategy
+// only), interval 2s, progress deadline 60s unless settings say otherwise.
 func manifest(ns, version string, settings ...string) string {
-	annotations := append([]string{`canary.io/enabled: "true"`, `canary.io/steps: "20,40,60"`, `canary.io/interval: "2s"`,
-		`canary.io/progress-deadline: "60s"`}, settings...)
+	annotations := []string{`canary.io/enabled: "true"`, `canary.io/interval: "2s"`, `canary.io/progress-deadline: "60s"`}
+	if !slices.ContainsFunc(settings, func(s string) bool { return strings.HasPrefix(s, contract.KeyStrategy+":") }) {
+		annotations = append(annotations, `canary.io/steps: "20,40,60"`)
+	}
+	annotations = append(annotations, settings...)
 	return kit.Reviews(ns, version, "reviews:"+version, 3, annotations, nil)
 }
 
