@@ -229,6 +229,7 @@ var settingField = map[string]func(Settings) any{
 	KeyStrategy:         func(s Settings) any { return s.Strategy },
 	KeyIterations:       func(s Settings) any { return s.Iterations },
 	KeyMatch:            func(s Settings) any { return s.Match },
+	KeyMirror:           func(s Settings) any { return s.Mirror },
 }
 
 // dependsOnStrategy are the keys valid only with another strategy than

@@ -76,6 +76,11 @@ const (
 	// list in Flagger's match format (headers, cookies through the cookie
 	// header, query parameters). A contract addition (v1.1).
 	KeyMatch = "canary.io/match"
+	// KeyMirror is a percentage of stable's requests copied to the canary
+	// while the analysis runs (its answers discarded): during every
+	// iteration of "ab" and "blue-green", and in a first step at weight 0
+	// of "canary". A contract addition (v1.1).
+	KeyMirror = "canary.io/mirror"
 	// KeyNotify names the notification providers (configured by the
 	// cluster admin) told of this Deployment's analyses, comma separated,
 	// e.g. "team-chat, oncall". A contract addition (v1.1).
@@ -131,7 +136,7 @@ var SettingKeys = []string{
 	KeyMinSuccessRate, KeyMaxLatency, KeyMetrics, KeyConfidence,
 	KeyTolerance, KeyNoData, KeyProgressDeadline, KeyVirtualService,
 	KeyPrometheus, KeyWebhooks, KeyWindow, KeyNotify, KeyRouter,
-	KeyHTTPRoute, KeyStrategy, KeyIterations, KeyMatch,
+	KeyHTTPRoute, KeyStrategy, KeyIterations, KeyMatch, KeyMirror,
 }
 
 // ControlKeys are the controls a user may write.
@@ -188,7 +193,7 @@ var knownKeys = func() map[string]keyKind {
 		KeyMinSuccessRate, KeyMaxLatency, KeyMetrics, KeyConfidence,
 		KeyTolerance, KeyNoData, KeyProgressDeadline, KeyVirtualService,
 		KeyPrometheus, KeyWebhooks, KeyWindow, KeyNotify, KeyRouter,
-		KeyHTTPRoute, KeyStrategy, KeyIterations, KeyMatch,
+		KeyHTTPRoute, KeyStrategy, KeyIterations, KeyMatch, KeyMirror,
 	} {
 		m[k] = kindSetting
 	}

@@ -86,6 +86,11 @@ func TestStrategySettingsTogether(t *testing.T) {
 		{"blue-green with a match", annotations(KeyStrategy, "blue-green", KeyMatch, match), StrategyBlueGreen, KeyMatch, `is for canary.io/strategy: "ab" only`},
 		{"blue-green with steps", annotations(KeyStrategy, "blue-green", KeySteps, "20,40"), StrategyBlueGreen, KeySteps, `"blue-green" runs canary.io/iterations intervals`},
 		{"ab with steps", annotations(KeyStrategy, "ab", KeyMatch, match, KeySteps, "20,40"), StrategyAB, KeySteps, `is for canary.io/strategy: "canary" only`},
+		{"a mirror with the canary strategy", annotations(KeyMirror, "30"), StrategyCanary, "", ""},
+		{"a mirror with blue-green", annotations(KeyStrategy, "blue-green", KeyMirror, "100"), StrategyBlueGreen, "", ""},
+		{"a mirror through the user's VirtualService", annotations(KeyMirror, "30", KeyVirtualService, "reviews"), StrategyCanary, KeyMirror, "mirrors through the route the system generates"},
+		{"a mirror of 0", annotations(KeyMirror, "0"), StrategyCanary, KeyMirror, "must be a whole number from 1 to 100"},
+		{"a mirror as a fraction", annotations(KeyMirror, "12.5"), StrategyCanary, KeyMirror, "must be a whole number from 1 to 100"},
 		{"an unknown strategy", annotations(KeyStrategy, "shadow"), StrategyCanary, KeyStrategy, `"blue-green" (no user traffic, then one switch)`},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -121,6 +121,10 @@ type Settings struct {
 	Iterations int
 	// Match are, for StrategyAB, the requests that go to the canary.
 	Match []Match
+	// Mirror is the percentage of stable's requests copied to the canary
+	// while the analysis runs (canary.io/mirror); 0, the default, copies
+	// none.
+	Mirror int32
 }
 
 // DefaultSettings returns the defaults of the contract's table, the settings
@@ -248,6 +252,11 @@ func strategyErrors(s *Settings, annotations map[string]string, before field.Err
 		errs = append(errs, field.Invalid(annotationPath(KeyIterations), annotations[KeyIterations],
 			fmt.Sprintf("is for %s: %q or %q (the %q strategy steps through %s)", KeyStrategy, StrategyAB, StrategyBlueGreen, StrategyCanary, KeySteps)))
 		s.Iterations = DefaultIterations
+	}
+	if s.Mirror > 0 && (len(s.VirtualServices) > 0 || len(s.HTTPRoutes) > 0) {
+		errs = append(errs, field.Invalid(annotationPath(KeyMirror), annotations[KeyMirror],
+			fmt.Sprintf("mirrors through the route the system generates: remove %s and %s, or the mirror", KeyVirtualService, KeyHTTPRoute)))
+		s.Mirror = 0
 	}
 	if _, set := annotations[KeySteps]; set && s.Strategy != StrategyCanary {
 		errs = append(errs, field.Invalid(annotationPath(KeySteps), annotations[KeySteps],
@@ -425,6 +434,13 @@ var settingParsers = []struct {
 		n, err := parseIterations(v)
 		if err == nil {
 			s.Iterations = n
+		}
+		return err
+	}},
+	{KeyMirror, func(s *Settings, v string) error {
+		n, err := parseMirror(v)
+		if err == nil {
+			s.Mirror = n
 		}
 		return err
 	}},

@@ -103,6 +103,14 @@ func parseIterations(v string) (int, error) {
 	return n, nil
 }
 
+func parseMirror(v string) (int32, error) {
+	n, err := parseWhole(strings.TrimSpace(v))
+	if err != nil || n < 1 || n > 100 {
+		return 0, errors.New("must be a whole number from 1 to 100: the percentage of stable's requests copied to the canary")
+	}
+	return int32(n), nil
+}
+
 func parseThreshold(v string) (int, error) {
 	n, err := parseWhole(strings.TrimSpace(v))
 	if err != nil || n < 1 || n > maxThreshold {

@@ -17,7 +17,8 @@ const (
 	ActionPinService ActionKind = "PinService"
 	// ActionSetWeight sets the canary's weight in the VirtualService(s) to
 	// Action.Weight percent, the rest to the user's Service; 0 sends all
-	// traffic to the user's Service.
+	// traffic to the user's Service. Action.Mirror percent of the
+	// Service's requests are copied to the canary (0: none).
 	ActionSetWeight ActionKind = "SetWeight"
 	// ActionUnpause sets spec.paused false, so the Deployment's ordinary
 	// rolling update moves it to the promoted template: a Deployment update
@@ -69,6 +70,9 @@ type Action struct {
 	Replicas int32
 	// Weight is the canary's weight in percent, for SetWeight.
 	Weight int32
+	// Mirror is the percentage of the Service's requests copied to the
+	// canary, for SetWeight.
+	Mirror int32
 	// Revision is the rejected template hash, for RecordRejected.
 	Revision string
 	// Reason is why the revision was rejected, for RecordRejected.
@@ -87,6 +91,12 @@ func PinService() Action { return Action{Kind: ActionPinService} }
 
 // SetWeight returns an ActionSetWeight with weight percent on the canary.
 func SetWeight(weight int32) Action { return Action{Kind: ActionSetWeight, Weight: weight} }
+
+// Route returns an ActionSetWeight with weight percent on the canary and
+// mirror percent of the Service's requests copied to it.
+func Route(weight, mirror int32) Action {
+	return Action{Kind: ActionSetWeight, Weight: weight, Mirror: mirror}
+}
 
 // WriteState returns an ActionWriteState.
 func WriteState() Action { return Action{Kind: ActionWriteState} }
@@ -124,6 +134,9 @@ func (a Action) String() string {
 	case ActionEnsureCanary:
 		return fmt.Sprintf("%s(%d)", a.Kind, a.Replicas)
 	case ActionSetWeight:
+		if a.Mirror > 0 {
+			return fmt.Sprintf("%s(%d, mirror %d%%)", a.Kind, a.Weight, a.Mirror)
+		}
 		return fmt.Sprintf("%s(%d)", a.Kind, a.Weight)
 	case ActionRecordRejected:
 		return fmt.Sprintf("%s(%s: %s)", a.Kind, a.Revision, a.Reason)

@@ -79,7 +79,7 @@ func shouldPromoteRejected(st State, obs Observations) bool {
 func promoting(spec Spec, st State, obs Observations) Decision {
 	now, in := obs.Now, st
 	var acts []Action
-	if obs.RoutingChangedBySomeoneElse == "" && st.Weight > 0 && obs.RoutedWeight != st.Weight && st.RolledOut.IsZero() {
+	if obs.RoutingChangedBySomeoneElse == "" && st.Weight > 0 && (obs.RoutedWeight != st.Weight || obs.RoutedMirror > 0) && st.RolledOut.IsZero() {
 		// The switch recorded, not routed yet (the process that recorded
 		// it was stopped): routed before the unpin, as promote does.
 		acts = append(acts, SetWeight(st.Weight))
@@ -91,7 +91,7 @@ func promoting(spec Spec, st State, obs Observations) Decision {
 		// The promotion recorded, its unpause not done: after the unpin.
 		acts = append(acts, Unpause())
 	}
-	if obs.RoutingChangedBySomeoneElse == "" && st.Weight == 0 && obs.RoutedWeight > 0 {
+	if obs.RoutingChangedBySomeoneElse == "" && st.Weight == 0 && (obs.RoutedWeight > 0 || obs.RoutedMirror > 0) {
 		// Recorded with the promotion (weight 0), routed now: the removal
 		// delay counts from when it is seen unrouted (canaryFree).
 		acts = append(acts, SetWeight(0))
@@ -195,7 +195,7 @@ func rollBack(spec Spec, st State, obs Observations, reason, why string) Decisio
 	st.WaitingSince = time.Time{}
 	msg := "rolled back: " + why
 	d := Decision{Next: st, Message: msg, Event: warning(reason, msg)}
-	moved := st.Weight > 0 || obs.RoutedWeight > 0
+	moved := st.Weight > 0 || obs.RoutedWeight > 0 || obs.RoutedMirror > 0
 	if moved {
 		// Even over someone else's weights: sending everything to stable is
 		// always safe, and it is written once, not fought over.
@@ -252,7 +252,7 @@ func cleanUp(spec Spec, st State, obs Observations, unpinFirst bool) Decision {
 		d.Next.StepStarted = stamp(now)
 		d.Actions = append(d.Actions, SetWeight(0))
 		d.Requeue = until(now, d.Next.StepStarted.Add(removalDelay(spec)))
-	case obs.RoutedWeight > 0:
+	case obs.RoutedWeight > 0 || obs.RoutedMirror > 0:
 		// Weight 0 recorded and not routed yet (the process that recorded
 		// it was stopped): routed now, not recorded again (a new record
 		// per restart would never reach the routing); the removal delay

@@ -67,6 +67,12 @@ type Spec struct {
 	// promotion switches all traffic to it (weight 100) until the rolling
 	// update is done. Both run a full-size canary.
 	Strategy contract.Strategy
+	// Mirror is the percentage of stable's requests copied to the canary
+	// while it is analysed (canary.io/mirror; 0: none): during every
+	// iteration of an ab or blue-green analysis, and during the steps of
+	// weight 0 of a canary one (the first, added by SpecFrom). See
+	// MirrorFor.
+	Mirror int32
 	// ConfirmPromotion says the analysis has confirm-promotion hooks: no
 	// promotion after the last step without their answer
 	// (Observations.GateOpen).
@@ -86,6 +92,9 @@ type Spec struct {
 // Deployment's desired replicas and the controller's propagation delay.
 func SpecFrom(s contract.Settings, replicas int32, propagationDelay time.Duration) Spec {
 	steps := slices.Clone(s.Steps)
+	if s.Mirror > 0 {
+		steps = append([]int32{0}, steps...) // the mirrored step
+	}
 	switch s.Strategy {
 	case contract.StrategyAB:
 		steps = slices.Repeat([]int32{100}, s.Iterations)
@@ -94,6 +103,7 @@ func SpecFrom(s contract.Settings, replicas int32, propagationDelay time.Duratio
 	}
 	return Spec{
 		Strategy:         s.Strategy,
+		Mirror:           s.Mirror,
 		Steps:            steps,
 		Interval:         s.Interval,
 		Threshold:        s.Threshold,
@@ -119,11 +129,15 @@ func (s Spec) Validate() error {
 			return fmt.Errorf("steps %v of an ab analysis are not all 100 (the matching requests)", s.Steps)
 		case s.Strategy == contract.StrategyBlueGreen && w != 0:
 			return fmt.Errorf("steps %v of a blue-green analysis are not all 0 (no user traffic)", s.Steps)
-		case s.Strategy != contract.StrategyAB && s.Strategy != contract.StrategyBlueGreen && (w < 1 || w > 99 || (i > 0 && w <= s.Steps[i-1])):
+		case s.Strategy == contract.StrategyAB || s.Strategy == contract.StrategyBlueGreen:
+		case i == 0 && w == 0 && s.Mirror > 0 && len(s.Steps) > 1: // the mirrored step
+		case w < 1 || w > 99 || (i > 0 && w <= s.Steps[i-1]):
 			return fmt.Errorf("steps %v are not strictly ascending weights from 1 to 99", s.Steps)
 		}
 	}
 	switch {
+	case s.Mirror < 0 || s.Mirror > 100:
+		return fmt.Errorf("mirror %d%% is not a percentage", s.Mirror)
 	case s.Interval <= 0:
 		return fmt.Errorf("interval %v is not positive", s.Interval)
 	case s.Threshold < 0:
@@ -215,6 +229,9 @@ type Observations struct {
 	CanaryReadySince time.Time
 	// RoutedWeight is the canary's weight in the VirtualService(s) now.
 	RoutedWeight int32
+	// RoutedMirror is the percentage of the Service's requests the route
+	// copies to the canary now (0: none).
+	RoutedMirror int32
 	// RoutingChangedBySomeoneElse, when not empty, says how the
 	// VirtualService's weights differ from what the stepper last wrote.
 	// The gatherer compares them with a record the stepper writes in the
@@ -400,7 +417,7 @@ func lookAgain(spec Spec, d Decision) Decision {
 	if !inFlightPhase(d.Next.Phase) || d.Requeue <= 0 {
 		return d
 	}
-	if p := spec.ComparisonPeriod; p > 0 && d.Next.Weight > 0 {
+	if p := spec.ComparisonPeriod; p > 0 && (d.Next.Weight > 0 || MirrorFor(spec, d.Next) > 0) {
 		d.Requeue = min(d.Requeue, p)
 	}
 	if p := spec.RollbackHookPoll; p > 0 {
@@ -543,7 +560,7 @@ func GateDue(spec Spec, state State, now time.Time) bool {
 // Example: interval 1m, hooks failed at 12:00:00 → not due at 12:00:59,
 // due from 12:01:00.
 func PreRolloutDue(spec Spec, state State, obs Observations) bool {
-	st := followLowerRouting(state, obs)
+	st := followLowerRouting(spec, state, obs)
 	return spec.PreRollout && st.Phase == contract.PhaseProgressing && Judged(st, obs) && awaitsPreRollout(spec, st) &&
 		canaryRoutable(spec, st, obs) && !obs.Now.Before(preRolloutRetry(spec, st))
 }
@@ -602,12 +619,43 @@ func CanaryReplicas(replicas, weight int32) int32 {
 
 // canaryReplicas is CanaryReplicas for this analysis: the canary of an
 // ab or blue-green analysis is full size whatever the weight (it takes
-// all the matching requests, or all traffic at the switch).
+// all the matching requests, or all traffic at the switch); one that
+// takes mirrored copies is sized for the larger of the weight and the
+// mirror.
 func (s Spec) canaryReplicas(weight int32) int32 {
 	if s.Strategy == contract.StrategyAB || s.Strategy == contract.StrategyBlueGreen {
 		weight = 100
 	}
-	return CanaryReplicas(s.Replicas, weight)
+	return CanaryReplicas(s.Replicas, max(weight, s.mirrorAt(weight)))
+}
+
+// mirrorAt is the mirror of a step at weight w: Spec.Mirror for every
+// iteration of ab (weight 100: the matching requests) and blue-green
+// (weight 0), and for a canary step of weight 0; none otherwise (a
+// blue-green switch, a canary step with user traffic).
+func (s Spec) mirrorAt(w int32) int32 {
+	switch {
+	case s.Mirror <= 0:
+		return 0
+	case s.Strategy == contract.StrategyAB:
+		return s.Mirror
+	case w == 0:
+		return s.Mirror
+	}
+	return 0
+}
+
+// MirrorFor is the mirror an analysis in state st routes: that of its
+// weight once its first step started (and until the next step's weight
+// replaces it), none before, and none once it ended.
+//
+// Example: mirror 50, steps 0,20,40 → step 1 (weight 0) not started: 0;
+// running: 50; passed, step 2 (weight 20) prepared: 50; running: 0.
+func MirrorFor(spec Spec, st State) int32 {
+	if !inFlightPhase(st.Phase) || (st.Step == 0 && st.StepStarted.IsZero()) {
+		return 0
+	}
+	return spec.mirrorAt(st.Weight)
 }
 
 // inFlightPhase reports whether an analysis is running (not yet decided).
@@ -696,6 +744,23 @@ func weighted(spec Spec) bool {
 // above 0) or "no requests"; of a blue-green analysis, "all traffic"
 // (100) or "no user traffic".
 func routing(spec Spec, w int32) string {
+	if note := mirrorNote(spec, w); note != "" {
+		return routingOnly(spec, w) + ", " + note
+	}
+	return routingOnly(spec, w)
+}
+
+// mirrorNote says, for messages, what a step at weight w mirrors:
+// "50% of stable's requests mirrored", or "" for none.
+func mirrorNote(spec Spec, w int32) string {
+	if m := spec.mirrorAt(w); m > 0 {
+		return fmt.Sprintf("%d%% of stable's requests mirrored", m)
+	}
+	return ""
+}
+
+// routingOnly is routing without the mirror.
+func routingOnly(spec Spec, w int32) string {
 	switch {
 	case weighted(spec):
 		return fmt.Sprintf("weight %d%%", w)
@@ -726,10 +791,16 @@ func phrase(spec Spec, w int32, canary, ab string) string {
 // ab analysis "with the matching requests on the canary", of a
 // blue-green one "with no user traffic on the canary".
 func routedAt(spec Spec, w int32) string {
-	if weighted(spec) {
-		return "at " + routing(spec, w)
+	note := mirrorNote(spec, w)
+	switch {
+	case weighted(spec) && note != "":
+		return "at " + routingOnly(spec, w) + " with " + note + " to the canary"
+	case weighted(spec):
+		return "at " + routingOnly(spec, w)
+	case note != "":
+		return "with " + routingOnly(spec, w) + " on the canary and " + note + " to it"
 	}
-	return "with " + routing(spec, w) + " on the canary"
+	return "with " + routingOnly(spec, w) + " on the canary"
 }
 
 // position says where an analysis stands, for messages: "at step 2/3

@@ -36,7 +36,7 @@ func inFlight(spec Spec, st State, obs Observations) Decision {
 	if d, ok := resumeStart(spec, st, obs); ok {
 		return withUpkeep(spec, obs, d)
 	}
-	st = followLowerRouting(st, obs)
+	st = followLowerRouting(spec, st, obs)
 	var d Decision
 	switch {
 	case shouldTogglePause(st, obs):
@@ -116,26 +116,39 @@ func routable(spec Spec, obs Observations, w int32) (at time.Time, ready bool) {
 // and never route it when restarts come faster than its writes.
 func resumeStart(spec Spec, st State, obs Observations) (Decision, bool) {
 	if st.Phase != contract.PhaseProgressing || shouldTogglePause(st, obs) || obs.RoutingChangedBySomeoneElse != "" ||
-		obs.RoutedWeight >= st.Weight || !stepRunning(spec, st) || !obs.Now.Before(st.StepStarted.Add(spec.Interval/2)) {
+		!routedShort(spec, st, obs) || !stepRunning(spec, st) || !obs.Now.Before(st.StepStarted.Add(spec.Interval/2)) {
 		return Decision{}, false
 	}
 	if at, ready := routable(spec, obs, st.Weight); !ready || obs.Now.Before(at) {
 		return Decision{}, false
 	}
-	return Decision{Next: st, Actions: []Action{SetWeight(st.Weight)},
+	return Decision{Next: st, Actions: []Action{Route(st.Weight, MirrorFor(spec, st))},
 		Requeue: until(obs.Now, st.StepStarted.Add(spec.Interval)), Message: runningMessage(spec, st)}, true
 }
 
 // followLowerRouting takes the VirtualService's weight as the weight in
 // effect when it is lower than recorded and nobody else changed it (the
 // VirtualService was recreated): the step then starts again from scaling,
-// so the weight only rises again through the readiness checks.
-func followLowerRouting(st State, obs Observations) State {
-	if obs.RoutingChangedBySomeoneElse == "" && obs.RoutedWeight < st.Weight {
+// so the weight only rises again through the readiness checks. A running
+// step whose mirror is missing starts again the same way.
+func followLowerRouting(spec Spec, st State, obs Observations) State {
+	if obs.RoutingChangedBySomeoneElse != "" {
+		return st
+	}
+	if obs.RoutedWeight < st.Weight {
 		st.Weight = max(obs.RoutedWeight, 0)
 		st.StepStarted = time.Time{}
 	}
+	if stepRunning(spec, st) && obs.RoutedMirror < MirrorFor(spec, st) {
+		st.StepStarted = time.Time{}
+	}
 	return st
+}
+
+// routedShort reports whether the route carries less than st records:
+// a lower weight, or a smaller mirror.
+func routedShort(spec Spec, st State, obs Observations) bool {
+	return obs.RoutedWeight < st.Weight || obs.RoutedMirror < MirrorFor(spec, st)
 }
 
 // withUpkeep puts around an in-flight decision's state write what must
@@ -154,8 +167,11 @@ func withUpkeep(spec Spec, obs Observations, d Decision) Decision {
 	if !obs.ServicePinned {
 		upkeep = append(upkeep, PinService())
 	}
-	if obs.RoutingChangedBySomeoneElse == "" && obs.RoutedWeight > d.Next.Weight && !setsWeight(d.Actions) {
-		upkeep = append(upkeep, SetWeight(d.Next.Weight))
+	if mirror := MirrorFor(spec, d.Next); obs.RoutingChangedBySomeoneElse == "" && !setsWeight(d.Actions) &&
+		(obs.RoutedWeight > d.Next.Weight || obs.RoutedMirror > mirror) {
+		// Lowered only: a mirror that is not routed yet waits for the
+		// step's start, with its readiness checks.
+		upkeep = append(upkeep, Route(d.Next.Weight, min(mirror, obs.RoutedMirror)))
 	}
 	// The decision is recorded before anything that follows from it.
 	upkeep = append(upkeep, WriteState(), EnsureCanary(spec.canaryReplicas(targetWeight(spec, d.Next))))
@@ -253,8 +269,11 @@ func scaleUp(spec Spec, st State, obs Observations) Decision {
 // "the weight moves to 40%", "the matching requests go to the canary",
 // or for a blue-green iteration "the iteration starts".
 func startsWith(spec Spec, w int32) string {
-	if spec.Strategy == contract.StrategyBlueGreen {
+	switch m := spec.mirrorAt(w); {
+	case spec.Strategy == contract.StrategyBlueGreen:
 		return "the iteration starts"
+	case weighted(spec) && m > 0:
+		return fmt.Sprintf("%d%% of stable's requests are mirrored to the canary", m)
 	}
 	return phrase(spec, w, "the weight moves to %d%%", "%s go to the canary")
 }
@@ -305,7 +324,7 @@ func startStep(spec Spec, st State, obs Observations, need int32) Decision {
 	st.PreRolloutFailed = time.Time{}
 	return Decision{
 		Next:    st,
-		Actions: []Action{SetWeight(w)},
+		Actions: []Action{Route(w, MirrorFor(spec, st))},
 		Requeue: until(obs.Now, st.StepStarted.Add(spec.Interval)),
 		Message: runningMessage(spec, st),
 		Event: normal(ReasonStepStarted, fmt.Sprintf("%s started: %s with %d of %d canary pods ready",

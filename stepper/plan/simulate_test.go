@@ -28,7 +28,7 @@ type world struct {
 	pinned, canary      bool
 	desired, ready      int32
 	readyAt, readySince time.Time
-	routed              int32
+	routed, mirror      int32
 	routedAt            time.Time
 	unpausedAt          time.Time
 	// processStart is when the stepper's process started (zero: never
@@ -36,6 +36,7 @@ type world struct {
 	processStart time.Time
 
 	weights []int32  // every SetWeight, in order
+	routes  []string // every change of weight or mirror, e.g. "0+50%" (weight 0, mirror 50%)
 	log     []string // every action and event, with its time
 }
 
@@ -58,14 +59,14 @@ func (w *world) observe(st State) Observations {
 	}
 	o := Observations{
 		Now: w.now, ServicePinned: w.pinned, CanaryObjectsExist: w.canary,
-		RoutedWeight: w.routed, CanaryReady: w.ready, CanaryReadySince: w.readySince,
+		RoutedWeight: w.routed, RoutedMirror: w.mirror, CanaryReady: w.ready, CanaryReadySince: w.readySince,
 	}
 	if ChecksDue(w.spec, st, w.now) {
 		o.Checks = w.checks(st)
 	}
 	o.RolloutComplete = !w.unpausedAt.IsZero() && !w.now.Before(w.unpausedAt.Add(rolloutTime))
 	o.Held = w.unpausedAt.IsZero()
-	if w.routed == 0 && w.canary {
+	if w.routed == 0 && w.mirror == 0 && w.canary {
 		o.UnroutedSince = w.routedAt
 		if w.processStart.After(o.UnroutedSince) {
 			o.UnroutedSince = w.processStart
@@ -101,17 +102,23 @@ func (w *world) applyActions(actions []Action) {
 			if a.Weight > 0 && (w.ready < CanaryReplicas(w.spec.Replicas, a.Weight) || w.now.Before(w.readySince.Add(w.spec.PropagationDelay))) {
 				w.t.Errorf("%v: weight %d%% with %d canary pods ready since %v", w.now, a.Weight, w.ready, w.readySince)
 			}
+			if a.Mirror > w.mirror && (w.ready < CanaryReplicas(w.spec.Replicas, a.Mirror) || w.now.Before(w.readySince.Add(w.spec.PropagationDelay))) {
+				w.t.Errorf("%v: mirror %d%% with %d canary pods ready since %v", w.now, a.Mirror, w.ready, w.readySince)
+			}
 			if a.Weight != w.routed {
 				w.weights = append(w.weights, a.Weight)
-				w.routed, w.routedAt = a.Weight, w.now
+			}
+			if a.Weight != w.routed || a.Mirror != w.mirror {
+				w.routes = append(w.routes, fmt.Sprintf("%d+%d%%", a.Weight, a.Mirror))
+				w.routed, w.mirror, w.routedAt = a.Weight, a.Mirror, w.now
 			}
 		case ActionUnpause:
 			if w.unpausedAt.IsZero() {
 				w.unpausedAt = w.now
 			}
 		case ActionDeleteCanary:
-			if w.routed > 0 || w.now.Before(w.routedAt.Add(w.spec.PropagationDelay)) {
-				w.t.Errorf("%v: canary deleted with %d%% routed to it since %v", w.now, w.routed, w.routedAt)
+			if w.routed > 0 || w.mirror > 0 || w.now.Before(w.routedAt.Add(w.spec.PropagationDelay)) {
+				w.t.Errorf("%v: canary deleted with %d%% routed and %d%% mirrored to it since %v", w.now, w.routed, w.mirror, w.routedAt)
 			}
 			w.canary, w.desired, w.ready = false, 0, 0
 		}
@@ -478,9 +485,9 @@ func TestSimulatedCrashAfterEveryWrite(t *testing.T) {
 		return passing
 	}
 	type snapshot struct {
-		pinned, canary  bool
-		desired, routed int32
-		unpaused        bool
+		pinned, canary          bool
+		desired, routed, mirror int32
+		unpaused                bool
 	}
 	failingSecond := func(st State) []CheckResult {
 		if st.Step >= 1 {
@@ -498,6 +505,9 @@ func TestSimulatedCrashAfterEveryWrite(t *testing.T) {
 		{"rollback", testSpec(), failingAt40, contract.PhaseRolledBack},
 		{"blue-green promotion", blueGreenSpec(3), alwaysPassing, contract.PhaseSucceeded},
 		{"blue-green rollback", blueGreenSpec(3), failingSecond, contract.PhaseRolledBack},
+		{"mirrored canary promotion", mirrored(testSpec(), 50), alwaysPassing, contract.PhaseSucceeded},
+		{"mirrored canary rollback", mirrored(testSpec(), 50), failingSecond, contract.PhaseRolledBack},
+		{"mirrored blue-green promotion", mirrored(blueGreenSpec(3), 100), alwaysPassing, contract.PhaseSucceeded},
 	} {
 		t.Run(run.name, func(t *testing.T) {
 			w := newWorld(t, run.spec, t0, run.checks)
@@ -514,7 +524,7 @@ func TestSimulatedCrashAfterEveryWrite(t *testing.T) {
 				d := Next(w.spec, st, obs)
 				crashed := false
 				for _, a := range d.Actions {
-					before := snapshot{w.pinned, w.canary, w.desired, w.routed, !w.unpausedAt.IsZero()}
+					before := snapshot{w.pinned, w.canary, w.desired, w.routed, w.mirror, !w.unpausedAt.IsZero()}
 					changed := false
 					if a.Kind == ActionWriteState {
 						changed = !d.Next.Equal(st) || d.Message != "" && d.Message != message
@@ -525,7 +535,7 @@ func TestSimulatedCrashAfterEveryWrite(t *testing.T) {
 						}
 					} else {
 						w.applyActions([]Action{a})
-						changed = snapshot{w.pinned, w.canary, w.desired, w.routed, !w.unpausedAt.IsZero()} != before
+						changed = snapshot{w.pinned, w.canary, w.desired, w.routed, w.mirror, !w.unpausedAt.IsZero()} != before
 					}
 					if changed {
 						crashes++
@@ -731,5 +741,76 @@ func TestBlueGreenEarlyPromoteDoesNotSwitch(t *testing.T) {
 	want := []Action{WriteState(), SetWeight(100), UnpinService(), Unpause()}
 	if d.Next.Weight != 100 || !slices.Equal(d.Actions, want) {
 		t.Errorf("promote of a ready blue-green canary: weight %d, actions %v, want %v", d.Next.Weight, d.Actions, want)
+	}
+}
+
+// mirrored is spec with mirror percent of stable's requests copied to
+// the canary, its steps as SpecFrom makes them (a canary's first step at
+// weight 0).
+func mirrored(spec Spec, mirror int32) Spec {
+	spec.Mirror = mirror
+	if weighted(spec) {
+		spec.Steps = append([]int32{0}, spec.Steps...)
+	}
+	return spec
+}
+
+// TestSimulatedMirroring: the mirror is routed with the steps that carry
+// it, on a canary sized and ready for it, and taken off by the next
+// step's weight, the switch, or the rollback: a canary analysis mirrors
+// in its first step only, at weight 0; blue-green in every iteration, up
+// to the switch; ab beside the matching requests. A canary judged bad on
+// the mirrored copies rolls back without any user request reaching it.
+func TestSimulatedMirroring(t *testing.T) {
+	failingFirst := func(State) []CheckResult { return failing }
+	for _, c := range []struct {
+		name   string
+		spec   Spec
+		checks func(State) []CheckResult
+		want   contract.Phase
+		routes []string
+	}{
+		{"canary", mirrored(testSpec(), 50), alwaysPassing, contract.PhaseSucceeded, []string{"0+50%", "20+0%", "40+0%", "60+0%", "0+0%"}},
+		{"canary judged bad on the copies", mirrored(testSpec(), 50), failingFirst, contract.PhaseRolledBack, []string{"0+50%", "0+0%"}},
+		{"blue-green", mirrored(blueGreenSpec(3), 100), alwaysPassing, contract.PhaseSucceeded, []string{"0+100%", "100+0%", "0+0%"}},
+		{"ab", mirrored(abSpec(2), 30), alwaysPassing, contract.PhaseSucceeded, []string{"100+30%", "0+0%"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := c.spec.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			w := newWorld(t, c.spec, t0, c.checks)
+			trace := simulate(w, started(), nil)
+			final := trace[len(trace)-1].decision.Next
+			if final.Phase != c.want || w.canary {
+				t.Errorf("end: state %+v, canary %v", final, w.canary)
+			}
+			if !slices.Equal(w.routes, c.routes) {
+				t.Errorf("routes %q, want %q", w.routes, c.routes)
+			}
+			if c.spec.Strategy == contract.StrategyCanary && w.desired != 0 {
+				t.Errorf("canary left with %d replicas", w.desired)
+			}
+		})
+	}
+}
+
+// TestMirroredStepMessages: the messages of a mirrored step say what is
+// mirrored.
+func TestMirroredStepMessages(t *testing.T) {
+	spec := mirrored(testSpec(), 50)
+	st := with(started(), func(s *State) { s.StepStarted = t0.Add(-10 * time.Second); s.AnalysisStarted = t0.Add(-time.Minute) })
+	obs := Observations{Now: t0, ServicePinned: true, CanaryObjectsExist: true, CanaryReady: 3, CanaryReadySince: t0.Add(-time.Minute), RoutedMirror: 50, Held: true}
+	d := Next(spec, st, obs)
+	if want := "step 1/4 running at weight 0% with 50% of stable's requests mirrored to the canary"; !strings.HasPrefix(d.Message, want) {
+		t.Errorf("message %q, want it to start with %q", d.Message, want)
+	}
+	if !slices.Contains(d.Actions, EnsureCanary(3)) {
+		t.Errorf("actions %v: want the canary sized for the mirror (3 of 5 pods for 50%%)", d.Actions)
+	}
+	obs.RoutedMirror = 0 // lost: routed again, the step keeps its start
+	d = Next(spec, st, obs)
+	if !slices.Contains(d.Actions, Route(0, 50)) || !d.Next.StepStarted.Equal(st.StepStarted) {
+		t.Errorf("a mirror lost early in the step: actions %v, start %v", d.Actions, d.Next.StepStarted)
 	}
 }
