@@ -48,7 +48,7 @@ func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error
 		case plan.ActionUnpinService:
 			err = r.pin(ctx, w, false)
 		case plan.ActionSetWeight:
-			err = r.setWeight(ctx, w, a.Weight)
+			err = r.setWeight(ctx, w, a.Weight, a.Mirror)
 		case plan.ActionDeleteCanary:
 			err = r.deleteCanary(ctx, w)
 		case plan.ActionDeleteGeneratedVirtualService:
@@ -413,7 +413,7 @@ func (r *Reconciler) ensureCanary(ctx context.Context, w *world, replicas int32)
 		})
 	}
 	if generatesRoute(w) {
-		g.Go(func() error { return r.setWeight(ctx, w, 0) })
+		g.Go(func() error { return r.setWeight(ctx, w, 0, 0) })
 	}
 	return g.Wait()
 }
@@ -530,12 +530,12 @@ func generatesRoute(w *world) bool {
 
 // setWeight steers the generated VirtualService: weight percent to the
 // canary, the rest to the user's Service, and the record of what it wrote.
-func (r *Reconciler) setWeight(ctx context.Context, w *world, weight int32) error {
+func (r *Reconciler) setWeight(ctx context.Context, w *world, weight, mirror int32) error {
 	if w.service == nil {
 		return nil
 	}
 	if w.settings.Router == contract.RouterGatewayAPI {
-		return r.setRouteWeight(ctx, w, weight)
+		return r.setRouteWeight(ctx, w, weight, mirror)
 	}
 	if len(w.settings.VirtualServices) > 0 {
 		for i, vs := range w.userVirtualServices {
@@ -556,7 +556,7 @@ func (r *Reconciler) setWeight(ctx context.Context, w *world, weight int32) erro
 		}
 		return nil
 	}
-	want := generatedVirtualService(w.deployment, w.service, weight, w.settings.Match)
+	want := generatedVirtualService(w.deployment, w.service, weight, mirror, w.settings.Match)
 	if w.virtualService == nil {
 		if err := r.Client.Create(ctx, want); err != nil {
 			return fmt.Errorf("create virtual service %s: %w", want.Name, err)
@@ -582,7 +582,7 @@ func (r *Reconciler) setWeight(ctx context.Context, w *world, weight int32) erro
 // HTTPRoutes named in canary.io/httproute (only their backendRefs to the
 // Service, by a JSON patch on the version read), or the generated
 // HTTPRoute <service>.
-func (r *Reconciler) setRouteWeight(ctx context.Context, w *world, weight int32) error {
+func (r *Reconciler) setRouteWeight(ctx context.Context, w *world, weight, mirror int32) error {
 	if len(w.settings.HTTPRoutes) > 0 {
 		for i, rt := range w.userHTTPRoutes {
 			steered := rt.DeepCopy()
@@ -604,7 +604,7 @@ func (r *Reconciler) setRouteWeight(ctx context.Context, w *world, weight int32)
 		}
 		return nil
 	}
-	want, err := generatedHTTPRoute(w.deployment, w.service, weight, w.settings.Match)
+	want, err := generatedHTTPRoute(w.deployment, w.service, weight, mirror, w.settings.Match)
 	if err != nil {
 		return err
 	}

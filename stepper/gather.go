@@ -118,7 +118,7 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 			return nil, err
 		}
 	}
-	w.obs.UnroutedSince = r.unroutedSince(keyOf(d), w.obs.CanaryObjectsExist && w.obs.RoutedWeight == 0, now)
+	w.obs.UnroutedSince = r.unroutedSince(keyOf(d), w.obs.CanaryObjectsExist && w.obs.RoutedWeight == 0 && w.obs.RoutedMirror == 0, now)
 	w.obs.RolloutComplete = rolloutComplete(d)
 	if a := d.Annotations; a[contract.KeyLastTransition] != "" {
 		id := transitionID(a)
@@ -236,7 +236,7 @@ func (r *Reconciler) runComparison(ctx context.Context, w *world, now time.Time)
 		return nil
 	}
 	w.analysisStarted = plan.AnalysisStart(w.state, now)
-	if w.settings.ConfidenceOff || w.state.Weight == 0 || r.ComparisonPeriod <= 0 {
+	if w.settings.ConfidenceOff || (w.state.Weight == 0 && plan.MirrorFor(w.spec, w.state) == 0) || r.ComparisonPeriod <= 0 {
 		return nil
 	}
 	if r.Reader == nil {
@@ -544,7 +544,7 @@ func (r *Reconciler) readHTTPRoutes(ctx context.Context, w *world) error {
 	names := w.settings.HTTPRoutes
 	if len(names) == 0 {
 		names = []string{svc.Name}
-		if _, err := generatedHTTPRoute(d, svc, 0, nil); err != nil {
+		if _, err := generatedHTTPRoute(d, svc, 0, 0, nil); err != nil {
 			w.obs.Conflict = err.Error()
 		}
 	}
@@ -574,6 +574,7 @@ func (r *Reconciler) readHTTPRoutes(ctx context.Context, w *world) error {
 			weight = 100 // the match rule
 		}
 		observeRouted(w, i == 0, rt, weight)
+		w.obs.RoutedMirror = max(w.obs.RoutedMirror, mirroredRouteShare(rt, svc))
 	}
 	return nil
 }
@@ -649,6 +650,7 @@ func (r *Reconciler) readVirtualServices(ctx context.Context, w *world) error {
 			weight = 100 // the match route
 		}
 		observeRouted(w, i == 0, vs, weight)
+		w.obs.RoutedMirror = max(w.obs.RoutedMirror, mirroredShare(vs, svc))
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -47,7 +48,7 @@ const maxUserWeight = 1_000_000 / weightScale
 // matching requests to <service>-canary and the second everything else to
 // <service> (the Gateway API ranks a rule with header or query matches
 // before one without).
-func generatedHTTPRoute(d *appsv1.Deployment, svc *corev1.Service, weight int32, match []contract.Match) (*gwv1.HTTPRoute, error) {
+func generatedHTTPRoute(d *appsv1.Deployment, svc *corev1.Service, weight, mirror int32, match []contract.Match) (*gwv1.HTTPRoute, error) {
 	if len(svc.Spec.Ports) != 1 {
 		return nil, fmt.Errorf("the Service %s has %d ports, and a generated HTTPRoute routes one: name an HTTPRoute for each port in canary.io/httproute", svc.Name, len(svc.Spec.Ports))
 	}
@@ -66,8 +67,44 @@ func generatedHTTPRoute(d *appsv1.Deployment, svc *corev1.Service, weight int32,
 	} else if err := steerHTTPRoute(rt, svc, weight); err != nil {
 		return nil, err
 	}
+	if mirror > 0 {
+		// The rule that sends requests to the Service (the last one).
+		last := &rt.Spec.Rules[len(rt.Spec.Rules)-1]
+		last.Filters = append(last.Filters, gwv1.HTTPRouteFilter{
+			Type: gwv1.HTTPRouteFilterRequestMirror,
+			RequestMirror: &gwv1.HTTPRequestMirrorFilter{
+				BackendRef: serviceBackend(CanaryName(svc.Name), svc.Spec.Ports[0].Port),
+				Percent:    ptr.To(mirror),
+			},
+		})
+	}
 	setRecordedRouteWeight(rt, weight)
 	return rt, nil
+}
+
+// mirroredRouteShare is the percentage of its requests an HTTPRoute's
+// rule copies to the Service's canary (a RequestMirror filter: its
+// percent, its fraction rounded up, or 100), the largest over its rules;
+// 0 when none does.
+func mirroredRouteShare(rt *gwv1.HTTPRoute, svc *corev1.Service) int32 {
+	var share int32
+	for _, rule := range rt.Spec.Rules {
+		for _, f := range rule.Filters {
+			m := f.RequestMirror
+			if f.Type != gwv1.HTTPRouteFilterRequestMirror || m == nil || !backendIs(m.BackendRef, rt.Namespace, svc, CanaryName(svc.Name)) {
+				continue
+			}
+			p := int32(100)
+			switch {
+			case m.Percent != nil:
+				p = *m.Percent
+			case m.Fraction != nil && ptr.Deref(m.Fraction.Denominator, 100) > 0:
+				p = int32(math.Ceil(100 * float64(m.Fraction.Numerator) / float64(ptr.Deref(m.Fraction.Denominator, 100))))
+			}
+			share = max(share, p)
+		}
+	}
+	return share
 }
 
 // gatewayMatches are canary.io/match as Gateway API matches: exact

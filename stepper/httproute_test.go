@@ -186,7 +186,7 @@ func TestGeneratedHTTPRoute(t *testing.T) {
 	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "shop", UID: "u1"}}
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "shop"},
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 9080}}}}
-	rt, err := generatedHTTPRoute(d, svc, 25, nil)
+	rt, err := generatedHTTPRoute(d, svc, 25, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,11 +199,11 @@ func TestGeneratedHTTPRoute(t *testing.T) {
 	if rt.Annotations[AnnotationWeight] != "25" {
 		t.Errorf("record %v", rt.Annotations)
 	}
-	if rt, _ := generatedHTTPRoute(d, svc, 0, nil); weights(rt.Spec.Rules[0].BackendRefs) != "reviews" {
+	if rt, _ := generatedHTTPRoute(d, svc, 0, 0, nil); weights(rt.Spec.Rules[0].BackendRefs) != "reviews" {
 		t.Errorf("weight 0: %s", weights(rt.Spec.Rules[0].BackendRefs))
 	}
 	svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: "grpc", Port: 9090})
-	if _, err := generatedHTTPRoute(d, svc, 0, nil); err == nil || !strings.Contains(err.Error(), "has 2 ports") {
+	if _, err := generatedHTTPRoute(d, svc, 0, 0, nil); err == nil || !strings.Contains(err.Error(), "has 2 ports") {
 		t.Errorf("two ports: %v", err)
 	}
 }
@@ -248,7 +248,7 @@ func TestABRoutes(t *testing.T) {
 		{QueryParams: map[string]contract.StringMatch{"beta": {Regex: "1|yes"}}},
 	}
 
-	vs := generatedVirtualService(d, svc, 100, match)
+	vs := generatedVirtualService(d, svc, 100, 0, match)
 	if len(vs.Spec.Http) != 2 || len(vs.Spec.Http[0].Match) != 2 || vs.Spec.Http[0].Route[0].Destination.Host != "reviews-canary" ||
 		vs.Spec.Http[1].Match != nil || vs.Spec.Http[1].Route[0].Destination.Host != "reviews" {
 		t.Fatalf("ab VirtualService: %v", vs.Spec.Http)
@@ -259,14 +259,14 @@ func TestABRoutes(t *testing.T) {
 	if q := vs.Spec.Http[0].Match[1].QueryParams; q["beta"].GetRegex() != "1|yes" {
 		t.Errorf("query parameters %v", q)
 	}
-	if !routesToCanary(vs, svc) || routesToCanary(generatedVirtualService(d, svc, 0, match), svc) {
+	if !routesToCanary(vs, svc) || routesToCanary(generatedVirtualService(d, svc, 0, 0, match), svc) {
 		t.Errorf("routesToCanary does not tell the match route apart")
 	}
-	if zero := generatedVirtualService(d, svc, 0, match); len(zero.Spec.Http) != 1 || zero.Spec.Http[0].Match != nil {
+	if zero := generatedVirtualService(d, svc, 0, 0, match); len(zero.Spec.Http) != 1 || zero.Spec.Http[0].Match != nil {
 		t.Errorf("ab at weight 0: %v", zero.Spec.Http)
 	}
 
-	rt, err := generatedHTTPRoute(d, svc, 100, match)
+	rt, err := generatedHTTPRoute(d, svc, 100, 0, match)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +284,66 @@ func TestABRoutes(t *testing.T) {
 	if !ruleToCanary(rt, svc) {
 		t.Errorf("ruleToCanary misses the match rule")
 	}
-	if zero, _ := generatedHTTPRoute(d, svc, 0, match); ruleToCanary(zero, svc) || len(zero.Spec.Rules) != 1 {
+	if zero, _ := generatedHTTPRoute(d, svc, 0, 0, match); ruleToCanary(zero, svc) || len(zero.Spec.Rules) != 1 {
 		t.Errorf("ab at weight 0: %+v", zero.Spec.Rules)
+	}
+}
+
+// TestMirroredRoutes: a mirror in the generated routes copies the chosen
+// share of the requests that go to the Service (the last route or rule:
+// the only one, or the one after an ab match) to the canary, with
+// Istio's mirror and mirrorPercentage or the Gateway API's RequestMirror
+// filter, and reads back as that share; no mirror reads back as 0.
+func TestMirroredRoutes(t *testing.T) {
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "shop", UID: "u1"}}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "shop"},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 9080}}}}
+	match := []contract.Match{{Headers: map[string]contract.StringMatch{"x-canary": {Exact: "insider"}}}}
+
+	for _, c := range []struct {
+		name          string
+		weight        int32
+		match         []contract.Match
+		routes, index int
+	}{{"weight 0", 0, nil, 1, 0}, {"ab", 100, match, 2, 1}} {
+		vs := generatedVirtualService(d, svc, c.weight, 30, c.match)
+		if len(vs.Spec.Http) != c.routes {
+			t.Fatalf("%s: VirtualService routes %v", c.name, vs.Spec.Http)
+		}
+		r := vs.Spec.Http[c.index]
+		if r.Mirror.GetHost() != "reviews-canary" || r.MirrorPercentage.GetValue() != 30 || r.Route[0].Destination.Host != "reviews" {
+			t.Errorf("%s: the Service's route %v does not mirror 30%% to the canary", c.name, r)
+		}
+		if got := mirroredShare(vs, svc); got != 30 {
+			t.Errorf("%s: mirroredShare %d, want 30", c.name, got)
+		}
+		rt, err := generatedHTTPRoute(d, svc, c.weight, 30, c.match)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := rt.Spec.Rules[c.index].Filters
+		if len(rt.Spec.Rules) != c.routes || len(f) != 1 || f[0].Type != gwv1.HTTPRouteFilterRequestMirror ||
+			f[0].RequestMirror.BackendRef.Name != "reviews-canary" || *f[0].RequestMirror.BackendRef.Port != 9080 || *f[0].RequestMirror.Percent != 30 {
+			t.Errorf("%s: HTTPRoute rules %+v do not mirror 30%% to the canary", c.name, rt.Spec.Rules)
+		}
+		if got := mirroredRouteShare(rt, svc); got != 30 {
+			t.Errorf("%s: mirroredRouteShare %d, want 30", c.name, got)
+		}
+	}
+	if got := mirroredShare(generatedVirtualService(d, svc, 20, 0, nil), svc); got != 0 {
+		t.Errorf("no mirror reads as %d%%", got)
+	}
+	rt, _ := generatedHTTPRoute(d, svc, 0, 0, nil)
+	if got := mirroredRouteShare(rt, svc); got != 0 {
+		t.Errorf("no mirror reads as %d%%", got)
+	}
+	rt.Spec.Rules[0].Filters = []gwv1.HTTPRouteFilter{{Type: gwv1.HTTPRouteFilterRequestMirror, RequestMirror: &gwv1.HTTPRequestMirrorFilter{
+		BackendRef: serviceBackend("reviews-canary", 9080), Fraction: &gwv1.Fraction{Numerator: 1, Denominator: ptr.To[int32](3)}}}}
+	if got := mirroredRouteShare(rt, svc); got != 34 {
+		t.Errorf("a fraction of 1/3 reads as %d%%, want 34 (rounded up)", got)
+	}
+	rt.Spec.Rules[0].Filters[0].RequestMirror.Fraction = nil
+	if got := mirroredRouteShare(rt, svc); got != 100 {
+		t.Errorf("a mirror without a share reads as %d%%, want 100", got)
 	}
 }

@@ -3,6 +3,7 @@ package stepper
 import (
 	"fmt"
 	"maps"
+	"math"
 
 	networkingv1 "istio.io/api/networking/v1"
 	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
@@ -117,7 +118,7 @@ func canaryDestinationRule(d *appsv1.Deployment, svc *corev1.Service, user *isti
 // percent to <service>-canary and the rest to <service>. With match (an
 // ab analysis) and a weight above 0: the matching requests to
 // <service>-canary, first, and everything else to <service>.
-func generatedVirtualService(d *appsv1.Deployment, svc *corev1.Service, weight int32, match []contract.Match) *istionetv1.VirtualService {
+func generatedVirtualService(d *appsv1.Deployment, svc *corev1.Service, weight, mirror int32, match []contract.Match) *istionetv1.VirtualService {
 	vs := &istionetv1.VirtualService{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: svc.Name, Namespace: svc.Namespace,
@@ -133,8 +134,32 @@ func generatedVirtualService(d *appsv1.Deployment, svc *corev1.Service, weight i
 	} else {
 		vs.Spec.Http = []*networkingv1.HTTPRoute{{Route: routeTo(svc.Name, weight)}}
 	}
+	if mirror > 0 {
+		// The route that sends requests to the Service (the last one).
+		last := vs.Spec.Http[len(vs.Spec.Http)-1]
+		last.Mirror = &networkingv1.Destination{Host: CanaryName(svc.Name)}
+		last.MirrorPercentage = &networkingv1.Percent{Value: float64(mirror)}
+	}
 	setRecordedWeight(vs, weight)
 	return vs
+}
+
+// mirroredShare is the percentage of its requests a VirtualService's
+// route copies to the Service's canary (Istio's mirror, 100 when no
+// percentage is set), the largest over its routes; 0 when none does.
+func mirroredShare(vs *istionetv1.VirtualService, svc *corev1.Service) int32 {
+	var share int32
+	for _, route := range vs.Spec.Http {
+		if route.Mirror == nil || !isCanaryHost(route.Mirror.Host, svc) {
+			continue
+		}
+		p := int32(100)
+		if route.MirrorPercentage != nil {
+			p = int32(math.Ceil(route.MirrorPercentage.Value))
+		}
+		share = max(share, p)
+	}
+	return share
 }
 
 // istioMatches are canary.io/match as Istio's HTTP match requests: the

@@ -12,6 +12,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -30,8 +32,12 @@ func generatedRoute(t *testing.T, c client.Client, ns, router string) string {
 			return ""
 		}
 		var out []string
-		for _, d := range vs.Spec.Http[0].Route {
+		r := vs.Spec.Http[0]
+		for _, d := range r.Route {
 			out = append(out, fmt.Sprintf("%s=%d", d.Destination.Host, d.Weight))
+		}
+		if r.Mirror != nil {
+			out = append(out, fmt.Sprintf("mirror %s %g%%", r.Mirror.Host, r.MirrorPercentage.GetValue()))
 		}
 		return strings.Join(out, " ")
 	}
@@ -39,7 +45,66 @@ func generatedRoute(t *testing.T, c client.Client, ns, router string) string {
 	if err := c.Get(t.Context(), key, &rt); err != nil || len(rt.Spec.Rules) == 0 {
 		return ""
 	}
-	return kit.Backends(rt.Spec.Rules[0].BackendRefs)
+	out := kit.Backends(rt.Spec.Rules[0].BackendRefs)
+	for _, f := range rt.Spec.Rules[0].Filters {
+		if m := f.RequestMirror; m != nil {
+			out += fmt.Sprintf(" mirror %s %d%%", m.BackendRef.Name, ptr.Deref(m.Percent, 100))
+		}
+	}
+	return out
+}
+
+// routeRecorder polls the generated route of router and the reviews
+// Deployment every 50ms until stopped, and keeps what they went
+// through, each change once, in order.
+type routeRecorder struct {
+	mu          sync.Mutex
+	routes      []string        // the generated route, as generatedRoute renders it
+	weights     []string        // canary.io/weight
+	promotingAt map[string]bool // canary.io/weight values seen while Promoting
+	canarySizes map[int32]bool  // the canary Deployment's replicas
+	stop, done  chan struct{}
+}
+
+func recordRoutes(t *testing.T, c client.Client, cs kubernetes.Interface, ns, router string) *routeRecorder {
+	r := &routeRecorder{promotingAt: map[string]bool{}, canarySizes: map[int32]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		for {
+			select {
+			case <-r.stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			route := generatedRoute(t, c, ns, router)
+			d, err := cs.AppsV1().Deployments(ns).Get(t.Context(), "reviews", metav1.GetOptions{})
+			canary, cerr := cs.AppsV1().Deployments(ns).Get(t.Context(), stepper.CanaryName("reviews"), metav1.GetOptions{})
+			r.mu.Lock()
+			if route != "" && (len(r.routes) == 0 || r.routes[len(r.routes)-1] != route) {
+				r.routes = append(r.routes, route)
+			}
+			if err == nil {
+				w := d.Annotations[contract.KeyWeight]
+				if len(r.weights) == 0 || r.weights[len(r.weights)-1] != w {
+					r.weights = append(r.weights, w)
+				}
+				if d.Annotations[contract.KeyPhase] == string(contract.PhasePromoting) {
+					r.promotingAt[w] = true
+				}
+			}
+			if cerr == nil {
+				r.canarySizes[*canary.Spec.Replicas] = true
+			}
+			r.mu.Unlock()
+		}
+	}()
+	return r
+}
+
+// end stops the recorder and waits for it.
+func (r *routeRecorder) end() {
+	close(r.stop)
+	<-r.done
 }
 
 // TestBlueGreenAnalysis: canary.io/strategy: blue-green, with either
@@ -61,36 +126,7 @@ func TestBlueGreenAnalysis(t *testing.T) {
 			c := kit.RouteClient(t, env)
 			prom.Set(ns, kit.Healthy)
 
-			var mu sync.Mutex
-			var routes, weights []string // distinct, in the order seen
-			promotingAt := map[string]bool{}
-			stop, done := make(chan struct{}), make(chan struct{})
-			go func() {
-				defer close(done)
-				for {
-					select {
-					case <-stop:
-						return
-					case <-time.After(50 * time.Millisecond):
-					}
-					r := generatedRoute(t, c, ns, router)
-					d, err := cs.AppsV1().Deployments(ns).Get(t.Context(), "reviews", metav1.GetOptions{})
-					mu.Lock()
-					if r != "" && (len(routes) == 0 || routes[len(routes)-1] != r) {
-						routes = append(routes, r)
-					}
-					if err == nil {
-						w := d.Annotations[contract.KeyWeight]
-						if len(weights) == 0 || weights[len(weights)-1] != w {
-							weights = append(weights, w)
-						}
-						if d.Annotations[contract.KeyPhase] == string(contract.PhasePromoting) {
-							promotingAt[w] = true
-						}
-					}
-					mu.Unlock()
-				}
-			}()
+			rec := recordRoutes(t, c, cs, ns, router)
 			kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
 			d := waitFor(t, cs, ns, 60*time.Second, "iteration 1 running", func(d *appsv1.Deployment) bool {
 				return strings.Contains(d.Annotations[contract.KeyMessage], "iteration 1/2 running")
@@ -107,8 +143,8 @@ func TestBlueGreenAnalysis(t *testing.T) {
 				_, err := cs.AppsV1().Deployments(ns).Get(t.Context(), stepper.CanaryName("reviews"), metav1.GetOptions{})
 				return err != nil
 			})
-			close(stop)
-			<-done
+			rec.end()
+			routes, weights, promotingAt := rec.routes, rec.weights, rec.promotingAt
 
 			stable, switched := "reviews", "reviews=0 reviews-canary=100" // a lone backendRef: weight 1, unset
 			if router == "istio" {
@@ -132,6 +168,50 @@ func TestBlueGreenAnalysis(t *testing.T) {
 			}
 			if got := hooks.callsTo("pre"); len(got) != 1 {
 				t.Errorf("pre-rollout hook called %d times, want once", len(got))
+			}
+		})
+	}
+}
+
+// TestMirroredCanary: canary.io/mirror with the canary strategy, with
+// either router: a first step at weight 0 copies the chosen share of the
+// Service's requests to a canary sized for it (the generated route's
+// mirror, Istio's or the Gateway API's), then the weight steps run
+// without the mirror, and the promotion leaves the route without one.
+func TestMirroredCanary(t *testing.T) {
+	for _, router := range []string{"istio", "gateway-api"} {
+		t.Run(router, func(t *testing.T) {
+			settings := []string{`canary.io/router: ` + router, `canary.io/mirror: "40"`}
+			ns, cs, _ := setup(t, settings...)
+			c := kit.RouteClient(t, env)
+			prom.Set(ns, kit.Healthy)
+			rec := recordRoutes(t, c, cs, ns, router)
+			kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
+			d := waitFor(t, cs, ns, 60*time.Second, "the mirrored step running", func(d *appsv1.Deployment) bool {
+				return strings.Contains(d.Annotations[contract.KeyMessage], "step 1/4 running")
+			})
+			if msg := d.Annotations[contract.KeyMessage]; !strings.Contains(msg, "step 1/4 running at weight 0% with 40% of stable's requests mirrored to the canary") {
+				t.Errorf("message %q", msg)
+			}
+			phaseOf(t, cs, ns, contract.PhaseSucceeded, 90*time.Second)
+			rec.end()
+			stable, mirror := "reviews", "reviews mirror reviews-canary 40%"
+			if router == "istio" {
+				stable, mirror = "reviews=100", "reviews=100 mirror reviews-canary 40%"
+			}
+			if len(rec.routes) < 2 || rec.routes[0] != stable || rec.routes[1] != mirror {
+				t.Fatalf("the generated route went through %q: want %q, then the mirror %q", rec.routes, stable, mirror)
+			}
+			for _, r := range rec.routes[2:] {
+				if strings.Contains(r, "mirror") {
+					t.Errorf("the route mirrors after the first step: %q (all: %q)", r, rec.routes)
+				}
+			}
+			if last := rec.routes[len(rec.routes)-1]; last != stable {
+				t.Errorf("the route ends as %q, want %q", last, stable)
+			}
+			if !rec.canarySizes[2] {
+				t.Errorf("the canary was never sized for the mirror (2 of 3 pods for 40%%): sizes %v", rec.canarySizes)
 			}
 		})
 	}
