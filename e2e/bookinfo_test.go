@@ -68,6 +68,28 @@ func TestBookinfo(t *testing.T) {
 // insider header or the canary=always cookie reach the canary and no
 // other request does, as counted at the traffic generator that follows
 // istiod's routes; then v2 is promoted.
+// TestBlueGreenWithMirroring: two blue/green analyses with a mirror
+// through the VirtualService: a pre-rollout load test, iterations in
+// which users reach stable only while the canary gets the mirrored
+// copies, one switch and the promotion; then a bad version caught on the
+// copies alone (scenario.RunBlueGreen).
+func TestBlueGreenWithMirroring(t *testing.T) {
+	var live strings.Builder
+	res, err := scenario.RunBlueGreen(t.Context(), env, "bluegreen-istio", 10*time.Second, nil, false, &live)
+	if err != nil {
+		t.Fatalf("%v\nlive view:\n%s", err, live.String())
+	}
+	for _, line := range res.Report {
+		fmt.Println("BENCH blue-green " + line)
+	}
+	for _, f := range res.Failures {
+		t.Error(f)
+	}
+	if t.Failed() {
+		t.Logf("live view:\n%s", live.String())
+	}
+}
+
 func TestABTesting(t *testing.T) {
 	var live strings.Builder
 	res, err := scenario.RunAB(t.Context(), env, "ab-istio", 10*time.Second, nil, &live)

@@ -94,3 +94,26 @@ func TestABThroughAnHTTPRoute(t *testing.T) {
 		t.Logf("live view:\n%s", live.String())
 	}
 }
+
+// TestBlueGreenThroughAnHTTPRoute: the blue/green story's first analysis
+// through the generated HTTPRoute, its mirror a RequestMirror filter
+// that istiod turns into the sidecar's mirror policy: users reach stable
+// only while the canary gets the mirrored copies, counted at the
+// generator; then one switch and the promotion.
+func TestBlueGreenThroughAnHTTPRoute(t *testing.T) {
+	var live strings.Builder
+	res, err := scenario.RunBlueGreen(t.Context(), env, "bluegreen-gateway", 10*time.Second,
+		map[string]string{contract.KeyRouter: string(contract.RouterGatewayAPI)}, true, &live)
+	if err != nil {
+		t.Fatalf("%v\nlive view:\n%s", err, live.String())
+	}
+	for _, line := range res.Report {
+		fmt.Println("BENCH gateway-api blue-green " + line)
+	}
+	for _, f := range res.Failures {
+		t.Error(f)
+	}
+	if t.Failed() {
+		t.Logf("live view:\n%s", live.String())
+	}
+}

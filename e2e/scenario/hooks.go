@@ -69,13 +69,25 @@ func (s *story) startHooks(ctx context.Context) (*hooks, error) {
 // needs no curl: it GETs the load endpoint and fails unless it answers
 // 200.
 func (h *hooks) webhooks() string {
+	return h.hooksJSON(true)
+}
+
+// preRolloutLoadTest is canary.io/webhooks with webhooks' pre-rollout
+// load test alone.
+func (h *hooks) preRolloutLoadTest() string {
+	return h.hooksJSON(false)
+}
+
+func (h *hooks) hooksJSON(gate bool) string {
 	addr := h.loadURL[len("http://"):]
 	host, port, _ := net.SplitHostPort(addr)
 	cmd := fmt.Sprintf(`exec 3<>/dev/tcp/%s/%s && printf 'GET /load?service=reviews-canary&requests=100 HTTP/1.0\r\n\r\n' >&3 && head -n 1 <&3 | grep -q ' 200 '`, host, port)
 	list := []map[string]any{
 		{"name": "load-test", "type": "pre-rollout", "url": h.loadTester + "/", "timeout": "30s",
 			"metadata": map[string]string{"type": "bash", "cmd": cmd}},
-		{"name": "approval", "type": "confirm-promotion", "url": h.loadTester + "/gate/check"},
+	}
+	if gate {
+		list = append(list, map[string]any{"name": "approval", "type": "confirm-promotion", "url": h.loadTester + "/gate/check"})
 	}
 	data, _ := json.Marshal(list) // maps of strings always encode
 	return string(data)
@@ -118,7 +130,7 @@ func (s *story) serveLoad(w http.ResponseWriter, r *http.Request, h *hooks) {
 		return
 	}
 	run := loadRun{service: service}
-	if d, err := s.cs.AppsV1().Deployments(Namespace).Get(r.Context(), "reviews", metav1.GetOptions{}); err == nil {
+	if d, err := s.cs.AppsV1().Deployments(s.ns).Get(r.Context(), "reviews", metav1.GetOptions{}); err == nil {
 		run.weight = d.Annotations[contract.KeyWeight]
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)

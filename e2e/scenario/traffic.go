@@ -52,6 +52,31 @@ type Traffic struct {
 type served struct {
 	profile, workload string
 	at                time.Time
+	// mirrors are the workloads its copies reached ("" for none), and
+	// mirrorFailed how many of them failed (5xx or no answer).
+	mirrors      []string
+	mirrorFailed int
+}
+
+// Mirrored counts, by the workload that received them ("" for none), the
+// mirrored copies of the mesh requests sent in [from, to), and how many
+// of the copies failed (5xx or no answer) by workload.
+func (t *Traffic) Mirrored(from, to time.Time) (copies, failed map[string]int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	copies, failed = map[string]int64{}, map[string]int64{}
+	for _, r := range t.served {
+		if r.at.Before(from) || !r.at.Before(to) {
+			continue
+		}
+		for _, w := range r.mirrors {
+			copies[w]++
+		}
+		if r.mirrorFailed > 0 && len(r.mirrors) > 0 {
+			failed[r.mirrors[0]] += int64(r.mirrorFailed)
+		}
+	}
+	return copies, failed
 }
 
 // Served counts, by request profile ("" for plain requests) and then by
@@ -149,7 +174,14 @@ func (t *Traffic) record(r trafficgen.Record) {
 		t.meshCount[r.Pod.Workload]++
 	}
 	if r.Via != trafficgen.ViaBypass {
-		t.served = append(t.served, served{profile: r.Profile, workload: r.Pod.Workload, at: r.Time})
+		s := served{profile: r.Profile, workload: r.Pod.Workload, at: r.Time}
+		for _, m := range r.Mirrors {
+			s.mirrors = append(s.mirrors, m.Pod.Workload)
+			if m.Code == 0 || m.Code >= 500 {
+				s.mirrorFailed++
+			}
+		}
+		t.served = append(t.served, s)
 	}
 	if r.Via != trafficgen.ViaBypass && r.Failure != trafficgen.FailNone {
 		t.unrouted++
