@@ -230,6 +230,7 @@ var settingField = map[string]func(Settings) any{
 	KeyIterations:       func(s Settings) any { return s.Iterations },
 	KeyMatch:            func(s Settings) any { return s.Match },
 	KeyMirror:           func(s Settings) any { return s.Mirror },
+	KeySticky:           func(s Settings) any { return s.Sticky },
 }
 
 // dependsOnStrategy are the keys valid only with another strategy than

@@ -81,6 +81,11 @@ const (
 	// iteration of "ab" and "blue-green", and in a first step at weight 0
 	// of "canary". A contract addition (v1.1).
 	KeyMirror = "canary.io/mirror"
+	// KeySticky is a cookie name: with it, a client once served by the
+	// canary during a "canary" analysis keeps reaching it for the rest of
+	// the analysis (the canary's answers set the cookie, a route matching
+	// it comes before the weighted one). A contract addition (v1.1).
+	KeySticky = "canary.io/sticky"
 	// KeyNotify names the notification providers (configured by the
 	// cluster admin) told of this Deployment's analyses, comma separated,
 	// e.g. "team-chat, oncall". A contract addition (v1.1).
@@ -137,6 +142,7 @@ var SettingKeys = []string{
 	KeyTolerance, KeyNoData, KeyProgressDeadline, KeyVirtualService,
 	KeyPrometheus, KeyWebhooks, KeyWindow, KeyNotify, KeyRouter,
 	KeyHTTPRoute, KeyStrategy, KeyIterations, KeyMatch, KeyMirror,
+	KeySticky,
 }
 
 // ControlKeys are the controls a user may write.
@@ -194,6 +200,7 @@ var knownKeys = func() map[string]keyKind {
 		KeyTolerance, KeyNoData, KeyProgressDeadline, KeyVirtualService,
 		KeyPrometheus, KeyWebhooks, KeyWindow, KeyNotify, KeyRouter,
 		KeyHTTPRoute, KeyStrategy, KeyIterations, KeyMatch, KeyMirror,
+		KeySticky,
 	} {
 		m[k] = kindSetting
 	}

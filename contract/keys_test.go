@@ -19,7 +19,7 @@ func TestKeysAreTheContracts(t *testing.T) {
 			"canary.io/metrics", "canary.io/confidence", "canary.io/tolerance", "canary.io/no-data",
 			"canary.io/progress-deadline", "canary.io/virtualservice", "canary.io/prometheus",
 			"canary.io/webhooks", "canary.io/window", "canary.io/notify", "canary.io/router",
-			"canary.io/httproute", "canary.io/strategy", "canary.io/iterations", "canary.io/match", "canary.io/mirror",
+			"canary.io/httproute", "canary.io/strategy", "canary.io/iterations", "canary.io/match", "canary.io/mirror", "canary.io/sticky",
 		}},
 		{"controls", ControlKeys, []string{
 			"canary.io/pause", "canary.io/promote", "canary.io/abort", "canary.io/retry",

@@ -91,6 +91,11 @@ func TestStrategySettingsTogether(t *testing.T) {
 		{"a mirror through the user's VirtualService", annotations(KeyMirror, "30", KeyVirtualService, "reviews"), StrategyCanary, KeyMirror, "mirrors through the route the system generates"},
 		{"a mirror of 0", annotations(KeyMirror, "0"), StrategyCanary, KeyMirror, "must be a whole number from 1 to 100"},
 		{"a mirror as a fraction", annotations(KeyMirror, "12.5"), StrategyCanary, KeyMirror, "must be a whole number from 1 to 100"},
+		{"a sticky canary", annotations(KeySticky, "canary-session"), StrategyCanary, "", ""},
+		{"a sticky cookie with ab", annotations(KeyStrategy, "ab", KeyMatch, match, KeySticky, "s"), StrategyAB, KeySticky, `"ab" has none`},
+		{"a sticky cookie through the user's HTTPRoute", annotations(KeySticky, "s", KeyHTTPRoute, "reviews"), StrategyCanary, KeySticky, "routes through the route the system generates"},
+		{"a sticky cookie name with a space", annotations(KeySticky, "my cookie"), StrategyCanary, KeySticky, "must be a cookie name"},
+		{"a sticky cookie name with a regex character", annotations(KeySticky, "a+b"), StrategyCanary, KeySticky, "must be a cookie name"},
 		{"an unknown strategy", annotations(KeyStrategy, "shadow"), StrategyCanary, KeyStrategy, `"blue-green" (no user traffic, then one switch)`},
 	} {
 		t.Run(c.name, func(t *testing.T) {

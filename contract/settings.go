@@ -125,6 +125,9 @@ type Settings struct {
 	// while the analysis runs (canary.io/mirror); 0, the default, copies
 	// none.
 	Mirror int32
+	// Sticky is the cookie that keeps a client on the canary once it
+	// served it (canary.io/sticky); empty, the default, for none.
+	Sticky string
 }
 
 // DefaultSettings returns the defaults of the contract's table, the settings
@@ -257,6 +260,19 @@ func strategyErrors(s *Settings, annotations map[string]string, before field.Err
 		errs = append(errs, field.Invalid(annotationPath(KeyMirror), annotations[KeyMirror],
 			fmt.Sprintf("mirrors through the route the system generates: remove %s and %s, or the mirror", KeyVirtualService, KeyHTTPRoute)))
 		s.Mirror = 0
+	}
+	if s.Sticky != "" {
+		why := ""
+		switch {
+		case s.Strategy != StrategyCanary:
+			why = fmt.Sprintf("keeps a client on the canary during the %q strategy's weight steps; %q has none (%s)", StrategyCanary, s.Strategy, KeyStrategy)
+		case len(s.VirtualServices) > 0 || len(s.HTTPRoutes) > 0:
+			why = fmt.Sprintf("routes through the route the system generates: remove %s and %s, or the sticky cookie", KeyVirtualService, KeyHTTPRoute)
+		}
+		if why != "" {
+			errs = append(errs, field.Invalid(annotationPath(KeySticky), annotations[KeySticky], why))
+			s.Sticky = ""
+		}
 	}
 	if _, set := annotations[KeySteps]; set && s.Strategy != StrategyCanary {
 		errs = append(errs, field.Invalid(annotationPath(KeySteps), annotations[KeySteps],
@@ -441,6 +457,13 @@ var settingParsers = []struct {
 		n, err := parseMirror(v)
 		if err == nil {
 			s.Mirror = n
+		}
+		return err
+	}},
+	{KeySticky, func(s *Settings, v string) error {
+		name, err := parseCookieName(v)
+		if err == nil {
+			s.Sticky = name
 		}
 		return err
 	}},

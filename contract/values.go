@@ -103,6 +103,19 @@ func parseIterations(v string) (int, error) {
 	return n, nil
 }
 
+// cookieName is a cookie's name as RFC 6265 allows it (an HTTP token),
+// kept to letters, digits and "-", "_", "." so that it needs no quoting
+// in a header regex.
+var cookieName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+func parseCookieName(v string) (string, error) {
+	name := strings.TrimSpace(v)
+	if !cookieName.MatchString(name) {
+		return "", errors.New(`must be a cookie name: 1 to 64 letters, digits, "-", "_" or "."`)
+	}
+	return name, nil
+}
+
 func parseMirror(v string) (int32, error) {
 	n, err := parseWhole(strings.TrimSpace(v))
 	if err != nil || n < 1 || n > 100 {

@@ -556,7 +556,7 @@ func (r *Reconciler) setWeight(ctx context.Context, w *world, weight, mirror int
 		}
 		return nil
 	}
-	want := generatedVirtualService(w.deployment, w.service, weight, mirror, w.settings.Match)
+	want := generatedVirtualService(w.deployment, w.service, routingFor(w, weight, mirror))
 	if w.virtualService == nil {
 		if err := r.Client.Create(ctx, want); err != nil {
 			return fmt.Errorf("create virtual service %s: %w", want.Name, err)
@@ -604,7 +604,7 @@ func (r *Reconciler) setRouteWeight(ctx context.Context, w *world, weight, mirro
 		}
 		return nil
 	}
-	want, err := generatedHTTPRoute(w.deployment, w.service, weight, mirror, w.settings.Match)
+	want, err := generatedHTTPRoute(w.deployment, w.service, routingFor(w, weight, mirror))
 	if err != nil {
 		return err
 	}

@@ -544,7 +544,7 @@ func (r *Reconciler) readHTTPRoutes(ctx context.Context, w *world) error {
 	names := w.settings.HTTPRoutes
 	if len(names) == 0 {
 		names = []string{svc.Name}
-		if _, err := generatedHTTPRoute(d, svc, 0, 0, nil); err != nil {
+		if _, err := generatedHTTPRoute(d, svc, routing{}); err != nil {
 			w.obs.Conflict = err.Error()
 		}
 	}

@@ -48,7 +48,7 @@ const maxUserWeight = 1_000_000 / weightScale
 // matching requests to <service>-canary and the second everything else to
 // <service> (the Gateway API ranks a rule with header or query matches
 // before one without).
-func generatedHTTPRoute(d *appsv1.Deployment, svc *corev1.Service, weight, mirror int32, match []contract.Match) (*gwv1.HTTPRoute, error) {
+func generatedHTTPRoute(d *appsv1.Deployment, svc *corev1.Service, r routing) (*gwv1.HTTPRoute, error) {
 	if len(svc.Spec.Ports) != 1 {
 		return nil, fmt.Errorf("the Service %s has %d ports, and a generated HTTPRoute routes one: name an HTTPRoute for each port in canary.io/httproute", svc.Name, len(svc.Spec.Ports))
 	}
@@ -59,15 +59,32 @@ func generatedHTTPRoute(d *appsv1.Deployment, svc *corev1.Service, weight, mirro
 		},
 	}
 	rt.Spec.ParentRefs = []gwv1.ParentReference{serviceParent(svc.Name)}
-	stable := gwv1.HTTPBackendRef{BackendRef: gwv1.BackendRef{BackendObjectReference: serviceBackend(svc.Name, svc.Spec.Ports[0].Port)}}
+	port := svc.Spec.Ports[0].Port
+	stable := gwv1.HTTPBackendRef{BackendRef: gwv1.BackendRef{BackendObjectReference: serviceBackend(svc.Name, port)}}
+	canary := gwv1.HTTPBackendRef{BackendRef: gwv1.BackendRef{BackendObjectReference: serviceBackend(CanaryName(svc.Name), port)}}
 	rt.Spec.Rules = []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{stable}}}
-	if len(match) > 0 && weight > 0 {
-		canary := gwv1.HTTPBackendRef{BackendRef: gwv1.BackendRef{BackendObjectReference: serviceBackend(CanaryName(svc.Name), svc.Spec.Ports[0].Port)}}
-		rt.Spec.Rules = []gwv1.HTTPRouteRule{{Matches: gatewayMatches(match), BackendRefs: []gwv1.HTTPBackendRef{canary}}, rt.Spec.Rules[0]}
-	} else if err := steerHTTPRoute(rt, svc, weight); err != nil {
-		return nil, err
+	switch {
+	case len(r.match) > 0 && r.weight > 0:
+		rt.Spec.Rules = []gwv1.HTTPRouteRule{{Matches: gatewayMatches(r.match), BackendRefs: []gwv1.HTTPBackendRef{canary}}, rt.Spec.Rules[0]}
+	default:
+		if err := steerHTTPRoute(rt, svc, r.weight); err != nil {
+			return nil, err
+		}
+		if r.sticky() && r.weight > 0 {
+			// The weighted rule's canary sets the cookie; a first rule
+			// sends the requests carrying it to the canary.
+			refs := rt.Spec.Rules[0].BackendRefs
+			for i := range refs {
+				if string(refs[i].Name) == CanaryName(svc.Name) {
+					refs[i].Filters = []gwv1.HTTPRouteFilter{{Type: gwv1.HTTPRouteFilterResponseHeaderModifier,
+						ResponseHeaderModifier: &gwv1.HTTPHeaderFilter{Add: []gwv1.HTTPHeader{{Name: "Set-Cookie", Value: r.setCookie()}}}}}
+				}
+			}
+			cookie := gwv1.HTTPHeaderMatch{Type: ptr.To(gwv1.HeaderMatchRegularExpression), Name: "cookie", Value: r.stickyRegex()}
+			rt.Spec.Rules = []gwv1.HTTPRouteRule{{Matches: []gwv1.HTTPRouteMatch{{Headers: []gwv1.HTTPHeaderMatch{cookie}}}, BackendRefs: []gwv1.HTTPBackendRef{canary}}, rt.Spec.Rules[0]}
+		}
 	}
-	if mirror > 0 {
+	if mirror := r.mirror; mirror > 0 {
 		// The rule that sends requests to the Service (the last one).
 		last := &rt.Spec.Rules[len(rt.Spec.Rules)-1]
 		last.Filters = append(last.Filters, gwv1.HTTPRouteFilter{
@@ -78,7 +95,7 @@ func generatedHTTPRoute(d *appsv1.Deployment, svc *corev1.Service, weight, mirro
 			},
 		})
 	}
-	setRecordedRouteWeight(rt, weight)
+	setRecordedRouteWeight(rt, r.weight)
 	return rt, nil
 }
 

@@ -2,6 +2,7 @@ package stepper
 
 import (
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -186,7 +187,7 @@ func TestGeneratedHTTPRoute(t *testing.T) {
 	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "shop", UID: "u1"}}
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "shop"},
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 9080}}}}
-	rt, err := generatedHTTPRoute(d, svc, 25, 0, nil)
+	rt, err := generatedHTTPRoute(d, svc, routing{weight: 25, mirror: 0, match: nil})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,11 +200,11 @@ func TestGeneratedHTTPRoute(t *testing.T) {
 	if rt.Annotations[AnnotationWeight] != "25" {
 		t.Errorf("record %v", rt.Annotations)
 	}
-	if rt, _ := generatedHTTPRoute(d, svc, 0, 0, nil); weights(rt.Spec.Rules[0].BackendRefs) != "reviews" {
+	if rt, _ := generatedHTTPRoute(d, svc, routing{weight: 0, mirror: 0, match: nil}); weights(rt.Spec.Rules[0].BackendRefs) != "reviews" {
 		t.Errorf("weight 0: %s", weights(rt.Spec.Rules[0].BackendRefs))
 	}
 	svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: "grpc", Port: 9090})
-	if _, err := generatedHTTPRoute(d, svc, 0, 0, nil); err == nil || !strings.Contains(err.Error(), "has 2 ports") {
+	if _, err := generatedHTTPRoute(d, svc, routing{weight: 0, mirror: 0, match: nil}); err == nil || !strings.Contains(err.Error(), "has 2 ports") {
 		t.Errorf("two ports: %v", err)
 	}
 }
@@ -248,7 +249,7 @@ func TestABRoutes(t *testing.T) {
 		{QueryParams: map[string]contract.StringMatch{"beta": {Regex: "1|yes"}}},
 	}
 
-	vs := generatedVirtualService(d, svc, 100, 0, match)
+	vs := generatedVirtualService(d, svc, routing{weight: 100, mirror: 0, match: match})
 	if len(vs.Spec.Http) != 2 || len(vs.Spec.Http[0].Match) != 2 || vs.Spec.Http[0].Route[0].Destination.Host != "reviews-canary" ||
 		vs.Spec.Http[1].Match != nil || vs.Spec.Http[1].Route[0].Destination.Host != "reviews" {
 		t.Fatalf("ab VirtualService: %v", vs.Spec.Http)
@@ -259,14 +260,14 @@ func TestABRoutes(t *testing.T) {
 	if q := vs.Spec.Http[0].Match[1].QueryParams; q["beta"].GetRegex() != "1|yes" {
 		t.Errorf("query parameters %v", q)
 	}
-	if !routesToCanary(vs, svc) || routesToCanary(generatedVirtualService(d, svc, 0, 0, match), svc) {
+	if !routesToCanary(vs, svc) || routesToCanary(generatedVirtualService(d, svc, routing{weight: 0, mirror: 0, match: match}), svc) {
 		t.Errorf("routesToCanary does not tell the match route apart")
 	}
-	if zero := generatedVirtualService(d, svc, 0, 0, match); len(zero.Spec.Http) != 1 || zero.Spec.Http[0].Match != nil {
+	if zero := generatedVirtualService(d, svc, routing{weight: 0, mirror: 0, match: match}); len(zero.Spec.Http) != 1 || zero.Spec.Http[0].Match != nil {
 		t.Errorf("ab at weight 0: %v", zero.Spec.Http)
 	}
 
-	rt, err := generatedHTTPRoute(d, svc, 100, 0, match)
+	rt, err := generatedHTTPRoute(d, svc, routing{weight: 100, mirror: 0, match: match})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +285,7 @@ func TestABRoutes(t *testing.T) {
 	if !ruleToCanary(rt, svc) {
 		t.Errorf("ruleToCanary misses the match rule")
 	}
-	if zero, _ := generatedHTTPRoute(d, svc, 0, 0, match); ruleToCanary(zero, svc) || len(zero.Spec.Rules) != 1 {
+	if zero, _ := generatedHTTPRoute(d, svc, routing{weight: 0, mirror: 0, match: match}); ruleToCanary(zero, svc) || len(zero.Spec.Rules) != 1 {
 		t.Errorf("ab at weight 0: %+v", zero.Spec.Rules)
 	}
 }
@@ -306,7 +307,7 @@ func TestMirroredRoutes(t *testing.T) {
 		match         []contract.Match
 		routes, index int
 	}{{"weight 0", 0, nil, 1, 0}, {"ab", 100, match, 2, 1}} {
-		vs := generatedVirtualService(d, svc, c.weight, 30, c.match)
+		vs := generatedVirtualService(d, svc, routing{weight: c.weight, mirror: 30, match: c.match})
 		if len(vs.Spec.Http) != c.routes {
 			t.Fatalf("%s: VirtualService routes %v", c.name, vs.Spec.Http)
 		}
@@ -317,7 +318,7 @@ func TestMirroredRoutes(t *testing.T) {
 		if got := mirroredShare(vs, svc); got != 30 {
 			t.Errorf("%s: mirroredShare %d, want 30", c.name, got)
 		}
-		rt, err := generatedHTTPRoute(d, svc, c.weight, 30, c.match)
+		rt, err := generatedHTTPRoute(d, svc, routing{weight: c.weight, mirror: 30, match: c.match})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -330,10 +331,10 @@ func TestMirroredRoutes(t *testing.T) {
 			t.Errorf("%s: mirroredRouteShare %d, want 30", c.name, got)
 		}
 	}
-	if got := mirroredShare(generatedVirtualService(d, svc, 20, 0, nil), svc); got != 0 {
+	if got := mirroredShare(generatedVirtualService(d, svc, routing{weight: 20, mirror: 0, match: nil}), svc); got != 0 {
 		t.Errorf("no mirror reads as %d%%", got)
 	}
-	rt, _ := generatedHTTPRoute(d, svc, 0, 0, nil)
+	rt, _ := generatedHTTPRoute(d, svc, routing{weight: 0, mirror: 0, match: nil})
 	if got := mirroredRouteShare(rt, svc); got != 0 {
 		t.Errorf("no mirror reads as %d%%", got)
 	}
@@ -345,5 +346,66 @@ func TestMirroredRoutes(t *testing.T) {
 	rt.Spec.Rules[0].Filters[0].RequestMirror.Fraction = nil
 	if got := mirroredRouteShare(rt, svc); got != 100 {
 		t.Errorf("a mirror without a share reads as %d%%, want 100", got)
+	}
+}
+
+// TestStickyRoutes: with canary.io/sticky and a weight, the generated
+// routes answer from the canary with Set-Cookie <cookie>=<revision> on
+// the weighted route, and send the requests carrying that cookie (and no
+// other revision's) to the canary first; the weight reads back as
+// before; at weight 0 the sticky route is gone.
+func TestStickyRoutes(t *testing.T) {
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "shop", UID: "u1"}}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "shop"},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 9080}}}}
+	r := routing{weight: 20, cookie: "canary-session", revision: "5d8f7c"}
+	re := regexp.MustCompile(r.stickyRegex())
+	for header, want := range map[string]bool{
+		"canary-session=5d8f7c": true, "a=1; canary-session=5d8f7c": true, "a=1;canary-session=5d8f7c; b=2": true,
+		"canary-session=0a0a0a": false, "xcanary-session=5d8f7c": false, "canary-session=5d8f7cx": false, "": false,
+	} {
+		if re.MatchString(header) != want {
+			t.Errorf("Cookie %q: matched %v, want %v", header, !want, want)
+		}
+	}
+
+	vs := generatedVirtualService(d, svc, r)
+	if len(vs.Spec.Http) != 2 || vs.Spec.Http[0].Match[0].Headers["cookie"].GetRegex() != r.stickyRegex() ||
+		vs.Spec.Http[0].Route[0].Destination.Host != "reviews-canary" {
+		t.Fatalf("sticky VirtualService: %v", vs.Spec.Http)
+	}
+	weighted := vs.Spec.Http[1].Route
+	if len(weighted) != 2 || weighted[1].Destination.Host != "reviews-canary" || weighted[1].Weight != 20 ||
+		weighted[1].Headers.GetResponse().GetAdd()["Set-Cookie"] != "canary-session=5d8f7c; Path=/" || weighted[0].Headers != nil {
+		t.Errorf("the weighted route %v does not set the cookie on the canary's answers only", weighted)
+	}
+	if got := steeredWeight(vs, svc); got != 20 {
+		t.Errorf("a sticky VirtualService reads as weight %d, want 20", got)
+	}
+	r.weight = 0
+	if zero := generatedVirtualService(d, svc, r); len(zero.Spec.Http) != 1 {
+		t.Errorf("sticky at weight 0: %v", zero.Spec.Http)
+	}
+
+	r.weight = 20
+	rt, err := generatedHTTPRoute(d, svc, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rt.Spec.Rules) != 2 || weights(rt.Spec.Rules[0].BackendRefs) != "reviews-canary" ||
+		rt.Spec.Rules[0].Matches[0].Headers[0].Value != r.stickyRegex() || *rt.Spec.Rules[0].Matches[0].Headers[0].Type != gwv1.HeaderMatchRegularExpression {
+		t.Fatalf("sticky HTTPRoute rules: %+v", rt.Spec.Rules)
+	}
+	refs := rt.Spec.Rules[1].BackendRefs
+	if weights(refs) != "reviews=80 reviews-canary=20" || len(refs[0].Filters) != 0 || len(refs[1].Filters) != 1 ||
+		refs[1].Filters[0].ResponseHeaderModifier.Add[0] != (gwv1.HTTPHeader{Name: "Set-Cookie", Value: "canary-session=5d8f7c; Path=/"}) {
+		t.Errorf("the weighted rule %+v does not set the cookie on the canary's answers only", refs)
+	}
+	if got := steeredRouteWeight(rt, svc); got != 20 {
+		t.Errorf("a sticky HTTPRoute reads as weight %d, want 20", got)
+	}
+	r.weight = 0
+	if zero, _ := generatedHTTPRoute(d, svc, r); len(zero.Spec.Rules) != 1 {
+		t.Errorf("sticky at weight 0: %+v", zero.Spec.Rules)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"regexp"
 
 	networkingv1 "istio.io/api/networking/v1"
 	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
@@ -118,7 +119,7 @@ func canaryDestinationRule(d *appsv1.Deployment, svc *corev1.Service, user *isti
 // percent to <service>-canary and the rest to <service>. With match (an
 // ab analysis) and a weight above 0: the matching requests to
 // <service>-canary, first, and everything else to <service>.
-func generatedVirtualService(d *appsv1.Deployment, svc *corev1.Service, weight, mirror int32, match []contract.Match) *istionetv1.VirtualService {
+func generatedVirtualService(d *appsv1.Deployment, svc *corev1.Service, r routing) *istionetv1.VirtualService {
 	vs := &istionetv1.VirtualService{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: svc.Name, Namespace: svc.Namespace,
@@ -126,22 +127,65 @@ func generatedVirtualService(d *appsv1.Deployment, svc *corev1.Service, weight, 
 		},
 	}
 	vs.Spec.Hosts = []string{svc.Name}
-	if len(match) > 0 && weight > 0 {
+	toCanary := []*networkingv1.HTTPRouteDestination{{Destination: &networkingv1.Destination{Host: CanaryName(svc.Name)}}}
+	switch {
+	case len(r.match) > 0 && r.weight > 0:
 		vs.Spec.Http = []*networkingv1.HTTPRoute{
-			{Name: "canary-match", Match: istioMatches(match), Route: []*networkingv1.HTTPRouteDestination{{Destination: &networkingv1.Destination{Host: CanaryName(svc.Name)}}}},
+			{Name: "canary-match", Match: istioMatches(r.match), Route: toCanary},
 			{Route: routeTo(svc.Name, 0)},
 		}
-	} else {
-		vs.Spec.Http = []*networkingv1.HTTPRoute{{Route: routeTo(svc.Name, weight)}}
+	case r.sticky() && r.weight > 0:
+		cookie := &networkingv1.StringMatch{MatchType: &networkingv1.StringMatch_Regex{Regex: r.stickyRegex()}}
+		weighted := routeTo(svc.Name, r.weight)
+		weighted[1].Headers = &networkingv1.Headers{Response: &networkingv1.Headers_HeaderOperations{Add: map[string]string{"Set-Cookie": r.setCookie()}}}
+		vs.Spec.Http = []*networkingv1.HTTPRoute{
+			{Name: "canary-sticky", Match: []*networkingv1.HTTPMatchRequest{{Headers: map[string]*networkingv1.StringMatch{"cookie": cookie}}}, Route: toCanary},
+			{Route: weighted},
+		}
+	default:
+		vs.Spec.Http = []*networkingv1.HTTPRoute{{Route: routeTo(svc.Name, r.weight)}}
 	}
-	if mirror > 0 {
+	if r.mirror > 0 {
 		// The route that sends requests to the Service (the last one).
 		last := vs.Spec.Http[len(vs.Spec.Http)-1]
 		last.Mirror = &networkingv1.Destination{Host: CanaryName(svc.Name)}
-		last.MirrorPercentage = &networkingv1.Percent{Value: float64(mirror)}
+		last.MirrorPercentage = &networkingv1.Percent{Value: float64(r.mirror)}
 	}
-	setRecordedWeight(vs, weight)
+	setRecordedWeight(vs, r.weight)
 	return vs
+}
+
+// routing is what a generated route carries: the canary's weight and
+// mirror (plan.Action), and what the analysis' settings add to it.
+type routing struct {
+	weight, mirror int32
+	// match are canary.io/match (ab): with a weight, a first route sends
+	// the matching requests to the canary.
+	match []contract.Match
+	// cookie is canary.io/sticky, revision the revision under analysis:
+	// with a weight, the canary's answers set cookie=revision and a first
+	// route sends the requests carrying it to the canary.
+	cookie, revision string
+}
+
+// routingFor is the routing of a SetWeight action in w's analysis.
+func routingFor(w *world, weight, mirror int32) routing {
+	return routing{weight: weight, mirror: mirror, match: w.settings.Match, cookie: w.settings.Sticky, revision: w.state.Revision}
+}
+
+func (r routing) sticky() bool { return r.cookie != "" && r.revision != "" }
+
+// setCookie is the Set-Cookie the canary's answers carry on the weighted
+// route: a session cookie for the whole site, naming the revision, so
+// that a later analysis' route does not match it.
+func (r routing) setCookie() string {
+	return fmt.Sprintf("%s=%s; Path=/", r.cookie, r.revision)
+}
+
+// stickyRegex matches a Cookie header carrying the sticky cookie (RE2,
+// the whole value; the cookie name and revision are plain tokens).
+func (r routing) stickyRegex() string {
+	return fmt.Sprintf("^(.*?; ?)?(%s=%s)(;.*)?$", regexp.QuoteMeta(r.cookie), regexp.QuoteMeta(r.revision))
 }
 
 // mirroredShare is the percentage of its requests a VirtualService's
