@@ -90,6 +90,27 @@ func TestBlueGreenWithMirroring(t *testing.T) {
 	}
 }
 
+// TestStickyCanary: a weighted analysis with canary.io/sticky through
+// the VirtualService, with simulated clients keeping their cookies: no
+// client the canary answered is answered by stable again before the
+// analysis ends (scenario.RunSticky).
+func TestStickyCanary(t *testing.T) {
+	var live strings.Builder
+	res, err := scenario.RunSticky(t.Context(), env, "sticky-istio", 10*time.Second, nil, &live)
+	if err != nil {
+		t.Fatalf("%v\nlive view:\n%s", err, live.String())
+	}
+	for _, line := range res.Report {
+		fmt.Println("BENCH sticky " + line)
+	}
+	for _, f := range res.Failures {
+		t.Error(f)
+	}
+	if t.Failed() {
+		t.Logf("live view:\n%s", live.String())
+	}
+}
+
 func TestABTesting(t *testing.T) {
 	var live strings.Builder
 	res, err := scenario.RunAB(t.Context(), env, "ab-istio", 10*time.Second, nil, &live)

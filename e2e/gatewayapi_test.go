@@ -117,3 +117,25 @@ func TestBlueGreenThroughAnHTTPRoute(t *testing.T) {
 		t.Logf("live view:\n%s", live.String())
 	}
 }
+
+// TestStickyThroughAnHTTPRoute: the sticky story through the generated
+// HTTPRoute (the cookie set by a backendRef's ResponseHeaderModifier,
+// matched by a rule's header regex): no client the canary answered is
+// answered by stable again before the analysis ends.
+func TestStickyThroughAnHTTPRoute(t *testing.T) {
+	var live strings.Builder
+	res, err := scenario.RunSticky(t.Context(), env, "sticky-gateway", 10*time.Second,
+		map[string]string{contract.KeyRouter: string(contract.RouterGatewayAPI)}, &live)
+	if err != nil {
+		t.Fatalf("%v\nlive view:\n%s", err, live.String())
+	}
+	for _, line := range res.Report {
+		fmt.Println("BENCH gateway-api sticky " + line)
+	}
+	for _, f := range res.Failures {
+		t.Error(f)
+	}
+	if t.Failed() {
+		t.Logf("live view:\n%s", live.String())
+	}
+}

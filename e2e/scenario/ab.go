@@ -69,7 +69,7 @@ func RunAB(ctx context.Context, c *cluster.Cluster, ns string, interval time.Dur
 		{Name: ProfileInsider, Share: 0.2, Headers: map[string]string{"x-canary": "insider"}},
 		{Name: ProfileCookie, Share: 0.2, Cookies: map[string]string{"canary": "always"}},
 	}
-	if s.traffic, err = StartTrafficWith(ctx, c, cs, ns, nil, profiles); err != nil {
+	if s.traffic, err = StartTrafficWith(ctx, c, cs, ns, TrafficOptions{Profiles: profiles}); err != nil {
 		return nil, err
 	}
 	res := &ABResult{}

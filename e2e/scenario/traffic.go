@@ -52,10 +52,35 @@ type Traffic struct {
 type served struct {
 	profile, workload string
 	at                time.Time
+	client            int
 	// mirrors are the workloads its copies reached ("" for none), and
 	// mirrorFailed how many of them failed (5xx or no answer).
 	mirrors      []string
 	mirrorFailed int
+}
+
+// StickyBreaks follows the simulated clients through the mesh requests
+// sent in [from, to): onCanary counts the clients that canary answered
+// at least once, broken the clients that stable answered after the
+// canary had (a sticky canary must leave none).
+func (t *Traffic) StickyBreaks(from, to time.Time, canary, stable string) (onCanary int, broken []int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	reached := map[int]bool{}
+	wasBroken := map[int]bool{}
+	for _, r := range t.served {
+		if r.at.Before(from) || !r.at.Before(to) || r.client == 0 {
+			continue
+		}
+		switch {
+		case r.workload == canary:
+			reached[r.client] = true
+		case r.workload == stable && reached[r.client] && !wasBroken[r.client]:
+			wasBroken[r.client] = true
+			broken = append(broken, r.client)
+		}
+	}
+	return len(reached), broken
 }
 
 // Mirrored counts, by the workload that received them ("" for none), the
@@ -102,13 +127,24 @@ func (t *Traffic) Served(from, to time.Time) map[string]map[string]int64 {
 // (added to Prometheus' targets) and the generator; they run until ctx
 // ends. The bad images answer as their BadImage says.
 func StartTraffic(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interface, ns string, bad []trafficgen.BadImage) (*Traffic, error) {
-	return StartTrafficWith(ctx, c, cs, ns, bad, nil)
+	return StartTrafficWith(ctx, c, cs, ns, TrafficOptions{Bad: bad})
 }
 
-// StartTrafficWith is StartTraffic with request profiles (headers,
-// cookies, query parameters, each with its share of the mesh requests):
-// Served tells who answered each profile.
-func StartTrafficWith(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interface, ns string, bad []trafficgen.BadImage, profiles []trafficgen.Profile) (*Traffic, error) {
+// TrafficOptions shape the traffic StartTrafficWith sends.
+type TrafficOptions struct {
+	// Bad are the images that answer badly.
+	Bad []trafficgen.BadImage
+	// Profiles are request profiles (headers, cookies, query parameters),
+	// each with its share of the mesh requests: Served tells who answered
+	// each profile.
+	Profiles []trafficgen.Profile
+	// Clients, when positive, is the number of simulated clients, each
+	// with its own cookies (StickyBreaks follows them).
+	Clients int
+}
+
+// StartTrafficWith is StartTraffic with options.
+func StartTrafficWith(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interface, ns string, o TrafficOptions) (*Traffic, error) {
 	source, err := trafficgen.FindSourceProxy(ctx, cs, ns, "productpage")
 	if err != nil {
 		return nil, err
@@ -149,12 +185,12 @@ func StartTrafficWith(ctx context.Context, c *cluster.Cluster, cs kubernetes.Int
 		return nil, fmt.Errorf("istiod's routes for %s: %w", host, err)
 	}
 	behaviour := trafficgen.DefaultBehaviour()
-	behaviour.BadImages = bad
+	behaviour.BadImages = o.Bad
 	t := &Traffic{failed: map[string]int64{}, lastMesh: map[string]time.Time{}, meshCount: map[string]int64{}, ns: ns, behaviour: behaviour, xds: xds, inv: inv, metrics: metrics}
 	t.gen = trafficgen.NewGenerator(trafficgen.Config{
 		Host: host, Namespace: ns, BypassService: "reviews",
 		RPS: meshRate, BypassRPS: 5, Behaviour: behaviour, Seed: 1,
-		OnRequest: t.record, Profiles: profiles,
+		OnRequest: t.record, Profiles: o.Profiles, Clients: o.Clients,
 	}, xds, inv, metrics)
 	go func() { _ = t.gen.Run(ctx) }()
 	return t, nil
@@ -174,7 +210,7 @@ func (t *Traffic) record(r trafficgen.Record) {
 		t.meshCount[r.Pod.Workload]++
 	}
 	if r.Via != trafficgen.ViaBypass {
-		s := served{profile: r.Profile, workload: r.Pod.Workload, at: r.Time}
+		s := served{profile: r.Profile, workload: r.Pod.Workload, at: r.Time, client: r.Client}
 		for _, m := range r.Mirrors {
 			s.mirrors = append(s.mirrors, m.Pod.Workload)
 			if m.Code == 0 || m.Code >= 500 {

@@ -73,6 +73,10 @@ type Spec struct {
 	// weight 0 of a canary one (the first, added by SpecFrom). See
 	// MirrorFor.
 	Mirror int32
+	// Sticky says the route keeps a client on the canary once it served
+	// it (canary.io/sticky): clients accumulate on the canary, whose share
+	// of requests then grows beyond its weight, so it runs at full size.
+	Sticky bool
 	// ConfirmPromotion says the analysis has confirm-promotion hooks: no
 	// promotion after the last step without their answer
 	// (Observations.GateOpen).
@@ -104,6 +108,7 @@ func SpecFrom(s contract.Settings, replicas int32, propagationDelay time.Duratio
 	return Spec{
 		Strategy:         s.Strategy,
 		Mirror:           s.Mirror,
+		Sticky:           s.Sticky != "",
 		Steps:            steps,
 		Interval:         s.Interval,
 		Threshold:        s.Threshold,
@@ -619,11 +624,11 @@ func CanaryReplicas(replicas, weight int32) int32 {
 
 // canaryReplicas is CanaryReplicas for this analysis: the canary of an
 // ab or blue-green analysis is full size whatever the weight (it takes
-// all the matching requests, or all traffic at the switch); one that
-// takes mirrored copies is sized for the larger of the weight and the
-// mirror.
+// all the matching requests, or all traffic at the switch), and so is a
+// sticky one once it takes traffic; one that takes mirrored copies is
+// sized for the larger of the weight and the mirror.
 func (s Spec) canaryReplicas(weight int32) int32 {
-	if s.Strategy == contract.StrategyAB || s.Strategy == contract.StrategyBlueGreen {
+	if s.Strategy == contract.StrategyAB || s.Strategy == contract.StrategyBlueGreen || (s.Sticky && weight > 0) {
 		weight = 100
 	}
 	return CanaryReplicas(s.Replicas, max(weight, s.mirrorAt(weight)))

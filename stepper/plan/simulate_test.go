@@ -814,3 +814,26 @@ func TestMirroredStepMessages(t *testing.T) {
 		t.Errorf("a mirror lost early in the step: actions %v, start %v", d.Actions, d.Next.StepStarted)
 	}
 }
+
+// TestStickyCanaryRunsFullSize: a sticky canary takes the Deployment's
+// size before its first weight (its clients stay on it, so its share
+// grows beyond the weight), and the weights still step 20, 40, 60.
+func TestStickyCanaryRunsFullSize(t *testing.T) {
+	spec := testSpec()
+	spec.Sticky = true
+	w := newWorld(t, spec, t0, alwaysPassing)
+	trace := simulate(w, started(), nil)
+	if final := trace[len(trace)-1].decision.Next; final.Phase != contract.PhaseSucceeded {
+		t.Fatalf("ended %+v", final)
+	}
+	if want := []int32{20, 40, 60, 0}; !slices.Equal(w.weights, want) {
+		t.Errorf("weights %v, want %v", w.weights, want)
+	}
+	for _, p := range trace {
+		for _, a := range p.decision.Actions {
+			if a.Kind == ActionEnsureCanary && a.Replicas != spec.Replicas {
+				t.Errorf("%v: a sticky canary sized %d, want the Deployment's %d", p.at, a.Replicas, spec.Replicas)
+			}
+		}
+	}
+}

@@ -1,0 +1,120 @@
+package scenario
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/canary-io/canary/contract"
+	"github.com/canary-io/canary/e2e/cluster"
+	"github.com/canary-io/canary/stepper"
+)
+
+// StickyCookie is the sticky story's canary.io/sticky.
+const StickyCookie = "canary-session"
+
+// StickyClients is the number of simulated clients of the sticky story.
+const StickyClients = 40
+
+// StickyResult is what the sticky story saw.
+type StickyResult struct {
+	// Report is one line per fact, for people.
+	Report []string
+	// Failures are the broken promises; empty when the story passed.
+	Failures []string
+}
+
+// RunSticky plays, in namespace ns, reviews v1 → v2 as a sticky canary
+// (canary.io/sticky: StickyCookie, steps 20, 40, 60 of interval) on a
+// running cluster whose controller is running, with StickyClients
+// simulated clients, each keeping its cookies: once the canary answered
+// a client, stable must not answer it again until the analysis ends.
+// annotations are more settings (the router).
+func RunSticky(ctx context.Context, c *cluster.Cluster, ns string, interval time.Duration, annotations map[string]string, out io.Writer) (*StickyResult, error) {
+	if out == nil {
+		out = io.Discard
+	}
+	cs, err := kubernetes.NewForConfig(c.Admin)
+	if err != nil {
+		return nil, err
+	}
+	all := map[string]string{contract.KeySticky: StickyCookie}
+	maps.Copy(all, annotations)
+	s := &story{ns: ns, c: c, cs: cs, o: Options{Interval: interval, Out: out, Annotations: all}, res: &Result{}}
+	if err := s.deploy(ctx); err != nil {
+		return nil, err
+	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	if s.traffic, err = StartTrafficWith(ctx, c, cs, ns, TrafficOptions{Clients: StickyClients}); err != nil {
+		return nil, err
+	}
+	res := &StickyResult{}
+	fail := func(format string, args ...any) { res.Failures = append(res.Failures, fmt.Sprintf(format, args...)) }
+	title := fmt.Sprintf("v1 → v2 (sticky cookie %s, steps 20, 40, 60 of %s, %d clients)", StickyCookie, interval, StickyClients)
+	fmt.Fprintf(out, "\n%s: kubectl apply -f reviews-v2.yaml\n", title)
+	start := time.Now()
+	if err := s.kubectl(ctx, s.reviews("v2", ""), "apply", "-f", "-"); err != nil {
+		return nil, err
+	}
+	// The analysis with traffic on the canary: from the first weight
+	// (plus the propagation delay, 1 s here, and a second of margin)
+	// until it ends.
+	var from, to time.Time
+	var weights []string
+	d, err := s.waitDeployment(ctx, 3*time.Minute+4*interval, func(d *appsv1.Deployment) bool {
+		phase := contract.Phase(d.Annotations[contract.KeyPhase])
+		w := d.Annotations[contract.KeyWeight]
+		if len(weights) == 0 || weights[len(weights)-1] != w {
+			weights = append(weights, w)
+			fmt.Fprintf(out, "%s: phase %s, weight %s: %s\n", time.Since(start).Round(100*time.Millisecond), phase, w, d.Annotations[contract.KeyMessage])
+		}
+		if from.IsZero() && w != "0" && w != "" {
+			from = time.Now().Add(2 * time.Second)
+		}
+		if !from.IsZero() && to.IsZero() && phase != contract.PhaseProgressing {
+			to = time.Now().Add(-time.Second) // the poll's own lag
+		}
+		return phase == contract.PhaseSucceeded && rolledOut(d) || phase == contract.PhaseRolledBack
+	})
+	if err != nil {
+		return nil, err
+	}
+	phase := contract.Phase(d.Annotations[contract.KeyPhase])
+	res.Report = append(res.Report, fmt.Sprintf("%s: %s after %s; weights %s; %s", title, phase,
+		time.Since(start).Round(100*time.Millisecond), strings.Join(weights, ", "), d.Annotations[contract.KeyMessage]))
+	if phase != contract.PhaseSucceeded {
+		fail("%s ended %s: %s", title, phase, d.Annotations[contract.KeyMessage])
+		return res, nil
+	}
+	if from.IsZero() || !to.After(from) {
+		fail("%s: no step ran long enough to count (from %v to %v)", title, from, to)
+		return res, nil
+	}
+	canary := stepper.CanaryName("reviews")
+	onCanary, broken := s.traffic.StickyBreaks(from, to, canary, "reviews")
+	users := s.traffic.Served(from, to)[""]
+	res.Report = append(res.Report, fmt.Sprintf("%s, during the steps (%s): %d requests to %s, %d to reviews, %d to none; %d of %d clients reached the canary, %d of them were later served by stable",
+		title, to.Sub(from).Round(100*time.Millisecond), users[canary], canary, users["reviews"], users[""], onCanary, StickyClients, len(broken)))
+	switch {
+	case onCanary == 0:
+		fail("%s: no client reached the canary during the steps", title)
+	case len(broken) > 0:
+		fail("%s: %d clients served by the canary were later served by stable (clients %v)", title, len(broken), broken)
+	}
+	if users[""] > 0 {
+		fail("%s: %d requests reached no pod", title, users[""])
+	}
+	stats := s.traffic.gen.Stats()
+	res.Report = append(res.Report, fmt.Sprintf("mesh: %d requests, %d to an empty destination", stats.Mesh.Requests, stats.Mesh.EmptyDestination))
+	if stats.Mesh.EmptyDestination > 0 {
+		fail("%d mesh requests met an empty destination", stats.Mesh.EmptyDestination)
+	}
+	return res, nil
+}
