@@ -27,11 +27,16 @@ import (
 func TestCrashAtEveryWrite(t *testing.T) {
 	t.Run("promotion", func(t *testing.T) { crashAtEveryWrite(t, true) })
 	t.Run("rollback", func(t *testing.T) { crashAtEveryWrite(t, false) })
+	// The Gateway API router's writes, and blue/green's switch (recorded
+	// before it is routed) with its mirror, under the same crashes.
+	t.Run("blue-green promotion through an HTTPRoute", func(t *testing.T) {
+		crashAtEveryWrite(t, true, `canary.io/router: gateway-api`, `canary.io/strategy: blue-green`, `canary.io/iterations: "2"`, `canary.io/mirror: "50"`)
+	})
 }
 
 var crashLine = regexp.MustCompile(`CRASH after "([^"]+)"`)
 
-func crashAtEveryWrite(t *testing.T, good bool) {
+func crashAtEveryWrite(t *testing.T, good bool, settings ...string) {
 	cs, ic := clients(t)
 	version := nextVersion(t, good)
 	want := contract.PhaseSucceeded
@@ -39,7 +44,7 @@ func crashAtEveryWrite(t *testing.T, good bool) {
 		want = contract.PhaseRolledBack
 	}
 	mon := startMonitor(t)
-	kubectl(t, reviews(version), "apply", "-f", "-")
+	kubectl(t, reviews(version, settings...), "apply", "-f", "-")
 	start := time.Now()
 
 	ctrl.Stop()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,7 +16,10 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/e2e/bookinfo"
@@ -123,7 +127,14 @@ const (
 
 // reviews is the user's reviews Deployment at version: two steps of
 // interval, one failed check tolerated, a 30 s progress deadline.
-func reviews(version string) string {
+func reviews(version string, settings ...string) string {
+	extra := `    canary.io/steps: "25,50"` + "\n"
+	if slices.ContainsFunc(settings, func(s string) bool { return strings.HasPrefix(s, contract.KeyStrategy+":") }) {
+		extra = "" // canary.io/steps is for the canary strategy only
+	}
+	for _, s := range settings {
+		extra += "    " + s + "\n"
+	}
 	return fmt.Sprintf(`apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -132,8 +143,7 @@ metadata:
   annotations:
     %s: checkout
     canary.io/enabled: "true"
-    canary.io/steps: "25,50"
-    canary.io/interval: "%s"
+%s    canary.io/interval: "%s"
     canary.io/threshold: "1"
     canary.io/progress-deadline: "30s"
 spec:
@@ -147,7 +157,7 @@ spec:
       - name: reviews
         image: %s
         ports: [{containerPort: 9080}]
-`, userLabel, userAnnotation, interval, version, bookinfo.Image(version))
+`, userLabel, userAnnotation, extra, interval, version, bookinfo.Image(version))
 }
 
 // nextVersion names a new version of reviews: good ones answer well, bad
@@ -232,7 +242,7 @@ type sample struct {
 	at            time.Time
 	phase         contract.Phase
 	recorded      string // canary.io/weight
-	routed        int32  // the canary's weight in the VirtualService
+	routed        int32  // the canary's weight in the VirtualService or the HTTPRoute reviews
 	readyStable   int    // ready endpoints of the user's Service
 	rejected      string // canary.io/rejected-revision
 	revision      string
@@ -247,6 +257,7 @@ type sample struct {
 type monitor struct {
 	cs   kubernetes.Interface
 	ic   istioclient.Interface
+	rc   client.Client // HTTPRoutes
 	stop context.CancelFunc
 	done chan struct{}
 
@@ -258,7 +269,7 @@ func startMonitor(t *testing.T) *monitor {
 	t.Helper()
 	cs, ic := clients(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &monitor{cs: cs, ic: ic, stop: cancel, done: make(chan struct{})}
+	m := &monitor{cs: cs, ic: ic, rc: kit.RouteClient(t, env), stop: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(m.done)
 		for ctx.Err() == nil {
@@ -293,6 +304,11 @@ func (m *monitor) look(ctx context.Context) sample {
 				}
 			}
 		}
+	}
+	var rt gwv1.HTTPRoute
+	if err := m.rc.Get(ctx, types.NamespacedName{Namespace: ns, Name: "reviews"}, &rt); err == nil {
+		s.vsFound = true
+		s.routed = max(s.routed, canaryShare(&rt))
 	}
 	if svc, err := m.cs.CoreV1().Services(ns).Get(ctx, "reviews", metav1.GetOptions{}); err == nil {
 		s.selector = fmt.Sprint(svc.Spec.Selector)
@@ -438,6 +454,14 @@ func checkEnded(t *testing.T, cs kubernetes.Interface, ic istioclient.Interface,
 		if h, ok := svc.Spec.Selector[appsv1.DefaultDeploymentUniqueLabelKey]; ok {
 			return fmt.Errorf("the Service is still pinned to %s", h)
 		}
+		var rt gwv1.HTTPRoute
+		if err := kit.RouteClient(t, env).Get(ctx, types.NamespacedName{Namespace: ns, Name: "reviews"}, &rt); err == nil {
+			if share := canaryShare(&rt); share > 0 {
+				return fmt.Errorf("the HTTPRoute routes %d%% to the canary", share)
+			}
+		} else if !apierrors.IsNotFound(err) {
+			return err
+		}
 		vs, err := ic.NetworkingV1().VirtualServices(ns).Get(ctx, "reviews", metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return nil
@@ -470,4 +494,27 @@ func checkEnded(t *testing.T, cs kubernetes.Interface, ic istioclient.Interface,
 		t.Errorf("I3: Progressing=False(ProgressDeadlineExceeded) is %v in phase %s", failed, want)
 	}
 	return d
+}
+
+// canaryShare is the largest share (percent) of a rule of the HTTPRoute
+// that goes to the canary.
+func canaryShare(rt *gwv1.HTTPRoute) int32 {
+	var share int32
+	for _, rule := range rt.Spec.Rules {
+		var all, canary int64
+		for _, r := range rule.BackendRefs {
+			w := int64(1)
+			if r.Weight != nil {
+				w = int64(*r.Weight)
+			}
+			all += w
+			if string(r.Name) == stepper.CanaryName("reviews") {
+				canary += w
+			}
+		}
+		if all > 0 {
+			share = max(share, int32(canary*100/all))
+		}
+	}
+	return share
 }
