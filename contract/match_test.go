@@ -94,6 +94,7 @@ func TestStrategySettingsTogether(t *testing.T) {
 		{"a sticky canary", annotations(KeySticky, "canary-session"), StrategyCanary, "", ""},
 		{"a sticky cookie with ab", annotations(KeyStrategy, "ab", KeyMatch, match, KeySticky, "s"), StrategyAB, KeySticky, `"ab" has none`},
 		{"a sticky cookie through the user's HTTPRoute", annotations(KeySticky, "s", KeyHTTPRoute, "reviews"), StrategyCanary, KeySticky, "routes through the route the system generates"},
+		{"a sticky cookie browsers would drop", annotations(KeySticky, "__Host-canary"), StrategyCanary, KeySticky, `must not start with "__Host-"`},
 		{"a sticky cookie name with a space", annotations(KeySticky, "my cookie"), StrategyCanary, KeySticky, "must be a cookie name"},
 		{"a sticky cookie name with a regex character", annotations(KeySticky, "a+b"), StrategyCanary, KeySticky, "must be a cookie name"},
 		{"an unknown strategy", annotations(KeyStrategy, "shadow"), StrategyCanary, KeyStrategy, `"blue-green" (no user traffic, then one switch)`},

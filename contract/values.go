@@ -113,6 +113,12 @@ func parseCookieName(v string) (string, error) {
 	if !cookieName.MatchString(name) {
 		return "", errors.New(`must be a cookie name: 1 to 64 letters, digits, "-", "_" or "."`)
 	}
+	if l := strings.ToLower(name); strings.HasPrefix(l, "__host-") || strings.HasPrefix(l, "__secure-") {
+		// Browsers keep such a cookie only with Secure (and, for
+		// __Host-, no Domain): the canary's plain Set-Cookie would be
+		// dropped and nothing would stick.
+		return "", errors.New(`must not start with "__Host-" or "__Secure-": browsers drop those cookies unless they are Secure, and the canary's cookie is not`)
+	}
 	return name, nil
 }
 

@@ -27,6 +27,18 @@ func Window(interval, override, scrape time.Duration) time.Duration {
 	return max(interval, ScrapesPerWindow*scrape)
 }
 
+// UnjudgedWarning is the admission warning for a blue-green analysis
+// that nothing sends traffic to (no canary.io/mirror, no pre-rollout or
+// rollout hook to load-test it), or "": its checks will have no data.
+func UnjudgedWarning(s Settings) string {
+	if s.Strategy != StrategyBlueGreen || s.Mirror > 0 ||
+		len(OfType(s.Webhooks, HookPreRollout)) > 0 || len(OfType(s.Webhooks, HookRollout)) > 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s %q sends the canary no user traffic, and nothing else sends it any (no %s, no pre-rollout or rollout hook in %s): its checks will have no data (%s %q)",
+		KeyStrategy, StrategyBlueGreen, KeyMirror, KeyWebhooks, KeyNoData, s.NoData)
+}
+
 // ShortIntervalWarning is the admission warning for an interval shorter
 // than two scrapes of Prometheus, or "" when it is not (or the scrape
 // interval is unknown, zero): each step's checks then read a window

@@ -574,7 +574,11 @@ func (r *Reconciler) readHTTPRoutes(ctx context.Context, w *world) error {
 			weight = 100 // the match rule
 		}
 		observeRouted(w, i == 0, rt, weight)
-		w.obs.RoutedMirror = max(w.obs.RoutedMirror, mirroredRouteShare(rt, svc))
+		if w.httpRoute != nil {
+			// Only the generated route mirrors (a mirror in the user's
+			// routes is theirs: never written, never removed here).
+			w.obs.RoutedMirror = mirroredRouteShare(rt, svc)
+		}
 	}
 	return nil
 }
@@ -650,7 +654,10 @@ func (r *Reconciler) readVirtualServices(ctx context.Context, w *world) error {
 			weight = 100 // the match route
 		}
 		observeRouted(w, i == 0, vs, weight)
-		w.obs.RoutedMirror = max(w.obs.RoutedMirror, mirroredShare(vs, svc))
+		if w.virtualService != nil {
+			// Only the generated route mirrors (see readHTTPRoutes).
+			w.obs.RoutedMirror = mirroredShare(vs, svc)
+		}
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/canary-io/canary/contract"
+	"github.com/canary-io/canary/stepper/plan"
 )
 
 // Labels and annotations the stepper puts on the objects it creates.
@@ -162,15 +163,22 @@ type routing struct {
 	// match are canary.io/match (ab): with a weight, a first route sends
 	// the matching requests to the canary.
 	match []contract.Match
-	// cookie is canary.io/sticky, revision the revision under analysis:
-	// with a weight, the canary's answers set cookie=revision and a first
-	// route sends the requests carrying it to the canary.
+	// cookie is canary.io/sticky, revision names the analysis (its
+	// revision and start): with a weight, the canary's answers set
+	// cookie=revision and a first route sends the requests carrying it to
+	// the canary.
 	cookie, revision string
 }
 
-// routingFor is the routing of a SetWeight action in w's analysis.
+// routingFor is the routing of a SetWeight action in w's analysis. The
+// sticky cookie's value names the analysis: its revision and start (a
+// retry of the same revision is another analysis).
 func routingFor(w *world, weight, mirror int32) routing {
-	return routing{weight: weight, mirror: mirror, match: w.settings.Match, cookie: w.settings.Sticky, revision: w.state.Revision}
+	r := routing{weight: weight, mirror: mirror, match: w.settings.Match, cookie: w.settings.Sticky}
+	if w.state.Revision != "" {
+		r.revision = fmt.Sprintf("%s.%d", w.state.Revision, plan.AnalysisStart(w.state, w.obs.Now).Unix())
+	}
+	return r
 }
 
 func (r routing) sticky() bool { return r.cookie != "" && r.revision != "" }

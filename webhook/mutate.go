@@ -69,6 +69,7 @@ func Mutate(req Request) Response {
 		return Response{Denied: d.denied}
 	}
 	d.warnShortInterval()
+	d.warnUnjudged()
 	if len(d.obj.Annotations) == 0 && len(req.New.Annotations) == 0 {
 		d.obj.Annotations = req.New.Annotations // keep nil as nil: no spurious patch
 	}
@@ -126,6 +127,30 @@ func (d *decision) warnShortInterval() {
 	}
 	s, _ := contract.ParseSettings(d.obj.Annotations) // invalid settings are denied by Validate
 	if msg := contract.ShortIntervalWarning(s.Interval, s.Window, req.ScrapeInterval); msg != "" {
+		d.warn("%s", msg)
+	}
+}
+
+// warnUnjudged warns a user whose blue-green analysis would get no
+// traffic at all (contract.UnjudgedWarning): when the Deployment is
+// created or opted in, when canary.io/strategy, canary.io/mirror or
+// canary.io/webhooks change, and when an analysis starts.
+func (d *decision) warnUnjudged() {
+	req := d.req
+	if req.ByController || !contract.OptedIn(d.obj) {
+		return
+	}
+	started := req.Old != nil && d.obj.Annotations[contract.KeyPhase] == string(contract.PhaseProgressing) &&
+		d.obj.Annotations[contract.KeyRevision] != req.Old.Annotations[contract.KeyRevision]
+	changed := req.Old == nil || !contract.OptedIn(req.Old)
+	for _, k := range []string{contract.KeyStrategy, contract.KeyMirror, contract.KeyWebhooks} {
+		changed = changed || req.Old.Annotations[k] != d.obj.Annotations[k]
+	}
+	if !started && !changed {
+		return
+	}
+	s, _ := contract.ParseSettings(d.obj.Annotations) // invalid settings are denied by Validate
+	if msg := contract.UnjudgedWarning(s); msg != "" {
 		d.warn("%s", msg)
 	}
 }

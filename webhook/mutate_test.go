@@ -483,3 +483,32 @@ func TestHeldStateDecodes(t *testing.T) {
 		}
 	}
 }
+
+// TestUnjudgedBlueGreenWarning: a blue-green analysis with neither a
+// mirror nor a load-testing hook is warned about (its checks would have
+// no data); with either, or another strategy, it is not.
+func TestUnjudgedBlueGreenWarning(t *testing.T) {
+	const want = `canary.io: canary.io/strategy "blue-green" sends the canary no user traffic, and nothing else sends it any (no canary.io/mirror, no pre-rollout or rollout hook in canary.io/webhooks): its checks will have no data (canary.io/no-data "hold")`
+	bare := edit(idle, annotate(contract.KeyStrategy, "blue-green"))
+	for _, tc := range []struct {
+		name string
+		req  Request
+		warn bool
+	}{
+		{"blue-green set", Request{Old: idle, New: bare}, true},
+		{"analysis starts", Request{Old: bare, New: edit(bare, image("reviews:v2"))}, true},
+		{"replicas only", Request{Old: bare, New: edit(bare, func(d *appsv1.Deployment) { d.Spec.Replicas = ptr.To[int32](5) })}, false},
+		{"with a mirror", Request{Old: idle, New: edit(bare, annotate(contract.KeyMirror, "20"))}, false},
+		{"with a rollout hook", Request{Old: idle, New: edit(bare, annotate(contract.KeyWebhooks, `[{"name": "load", "url": "http://loadtester.test/"}]`))}, false},
+		{"the canary strategy", Request{Old: idle, New: edit(idle, annotate(contract.KeySteps, "10,20"))}, false},
+	} {
+		tc.req.Now = now
+		resp := Mutate(tc.req)
+		if resp.Denied != "" {
+			t.Fatalf("%s: denied: %s", tc.name, resp.Denied)
+		}
+		if got := slices.Contains(resp.Warnings, want); got != tc.warn {
+			t.Errorf("%s: warnings %q; want the warning: %v", tc.name, resp.Warnings, tc.warn)
+		}
+	}
+}

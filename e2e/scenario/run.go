@@ -296,6 +296,7 @@ func (s *story) rollout(ctx context.Context, from, to string, want contract.Phas
 	s.res.Rollouts = append(s.res.Rollouts, r)
 	s.res.Report = append(s.res.Report, fmt.Sprintf("%s: %s after %s (the steps alone: %s); weights %s; %s",
 		title, d.Annotations[contract.KeyPhase], took.Round(100*time.Millisecond), steps, strings.Join(weights, ", "), d.Annotations[contract.KeyMessage]))
+	s.checkRouted(title, start, weights)
 	s.checkBypass(r, start, to)
 	if h != nil {
 		s.checkHooks(title, h, gateSeen, gateOpened)
@@ -553,6 +554,32 @@ func (s *story) checkHooks(title string, h *hooks, gateSeen, gateOpened time.Tim
 	}
 	s.res.Report = append(s.res.Report, fmt.Sprintf("%s hooks (Flagger's load tester): %d pre-rollout load test(s) of 100 requests to reviews-canary at weight 0, none failed; the promotion waited at the gate %s until it was opened",
 		title, len(runs), gateOpened.Sub(gateSeen).Round(100*time.Millisecond)))
+}
+
+// checkRouted checks that every weight the Deployment recorded reached
+// the routes istiod pushed to the generator (the xDS configuration, not
+// only the route object), and reports the weights routed.
+func (s *story) checkRouted(title string, start time.Time, recorded []string) {
+	routed := s.traffic.RoutedWeights(start)
+	for deadline := time.Now().Add(3 * time.Second); (len(routed) == 0 || routed[len(routed)-1] != 0) && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond) // the last change's propagation
+		routed = s.traffic.RoutedWeights(start)
+	}
+	seen := map[string]bool{}
+	var shown []string
+	for _, w := range routed {
+		seen[fmt.Sprint(w)] = true
+		shown = append(shown, fmt.Sprint(w))
+	}
+	s.res.Report = append(s.res.Report, fmt.Sprintf("%s: the canary's weights in istiod's routes to the generator: %s", title, strings.Join(shown, ", ")))
+	for _, w := range recorded {
+		if !seen[w] {
+			s.res.fail("%s: weight %s was recorded but never reached the routes istiod pushed (%s)", title, w, strings.Join(shown, ", "))
+		}
+	}
+	if len(routed) == 0 || routed[len(routed)-1] != 0 {
+		s.res.fail("%s: istiod's routes still send %v%% to the canary after the analysis ended", title, shown)
+	}
 }
 
 // checkBypass: during an analysis (phase Progressing or Paused before and

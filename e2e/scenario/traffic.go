@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/canary-io/canary/e2e/cluster"
+	"github.com/canary-io/canary/stepper"
 	"github.com/canary-io/canary/trafficgen"
 )
 
@@ -45,6 +47,60 @@ type Traffic struct {
 	// served are the mesh requests' profile ("" plain), answering
 	// workload and time, in order.
 	served []served
+	// routed are the canary's weights in the routes istiod pushed to the
+	// generator, each change once, in order.
+	routed []routedWeight
+}
+
+// routedWeight is the canary's share (percent) of the route a plain
+// request to reviews takes, as the sidecar's configuration says, from a
+// moment on.
+type routedWeight struct {
+	at     time.Time
+	weight int
+}
+
+// watchRoutes records, every 100 ms until ctx ends, the canary's share
+// of the route to host in the configuration istiod pushed.
+func (t *Traffic) watchRoutes(ctx context.Context, host string) {
+	for ctx.Err() == nil {
+		if d, ok := t.xds.Snapshot().Destination(host); ok {
+			var all, canary uint32
+			for _, c := range d.Clusters {
+				all += c.Weight
+				if strings.Contains(c.Name, "|"+stepper.CanaryName("reviews")+".") {
+					canary += c.Weight
+				}
+			}
+			if all > 0 {
+				w := int((canary*100 + all/2) / all)
+				t.mu.Lock()
+				if n := len(t.routed); n == 0 || t.routed[n-1].weight != w {
+					t.routed = append(t.routed, routedWeight{at: time.Now(), weight: w})
+				}
+				t.mu.Unlock()
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// RoutedWeights are the canary's weights in the routes istiod pushed
+// from since on (the one in force then first), each change once.
+func (t *Traffic) RoutedWeights(since time.Time) []int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []int
+	for i, r := range t.routed {
+		if r.at.Before(since) && i+1 < len(t.routed) && !t.routed[i+1].at.After(since) {
+			continue
+		}
+		out = append(out, r.weight)
+	}
+	return out
 }
 
 // served is one mesh request: its profile ("" for a plain one), the
@@ -193,6 +249,7 @@ func StartTrafficWith(ctx context.Context, c *cluster.Cluster, cs kubernetes.Int
 		OnRequest: t.record, Profiles: o.Profiles, Clients: o.Clients,
 	}, xds, inv, metrics)
 	go func() { _ = t.gen.Run(ctx) }()
+	go t.watchRoutes(ctx, host)
 	return t, nil
 }
 

@@ -197,6 +197,10 @@ const (
 	// ReasonPromotionDeadlineExceeded: the promotion's rolling update did
 	// not complete within the progress deadline (phase stays Promoting).
 	ReasonPromotionDeadlineExceeded = "PromotionDeadlineExceeded"
+	// ReasonSwitchEnded: a blue-green promotion's canary lost ready pods
+	// while all traffic was switched to it; traffic went back to the
+	// Service (phase stays Promoting).
+	ReasonSwitchEnded = "SwitchEnded"
 	// ReasonAbortIgnored: a new canary.io/abort value arrived while the
 	// revision was already being promoted.
 	ReasonAbortIgnored = "AbortIgnored"

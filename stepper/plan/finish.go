@@ -20,12 +20,13 @@ import (
 // rollback overridden), it promotes as a canary does.
 func promote(spec Spec, st State, obs Observations, reason, why string) Decision {
 	st = consumeControls(st, obs)
+	switches := inFlightPhase(st.Phase) && switchesAtOnce(spec, st, obs)
 	st.Phase = contract.PhasePromoting
 	st.Weight = 0
 	st.StepStarted = stamp(obs.Now)
 	st.WaitingSince = st.StepStarted
 	st.RolledOut = time.Time{}
-	if switchesAtOnce(spec, st, obs) {
+	if switches {
 		st.Weight = 100
 		msg := fmt.Sprintf("%s; promoting revision %s: all traffic switched to the canary, rolling update started", why, st.Revision)
 		return Decision{
@@ -53,7 +54,8 @@ func promote(spec Spec, st State, obs Observations, reason, why string) Decision
 
 // switchesAtOnce reports whether a promotion switches all traffic to the
 // canary: a blue-green analysis whose canary is ready at full size (for
-// the propagation delay) and whose routing nobody else changed.
+// the propagation delay) and whose routing nobody else changed. Only an
+// analysis in flight switches: a rolled-back one's canary may be going.
 func switchesAtOnce(spec Spec, st State, obs Observations) bool {
 	if spec.Strategy != contract.StrategyBlueGreen || obs.RoutingChangedBySomeoneElse != "" || st.Revision == st.Stable {
 		return false
@@ -79,10 +81,30 @@ func shouldPromoteRejected(st State, obs Observations) bool {
 func promoting(spec Spec, st State, obs Observations) Decision {
 	now, in := obs.Now, st
 	var acts []Action
-	if obs.RoutingChangedBySomeoneElse == "" && st.Weight > 0 && (obs.RoutedWeight != st.Weight || obs.RoutedMirror > 0) && st.RolledOut.IsZero() {
-		// The switch recorded, not routed yet (the process that recorded
-		// it was stopped): routed before the unpin, as promote does.
-		acts = append(acts, SetWeight(st.Weight))
+	if st.Weight > 0 && st.RolledOut.IsZero() && obs.RoutingChangedBySomeoneElse == "" {
+		if at, ready := routable(spec, obs, st.Weight); !ready || now.Before(at) {
+			// The canary lost pods during the switch: all traffic goes
+			// back to the Service (unpinned: it serves the stable and the
+			// new pods alike), recorded first.
+			st.Weight = 0
+			st.StepStarted = stamp(now)
+			msg := fmt.Sprintf("promoting revision %s: the canary has %d of %d pods ready, so the switch ends: all traffic to the Deployment's Service while the rolling update runs",
+				st.Revision, obs.CanaryReady, spec.canaryReplicas(100))
+			acts = append(acts, SetWeight(0))
+			if obs.ServicePinned {
+				acts = append(acts, UnpinService())
+			}
+			if obs.Held {
+				acts = append(acts, Unpause())
+			}
+			return Decision{Next: st, Actions: acts, Requeue: RecheckAfter, Message: msg, Event: warning(ReasonSwitchEnded, msg)}
+		}
+		if obs.RoutedWeight != st.Weight || obs.RoutedMirror > 0 {
+			// The switch recorded, not routed yet (the process that
+			// recorded it was stopped): routed before the unpin, as
+			// promote does.
+			acts = append(acts, SetWeight(st.Weight))
+		}
 	}
 	if obs.ServicePinned {
 		acts = append(acts, UnpinService())
@@ -195,7 +217,7 @@ func rollBack(spec Spec, st State, obs Observations, reason, why string) Decisio
 	st.WaitingSince = time.Time{}
 	msg := "rolled back: " + why
 	d := Decision{Next: st, Message: msg, Event: warning(reason, msg)}
-	moved := st.Weight > 0 || obs.RoutedWeight > 0 || obs.RoutedMirror > 0
+	moved := st.Weight > 0 || MirrorFor(spec, st) > 0 || obs.RoutedWeight > 0 || obs.RoutedMirror > 0
 	if moved {
 		// Even over someone else's weights: sending everything to stable is
 		// always safe, and it is written once, not fought over.

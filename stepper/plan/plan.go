@@ -660,6 +660,11 @@ func MirrorFor(spec Spec, st State) int32 {
 	if !inFlightPhase(st.Phase) || (st.Step == 0 && st.StepStarted.IsZero()) {
 		return 0
 	}
+	if weighted(spec) && (st.Step > 1 || st.Step == 1 && !st.StepStarted.IsZero()) {
+		// A canary mirrors in its first step only (and while the next
+		// one is prepared): a weight back at 0 later mirrors nothing.
+		return 0
+	}
 	return spec.mirrorAt(st.Weight)
 }
 

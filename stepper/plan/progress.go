@@ -174,7 +174,8 @@ func withUpkeep(spec Spec, obs Observations, d Decision) Decision {
 		upkeep = append(upkeep, Route(d.Next.Weight, min(mirror, obs.RoutedMirror)))
 	}
 	// The decision is recorded before anything that follows from it.
-	upkeep = append(upkeep, WriteState(), EnsureCanary(spec.canaryReplicas(targetWeight(spec, d.Next))))
+	size := max(spec.canaryReplicas(targetWeight(spec, d.Next)), CanaryReplicas(spec.Replicas, MirrorFor(spec, d.Next)))
+	upkeep = append(upkeep, WriteState(), EnsureCanary(size))
 	d.Actions = append(upkeep, d.Actions...)
 	return d
 }
@@ -258,11 +259,21 @@ func scaleUp(spec Spec, st State, obs Observations) Decision {
 	if !now.Before(deadline) {
 		return rollBack(spec, st, obs, ReasonProgressDeadlineExceeded,
 			fmt.Sprintf("canary pods not ready for %s (%s): %d of %d ready after %s (progress deadline)",
-				label, routing(spec, w), obs.CanaryReady, need, contract.PromDuration(spec.ProgressDeadline)))
+				label, readyFor(spec, w), obs.CanaryReady, need, contract.PromDuration(spec.ProgressDeadline)))
 	}
 	return Decision{Next: st, Requeue: min(RecheckAfter, until(now, deadline)),
 		Message: fmt.Sprintf("%s: waiting for canary pods: %d of %d ready for %s; rolling back at %s if they are not",
-			label, obs.CanaryReady, need, routing(spec, w), clock(deadline))}
+			label, obs.CanaryReady, need, readyFor(spec, w), clock(deadline))}
+}
+
+// readyFor says, for messages, what the canary's pods are readied for at
+// weight w: routing(spec, w), or "the iteration" of a blue-green
+// analysis (which routes no user traffic).
+func readyFor(spec Spec, w int32) string {
+	if spec.Strategy == contract.StrategyBlueGreen {
+		return "the iteration"
+	}
+	return routing(spec, w)
 }
 
 // startsWith says, for messages, what starting a step at weight w does:
@@ -456,6 +467,24 @@ func awaitPromotion(spec Spec, st State, obs Observations, passed string) Decisi
 			return Decision{Next: st, Requeue: RecheckAfter, Message: msg, Event: normal(ReasonStepPassed, passed)}
 		}
 		return Decision{Next: st, Requeue: RecheckAfter}
+	}
+	if shouldPromote(obs) && spec.Strategy == contract.StrategyBlueGreen && !switchesAtOnce(spec, st, obs) &&
+		obs.RoutingChangedBySomeoneElse == "" && (st.WaitingSince.IsZero() || now.Before(st.WaitingSince.Add(spec.ProgressDeadline))) {
+		// The switch needs the full-size canary ready: wait for it,
+		// bounded by the progress deadline; past it, promote without the
+		// switch (the Service then serves both during the rolling update).
+		if st.WaitingSince.IsZero() {
+			st.WaitingSince = stamp(now)
+		}
+		deadline := st.WaitingSince.Add(spec.ProgressDeadline)
+		msg := fmt.Sprintf("all %d iterations passed; the switch waits for the canary's pods: %d of %d ready; at %s it promotes without the switch",
+			n, obs.CanaryReady, spec.canaryReplicas(100), clock(deadline))
+		var event *Event
+		if passed != "" {
+			msg = passed + "; " + msg
+			event = normal(ReasonStepPassed, passed)
+		}
+		return Decision{Next: st, Requeue: min(RecheckAfter, until(now, deadline)), Message: msg, Event: event}
 	}
 	if shouldPromote(obs) {
 		why := passed

@@ -837,3 +837,60 @@ func TestStickyCanaryRunsFullSize(t *testing.T) {
 		}
 	}
 }
+
+// TestBlueGreenSwitchNeedsTheCanary: the switch moves all traffic only to
+// a full-size canary ready for the propagation delay. All iterations
+// passed with a canary short of pods, the promotion waits for them
+// (bounded by the progress deadline, then promotes without the switch);
+// a canary that loses pods during the switch sends the traffic back to
+// the Service, recorded first; a rolled-back revision promoted by hand
+// never switches (its canary may be going).
+func TestBlueGreenSwitchNeedsTheCanary(t *testing.T) {
+	spec := blueGreenSpec(2)
+	passedAll := with(started(), func(s *State) { s.Step, s.AnalysisStarted = 2, t0.Add(-5*time.Minute) })
+	short := Observations{Now: t0, ServicePinned: true, CanaryObjectsExist: true, CanaryReady: 3, CanaryReadySince: t0.Add(-time.Minute), Held: true}
+
+	d := Next(spec, passedAll, short)
+	if d.Next.Phase != contract.PhaseProgressing || setsWeight(d.Actions) || !strings.Contains(d.Message, "the switch waits for the canary's pods: 3 of 5 ready") {
+		t.Errorf("all passed, canary 3 of 5 ready: %+v, actions %v, message %q", d.Next, d.Actions, d.Message)
+	}
+	late := d.Next
+	short.Now = late.WaitingSince.Add(spec.ProgressDeadline)
+	d = Next(spec, late, short)
+	if d.Next.Phase != contract.PhasePromoting || d.Next.Weight != 0 || slices.Contains(d.Actions, SetWeight(100)) {
+		t.Errorf("past the progress deadline: %+v, actions %v; want a promotion without the switch", d.Next, d.Actions)
+	}
+
+	switched := State{Phase: contract.PhasePromoting, Step: 2, Weight: 100, StepStarted: t0.Add(-10 * time.Second),
+		WaitingSince: t0.Add(-10 * time.Second), Revision: "rev2", Stable: "rev1"}
+	lost := Observations{Now: t0, CanaryObjectsExist: true, CanaryReady: 4, CanaryReadySince: t0.Add(-time.Minute), RoutedWeight: 100}
+	d = Next(spec, switched, lost)
+	if d.Next.Weight != 0 || d.Actions[0] != WriteState() || !slices.Contains(d.Actions, SetWeight(0)) ||
+		d.Event == nil || d.Event.Reason != ReasonSwitchEnded {
+		t.Errorf("the switch's canary at 4 of 5 pods: %+v, actions %v, event %+v; want weight 0 recorded, then routed", d.Next, d.Actions, d.Event)
+	}
+	lost.CanaryReady = 5
+	if d = Next(spec, switched, lost); d.Next.Weight != 100 || setsWeight(d.Actions) {
+		t.Errorf("the switch's canary ready: %+v, actions %v; want the switch kept", d.Next, d.Actions)
+	}
+
+	rejected := State{Phase: contract.PhaseRolledBack, Step: 1, Revision: "rev2", Stable: "rev1"}
+	ready := Observations{Now: t0, CanaryObjectsExist: true, CanaryReady: 5, CanaryReadySince: t0.Add(-time.Minute), Promote: "p1", ServicePinned: true, Held: true}
+	if d = Next(spec, rejected, ready); d.Next.Phase != contract.PhasePromoting || d.Next.Weight != 0 {
+		t.Errorf("a rolled-back blue-green revision promoted by hand: %+v, actions %v; want no switch", d.Next, d.Actions)
+	}
+}
+
+// TestMirroredCanaryKeepsItsSize: after the mirrored step passed, the
+// canary keeps the pods the mirror needs until the next step's weight
+// replaces it.
+func TestMirroredCanaryKeepsItsSize(t *testing.T) {
+	spec := mirrored(testSpec(), 60) // 3 of 5 pods for the mirror; 1 for weight 20
+	st := with(started(), func(s *State) { s.Step, s.AnalysisStarted, s.WaitingSince = 1, t0.Add(-2*time.Minute), t0 })
+	// A pod restarted a second ago: step 2 waits for the propagation delay.
+	obs := Observations{Now: t0, ServicePinned: true, CanaryObjectsExist: true, CanaryReady: 3, CanaryReadySince: t0.Add(-time.Second), RoutedMirror: 60, Held: true}
+	d := Next(spec, st, obs)
+	if !slices.Contains(d.Actions, EnsureCanary(3)) {
+		t.Errorf("step 2 prepared with the mirror still routed: actions %v, want the canary kept at 3 pods", d.Actions)
+	}
+}
