@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestQuantile(t *testing.T) {
@@ -43,9 +44,20 @@ h_count 110
 }
 
 func TestReadUsage(t *testing.T) {
-	u, err := ReadUsage(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
+	// The kernel counts CPU time in clock ticks (10 ms): spend some first,
+	// or a fast test process may not have used one yet.
+	var u Usage
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+		for x, end := 0, time.Now().Add(20*time.Millisecond); time.Now().Before(end); x++ {
+			_ = x * x
+		}
+		var err error
+		if u, err = ReadUsage(os.Getpid()); err != nil {
+			t.Fatal(err)
+		}
+		if u.CPU > 0 {
+			break
+		}
 	}
 	if u.RSS < 1<<20 || u.CPU <= 0 {
 		t.Errorf("this test's own process: RSS %d bytes, CPU %v", u.RSS, u.CPU)
