@@ -68,6 +68,11 @@ func TestBookinfo(t *testing.T) {
 // insider header or the canary=always cookie reach the canary and no
 // other request does, as counted at the traffic generator that follows
 // istiod's routes; then v2 is promoted.
+// strategyInterval is the interval of the A/B, blue/green and sticky
+// stories: long enough for a few hundred requests per step at the
+// generator's 50 rps and six scrapes of the cluster's Prometheus.
+const strategyInterval = 6 * time.Second
+
 // TestBlueGreenWithMirroring: two blue/green analyses with a mirror
 // through the VirtualService: a pre-rollout load test, iterations in
 // which users reach stable only while the canary gets the mirrored
@@ -75,7 +80,7 @@ func TestBookinfo(t *testing.T) {
 // copies alone (scenario.RunBlueGreen).
 func TestBlueGreenWithMirroring(t *testing.T) {
 	var live strings.Builder
-	res, err := scenario.RunBlueGreen(t.Context(), env, "bluegreen-istio", 10*time.Second, nil, false, &live)
+	res, err := scenario.RunBlueGreen(t.Context(), env, "bluegreen-istio", strategyInterval, nil, false, &live)
 	if err != nil {
 		t.Fatalf("%v\nlive view:\n%s", err, live.String())
 	}
@@ -96,7 +101,7 @@ func TestBlueGreenWithMirroring(t *testing.T) {
 // analysis ends (scenario.RunSticky).
 func TestStickyCanary(t *testing.T) {
 	var live strings.Builder
-	res, err := scenario.RunSticky(t.Context(), env, "sticky-istio", 10*time.Second, nil, &live)
+	res, err := scenario.RunSticky(t.Context(), env, "sticky-istio", strategyInterval, nil, &live)
 	if err != nil {
 		t.Fatalf("%v\nlive view:\n%s", err, live.String())
 	}
@@ -113,7 +118,7 @@ func TestStickyCanary(t *testing.T) {
 
 func TestABTesting(t *testing.T) {
 	var live strings.Builder
-	res, err := scenario.RunAB(t.Context(), env, "ab-istio", 10*time.Second, nil, &live)
+	res, err := scenario.RunAB(t.Context(), env, "ab-istio", strategyInterval, nil, &live)
 	if err != nil {
 		t.Fatalf("%v\nlive view:\n%s", err, live.String())
 	}

@@ -79,7 +79,7 @@ func TestBookinfoThroughAnHTTPRoute(t *testing.T) {
 // the matching requests reach the canary, counted at the generator.
 func TestABThroughAnHTTPRoute(t *testing.T) {
 	var live strings.Builder
-	res, err := scenario.RunAB(t.Context(), env, "ab-gateway", 10*time.Second,
+	res, err := scenario.RunAB(t.Context(), env, "ab-gateway", strategyInterval,
 		map[string]string{contract.KeyRouter: string(contract.RouterGatewayAPI)}, &live)
 	if err != nil {
 		t.Fatalf("%v\nlive view:\n%s", err, live.String())
@@ -102,7 +102,7 @@ func TestABThroughAnHTTPRoute(t *testing.T) {
 // generator; then one switch and the promotion.
 func TestBlueGreenThroughAnHTTPRoute(t *testing.T) {
 	var live strings.Builder
-	res, err := scenario.RunBlueGreen(t.Context(), env, "bluegreen-gateway", 10*time.Second,
+	res, err := scenario.RunBlueGreen(t.Context(), env, "bluegreen-gateway", strategyInterval,
 		map[string]string{contract.KeyRouter: string(contract.RouterGatewayAPI)}, true, &live)
 	if err != nil {
 		t.Fatalf("%v\nlive view:\n%s", err, live.String())
@@ -124,7 +124,7 @@ func TestBlueGreenThroughAnHTTPRoute(t *testing.T) {
 // answered by stable again before the analysis ends.
 func TestStickyThroughAnHTTPRoute(t *testing.T) {
 	var live strings.Builder
-	res, err := scenario.RunSticky(t.Context(), env, "sticky-gateway", 10*time.Second,
+	res, err := scenario.RunSticky(t.Context(), env, "sticky-gateway", strategyInterval,
 		map[string]string{contract.KeyRouter: string(contract.RouterGatewayAPI)}, &live)
 	if err != nil {
 		t.Fatalf("%v\nlive view:\n%s", err, live.String())

@@ -66,7 +66,7 @@ func ReviewsFrom(o ReviewsOptions) string {
 	}
 	var b strings.Builder
 	if err := reviewsTemplate.Execute(&b, map[string]any{"Version": o.Version, "Interval": o.Interval.String(), "Webhooks": quoted, "Extra": extra,
-		"Strategy": o.Annotations[contract.KeyStrategy] != ""}); err != nil {
+		"Steps": o.Annotations[contract.KeyStrategy] == "" && o.Annotations[contract.KeySteps] == ""}); err != nil {
 		panic(fmt.Sprintf("render reviews: %v", err)) // the template is ours and fixed
 	}
 	return b.String()

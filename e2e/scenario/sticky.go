@@ -22,6 +22,9 @@ const StickyCookie = "canary-session"
 // StickyClients is the number of simulated clients of the sticky story.
 const StickyClients = 40
 
+// StickySteps is the sticky story's canary.io/steps.
+const StickySteps = "30,60"
+
 // StickyResult is what the sticky story saw.
 type StickyResult struct {
 	// Report is one line per fact, for people.
@@ -31,7 +34,7 @@ type StickyResult struct {
 }
 
 // RunSticky plays, in namespace ns, reviews v1 → v2 as a sticky canary
-// (canary.io/sticky: StickyCookie, steps 20, 40, 60 of interval) on a
+// (canary.io/sticky: StickyCookie, StickySteps of interval) on a
 // running cluster whose controller is running, with StickyClients
 // simulated clients, each keeping its cookies: once the canary answered
 // a client, stable must not answer it again until the analysis ends.
@@ -44,7 +47,7 @@ func RunSticky(ctx context.Context, c *cluster.Cluster, ns string, interval time
 	if err != nil {
 		return nil, err
 	}
-	all := map[string]string{contract.KeySticky: StickyCookie}
+	all := map[string]string{contract.KeySticky: StickyCookie, contract.KeySteps: StickySteps}
 	maps.Copy(all, annotations)
 	s := &story{ns: ns, c: c, cs: cs, o: Options{Interval: interval, Out: out, Annotations: all}, res: &Result{}}
 	if err := s.deploy(ctx); err != nil {
@@ -57,7 +60,7 @@ func RunSticky(ctx context.Context, c *cluster.Cluster, ns string, interval time
 	}
 	res := &StickyResult{}
 	fail := func(format string, args ...any) { res.Failures = append(res.Failures, fmt.Sprintf(format, args...)) }
-	title := fmt.Sprintf("v1 → v2 (sticky cookie %s, steps 20, 40, 60 of %s, %d clients)", StickyCookie, interval, StickyClients)
+	title := fmt.Sprintf("v1 → v2 (sticky cookie %s, steps %s of %s, %d clients)", StickyCookie, StickySteps, interval, StickyClients)
 	fmt.Fprintf(out, "\n%s: kubectl apply -f reviews-v2.yaml\n", title)
 	start := time.Now()
 	if err := s.kubectl(ctx, s.reviews("v2", ""), "apply", "-f", "-"); err != nil {
