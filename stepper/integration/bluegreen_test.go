@@ -176,21 +176,21 @@ func TestBlueGreenAnalysis(t *testing.T) {
 // TestMirroredCanary: canary.io/mirror with the canary strategy, with
 // either router: a first step at weight 0 copies the chosen share of the
 // Service's requests to a canary sized for it (the generated route's
-// mirror, Istio's or the Gateway API's), then the weight steps run
+// mirror, Istio's or the Gateway API's), then the weight step (50) runs
 // without the mirror, and the promotion leaves the route without one.
 func TestMirroredCanary(t *testing.T) {
 	for _, router := range []string{"istio", "gateway-api"} {
 		t.Run(router, func(t *testing.T) {
-			settings := []string{`canary.io/router: ` + router, `canary.io/mirror: "40"`}
+			settings := []string{`canary.io/router: ` + router, `canary.io/mirror: "40"`, `canary.io/steps: "50"`}
 			ns, cs, _ := setup(t, settings...)
 			c := kit.RouteClient(t, env)
 			prom.Set(ns, kit.Healthy)
 			rec := recordRoutes(t, c, cs, ns, router)
 			kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
 			d := waitFor(t, cs, ns, 60*time.Second, "the mirrored step running", func(d *appsv1.Deployment) bool {
-				return strings.Contains(d.Annotations[contract.KeyMessage], "step 1/4 running")
+				return strings.Contains(d.Annotations[contract.KeyMessage], "step 1/2 running")
 			})
-			if msg := d.Annotations[contract.KeyMessage]; !strings.Contains(msg, "step 1/4 running at weight 0% with 40% of stable's requests mirrored to the canary") {
+			if msg := d.Annotations[contract.KeyMessage]; !strings.Contains(msg, "step 1/2 running at weight 0% with 40% of stable's requests mirrored to the canary") {
 				t.Errorf("message %q", msg)
 			}
 			phaseOf(t, cs, ns, contract.PhaseSucceeded, 90*time.Second)

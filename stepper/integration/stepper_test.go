@@ -91,11 +91,13 @@ spec:
 }
 
 // manifest renders reviews at version with settings: steps 20,40,60
-// (unless a strategy is set: canary.io/steps is for the canary strategy
-// only), interval 2s, progress deadline 60s unless settings say otherwise.
+// (unless settings set them, or a strategy: canary.io/steps is for the
+// canary strategy only), interval 2s, progress deadline 60s unless settings say otherwise.
 func manifest(ns, version string, settings ...string) string {
 	annotations := []string{`canary.io/enabled: "true"`, `canary.io/interval: "2s"`, `canary.io/progress-deadline: "60s"`}
-	if !slices.ContainsFunc(settings, func(s string) bool { return strings.HasPrefix(s, contract.KeyStrategy+":") }) {
+	if !slices.ContainsFunc(settings, func(s string) bool {
+		return strings.HasPrefix(s, contract.KeyStrategy+":") || strings.HasPrefix(s, contract.KeySteps+":")
+	}) {
 		annotations = append(annotations, `canary.io/steps: "20,40,60"`)
 	}
 	annotations = append(annotations, settings...)
