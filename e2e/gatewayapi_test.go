@@ -95,15 +95,16 @@ func TestABThroughAnHTTPRoute(t *testing.T) {
 	}
 }
 
-// TestBlueGreenThroughAnHTTPRoute: the blue/green story's first analysis
-// through the generated HTTPRoute, its mirror a RequestMirror filter
-// that istiod turns into the sidecar's mirror policy: users reach stable
-// only while the canary gets the mirrored copies, counted at the
-// generator; then one switch and the promotion.
+// TestBlueGreenThroughAnHTTPRoute: the blue/green story through the
+// generated HTTPRoute, its mirror a RequestMirror filter that istiod
+// turns into the sidecar's mirror policy: users reach stable only while
+// the canary gets the mirrored copies, counted at the generator; then
+// one switch and the promotion; then a bad version caught on the copies
+// alone.
 func TestBlueGreenThroughAnHTTPRoute(t *testing.T) {
 	var live strings.Builder
 	res, err := scenario.RunBlueGreen(t.Context(), env, "bluegreen-gateway", strategyInterval,
-		map[string]string{contract.KeyRouter: string(contract.RouterGatewayAPI)}, true, &live)
+		map[string]string{contract.KeyRouter: string(contract.RouterGatewayAPI)}, false, &live)
 	if err != nil {
 		t.Fatalf("%v\nlive view:\n%s", err, live.String())
 	}
