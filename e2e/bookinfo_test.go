@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,15 +64,31 @@ func TestBookinfo(t *testing.T) {
 	}
 }
 
-// TestABTesting: reviews v1 → v2 as an A/B analysis through the generated
-// VirtualService: while its iterations run, the requests with the
-// insider header or the canary=always cookie reach the canary and no
-// other request does, as counted at the traffic generator that follows
-// istiod's routes; then v2 is promoted.
 // strategyInterval is the interval of the A/B, blue/green and sticky
 // stories: long enough for a few hundred requests per step at the
 // generator's 50 rps and six scrapes of the cluster's Prometheus.
 const strategyInterval = 6 * time.Second
+
+// playStory plays a story of one strategy, prints its report as BENCH
+// lines after prefix, and fails the test with each broken promise,
+// showing the story's live view.
+func playStory(t *testing.T, prefix string, play func(out io.Writer) (*scenario.StoryResult, error)) {
+	t.Helper()
+	var live strings.Builder
+	res, err := play(&live)
+	if err != nil {
+		t.Fatalf("%v\nlive view:\n%s", err, live.String())
+	}
+	for _, line := range res.Report {
+		fmt.Println("BENCH " + prefix + " " + line)
+	}
+	for _, f := range res.Failures {
+		t.Error(f)
+	}
+	if t.Failed() {
+		t.Logf("live view:\n%s", live.String())
+	}
+}
 
 // TestBlueGreenWithMirroring: two blue/green analyses with a mirror
 // through the VirtualService: a pre-rollout load test, iterations in
@@ -79,20 +96,9 @@ const strategyInterval = 6 * time.Second
 // copies, one switch and the promotion; then a bad version caught on the
 // copies alone (scenario.RunBlueGreen).
 func TestBlueGreenWithMirroring(t *testing.T) {
-	var live strings.Builder
-	res, err := scenario.RunBlueGreen(t.Context(), env, "bluegreen-istio", strategyInterval, nil, false, &live)
-	if err != nil {
-		t.Fatalf("%v\nlive view:\n%s", err, live.String())
-	}
-	for _, line := range res.Report {
-		fmt.Println("BENCH blue-green " + line)
-	}
-	for _, f := range res.Failures {
-		t.Error(f)
-	}
-	if t.Failed() {
-		t.Logf("live view:\n%s", live.String())
-	}
+	playStory(t, "blue-green", func(out io.Writer) (*scenario.StoryResult, error) {
+		return scenario.RunBlueGreen(t.Context(), env, "bluegreen-istio", strategyInterval, nil, false, out)
+	})
 }
 
 // TestStickyCanary: a weighted analysis with canary.io/sticky through
@@ -100,35 +106,22 @@ func TestBlueGreenWithMirroring(t *testing.T) {
 // client the canary answered is answered by stable again before the
 // analysis ends (scenario.RunSticky).
 func TestStickyCanary(t *testing.T) {
-	var live strings.Builder
-	res, err := scenario.RunSticky(t.Context(), env, "sticky-istio", strategyInterval, nil, &live)
-	if err != nil {
-		t.Fatalf("%v\nlive view:\n%s", err, live.String())
-	}
-	for _, line := range res.Report {
-		fmt.Println("BENCH sticky " + line)
-	}
-	for _, f := range res.Failures {
-		t.Error(f)
-	}
-	if t.Failed() {
-		t.Logf("live view:\n%s", live.String())
-	}
+	playStory(t, "sticky", func(out io.Writer) (*scenario.StoryResult, error) {
+		return scenario.RunSticky(t.Context(), env, "sticky-istio", strategyInterval, nil, out)
+	})
 }
 
+// TestABTesting: reviews v1 → v2 as an A/B analysis through the generated
+// VirtualService: while its iterations run, the requests with the
+// insider header or the canary=always cookie reach the canary and no
+// other request does, as counted at the traffic generator that follows
+// istiod's routes; then v2 is promoted.
 func TestABTesting(t *testing.T) {
-	var live strings.Builder
-	res, err := scenario.RunAB(t.Context(), env, "ab-istio", strategyInterval, nil, &live)
-	if err != nil {
-		t.Fatalf("%v\nlive view:\n%s", err, live.String())
-	}
-	for _, line := range res.Report {
-		fmt.Println("BENCH ab " + line)
-	}
-	for _, f := range res.Failures {
-		t.Error(f)
-	}
-	if t.Failed() {
-		t.Logf("live view:\n%s", live.String())
-	}
+	playStory(t, "ab", func(out io.Writer) (*scenario.StoryResult, error) {
+		res, err := scenario.RunAB(t.Context(), env, "ab-istio", strategyInterval, nil, out)
+		if err != nil {
+			return nil, err
+		}
+		return &res.StoryResult, nil
+	})
 }

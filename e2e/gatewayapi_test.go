@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -78,21 +79,13 @@ func TestBookinfoThroughAnHTTPRoute(t *testing.T) {
 // (the header match exact, the cookie's as a regular expression): only
 // the matching requests reach the canary, counted at the generator.
 func TestABThroughAnHTTPRoute(t *testing.T) {
-	var live strings.Builder
-	res, err := scenario.RunAB(t.Context(), env, "ab-gateway", strategyInterval,
-		map[string]string{contract.KeyRouter: string(contract.RouterGatewayAPI)}, &live)
-	if err != nil {
-		t.Fatalf("%v\nlive view:\n%s", err, live.String())
-	}
-	for _, line := range res.Report {
-		fmt.Println("BENCH gateway-api ab " + line)
-	}
-	for _, f := range res.Failures {
-		t.Error(f)
-	}
-	if t.Failed() {
-		t.Logf("live view:\n%s", live.String())
-	}
+	playStory(t, "gateway-api ab", func(out io.Writer) (*scenario.StoryResult, error) {
+		res, err := scenario.RunAB(t.Context(), env, "ab-gateway", strategyInterval, gatewayAPI, out)
+		if err != nil {
+			return nil, err
+		}
+		return &res.StoryResult, nil
+	})
 }
 
 // TestBlueGreenThroughAnHTTPRoute: the blue/green story through the
@@ -102,21 +95,9 @@ func TestABThroughAnHTTPRoute(t *testing.T) {
 // one switch and the promotion; then a bad version caught on the copies
 // alone.
 func TestBlueGreenThroughAnHTTPRoute(t *testing.T) {
-	var live strings.Builder
-	res, err := scenario.RunBlueGreen(t.Context(), env, "bluegreen-gateway", strategyInterval,
-		map[string]string{contract.KeyRouter: string(contract.RouterGatewayAPI)}, false, &live)
-	if err != nil {
-		t.Fatalf("%v\nlive view:\n%s", err, live.String())
-	}
-	for _, line := range res.Report {
-		fmt.Println("BENCH gateway-api blue-green " + line)
-	}
-	for _, f := range res.Failures {
-		t.Error(f)
-	}
-	if t.Failed() {
-		t.Logf("live view:\n%s", live.String())
-	}
+	playStory(t, "gateway-api blue-green", func(out io.Writer) (*scenario.StoryResult, error) {
+		return scenario.RunBlueGreen(t.Context(), env, "bluegreen-gateway", strategyInterval, gatewayAPI, false, out)
+	})
 }
 
 // TestStickyThroughAnHTTPRoute: the sticky story through the generated
@@ -124,19 +105,10 @@ func TestBlueGreenThroughAnHTTPRoute(t *testing.T) {
 // matched by a rule's header regex): no client the canary answered is
 // answered by stable again before the analysis ends.
 func TestStickyThroughAnHTTPRoute(t *testing.T) {
-	var live strings.Builder
-	res, err := scenario.RunSticky(t.Context(), env, "sticky-gateway", strategyInterval,
-		map[string]string{contract.KeyRouter: string(contract.RouterGatewayAPI)}, &live)
-	if err != nil {
-		t.Fatalf("%v\nlive view:\n%s", err, live.String())
-	}
-	for _, line := range res.Report {
-		fmt.Println("BENCH gateway-api sticky " + line)
-	}
-	for _, f := range res.Failures {
-		t.Error(f)
-	}
-	if t.Failed() {
-		t.Logf("live view:\n%s", live.String())
-	}
+	playStory(t, "gateway-api sticky", func(out io.Writer) (*scenario.StoryResult, error) {
+		return scenario.RunSticky(t.Context(), env, "sticky-gateway", strategyInterval, gatewayAPI, out)
+	})
 }
+
+// gatewayAPI are the settings of the stories through the Gateway API.
+var gatewayAPI = map[string]string{contract.KeyRouter: string(contract.RouterGatewayAPI)}

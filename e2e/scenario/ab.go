@@ -29,16 +29,25 @@ const ABIterations = 2
 // canary=always cookie.
 const ABMatch = `[{"headers": {"x-canary": {"exact": "insider"}}}, {"headers": {"cookie": {"regex": "^(.*?;)?(canary=always)(;.*)?$"}}}]`
 
-// ABResult is what the A/B story saw.
-type ABResult struct {
-	// Served counts, by profile ("" plain) and answering workload, the
-	// mesh requests sent while the iterations ran, from a propagation
-	// delay after the match route was recorded until the promotion.
-	Served map[string]map[string]int64
+// StoryResult is what a story of one strategy saw.
+type StoryResult struct {
 	// Report is one line per fact, for people.
 	Report []string
 	// Failures are the broken promises; empty when the story passed.
 	Failures []string
+}
+
+func (r *StoryResult) fail(format string, args ...any) {
+	r.Failures = append(r.Failures, fmt.Sprintf(format, args...))
+}
+
+// ABResult is what the A/B story saw.
+type ABResult struct {
+	StoryResult
+	// Served counts, by profile ("" plain) and answering workload, the
+	// mesh requests sent while the iterations ran, from a propagation
+	// delay after the match route was recorded until the promotion.
+	Served map[string]map[string]int64
 }
 
 // RunAB plays, in namespace ns, reviews v1 → v2 as an A/B analysis (canary.io/strategy:
@@ -73,7 +82,7 @@ func RunAB(ctx context.Context, c *cluster.Cluster, ns string, interval time.Dur
 		return nil, err
 	}
 	res := &ABResult{}
-	fail := func(format string, args ...any) { res.Failures = append(res.Failures, fmt.Sprintf(format, args...)) }
+	fail := res.fail
 	fmt.Fprintln(out, "\nv1 → v2 (A/B): kubectl apply -f reviews-v2.yaml")
 	start := time.Now()
 	if err := s.kubectl(ctx, s.reviews("v2", ""), "apply", "-f", "-"); err != nil {

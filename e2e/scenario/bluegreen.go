@@ -25,14 +25,6 @@ const BlueGreenIterations = 2
 // BlueGreenMirror is the blue/green story's canary.io/mirror.
 const BlueGreenMirror = 50
 
-// BlueGreenResult is what the blue/green story saw.
-type BlueGreenResult struct {
-	// Report is one line per fact, for people.
-	Report []string
-	// Failures are the broken promises; empty when the story passed.
-	Failures []string
-}
-
 // RunBlueGreen plays, in namespace ns, two blue/green analyses
 // (canary.io/strategy: blue-green, BlueGreenIterations iterations of
 // interval, BlueGreenMirror % of stable's requests mirrored to the
@@ -49,7 +41,7 @@ type BlueGreenResult struct {
 //
 // annotations are more settings (the router). brief plays the first
 // analysis only.
-func RunBlueGreen(ctx context.Context, c *cluster.Cluster, ns string, interval time.Duration, annotations map[string]string, brief bool, out io.Writer) (*BlueGreenResult, error) {
+func RunBlueGreen(ctx context.Context, c *cluster.Cluster, ns string, interval time.Duration, annotations map[string]string, brief bool, out io.Writer) (*StoryResult, error) {
 	if out == nil {
 		out = io.Discard
 	}
@@ -74,8 +66,8 @@ func RunBlueGreen(ctx context.Context, c *cluster.Cluster, ns string, interval t
 	if err != nil {
 		return nil, err
 	}
-	res := &BlueGreenResult{}
-	fail := func(format string, args ...any) { res.Failures = append(res.Failures, fmt.Sprintf(format, args...)) }
+	res := &StoryResult{}
+	fail := res.fail
 	canary := stepper.CanaryName("reviews")
 
 	type run struct {
@@ -94,28 +86,16 @@ func RunBlueGreen(ctx context.Context, c *cluster.Cluster, ns string, interval t
 		if err := s.kubectl(ctx, s.reviews(run.to, run.webhooks), "apply", "-f", "-"); err != nil {
 			return nil, err
 		}
-		// The iterations: from the first one's start (plus the propagation
-		// delay, 1 s here, and a second of margin) until the analysis ends
-		// or switches.
-		var from, to time.Time
-		var weights []string // canary.io/weight, each change once
-		d, err := s.waitDeployment(ctx, 3*time.Minute+4*interval, func(d *appsv1.Deployment) bool {
-			phase := contract.Phase(d.Annotations[contract.KeyPhase])
-			if w := d.Annotations[contract.KeyWeight]; len(weights) == 0 || weights[len(weights)-1] != w {
-				weights = append(weights, w)
-				fmt.Fprintf(out, "%s: phase %s, weight %s: %s\n", time.Since(start).Round(100*time.Millisecond), phase, w, d.Annotations[contract.KeyMessage])
-			}
-			if from.IsZero() && strings.Contains(d.Annotations[contract.KeyMessage], "iteration 1/") && strings.Contains(d.Annotations[contract.KeyMessage], "running") {
-				from = time.Now().Add(2 * time.Second)
-			}
-			if !from.IsZero() && to.IsZero() && phase != contract.PhaseProgressing {
-				to = time.Now().Add(-time.Second) // the poll's own lag
-			}
-			return phase == contract.PhaseSucceeded && rolledOut(d) || phase == contract.PhaseRolledBack
+		// The iterations: from the first one's start until the analysis
+		// ends or switches.
+		a, err := s.follow(ctx, start, 3*time.Minute+4*interval, func(d *appsv1.Deployment) bool {
+			msg := d.Annotations[contract.KeyMessage]
+			return strings.Contains(msg, "iteration 1/") && strings.Contains(msg, "running")
 		})
 		if err != nil {
 			return nil, err
 		}
+		d, weights, from, to := a.d, a.weights, a.from, a.to
 		phase := contract.Phase(d.Annotations[contract.KeyPhase])
 		res.Report = append(res.Report, fmt.Sprintf("%s: %s after %s; weights %s; %s", title, phase,
 			time.Since(start).Round(100*time.Millisecond), strings.Join(weights, ", "), d.Annotations[contract.KeyMessage]))

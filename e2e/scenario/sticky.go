@@ -25,21 +25,13 @@ const StickyClients = 40
 // StickySteps is the sticky story's canary.io/steps.
 const StickySteps = "30,60"
 
-// StickyResult is what the sticky story saw.
-type StickyResult struct {
-	// Report is one line per fact, for people.
-	Report []string
-	// Failures are the broken promises; empty when the story passed.
-	Failures []string
-}
-
 // RunSticky plays, in namespace ns, reviews v1 → v2 as a sticky canary
 // (canary.io/sticky: StickyCookie, StickySteps of interval) on a
 // running cluster whose controller is running, with StickyClients
 // simulated clients, each keeping its cookies: once the canary answered
 // a client, stable must not answer it again until the analysis ends.
 // annotations are more settings (the router).
-func RunSticky(ctx context.Context, c *cluster.Cluster, ns string, interval time.Duration, annotations map[string]string, out io.Writer) (*StickyResult, error) {
+func RunSticky(ctx context.Context, c *cluster.Cluster, ns string, interval time.Duration, annotations map[string]string, out io.Writer) (*StoryResult, error) {
 	if out == nil {
 		out = io.Discard
 	}
@@ -58,8 +50,8 @@ func RunSticky(ctx context.Context, c *cluster.Cluster, ns string, interval time
 	if s.traffic, err = StartTrafficWith(ctx, c, cs, ns, TrafficOptions{Clients: StickyClients}); err != nil {
 		return nil, err
 	}
-	res := &StickyResult{}
-	fail := func(format string, args ...any) { res.Failures = append(res.Failures, fmt.Sprintf(format, args...)) }
+	res := &StoryResult{}
+	fail := res.fail
 	title := fmt.Sprintf("v1 → v2 (sticky cookie %s, steps %s of %s, %d clients)", StickyCookie, StickySteps, interval, StickyClients)
 	fmt.Fprintf(out, "\n%s: kubectl apply -f reviews-v2.yaml\n", title)
 	start := time.Now()
@@ -67,28 +59,15 @@ func RunSticky(ctx context.Context, c *cluster.Cluster, ns string, interval time
 		return nil, err
 	}
 	// The analysis with traffic on the canary: from the first weight
-	// (plus the propagation delay, 1 s here, and a second of margin)
 	// until it ends.
-	var from, to time.Time
-	var weights []string
-	d, err := s.waitDeployment(ctx, 3*time.Minute+4*interval, func(d *appsv1.Deployment) bool {
-		phase := contract.Phase(d.Annotations[contract.KeyPhase])
+	a, err := s.follow(ctx, start, 3*time.Minute+4*interval, func(d *appsv1.Deployment) bool {
 		w := d.Annotations[contract.KeyWeight]
-		if len(weights) == 0 || weights[len(weights)-1] != w {
-			weights = append(weights, w)
-			fmt.Fprintf(out, "%s: phase %s, weight %s: %s\n", time.Since(start).Round(100*time.Millisecond), phase, w, d.Annotations[contract.KeyMessage])
-		}
-		if from.IsZero() && w != "0" && w != "" {
-			from = time.Now().Add(2 * time.Second)
-		}
-		if !from.IsZero() && to.IsZero() && phase != contract.PhaseProgressing {
-			to = time.Now().Add(-time.Second) // the poll's own lag
-		}
-		return phase == contract.PhaseSucceeded && rolledOut(d) || phase == contract.PhaseRolledBack
+		return w != "0" && w != ""
 	})
 	if err != nil {
 		return nil, err
 	}
+	d, weights, from, to := a.d, a.weights, a.from, a.to
 	phase := contract.Phase(d.Annotations[contract.KeyPhase])
 	res.Report = append(res.Report, fmt.Sprintf("%s: %s after %s; weights %s; %s", title, phase,
 		time.Since(start).Round(100*time.Millisecond), strings.Join(weights, ", "), d.Annotations[contract.KeyMessage]))

@@ -564,9 +564,13 @@ func TestSimulatedCrashAfterEveryWrite(t *testing.T) {
 }
 
 // abSpec is testSpec as an ab analysis of iterations intervals.
-func abSpec(iterations int) Spec {
+func abSpec(iterations int) Spec { return iterationSpec(contract.StrategyAB, iterations) }
+
+// iterationSpec is testSpec as an analysis of strategy (ab or
+// blue-green) of iterations intervals.
+func iterationSpec(strategy contract.Strategy, iterations int) Spec {
 	s := contract.DefaultSettings()
-	s.Strategy, s.Iterations = contract.StrategyAB, iterations
+	s.Strategy, s.Iterations = strategy, iterations
 	spec := testSpec()
 	spec.Strategy = s.Strategy
 	spec.Steps = SpecFrom(s, spec.Replicas, spec.PropagationDelay).Steps
@@ -644,12 +648,7 @@ func TestSimulatedABRollback(t *testing.T) {
 // blueGreenSpec is testSpec as a blue-green analysis of iterations
 // intervals.
 func blueGreenSpec(iterations int) Spec {
-	s := contract.DefaultSettings()
-	s.Strategy, s.Iterations = contract.StrategyBlueGreen, iterations
-	spec := testSpec()
-	spec.Strategy = s.Strategy
-	spec.Steps = SpecFrom(s, spec.Replicas, spec.PropagationDelay).Steps
-	return spec
+	return iterationSpec(contract.StrategyBlueGreen, iterations)
 }
 
 // TestSimulatedBlueGreenRollout: a blue-green analysis runs a full-size
