@@ -274,9 +274,10 @@ func strategyErrors(s *Settings, annotations map[string]string, before field.Err
 			s.Sticky = ""
 		}
 	}
-	if _, set := annotations[KeySteps]; set && s.Strategy != StrategyCanary {
+	if _, set := annotations[KeySteps]; set && s.Strategy != StrategyCanary && !failed(before, KeySteps) {
 		errs = append(errs, field.Invalid(annotationPath(KeySteps), annotations[KeySteps],
 			fmt.Sprintf("is for %s: %q only (%q runs %s intervals)", KeyStrategy, StrategyCanary, s.Strategy, KeyIterations)))
+		s.Steps = DefaultSettings().Steps
 	}
 	return errs
 }
