@@ -118,7 +118,7 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 			return nil, err
 		}
 	}
-	w.obs.UnroutedSince = r.unroutedSince(keyOf(d), w.obs.CanaryObjectsExist && w.obs.RoutedWeight == 0 && w.obs.RoutedMirror == 0, now)
+	w.obs.UnroutedSince = r.unroutedSince(keyOf(d), w.obs.CanaryObjectsExist && !w.obs.Routed(), now)
 	w.obs.RolloutComplete = rolloutComplete(d)
 	if a := d.Annotations; a[contract.KeyLastTransition] != "" {
 		id := transitionID(a)
@@ -236,7 +236,7 @@ func (r *Reconciler) runComparison(ctx context.Context, w *world, now time.Time)
 		return nil
 	}
 	w.analysisStarted = plan.AnalysisStart(w.state, now)
-	if w.settings.ConfidenceOff || (w.state.Weight == 0 && plan.MirrorFor(w.spec, w.state) == 0) || r.ComparisonPeriod <= 0 {
+	if w.settings.ConfidenceOff || !plan.TakesTraffic(w.spec, w.state) || r.ComparisonPeriod <= 0 {
 		return nil
 	}
 	if r.Reader == nil {

@@ -90,7 +90,7 @@ func generatedHTTPRoute(d *appsv1.Deployment, svc *corev1.Service, r routing) (*
 		last.Filters = append(last.Filters, gwv1.HTTPRouteFilter{
 			Type: gwv1.HTTPRouteFilterRequestMirror,
 			RequestMirror: &gwv1.HTTPRequestMirrorFilter{
-				BackendRef: serviceBackend(CanaryName(svc.Name), svc.Spec.Ports[0].Port),
+				BackendRef: canary.BackendObjectReference,
 				Percent:    ptr.To(mirror),
 			},
 		})

@@ -112,23 +112,30 @@ func (d *decision) oldRevision() string { o, _ := d.templates(); return contract
 // checks will read instead: when it is created, when canary.io/interval
 // or canary.io/window change, and when an analysis starts.
 func (d *decision) warnShortInterval() {
-	req := d.req
-	if req.ByController || req.ScrapeInterval <= 0 || !contract.OptedIn(d.obj) {
+	if d.req.ScrapeInterval <= 0 || !d.settingsWarningDue(contract.KeyInterval, contract.KeyWindow) {
 		return
+	}
+	s, _ := contract.ParseSettings(d.obj.Annotations) // invalid settings are denied by Validate
+	if msg := contract.ShortIntervalWarning(s.Interval, s.Window, d.req.ScrapeInterval); msg != "" {
+		d.warn("%s", msg)
+	}
+}
+
+// settingsWarningDue reports whether a warning about the settings keys
+// is due for a user's write to an opted-in Deployment: when it is created
+// or opted in, when any of keys changes, and when an analysis starts.
+func (d *decision) settingsWarningDue(keys ...string) bool {
+	req := d.req
+	if req.ByController || !contract.OptedIn(d.obj) {
+		return false
 	}
 	started := req.Old != nil && d.obj.Annotations[contract.KeyPhase] == string(contract.PhaseProgressing) &&
 		d.obj.Annotations[contract.KeyRevision] != req.Old.Annotations[contract.KeyRevision]
 	changed := req.Old == nil || !contract.OptedIn(req.Old)
-	for _, k := range []string{contract.KeyInterval, contract.KeyWindow} {
+	for _, k := range keys {
 		changed = changed || req.Old.Annotations[k] != d.obj.Annotations[k]
 	}
-	if !started && !changed {
-		return
-	}
-	s, _ := contract.ParseSettings(d.obj.Annotations) // invalid settings are denied by Validate
-	if msg := contract.ShortIntervalWarning(s.Interval, s.Window, req.ScrapeInterval); msg != "" {
-		d.warn("%s", msg)
-	}
+	return started || changed
 }
 
 // warnUnjudged warns a user whose blue-green analysis would get no
@@ -136,17 +143,7 @@ func (d *decision) warnShortInterval() {
 // created or opted in, when canary.io/strategy, canary.io/mirror or
 // canary.io/webhooks change, and when an analysis starts.
 func (d *decision) warnUnjudged() {
-	req := d.req
-	if req.ByController || !contract.OptedIn(d.obj) {
-		return
-	}
-	started := req.Old != nil && d.obj.Annotations[contract.KeyPhase] == string(contract.PhaseProgressing) &&
-		d.obj.Annotations[contract.KeyRevision] != req.Old.Annotations[contract.KeyRevision]
-	changed := req.Old == nil || !contract.OptedIn(req.Old)
-	for _, k := range []string{contract.KeyStrategy, contract.KeyMirror, contract.KeyWebhooks} {
-		changed = changed || req.Old.Annotations[k] != d.obj.Annotations[k]
-	}
-	if !started && !changed {
+	if !d.settingsWarningDue(contract.KeyStrategy, contract.KeyMirror, contract.KeyWebhooks) {
 		return
 	}
 	s, _ := contract.ParseSettings(d.obj.Annotations) // invalid settings are denied by Validate

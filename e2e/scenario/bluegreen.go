@@ -97,8 +97,7 @@ func RunBlueGreen(ctx context.Context, c *cluster.Cluster, ns string, interval t
 		}
 		d, weights, from, to := a.d, a.weights, a.from, a.to
 		phase := contract.Phase(d.Annotations[contract.KeyPhase])
-		res.Report = append(res.Report, fmt.Sprintf("%s: %s after %s; weights %s; %s", title, phase,
-			time.Since(start).Round(100*time.Millisecond), strings.Join(weights, ", "), d.Annotations[contract.KeyMessage]))
+		res.Report = append(res.Report, a.report(title, start))
 		if phase != run.want {
 			fail("%s ended %s, want %s: %s", title, phase, run.want, d.Annotations[contract.KeyMessage])
 			continue

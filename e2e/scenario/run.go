@@ -652,6 +652,50 @@ func (s *story) waitDeployment(ctx context.Context, timeout time.Duration, cond 
 	}
 }
 
+// followed is what following one analysis saw.
+type followed struct {
+	// d is the Deployment once the analysis ended: Succeeded and rolled
+	// out, or RolledBack.
+	d *appsv1.Deployment
+	// weights are the values canary.io/weight took, each change once.
+	weights []string
+	// from and to bound the requests to count: from the propagation
+	// delay (1 s here, and a second of margin) after the analysis first
+	// met counting, until it left Progressing (less the poll's lag).
+	from, to time.Time
+}
+
+// report is the analysis' outcome in one line of the story's report:
+// its phase, its time since start, the weights it went through and its
+// last message.
+func (a *followed) report(title string, start time.Time) string {
+	return fmt.Sprintf("%s: %s after %s; weights %s; %s", title, a.d.Annotations[contract.KeyPhase],
+		time.Since(start).Round(100*time.Millisecond), strings.Join(a.weights, ", "), a.d.Annotations[contract.KeyMessage])
+}
+
+// follow watches reviews from start until its analysis ends (within
+// timeout), printing each change of weight, and bounds the requests to
+// count (see followed).
+func (s *story) follow(ctx context.Context, start time.Time, timeout time.Duration, counting func(*appsv1.Deployment) bool) (*followed, error) {
+	a := &followed{}
+	d, err := s.waitDeployment(ctx, timeout, func(d *appsv1.Deployment) bool {
+		phase := contract.Phase(d.Annotations[contract.KeyPhase])
+		if w := d.Annotations[contract.KeyWeight]; len(a.weights) == 0 || a.weights[len(a.weights)-1] != w {
+			a.weights = append(a.weights, w)
+			fmt.Fprintf(s.o.Out, "%s: phase %s, weight %s: %s\n", time.Since(start).Round(100*time.Millisecond), phase, w, d.Annotations[contract.KeyMessage])
+		}
+		if a.from.IsZero() && counting(d) {
+			a.from = time.Now().Add(2 * time.Second)
+		}
+		if !a.from.IsZero() && a.to.IsZero() && phase != contract.PhaseProgressing {
+			a.to = time.Now().Add(-time.Second) // the poll's own lag
+		}
+		return phase == contract.PhaseSucceeded && rolledOut(d) || phase == contract.PhaseRolledBack
+	})
+	a.d = d
+	return a, err
+}
+
 func (s *story) waitGone(ctx context.Context) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {

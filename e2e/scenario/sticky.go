@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -67,10 +66,9 @@ func RunSticky(ctx context.Context, c *cluster.Cluster, ns string, interval time
 	if err != nil {
 		return nil, err
 	}
-	d, weights, from, to := a.d, a.weights, a.from, a.to
+	d, from, to := a.d, a.from, a.to
 	phase := contract.Phase(d.Annotations[contract.KeyPhase])
-	res.Report = append(res.Report, fmt.Sprintf("%s: %s after %s; weights %s; %s", title, phase,
-		time.Since(start).Round(100*time.Millisecond), strings.Join(weights, ", "), d.Annotations[contract.KeyMessage]))
+	res.Report = append(res.Report, a.report(title, start))
 	if phase != contract.PhaseSucceeded {
 		fail("%s ended %s: %s", title, phase, d.Annotations[contract.KeyMessage])
 		return res, nil

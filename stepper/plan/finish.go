@@ -90,13 +90,7 @@ func promoting(spec Spec, st State, obs Observations) Decision {
 			st.StepStarted = stamp(now)
 			msg := fmt.Sprintf("promoting revision %s: the canary has %d of %d pods ready, so the switch ends: all traffic to the Deployment's Service while the rolling update runs",
 				st.Revision, obs.CanaryReady, spec.canaryReplicas(100))
-			acts = append(acts, SetWeight(0))
-			if obs.ServicePinned {
-				acts = append(acts, UnpinService())
-			}
-			if obs.Held {
-				acts = append(acts, Unpause())
-			}
+			acts = append(append(acts, SetWeight(0)), unhold(obs)...)
 			return Decision{Next: st, Actions: acts, Requeue: RecheckAfter, Message: msg, Event: warning(ReasonSwitchEnded, msg)}
 		}
 		if obs.RoutedWeight != st.Weight || obs.RoutedMirror > 0 {
@@ -106,14 +100,8 @@ func promoting(spec Spec, st State, obs Observations) Decision {
 			acts = append(acts, SetWeight(st.Weight))
 		}
 	}
-	if obs.ServicePinned {
-		acts = append(acts, UnpinService())
-	}
-	if obs.Held {
-		// The promotion recorded, its unpause not done: after the unpin.
-		acts = append(acts, Unpause())
-	}
-	if obs.RoutingChangedBySomeoneElse == "" && st.Weight == 0 && (obs.RoutedWeight > 0 || obs.RoutedMirror > 0) {
+	acts = append(acts, unhold(obs)...)
+	if obs.RoutingChangedBySomeoneElse == "" && st.Weight == 0 && obs.Routed() {
 		// Recorded with the promotion (weight 0), routed now: the removal
 		// delay counts from when it is seen unrouted (canaryFree).
 		acts = append(acts, SetWeight(0))
@@ -175,6 +163,20 @@ func promoting(spec Spec, st State, obs Observations) Decision {
 	return d
 }
 
+// unhold are the promotion's unpin and unpause that are not done yet
+// (the promotion recorded, the process stopped before them), the unpause
+// after the unpin.
+func unhold(obs Observations) []Action {
+	var acts []Action
+	if obs.ServicePinned {
+		acts = append(acts, UnpinService())
+	}
+	if obs.Held {
+		acts = append(acts, Unpause())
+	}
+	return acts
+}
+
 // awaitRollout waits for the promotion's rolling update. Past the progress
 // deadline it marks the Deployment failed and warns, once: WaitingSince
 // is zeroed to say so, and the wait goes on without a bound.
@@ -217,7 +219,7 @@ func rollBack(spec Spec, st State, obs Observations, reason, why string) Decisio
 	st.WaitingSince = time.Time{}
 	msg := "rolled back: " + why
 	d := Decision{Next: st, Message: msg, Event: warning(reason, msg)}
-	moved := st.Weight > 0 || MirrorFor(spec, st) > 0 || obs.RoutedWeight > 0 || obs.RoutedMirror > 0
+	moved := TakesTraffic(spec, st) || obs.Routed()
 	if moved {
 		// Even over someone else's weights: sending everything to stable is
 		// always safe, and it is written once, not fought over.
@@ -274,7 +276,7 @@ func cleanUp(spec Spec, st State, obs Observations, unpinFirst bool) Decision {
 		d.Next.StepStarted = stamp(now)
 		d.Actions = append(d.Actions, SetWeight(0))
 		d.Requeue = until(now, d.Next.StepStarted.Add(removalDelay(spec)))
-	case obs.RoutedWeight > 0 || obs.RoutedMirror > 0:
+	case obs.Routed():
 		// Weight 0 recorded and not routed yet (the process that recorded
 		// it was stopped): routed now, not recorded again (a new record
 		// per restart would never reach the routing); the removal delay

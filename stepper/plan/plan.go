@@ -422,7 +422,7 @@ func lookAgain(spec Spec, d Decision) Decision {
 	if !inFlightPhase(d.Next.Phase) || d.Requeue <= 0 {
 		return d
 	}
-	if p := spec.ComparisonPeriod; p > 0 && (d.Next.Weight > 0 || MirrorFor(spec, d.Next) > 0) {
+	if p := spec.ComparisonPeriod; p > 0 && TakesTraffic(spec, d.Next) {
 		d.Requeue = min(d.Requeue, p)
 	}
 	if p := spec.RollbackHookPoll; p > 0 {
@@ -648,6 +648,18 @@ func (s Spec) mirrorAt(w int32) int32 {
 		return s.Mirror
 	}
 	return 0
+}
+
+// TakesTraffic reports whether an analysis in state st sends the canary
+// requests: a weight, or mirrored copies (MirrorFor).
+func TakesTraffic(spec Spec, st State) bool {
+	return st.Weight > 0 || MirrorFor(spec, st) > 0
+}
+
+// Routed reports whether the route sends the canary anything now: a
+// weight or mirrored copies.
+func (o Observations) Routed() bool {
+	return o.RoutedWeight > 0 || o.RoutedMirror > 0
 }
 
 // MirrorFor is the mirror an analysis in state st routes: that of its
