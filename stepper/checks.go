@@ -103,6 +103,33 @@ const (
 	latencyQuery     = `histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="{{namespace}}",destination_workload=~"{{workload}}"}[{{interval}}])) by (le))`
 )
 
+// hiddenErrorsQuery counts the workload's series of 5xx answers that
+// rate() cannot count yet: one sample in the window ({{interval}}), and
+// that sample recent ({{recent}}, two scrapes): a series of errors that
+// began since the last scrape (a new pod's first errors, a new response
+// code). While there is one, the success rate read beside it counts the
+// workload's successes but not those errors, and reads too high; the
+// check waits for the next scrape (plan.HiddenErrors). A series whose
+// single sample is old is one that ended (its pod gone): it hides
+// nothing new.
+const hiddenErrorsQuery = `count((count_over_time(istio_requests_total{reporter="destination",destination_workload_namespace="{{namespace}}",destination_workload=~"{{workload}}",response_code=~"5.*"}[{{interval}}]) == 1) and count_over_time(istio_requests_total{reporter="destination",destination_workload_namespace="{{namespace}}",destination_workload=~"{{workload}}",response_code=~"5.*"}[{{recent}}]))`
+
+// recentWindow is how recent a single sample must be to be a series that
+// began since the last scrape: two scrapes, at most the window.
+//
+// Example: window 1m, scrape 15s → 30s; window 20s → 20s.
+func recentWindow(window, scrape time.Duration) time.Duration {
+	if scrape <= 0 {
+		return window
+	}
+	return min(window, 2*scrape)
+}
+
+// hiddenQuery renders hiddenErrorsQuery for one workload.
+func hiddenQuery(namespace, workload string, window, recent time.Duration) string {
+	return strings.ReplaceAll(builtinQuery(hiddenErrorsQuery, namespace, workload, window), "{{recent}}", contract.PromDuration(recent))
+}
+
 // builtinQuery renders a built-in query for one workload.
 //
 // Example: namespace "bookinfo", workload "reviews-canary", window 1m →
@@ -159,6 +186,15 @@ func runChecks(ctx context.Context, q Querier, run checkRun, now time.Time, time
 		})
 	}
 	var wg sync.WaitGroup
+	var hidden measured
+	wg.Go(func() {
+		promql := hiddenQuery(namespace, canary, window, recentWindow(window, run.scrape))
+		if m, ok := known.lookup(ctx, promql); ok {
+			hidden = m
+			return
+		}
+		hidden.value, hidden.ok, hidden.err = q.Query(ctx, promql, now)
+	})
 	for i, c := range checks {
 		query := func(promql string) (float64, bool, error) {
 			if i < builtins {
@@ -180,6 +216,16 @@ func runChecks(ctx context.Context, q Querier, run checkRun, now time.Time, time
 		})
 	}
 	wg.Wait()
+	if sr := &checks[0].result; sr.HasData {
+		// Fail closed: a success rate that cannot see some of the
+		// canary's errors is no data, not a pass.
+		switch {
+		case hidden.err != nil:
+			sr.HasData, sr.QueryFailed, sr.Detail = false, true, "counting the canary's new series of 5xx answers: "+hidden.err.Error()
+		case hidden.ok && hidden.value > 0:
+			sr.HasData, sr.Detail = false, plan.HiddenErrors(int(hidden.value), window, run.scrape)
+		}
+	}
 	unexplained := false
 	for _, c := range checks[:builtins] {
 		unexplained = unexplained || (!c.result.HasData && c.result.Detail == "")
@@ -247,6 +293,11 @@ func explainNoData(ctx context.Context, q Querier, run checkRun, now time.Time) 
 			return ""
 		}
 		f.MaxSamples = int(samples)
+		single, _, err := q.Query(ctx, "count(count_over_time("+sel+") == 1)", now)
+		if err != nil {
+			return ""
+		}
+		f.SingleSample = int(single)
 		if f.Requests, _, err = q.Query(ctx, "sum(increase("+sel+"))", now); err != nil {
 			return ""
 		}

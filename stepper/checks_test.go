@@ -2,6 +2,8 @@ package stepper
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -92,6 +94,56 @@ func TestRunChecksExplainsNoData(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestRunChecksWaitsForHiddenErrors: while a series of the canary's 5xx
+// answers has a single sample in the window, rate() counts none of its
+// errors and the success rate reads too high: the check has no data (it
+// waits for the next scrape), never a pass; a failed count is a failed
+// query.
+func TestRunChecksWaitsForHiddenErrors(t *testing.T) {
+	s := contract.DefaultSettings()
+	run := checkRun{settings: s, namespace: "bookinfo", canary: "reviews-canary", stable: "reviews",
+		scrape: 15 * time.Second, window: 30 * time.Second, comparedRequests: -1}
+	healthy := []fakeRule{{"histogram_quantile", 42}, {"* 100", 100}}
+	for _, tc := range []struct {
+		name    string
+		prom    Querier
+		passed  bool
+		failed  bool
+		message string
+	}{
+		{"no new series of errors", &fakeProm{rules: healthy}, true, false, "success rate 100.0% over 30s"},
+		{"a new series of errors, one sample", &fakeProm{rules: append([]fakeRule{{`response_code=~"5.*"}[30s]) == 1) and count_over_time(`, 1}}, healthy...)},
+			false, false, "success rate no data over 30s: the canary answered 5xx errors that rate() cannot count yet: 1 series of them has 1 sample in the 30s window (Prometheus scrapes every 15s)"},
+		{"the count fails", failOn{&fakeProm{rules: healthy}, `response_code=~"5.*"`},
+			false, true, "counting the canary's new series of 5xx answers: query prometheus: boom"},
+	} {
+		got := runChecks(context.Background(), tc.prom, run, time.Now(), time.Second, nil)
+		sr := got[0]
+		if sr.Passed() != tc.passed || sr.QueryFailed != tc.failed || !strings.Contains(sr.String(), tc.message) {
+			t.Errorf("%s: %q (passed %v, query failed %v), want passed %v, failed %v, saying %q", tc.name, sr.String(), sr.Passed(), sr.QueryFailed, tc.passed, tc.failed, tc.message)
+		}
+	}
+	p := &fakeProm{rules: healthy}
+	runChecks(context.Background(), p, run, time.Now(), time.Second, nil)
+	want := `count((count_over_time(istio_requests_total{reporter="destination",destination_workload_namespace="bookinfo",destination_workload=~"reviews-canary",response_code=~"5.*"}[30s]) == 1) and count_over_time(istio_requests_total{reporter="destination",destination_workload_namespace="bookinfo",destination_workload=~"reviews-canary",response_code=~"5.*"}[30s]))`
+	if !slices.Contains(p.asked, want) {
+		t.Errorf("the canary's new series of errors were not counted: asked %q", p.asked)
+	}
+}
+
+// failOn fails every query containing text.
+type failOn struct {
+	Querier
+	text string
+}
+
+func (f failOn) Query(ctx context.Context, q string, at time.Time) (float64, bool, error) {
+	if strings.Contains(q, f.text) {
+		return 0, false, errors.New("query prometheus: boom")
+	}
+	return f.Querier.Query(ctx, q, at)
 }
 
 // TestFrozenSettingsFailClosed: settings that cannot be read are an

@@ -598,6 +598,7 @@ func (a *answers) lookup(ctx context.Context, promql string) (measured, bool) {
 // series per workload.
 const (
 	batchSuccessQuery = `sum by (destination_workload_namespace, destination_workload) (rate(istio_requests_total{reporter="destination",destination_workload_namespace=~"{{namespaces}}",destination_workload=~"{{workloads}}",response_code!~"5.*"}[{{interval}}])) / sum by (destination_workload_namespace, destination_workload) (rate(istio_requests_total{reporter="destination",destination_workload_namespace=~"{{namespaces}}",destination_workload=~"{{workloads}}"}[{{interval}}])) * 100`
+	batchHiddenQuery  = `count by (destination_workload_namespace, destination_workload) ((count_over_time(istio_requests_total{reporter="destination",destination_workload_namespace=~"{{namespaces}}",destination_workload=~"{{workloads}}",response_code=~"5.*"}[{{interval}}]) == 1) and count_over_time(istio_requests_total{reporter="destination",destination_workload_namespace=~"{{namespaces}}",destination_workload=~"{{workloads}}",response_code=~"5.*"}[{{recent}}]))`
 	batchLatencyQuery = `histogram_quantile(0.99, sum by (destination_workload_namespace, destination_workload, le) (rate(istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace=~"{{namespaces}}",destination_workload=~"{{workloads}}"}[{{interval}}])))`
 )
 
@@ -617,8 +618,22 @@ func builtinQueries(runs []checkRun, window time.Duration) (success, latency str
 	return rep.Replace(batchSuccessQuery), rep.Replace(batchLatencyQuery)
 }
 
+// builtinHiddenQuery renders the batched hiddenErrorsQuery for the
+// canaries of runs (which share window and recent).
+func builtinHiddenQuery(runs []checkRun, window, recent time.Duration) string {
+	var namespaces, workloads names
+	for _, r := range runs {
+		namespaces.add(r.namespace)
+		workloads.add(r.canary)
+	}
+	rep := strings.NewReplacer("{{namespaces}}", namespaces.match(), "{{workloads}}", workloads.match(),
+		"{{interval}}", contract.PromDuration(window), "{{recent}}", contract.PromDuration(recent))
+	return rep.Replace(batchHiddenQuery)
+}
+
 // builtinsOf reads the built-in checks of every run at once, one pair of
-// queries per window, and returns each workload's answer under the query
+// queries per window and a count of the canaries' new series of errors
+// (hiddenErrorsQuery) per window and scrape, and returns each workload's answer under the query
 // runChecks would send for it alone (builtinQuery), so that the results
 // read the same: a workload missing from an answer has no data, and a
 // query that fails is a failure for every workload it was for.
@@ -659,6 +674,29 @@ func builtinsOf(ctx context.Context, q MatrixQuerier, runs []checkRun, now time.
 				}
 			})
 		}
+	}
+	byRecent := map[[2]time.Duration][]checkRun{}
+	for _, r := range runs {
+		k := [2]time.Duration{r.window, recentWindow(r.window, r.scrape)}
+		byRecent[k] = append(byRecent[k], r)
+	}
+	for k, group := range byRecent {
+		wg.Go(func() {
+			vec, err := q.Vector(ctx, builtinHiddenQuery(group, k[0], k[1]), now)
+			counts := map[workloadKey]float64{}
+			for _, s := range vec {
+				counts[workloadKey{string(s.Metric["destination_workload_namespace"]), string(s.Metric["destination_workload"])}] = float64(s.Value)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, r := range group {
+				m := measured{err: err}
+				if err == nil {
+					m.value, m.ok = counts[workloadKey{r.namespace, r.canary}]
+				}
+				out[hiddenQuery(r.namespace, r.canary, k[0], k[1])] = m
+			}
+		})
 	}
 	wg.Wait()
 	return out

@@ -195,6 +195,7 @@ type checkProm struct {
 	mu                sync.Mutex
 	vectors, singles  int
 	success, latency  model.Vector
+	hidden            model.Vector
 	vectorErr         error
 	singleValue       float64
 	lastSuccess, last string
@@ -213,6 +214,9 @@ func (p *checkProm) Vector(_ context.Context, promql string, _ time.Time) (model
 	}
 	if strings.HasPrefix(promql, "histogram_quantile") {
 		return p.latency, nil
+	}
+	if strings.Contains(promql, `response_code=~"5.*"`) {
+		return p.hidden, nil
 	}
 	p.lastSuccess = promql
 	return p.success, nil
@@ -236,8 +240,9 @@ func sample(ns, wl string, v float64) *model.Sample {
 // value is not a number, and its custom metrics read alone.
 func TestReaderBatchesChecks(t *testing.T) {
 	p := &checkProm{
-		success:     model.Vector{sample("ns-0", "reviews-canary", 99.5), sample("ns-0", "reviews", 100), sample("ns-1", "reviews-canary", 80), sample("ns-2", "reviews-canary", math.NaN())},
 		latency:     model.Vector{sample("ns-0", "reviews-canary", 120), sample("ns-1", "reviews-canary", 900)},
+		hidden:      model.Vector{sample("ns-4", "reviews-canary", 2)},
+		success:     model.Vector{sample("ns-0", "reviews-canary", 99.5), sample("ns-0", "reviews", 100), sample("ns-1", "reviews-canary", 80), sample("ns-2", "reviews-canary", math.NaN()), sample("ns-4", "reviews-canary", 100)},
 		singleValue: 7,
 	}
 	rd := &Reader{QueryTimeout: time.Second, Clock: clock.RealClock{}, CheckDelay: 20 * time.Millisecond,
@@ -274,8 +279,8 @@ func TestReaderBatchesChecks(t *testing.T) {
 	})
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.vectors != 2 {
-		t.Errorf("%d batched queries for 30 analyses' built-in checks, want 2", p.vectors)
+	if p.vectors != 3 {
+		t.Errorf("%d batched queries for 30 analyses' built-in checks, want 3 (success rate, latency, new series of errors)", p.vectors)
 	}
 	if n := strings.Count(p.lastSuccess, "ns-"); n != 60 {
 		t.Errorf("the batched query names %d namespaces, want the 30 in each of its two selectors: %s", n, p.lastSuccess)
@@ -297,6 +302,12 @@ func TestReaderBatchesChecks(t *testing.T) {
 	}
 	if r := byName(results[2], plan.CheckSuccessRate); r.HasData {
 		t.Errorf("ns-2 success rate (NaN) has data: %+v", r)
+	}
+	if r := byName(results[4], plan.CheckSuccessRate); r.HasData || r.Passed() || !strings.Contains(r.Detail, "2 series of them have 1 sample") {
+		t.Errorf("ns-4 (100%% read beside 2 new series of errors): %+v, want no data saying why", r)
+	}
+	if r := byName(results[6], plan.CheckSuccessRate); r.HasData {
+		t.Errorf("ns-6 (missing from every answer) has data: %+v", r)
 	}
 	if r := byName(results[5], plan.CheckSuccessRate); r.HasData || r.QueryFailed {
 		t.Errorf("ns-5 (missing from the answer): %+v, want no data, not a failed query", r)
@@ -442,11 +453,11 @@ func TestCheckRoundReadsAtOnce(t *testing.T) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.vectors != 2 || p.singles != 2 {
-		t.Errorf("%d batched and %d single queries, want the 2 built-in batches and the custom metric's 2", p.vectors, p.singles)
+	if p.vectors != 3 || p.singles != 2 {
+		t.Errorf("%d batched and %d single queries, want the 3 built-in batches (success rate, latency, new series of errors) and the custom metric's 2", p.vectors, p.singles)
 	}
-	if p.most != 4 {
-		t.Errorf("at most %d queries in flight at once, want all 4: the custom metric waited for the built-ins", p.most)
+	if p.most != 5 {
+		t.Errorf("at most %d queries in flight at once, want all 5: the custom metric waited for the built-ins", p.most)
 	}
 }
 

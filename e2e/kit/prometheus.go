@@ -14,7 +14,8 @@ import (
 // PromStandIn answers Prometheus' instant-query API with values a test
 // chooses, per namespace, workload ("canary" for a destination_workload
 // ending in -canary, else "stable") and metric ("p99" for a
-// histogram_quantile query, else "success"); a value not set is an empty
+// histogram_quantile query, "hidden" for the count of the canary's new
+// series of 5xx answers, else "success"); a value not set is an empty
 // result (no data). A query about one workload
 // (destination_workload_namespace="ns", destination_workload=~"w") is
 // answered with one sample; a batched one, grouped by namespace and
@@ -83,8 +84,11 @@ func (p *PromStandIn) serve(w http.ResponseWriter, r *http.Request) {
 	_ = r.ParseForm()
 	q := r.Form.Get("query")
 	metric := "success"
-	if strings.Contains(q, "histogram_quantile") {
+	switch {
+	case strings.Contains(q, "histogram_quantile"):
 		metric = "p99"
+	case strings.Contains(q, `response_code=~"5.*"`):
+		metric = "hidden" // the count of new series of errors: none unless set
 	}
 	role := func(workload string) string {
 		if strings.HasSuffix(workload, "-canary") {

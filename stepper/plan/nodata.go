@@ -24,6 +24,10 @@ type NoDataFacts struct {
 	// MaxSamples is the most samples any of those series has in the
 	// window; rate() needs two.
 	MaxSamples int
+	// SingleSample is how many of those series have one sample in the
+	// window: series that began since the last scrape, which rate() and
+	// increase() do not count yet.
+	SingleSample int
 	// Requests is how much the canary's counters grew over the window
 	// (requests counted, as increase() reads them).
 	Requests float64
@@ -70,6 +74,12 @@ func ExplainNoData(f NoDataFacts) string {
 	case f.Series == 0:
 		return fmt.Sprintf("no series of istio_requests_total (reporter=\"destination\") in namespace %s over %s%s: is Prometheus scraping the mesh's sidecars?",
 			f.Namespace, window, compared)
+	case f.Requests <= 0 && f.SingleSample > 0:
+		// The series that did have two samples did not move; the new
+		// ones (the canary's first requests, or a new response code)
+		// count from the next scrape.
+		return fmt.Sprintf("%d of the canary's %d series have 1 sample in the %s window and rate() needs two (%s): the next scrape brings the second",
+			f.SingleSample, f.Series, window, scrapes)
 	case f.Requests <= 0:
 		return fmt.Sprintf("the canary took no requests in the %s window (its counters did not move)%s: is traffic routed to it?", window, compared)
 	}
@@ -81,4 +91,22 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
+}
+
+// HiddenErrors says why the success rate waits when some of the canary's
+// 5xx answers are in series that have a single sample in the window:
+// rate() needs two samples of a series, so a series of errors that began
+// since the last scrape counts for nothing yet, and the success rate
+// read beside it would be too high. Fail closed: the check has no data
+// until the next scrape brings the second sample.
+//
+// Example: 1 series, window 30s, scrape 15s →
+// the canary answered 5xx errors that rate() cannot count yet: 1 series of them has 1 sample in the 30s window (Prometheus scrapes every 15s): the next scrape brings the second
+func HiddenErrors(series int, window, scrape time.Duration) string {
+	of := "series of them has"
+	if series != 1 {
+		of = "series of them have"
+	}
+	return fmt.Sprintf("the canary answered 5xx errors that rate() cannot count yet: %d %s 1 sample in the %s window (Prometheus scrapes every %s): the next scrape brings the second",
+		series, of, contract.PromDuration(window), contract.PromDuration(scrape))
 }
