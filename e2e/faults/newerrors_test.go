@@ -1,6 +1,7 @@
 package faults_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -35,7 +36,7 @@ func TestNewSeriesOfErrorsIsNotAPass(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := env.SetScrapeInterval(t.Context(), time.Second); err != nil {
+		if err := env.SetScrapeInterval(context.Background(), time.Second); err != nil {
 			t.Errorf("scrape interval back to 1s: %v", err)
 		}
 	})
