@@ -35,9 +35,11 @@ import (
 //     of the same moment), one that comes while a round was just read
 //     waits for the next. The requests of a round are read together, one query per built-in check and
 //     window for all of them (grouped by namespace and workload); the
-//     custom metrics stay one query per analysis. Their comparisons are
-//     read again beside them, in one batch, so that a step is judged on
-//     the comparison as of its checks.
+//     custom metrics stay one query per analysis. The comparisons are
+//     read again beside them, in one batch at most once a second for
+//     every analysis on the Prometheus (refreshable), so that a step is
+//     judged on the comparison as of its checks (within 1.5 s) and the
+//     number of queries does not follow the number of rounds.
 //
 // A pass asks for what it needs and takes the latest answer (Compare,
 // Checks): it never blocks. A read that fails is a failure for every
@@ -73,6 +75,9 @@ type Reader struct {
 	readings map[string]*reading
 	rounds   map[string]*checkRound
 	busyURLs map[string]bool // a comparison batch in flight
+	// lastRefresh is when each Prometheus' comparisons were last read
+	// beside a round of checks (refreshable).
+	lastRefresh map[string]time.Time
 	alone    int
 	flushing bool // a flush of the check requests is scheduled
 	// lastFlush is when the last round of check reads started.
@@ -131,7 +136,7 @@ func (rd *Reader) NeedLeaderElection() bool { return true }
 func (rd *Reader) Start(ctx context.Context) error {
 	rd.mu.Lock()
 	rd.ctx = ctx
-	rd.readings, rd.rounds, rd.busyURLs = map[string]*reading{}, map[string]*checkRound{}, map[string]bool{}
+	rd.readings, rd.rounds, rd.busyURLs, rd.lastRefresh = map[string]*reading{}, map[string]*checkRound{}, map[string]bool{}, map[string]time.Time{}
 	rd.kick, rd.soon = make(chan struct{}, 1), make(chan struct{}, 1)
 	kick, soon := rd.kick, rd.soon
 	rd.mu.Unlock()
@@ -157,7 +162,7 @@ func (rd *Reader) Start(ctx context.Context) error {
 		}
 	}
 	rd.mu.Lock()
-	rd.ctx, rd.readings, rd.rounds, rd.busyURLs, rd.alone, rd.flushing, rd.hurrying = nil, nil, nil, nil, 0, false, false
+	rd.ctx, rd.readings, rd.rounds, rd.busyURLs, rd.lastRefresh, rd.alone, rd.flushing, rd.hurrying = nil, nil, nil, nil, nil, 0, false, false
 	rd.mu.Unlock()
 	rd.wg.Wait()
 	return nil
@@ -491,15 +496,15 @@ func (rd *Reader) readChecks(ctx context.Context, url string, group []*checkRoun
 	for i, c := range group {
 		runs[i] = c.run
 	}
-	// The comparison of each analysis is read again at the checks'
-	// moment, beside them: a step is never judged on a verdict older than
-	// its checks, and a regression found now rolls back before they
-	// count.
+	// The comparisons are read again at the checks' moment, beside them
+	// (refreshable: at most once a second, everyone's): a step is never
+	// judged on a verdict much older than its checks, and a regression
+	// found now rolls back before they count.
 	// The refresh, the batched built-ins and the custom metrics are read
 	// at once: a round takes one query timeout, not one after another.
 	// A round's results are handed out only once the refresh is stored,
 	// so that a regression it finds rolls back before they count.
-	refresh := rd.refreshable(group, now)
+	refresh := rd.refreshable(url, now)
 	var wg sync.WaitGroup
 	refreshed := make(chan struct{})
 	if len(refresh) > 0 {
@@ -538,21 +543,39 @@ func (rd *Reader) readChecks(ctx context.Context, url string, group []*checkRoun
 	wg.Wait()
 }
 
-// refreshable are the comparisons of the analyses whose checks are read
-// now that a read at the checks' moment brings up to date: up to date
-// already (a rebuild is the tick's), not read in the last second, no read
-// in flight. They are busy until read.
-func (rd *Reader) refreshable(group []*checkRound, now time.Time) []job {
+// Refreshing the comparisons beside the checks: at most once per
+// refreshEvery per Prometheus, and then every comparison of it not read
+// in the last refreshAfter, not only those of the round, so that the
+// rounds of the next second find theirs current. A step is thus judged on
+// a comparison read at most refreshEvery+refreshAfter before its checks
+// (the period's reads aside), and the refreshes add at most one batch a
+// second however many analyses are in flight.
+const (
+	refreshEvery = time.Second
+	refreshAfter = 500 * time.Millisecond
+)
+
+// refreshable are the comparisons of url that a read at the checks'
+// moment brings up to date, when url's last refresh is at least
+// refreshEvery ago: up to date already (a rebuild is the tick's), not
+// read in the last refreshAfter, no read in flight. They are busy until
+// read.
+func (rd *Reader) refreshable(url string, now time.Time) []job {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
+	if now.Sub(rd.lastRefresh[url]) < refreshEvery {
+		return nil
+	}
 	var jobs []job
-	for _, c := range group {
-		r := rd.readings[c.key]
-		if r == nil || r.busy || r.verdict == nil || now.Sub(r.read) < time.Second || now.Sub(r.c.from(r.req)) > rd.batchable() {
+	for _, r := range rd.readings {
+		if r.req.url != url || r.busy || r.verdict == nil || now.Sub(r.read) < refreshAfter || now.Sub(r.c.from(r.req)) > rd.batchable() {
 			continue
 		}
 		r.busy = true
 		jobs = append(jobs, job{r, r.req})
+	}
+	if len(jobs) > 0 {
+		rd.lastRefresh[url] = now
 	}
 	return jobs
 }

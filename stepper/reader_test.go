@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/common/model"
 	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/stepper/plan"
@@ -386,6 +387,69 @@ func TestChecksReadTheComparisonBeside(t *testing.T) {
 	rd.mu.Unlock()
 	if !again.After(first) {
 		t.Errorf("the verdict was read at %v, as before the checks", again)
+	}
+}
+
+// TestRefreshesShareOneBatchASecond: rounds of checks in the same second
+// share one refresh of the comparisons, which reads every analysis on the
+// Prometheus, so that the later rounds find theirs current; a round a
+// second later refreshes again. The queries follow the seconds, not the
+// rounds.
+func TestRefreshesShareOneBatchASecond(t *testing.T) {
+	st := &store{}
+	start := time.Now()
+	fc := clocktesting.NewFakePassiveClock(start) // the rounds' moments
+	rd := &Reader{Period: time.Hour, QueryTimeout: time.Second, Clock: fc, CheckDelay: 10 * time.Millisecond,
+		Querier: func(string) (Querier, error) { return storeQuerier{st}, nil }}
+	startReader(t, rd)
+	const n = 5
+	reqs := make([]comparisonRequest, n)
+	for i := range n {
+		reqs[i] = request(fmt.Sprintf("ns-%d", i), start)
+		rd.Compare(fmt.Sprintf("ns-%d/reviews", i), reqs[i], false, start)
+	}
+	rd.tick(t.Context(), start)
+	readAt := func(i int) time.Time {
+		rd.mu.Lock()
+		defer rd.mu.Unlock()
+		return rd.readings[fmt.Sprintf("ns-%d/reviews", i)].read
+	}
+	waitFor(t, "the first verdicts", func() bool {
+		for i := range n {
+			if readAt(i).IsZero() {
+				return false
+			}
+		}
+		return true
+	})
+	if got := len(st.asked()); got != 3 {
+		t.Fatalf("%d reads for the period, want 3", got)
+	}
+	first := readAt(0)
+	fc.SetTime(start.Add(refreshAfter + 100*time.Millisecond))
+	checks := func(i int, round string) {
+		run := checkRun{settings: contract.DefaultSettings(), namespace: fmt.Sprintf("ns-%d", i), canary: "reviews-canary", stable: "reviews", window: time.Minute, comparedRequests: -1}
+		waitFor(t, "the checks of ns-"+fmt.Sprint(i), func() bool {
+			_, ok := rd.Checks(fmt.Sprintf("ns-%d/reviews", i), round, run, reqs[i].url, fc.Now())
+			return ok
+		})
+	}
+	for i := range n {
+		checks(i, "step 1") // one round each: CheckDelay is 10ms
+		fc.SetTime(fc.Now().Add(100 * time.Millisecond))
+	}
+	if got := len(st.asked()); got != 6 {
+		t.Errorf("%d comparison reads after %d rounds in a second, want 6: one refresh for all of them", got, n)
+	}
+	for i := range n {
+		if !readAt(i).After(first) {
+			t.Errorf("ns-%d's comparison was not refreshed with the first round's (read %v)", i, readAt(i))
+		}
+	}
+	fc.SetTime(fc.Now().Add(refreshEvery))
+	checks(0, "step 2")
+	if got := len(st.asked()); got != 9 {
+		t.Errorf("%d comparison reads after a round a second later, want 9: it refreshes again", got)
 	}
 }
 
