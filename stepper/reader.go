@@ -78,8 +78,8 @@ type Reader struct {
 	// lastRefresh is when each Prometheus' comparisons were last read
 	// beside a round of checks (refreshable).
 	lastRefresh map[string]time.Time
-	alone    int
-	flushing bool // a flush of the check requests is scheduled
+	alone       int
+	flushing    bool // a flush of the check requests is scheduled
 	// lastFlush is when the last round of check reads started.
 	lastFlush time.Time
 	hurrying  bool // a read of the first reads steps wait for is scheduled
