@@ -104,31 +104,14 @@ const (
 )
 
 // hiddenErrorsQuery counts the workload's series of 5xx answers that
-// rate() cannot count yet: one sample in the window ({{interval}}), and
-// that sample recent ({{recent}}, two scrapes): a series of errors that
-// began since the last scrape (a new pod's first errors, a new response
-// code). While there is one, the success rate read beside it counts the
-// workload's successes but not those errors, and reads too high; the
-// check waits for the next scrape (plan.HiddenErrors). A series whose
-// single sample is old is one that ended (its pod gone): it hides
-// nothing new.
-const hiddenErrorsQuery = `count((count_over_time(istio_requests_total{reporter="destination",destination_workload_namespace="{{namespace}}",destination_workload=~"{{workload}}",response_code=~"5.*"}[{{interval}}]) == 1) and count_over_time(istio_requests_total{reporter="destination",destination_workload_namespace="{{namespace}}",destination_workload=~"{{workload}}",response_code=~"5.*"}[{{recent}}]))`
-
-// recentWindow is how recent a single sample must be to be a series that
-// began since the last scrape: two scrapes, at most the window.
-//
-// Example: window 1m, scrape 15s → 30s; window 20s → 20s.
-func recentWindow(window, scrape time.Duration) time.Duration {
-	if scrape <= 0 {
-		return window
-	}
-	return min(window, 2*scrape)
-}
-
-// hiddenQuery renders hiddenErrorsQuery for one workload.
-func hiddenQuery(namespace, workload string, window, recent time.Duration) string {
-	return strings.ReplaceAll(builtinQuery(hiddenErrorsQuery, namespace, workload, window), "{{recent}}", contract.PromDuration(recent))
-}
+// rate() cannot count yet: one sample in the window, and live now (the
+// instant selector: a series whose target went away is marked stale and
+// drops out). Such a series began since the last scrape (a new pod's
+// first errors, a new response code): while there is one, the success
+// rate read beside it counts the workload's successes but not those
+// errors, and reads too high; the check waits for the next scrape
+// (plan.HiddenErrors).
+const hiddenErrorsQuery = `count((count_over_time(istio_requests_total{reporter="destination",destination_workload_namespace="{{namespace}}",destination_workload=~"{{workload}}",response_code=~"5.*"}[{{interval}}]) == 1) and istio_requests_total{reporter="destination",destination_workload_namespace="{{namespace}}",destination_workload=~"{{workload}}",response_code=~"5.*"})`
 
 // builtinQuery renders a built-in query for one workload.
 //
@@ -188,7 +171,7 @@ func runChecks(ctx context.Context, q Querier, run checkRun, now time.Time, time
 	var wg sync.WaitGroup
 	var hidden measured
 	wg.Go(func() {
-		promql := hiddenQuery(namespace, canary, window, recentWindow(window, run.scrape))
+		promql := builtinQuery(hiddenErrorsQuery, namespace, canary, window)
 		if m, ok := known.lookup(ctx, promql); ok {
 			hidden = m
 			return
@@ -223,7 +206,7 @@ func runChecks(ctx context.Context, q Querier, run checkRun, now time.Time, time
 		case hidden.err != nil:
 			sr.HasData, sr.QueryFailed, sr.Detail = false, true, "counting the canary's new series of 5xx answers: "+hidden.err.Error()
 		case hidden.ok && hidden.value > 0:
-			sr.HasData, sr.Detail = false, plan.HiddenErrors(int(hidden.value), window, run.scrape)
+			sr.HasData, sr.Pending, sr.Detail = false, true, plan.HiddenErrors(int(hidden.value), window, run.scrape)
 		}
 	}
 	unexplained := false
@@ -293,7 +276,8 @@ func explainNoData(ctx context.Context, q Querier, run checkRun, now time.Time) 
 			return ""
 		}
 		f.MaxSamples = int(samples)
-		single, _, err := q.Query(ctx, "count(count_over_time("+sel+") == 1)", now)
+		// Live series only: a gone pod's last sample is no new series.
+		single, _, err := q.Query(ctx, "count((count_over_time("+sel+") == 1) and "+strings.TrimSuffix(sel, "["+contract.PromDuration(run.window)+"]")+")", now)
 		if err != nil {
 			return ""
 		}

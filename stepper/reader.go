@@ -108,6 +108,9 @@ type reading struct {
 	// c is touched only by the read that holds busy.
 	c    comparison
 	busy bool
+	// done is closed when the read that holds busy has stored its
+	// outcome: a round of checks waits for its analysis' read in flight.
+	done chan struct{}
 	// since is when a pass first asked; asked the last time.
 	since, asked time.Time
 	// verdict is the latest; read when it was read; err the latest
@@ -115,6 +118,11 @@ type reading struct {
 	verdict *sequential.Verdict
 	read    time.Time
 	err     error
+}
+
+// hold marks r busy: a read of it has started (the Reader's lock held).
+func (r *reading) hold() {
+	r.busy, r.done = true, make(chan struct{})
 }
 
 // checkRound is one analysis' end-of-step checks.
@@ -271,7 +279,7 @@ func (rd *Reader) tick(ctx context.Context, now time.Time) {
 		if now.Sub(r.c.from(r.req)) <= batchable {
 			if !rd.busyURLs[r.req.url] {
 				groups[r.req.url] = append(groups[r.req.url], job{r, r.req})
-				r.busy = true
+				r.hold()
 			}
 			continue
 		}
@@ -285,7 +293,7 @@ func (rd *Reader) tick(ctx context.Context, now time.Time) {
 		rd.alone++
 		group := make([]job, len(readings))
 		for i, r := range readings {
-			r.busy = true
+			r.hold()
 			group[i] = job{r, r.req}
 		}
 		rd.wg.Go(func() { rd.readCatchUp(ctx, k.url, group, now) })
@@ -406,6 +414,7 @@ func (rd *Reader) store(r *reading, v sequential.Verdict, err error, now time.Ti
 	rd.mu.Lock()
 	first := r.verdict == nil && r.err == nil
 	r.busy = false
+	close(r.done)
 	if err != nil {
 		r.err = err
 	} else {
@@ -504,7 +513,7 @@ func (rd *Reader) readChecks(ctx context.Context, url string, group []*checkRoun
 	// at once: a round takes one query timeout, not one after another.
 	// A round's results are handed out only once the refresh is stored,
 	// so that a regression it finds rolls back before they count.
-	refresh := rd.refreshable(url, now)
+	refresh, inFlight := rd.refreshable(url, group, now)
 	var wg sync.WaitGroup
 	refreshed := make(chan struct{})
 	if len(refresh) > 0 {
@@ -531,6 +540,9 @@ func (rd *Reader) readChecks(ctx context.Context, url string, group []*checkRoun
 			results := runChecks(ctx, q, c.run, now, rd.QueryTimeout, known)
 			<-slots
 			<-refreshed
+			for _, done := range inFlight {
+				<-done // bounded: every read runs under QueryTimeout
+			}
 			rd.mu.Lock()
 			c.results, c.done = results, true
 			current := rd.rounds[c.key] == c
@@ -556,28 +568,43 @@ const (
 )
 
 // refreshable are the comparisons of url that a read at the checks'
-// moment brings up to date, when url's last refresh is at least
-// refreshEvery ago: up to date already (a rebuild is the tick's), not
-// read in the last refreshAfter, no read in flight. They are busy until
-// read.
-func (rd *Reader) refreshable(url string, now time.Time) []job {
+// moment brings up to date, and the reads in flight of the round's own
+// analyses (group), which the round waits for. When url's last refresh
+// is at least refreshEvery ago: every comparison of url up to date
+// already (a rebuild is the tick's), not read in the last refreshAfter,
+// no read in flight. Otherwise only the round's own not read for
+// refreshEvery+refreshAfter (one the last refresh could not read). They
+// are busy until read.
+func (rd *Reader) refreshable(url string, group []*checkRound, now time.Time) (jobs []job, inFlight []chan struct{}) {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
-	if now.Sub(rd.lastRefresh[url]) < refreshEvery {
-		return nil
+	stale := func(r *reading, age time.Duration) bool {
+		return r.req.url == url && !r.busy && r.verdict != nil && now.Sub(r.read) >= age && now.Sub(r.c.from(r.req)) <= rd.batchable()
 	}
-	var jobs []job
-	for _, r := range rd.readings {
-		if r.req.url != url || r.busy || r.verdict == nil || now.Sub(r.read) < refreshAfter || now.Sub(r.c.from(r.req)) > rd.batchable() {
-			continue
+	for _, c := range group {
+		r := rd.readings[c.key]
+		switch {
+		case r == nil:
+		case r.busy:
+			inFlight = append(inFlight, r.done)
+		case now.Sub(rd.lastRefresh[url]) < refreshEvery && stale(r, refreshEvery+refreshAfter):
+			r.hold()
+			jobs = append(jobs, job{r, r.req})
 		}
-		r.busy = true
-		jobs = append(jobs, job{r, r.req})
+	}
+	if now.Sub(rd.lastRefresh[url]) < refreshEvery {
+		return jobs, inFlight
+	}
+	for _, r := range rd.readings {
+		if stale(r, refreshAfter) {
+			r.hold()
+			jobs = append(jobs, job{r, r.req})
+		}
 	}
 	if len(jobs) > 0 {
 		rd.lastRefresh[url] = now
 	}
-	return jobs
+	return jobs, inFlight
 }
 
 // batchable is how far behind a comparison may be and still be read in a
@@ -621,7 +648,7 @@ func (a *answers) lookup(ctx context.Context, promql string) (measured, bool) {
 // series per workload.
 const (
 	batchSuccessQuery = `sum by (destination_workload_namespace, destination_workload) (rate(istio_requests_total{reporter="destination",destination_workload_namespace=~"{{namespaces}}",destination_workload=~"{{workloads}}",response_code!~"5.*"}[{{interval}}])) / sum by (destination_workload_namespace, destination_workload) (rate(istio_requests_total{reporter="destination",destination_workload_namespace=~"{{namespaces}}",destination_workload=~"{{workloads}}"}[{{interval}}])) * 100`
-	batchHiddenQuery  = `count by (destination_workload_namespace, destination_workload) ((count_over_time(istio_requests_total{reporter="destination",destination_workload_namespace=~"{{namespaces}}",destination_workload=~"{{workloads}}",response_code=~"5.*"}[{{interval}}]) == 1) and count_over_time(istio_requests_total{reporter="destination",destination_workload_namespace=~"{{namespaces}}",destination_workload=~"{{workloads}}",response_code=~"5.*"}[{{recent}}]))`
+	batchHiddenQuery  = `count by (destination_workload_namespace, destination_workload) ((count_over_time(istio_requests_total{reporter="destination",destination_workload_namespace=~"{{namespaces}}",destination_workload=~"{{workloads}}",response_code=~"5.*"}[{{interval}}]) == 1) and istio_requests_total{reporter="destination",destination_workload_namespace=~"{{namespaces}}",destination_workload=~"{{workloads}}",response_code=~"5.*"})`
 	batchLatencyQuery = `histogram_quantile(0.99, sum by (destination_workload_namespace, destination_workload, le) (rate(istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace=~"{{namespaces}}",destination_workload=~"{{workloads}}"}[{{interval}}])))`
 )
 
@@ -642,21 +669,20 @@ func builtinQueries(runs []checkRun, window time.Duration) (success, latency str
 }
 
 // builtinHiddenQuery renders the batched hiddenErrorsQuery for the
-// canaries of runs (which share window and recent).
-func builtinHiddenQuery(runs []checkRun, window, recent time.Duration) string {
+// canaries of runs (which share window).
+func builtinHiddenQuery(runs []checkRun, window time.Duration) string {
 	var namespaces, workloads names
 	for _, r := range runs {
 		namespaces.add(r.namespace)
 		workloads.add(r.canary)
 	}
-	rep := strings.NewReplacer("{{namespaces}}", namespaces.match(), "{{workloads}}", workloads.match(),
-		"{{interval}}", contract.PromDuration(window), "{{recent}}", contract.PromDuration(recent))
+	rep := strings.NewReplacer("{{namespaces}}", namespaces.match(), "{{workloads}}", workloads.match(), "{{interval}}", contract.PromDuration(window))
 	return rep.Replace(batchHiddenQuery)
 }
 
 // builtinsOf reads the built-in checks of every run at once, one pair of
 // queries per window and a count of the canaries' new series of errors
-// (hiddenErrorsQuery) per window and scrape, and returns each workload's answer under the query
+// (hiddenErrorsQuery), and returns each workload's answer under the query
 // runChecks would send for it alone (builtinQuery), so that the results
 // read the same: a workload missing from an answer has no data, and a
 // query that fails is a failure for every workload it was for.
@@ -698,14 +724,9 @@ func builtinsOf(ctx context.Context, q MatrixQuerier, runs []checkRun, now time.
 			})
 		}
 	}
-	byRecent := map[[2]time.Duration][]checkRun{}
-	for _, r := range runs {
-		k := [2]time.Duration{r.window, recentWindow(r.window, r.scrape)}
-		byRecent[k] = append(byRecent[k], r)
-	}
-	for k, group := range byRecent {
+	for window, group := range byWindow {
 		wg.Go(func() {
-			vec, err := q.Vector(ctx, builtinHiddenQuery(group, k[0], k[1]), now)
+			vec, err := q.Vector(ctx, builtinHiddenQuery(group, window), now)
 			counts := map[workloadKey]float64{}
 			for _, s := range vec {
 				counts[workloadKey{string(s.Metric["destination_workload_namespace"]), string(s.Metric["destination_workload"])}] = float64(s.Value)
@@ -717,7 +738,7 @@ func builtinsOf(ctx context.Context, q MatrixQuerier, runs []checkRun, now time.
 				if err == nil {
 					m.value, m.ok = counts[workloadKey{r.namespace, r.canary}]
 				}
-				out[hiddenQuery(r.namespace, r.canary, k[0], k[1])] = m
+				out[builtinQuery(hiddenErrorsQuery, r.namespace, r.canary, window)] = m
 			}
 		})
 	}

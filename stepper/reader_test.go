@@ -392,65 +392,162 @@ func TestChecksReadTheComparisonBeside(t *testing.T) {
 
 // TestRefreshesShareOneBatchASecond: rounds of checks in the same second
 // share one refresh of the comparisons, which reads every analysis on the
-// Prometheus, so that the later rounds find theirs current; a round a
-// second later refreshes again. The queries follow the seconds, not the
-// rounds.
+// Prometheus, so that the later rounds find theirs current (read at most
+// refreshEvery+refreshAfter before); a round a second later refreshes
+// again. The queries follow the seconds, not the rounds.
 func TestRefreshesShareOneBatchASecond(t *testing.T) {
 	st := &store{}
 	start := time.Now()
 	fc := clocktesting.NewFakePassiveClock(start) // the rounds' moments
-	rd := &Reader{Period: time.Hour, QueryTimeout: time.Second, Clock: fc, CheckDelay: 10 * time.Millisecond,
+	rd := &Reader{Period: time.Hour, QueryTimeout: 5 * time.Second, Clock: fc, CheckDelay: 10 * time.Millisecond,
 		Querier: func(string) (Querier, error) { return storeQuerier{st}, nil }}
 	startReader(t, rd)
 	const n = 5
+	reqs := firstVerdicts(t, rd, n, start)
+	if got := len(st.asked()); got != 3 {
+		t.Fatalf("%d reads for the period, want 3", got)
+	}
+	// Rounds 300ms apart, each of one analysis: the first refreshes
+	// everyone; the next three find theirs read 300-900ms before; the
+	// fifth, a second after the first, refreshes again.
+	fc.SetTime(start.Add(600 * time.Millisecond))
+	for i := range n - 1 {
+		checksIn(t, rd, reqs[i], i, "step 1", fc.Now())
+		if i == 0 {
+			if got := len(st.asked()); got != 6 {
+				t.Fatalf("%d comparison reads after the first round, want 6: one refresh for all", got)
+			}
+			for k := range n {
+				if got := readAt(rd, k); !got.Equal(fc.Now()) {
+					t.Errorf("ns-%d's comparison was not refreshed with the first round's (read %v after the start)", k, got.Sub(start))
+				}
+			}
+		}
+		fc.SetTime(fc.Now().Add(300 * time.Millisecond))
+	}
+	if got := len(st.asked()); got != 6 {
+		t.Errorf("%d comparison reads after %d rounds within a second, want 6: the rounds shared one refresh", got, n-1)
+	}
+	fc.SetTime(start.Add(1700 * time.Millisecond))
+	checksIn(t, rd, reqs[n-1], n-1, "step 1", fc.Now())
+	if got := len(st.asked()); got != 9 {
+		t.Errorf("%d comparison reads after a round a second after the refresh, want 9: it refreshes again", got)
+	}
+}
+
+// TestRoundWaitsForTheReadInFlight: a round whose analysis' comparison is
+// being read (by another round's refresh) hands its results out only once
+// that read is stored: never beside a verdict older than its checks.
+func TestRoundWaitsForTheReadInFlight(t *testing.T) {
+	gq := &gatedQuerier{storeQuerier: storeQuerier{&store{}}}
+	start := time.Now()
+	fc := clocktesting.NewFakePassiveClock(start)
+	rd := &Reader{Period: time.Hour, QueryTimeout: 5 * time.Second, Clock: fc, CheckDelay: 10 * time.Millisecond,
+		Querier: func(string) (Querier, error) { return gq, nil }}
+	startReader(t, rd)
+	reqs := firstVerdicts(t, rd, 2, start)
+	release := gq.block()
+	fc.SetTime(start.Add(600 * time.Millisecond))
+	run := func(i int) checkRun {
+		return checkRun{settings: contract.DefaultSettings(), namespace: fmt.Sprintf("ns-%d", i), canary: "reviews-canary", stable: "reviews", window: time.Minute, comparedRequests: -1}
+	}
+	rd.Checks("ns-0/reviews", "step 1", run(0), reqs[0].url, fc.Now()) // refreshes both, held
+	waitFor(t, "the refresh in flight", func() bool { return gq.waiting() > 0 })
+	fc.SetTime(start.Add(700 * time.Millisecond))
+	rd.Checks("ns-1/reviews", "step 1", run(1), reqs[1].url, fc.Now())
+	time.Sleep(300 * time.Millisecond)
+	if _, ok := rd.Checks("ns-1/reviews", "step 1", run(1), reqs[1].url, fc.Now()); ok {
+		t.Fatal("ns-1's checks handed out while its comparison's refresh was in flight")
+	}
+	release()
+	checksIn(t, rd, reqs[1], 1, "step 1", fc.Now())
+	if got := readAt(rd, 1); !got.Equal(start.Add(600 * time.Millisecond)) {
+		t.Errorf("ns-1's comparison read %v after the start, want the refresh's 600ms", got.Sub(start))
+	}
+}
+
+// gatedQuerier holds its range reads while blocked.
+type gatedQuerier struct {
+	storeQuerier
+	mu      sync.Mutex
+	gate    chan struct{} // nil: open
+	waiters int
+}
+
+// block holds every range read until release is called.
+func (g *gatedQuerier) block() (release func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	gate := make(chan struct{})
+	g.gate = gate
+	return func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		g.gate = nil
+		close(gate)
+	}
+}
+
+func (g *gatedQuerier) waiting() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.waiters
+}
+
+func (g *gatedQuerier) Matrix(ctx context.Context, promql string, at time.Time) (model.Matrix, error) {
+	g.mu.Lock()
+	gate := g.gate
+	if gate != nil {
+		g.waiters++
+	}
+	g.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return g.storeQuerier.Matrix(ctx, promql, at)
+}
+
+// firstVerdicts asks for the comparisons of n analyses (ns-0 ... ns-<n-1>)
+// and reads them with a tick at start.
+func firstVerdicts(t *testing.T, rd *Reader, n int, start time.Time) []comparisonRequest {
+	t.Helper()
 	reqs := make([]comparisonRequest, n)
 	for i := range n {
 		reqs[i] = request(fmt.Sprintf("ns-%d", i), start)
 		rd.Compare(fmt.Sprintf("ns-%d/reviews", i), reqs[i], false, start)
 	}
 	rd.tick(t.Context(), start)
-	readAt := func(i int) time.Time {
-		rd.mu.Lock()
-		defer rd.mu.Unlock()
-		return rd.readings[fmt.Sprintf("ns-%d/reviews", i)].read
-	}
 	waitFor(t, "the first verdicts", func() bool {
 		for i := range n {
-			if readAt(i).IsZero() {
+			if readAt(rd, i).IsZero() {
 				return false
 			}
 		}
 		return true
 	})
-	if got := len(st.asked()); got != 3 {
-		t.Fatalf("%d reads for the period, want 3", got)
-	}
-	first := readAt(0)
-	fc.SetTime(start.Add(refreshAfter + 100*time.Millisecond))
-	checks := func(i int, round string) {
-		run := checkRun{settings: contract.DefaultSettings(), namespace: fmt.Sprintf("ns-%d", i), canary: "reviews-canary", stable: "reviews", window: time.Minute, comparedRequests: -1}
-		waitFor(t, "the checks of ns-"+fmt.Sprint(i), func() bool {
-			_, ok := rd.Checks(fmt.Sprintf("ns-%d/reviews", i), round, run, reqs[i].url, fc.Now())
-			return ok
-		})
-	}
-	for i := range n {
-		checks(i, "step 1") // one round each: CheckDelay is 10ms
-		fc.SetTime(fc.Now().Add(100 * time.Millisecond))
-	}
-	if got := len(st.asked()); got != 6 {
-		t.Errorf("%d comparison reads after %d rounds in a second, want 6: one refresh for all of them", got, n)
-	}
-	for i := range n {
-		if !readAt(i).After(first) {
-			t.Errorf("ns-%d's comparison was not refreshed with the first round's (read %v)", i, readAt(i))
-		}
-	}
-	fc.SetTime(fc.Now().Add(refreshEvery))
-	checks(0, "step 2")
-	if got := len(st.asked()); got != 9 {
-		t.Errorf("%d comparison reads after a round a second later, want 9: it refreshes again", got)
-	}
+	return reqs
+}
+
+// readAt is when the comparison of ns-<i>/reviews was last read.
+func readAt(rd *Reader, i int) time.Time {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	return rd.readings[fmt.Sprintf("ns-%d/reviews", i)].read
+}
+
+// checksIn asks for the checks of ns-<i>/reviews for round until they
+// are in.
+func checksIn(t *testing.T, rd *Reader, a comparisonRequest, i int, round string, now time.Time) {
+	t.Helper()
+	run := checkRun{settings: contract.DefaultSettings(), namespace: fmt.Sprintf("ns-%d", i), canary: "reviews-canary", stable: "reviews", window: time.Minute, comparedRequests: -1}
+	waitFor(t, fmt.Sprintf("the checks of ns-%d", i), func() bool {
+		_, ok := rd.Checks(fmt.Sprintf("ns-%d/reviews", i), round, run, a.url, now)
+		return ok
+	})
 }
 
 // hangProm answers nothing: every query waits for its context to end. It

@@ -62,6 +62,11 @@ type CheckResult struct {
 	// data under no-data policy hold, and as a failed check under fail and
 	// pass.
 	QueryFailed bool
+	// Pending says the value cannot be judged yet but will be within a
+	// scrape (the canary answered errors that rate() cannot count yet):
+	// the check waits under every no-data policy, bounded by the progress
+	// deadline. Detail says why.
+	Pending bool
 	// Window is the query window the values were read over ([Window]);
 	// zero for hooks and where it is not known.
 	Window time.Duration
@@ -233,7 +238,8 @@ type verdict struct {
 // checks have no data; otherwise a check without data under policy hold
 // makes it wait; otherwise it passed. No checks at all pass. A query that
 // failed is never a pass: it waits under hold and fails under fail and
-// pass.
+// pass. A pending check waits under every policy: what it has not
+// counted yet is known to be there.
 //
 // Example, policy hold: {passed, no data} → no data; {failed, no data} →
 // failed. Policy pass: {passed, no data} → passed; {passed, query failed}
@@ -242,7 +248,7 @@ func judge(policy contract.NoDataPolicy, checks []CheckResult) verdict {
 	v := verdict{all: checks}
 	for _, c := range checks {
 		switch {
-		case !c.hasData() && policy == contract.NoDataHold:
+		case !c.hasData() && (c.Pending || policy == contract.NoDataHold):
 			v.noData = append(v.noData, c)
 		case !c.hasData() && policy == contract.NoDataPass && !c.QueryFailed:
 		case !c.Passed():
