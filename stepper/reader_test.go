@@ -197,6 +197,7 @@ type checkProm struct {
 	vectors, singles  int
 	success, latency  model.Vector
 	hidden            model.Vector
+	hiddenErr         error
 	vectorErr         error
 	singleValue       float64
 	lastSuccess, last string
@@ -217,7 +218,7 @@ func (p *checkProm) Vector(_ context.Context, promql string, _ time.Time) (model
 		return p.latency, nil
 	}
 	if strings.Contains(promql, `response_code=~"5.*"`) {
-		return p.hidden, nil
+		return p.hidden, p.hiddenErr
 	}
 	p.lastSuccess = promql
 	return p.success, nil
@@ -347,6 +348,31 @@ func TestBuiltinsOfFailureIsNoDataForAll(t *testing.T) {
 	}
 	if p.singles != 0 {
 		t.Errorf("%d single queries: the failed batch was asked again one by one", p.singles)
+	}
+}
+
+// TestBatchedHiddenCountFailing: when the batched count of the canaries'
+// new series of errors fails, every success rate in the batch is a failed
+// query, never a pass, though the success rates themselves were read.
+func TestBatchedHiddenCountFailing(t *testing.T) {
+	p := &checkProm{hiddenErr: errors.New("query prometheus: timeout")}
+	var runs []checkRun
+	for i := range 3 {
+		ns := fmt.Sprintf("ns-%d", i)
+		p.success = append(p.success, sample(ns, "reviews-canary", 100))
+		p.latency = append(p.latency, sample(ns, "reviews-canary", 10))
+		runs = append(runs, checkRun{settings: contract.DefaultSettings(), namespace: ns, canary: "reviews-canary", stable: "reviews", window: time.Minute, comparedRequests: -1})
+	}
+	known := &answers{done: make(chan struct{}), m: builtinsOf(t.Context(), p, runs, time.Now(), time.Second)}
+	close(known.done)
+	for _, r := range runs {
+		results := runChecks(t.Context(), p, r, time.Now(), time.Second, known)
+		if sr := results[0]; sr.Passed() || !sr.QueryFailed || !strings.Contains(sr.Detail, "timeout") {
+			t.Errorf("%s success rate: %+v, want a failed query", r.namespace, sr)
+		}
+		if l := results[1]; !l.Passed() {
+			t.Errorf("%s latency: %+v, want it read and passed", r.namespace, l)
+		}
 	}
 }
 

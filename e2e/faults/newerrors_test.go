@@ -23,7 +23,7 @@ import (
 // so Prometheus' success rate reads 100 % beside it. The check must wait
 // for the next scrape, saying why, and the version is then judged on its
 // errors and rolled back: a step never passes on a success rate that
-// cannot see the canary's errors.
+// leaves out errors Prometheus already holds.
 //
 // The source of the metrics is the test's own, so that the series appear
 // exactly when the test says; the first sample of the errors carries its

@@ -68,6 +68,8 @@ func TestJudge(t *testing.T) {
 	ok, bad, none := successRate(99.9, 99.9), successRate(80, 99.9), noData(latency(0, 0), "")
 	broken := noData(latency(0, 0), "query prometheus: connection refused")
 	broken.QueryFailed = true
+	pending := noData(successRate(0, 99.9), "the canary answered 5xx errors that rate() cannot count yet")
+	pending.Pending = true
 	for _, tc := range []struct {
 		name   string
 		policy contract.NoDataPolicy
@@ -87,6 +89,10 @@ func TestJudge(t *testing.T) {
 		{"hold: a failed query waits", contract.NoDataHold, []CheckResult{ok, broken}, outcomeNoData, 0},
 		{"fail: a failed query fails", contract.NoDataFail, []CheckResult{ok, broken}, outcomeFailed, 1},
 		{"pass: a failed query is never a pass", contract.NoDataPass, []CheckResult{ok, broken}, outcomeFailed, 1},
+		{"hold: pending waits", contract.NoDataHold, []CheckResult{ok, pending}, outcomeNoData, 0},
+		{"pass: pending waits, never a pass", contract.NoDataPass, []CheckResult{ok, pending}, outcomeNoData, 0},
+		{"fail: pending waits, not a failure yet", contract.NoDataFail, []CheckResult{ok, pending}, outcomeNoData, 0},
+		{"fail: a failure beats pending", contract.NoDataFail, []CheckResult{bad, pending}, outcomeFailed, 1},
 	} {
 		v := judge(tc.policy, tc.checks)
 		if v.outcome != tc.want || len(v.failed) != tc.failed {
