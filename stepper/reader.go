@@ -35,11 +35,10 @@ import (
 //     of the same moment), one that comes while a round was just read
 //     waits for the next. The requests of a round are read together, one query per built-in check and
 //     window for all of them (grouped by namespace and workload); the
-//     custom metrics stay one query per analysis. The comparisons are
-//     read again beside them, in one batch at most once a second for
-//     every analysis on the Prometheus (refreshable), so that a step is
-//     judged on the comparison as of its checks (within 1.5 s) and the
-//     number of queries does not follow the number of rounds.
+//     custom metrics stay one query per analysis. Their comparisons are
+//     read again beside them, in one batch (or, being read already, that
+//     read is waited for), so that a step is judged on the comparison as
+//     of its checks.
 //
 // A pass asks for what it needs and takes the latest answer (Compare,
 // Checks): it never blocks. A read that fails is a failure for every
@@ -75,11 +74,8 @@ type Reader struct {
 	readings map[string]*reading
 	rounds   map[string]*checkRound
 	busyURLs map[string]bool // a comparison batch in flight
-	// lastRefresh is when each Prometheus' comparisons were last read
-	// beside a round of checks (refreshable).
-	lastRefresh map[string]time.Time
-	alone       int
-	flushing    bool // a flush of the check requests is scheduled
+	alone    int
+	flushing bool // a flush of the check requests is scheduled
 	// lastFlush is when the last round of check reads started.
 	lastFlush time.Time
 	hurrying  bool // a read of the first reads steps wait for is scheduled
@@ -144,7 +140,7 @@ func (rd *Reader) NeedLeaderElection() bool { return true }
 func (rd *Reader) Start(ctx context.Context) error {
 	rd.mu.Lock()
 	rd.ctx = ctx
-	rd.readings, rd.rounds, rd.busyURLs, rd.lastRefresh = map[string]*reading{}, map[string]*checkRound{}, map[string]bool{}, map[string]time.Time{}
+	rd.readings, rd.rounds, rd.busyURLs = map[string]*reading{}, map[string]*checkRound{}, map[string]bool{}
 	rd.kick, rd.soon = make(chan struct{}, 1), make(chan struct{}, 1)
 	kick, soon := rd.kick, rd.soon
 	rd.mu.Unlock()
@@ -170,7 +166,7 @@ func (rd *Reader) Start(ctx context.Context) error {
 		}
 	}
 	rd.mu.Lock()
-	rd.ctx, rd.readings, rd.rounds, rd.busyURLs, rd.lastRefresh, rd.alone, rd.flushing, rd.hurrying = nil, nil, nil, nil, nil, 0, false, false
+	rd.ctx, rd.readings, rd.rounds, rd.busyURLs, rd.alone, rd.flushing, rd.hurrying = nil, nil, nil, nil, 0, false, false
 	rd.mu.Unlock()
 	rd.wg.Wait()
 	return nil
@@ -505,15 +501,16 @@ func (rd *Reader) readChecks(ctx context.Context, url string, group []*checkRoun
 	for i, c := range group {
 		runs[i] = c.run
 	}
-	// The comparisons are read again at the checks' moment, beside them
-	// (refreshable: at most once a second, everyone's): a step is never
-	// judged on a verdict much older than its checks, and a regression
-	// found now rolls back before they count.
+	// The comparison of each analysis is read again at the checks'
+	// moment, beside them (or the read in flight is waited for): a step
+	// is never judged on a verdict older than its checks, and a
+	// regression found now rolls back before they count.
 	// The refresh, the batched built-ins and the custom metrics are read
 	// at once: a round takes one query timeout, not one after another.
-	// A round's results are handed out only once the refresh is stored,
-	// so that a regression it finds rolls back before they count.
-	refresh, inFlight := rd.refreshable(url, group, now)
+	// A round's results are handed out only once the refresh and the
+	// reads in flight of its comparisons are stored, so that a
+	// regression they find rolls back before they count.
+	refresh, inFlight := rd.refreshable(group, now)
 	var wg sync.WaitGroup
 	refreshed := make(chan struct{})
 	if len(refresh) > 0 {
@@ -555,54 +552,26 @@ func (rd *Reader) readChecks(ctx context.Context, url string, group []*checkRoun
 	wg.Wait()
 }
 
-// Refreshing the comparisons beside the checks: at most once per
-// refreshEvery per Prometheus, and then every comparison of it not read
-// in the last refreshAfter, not only those of the round, so that the
-// rounds of the next second find theirs current. A step is thus judged on
-// a comparison read at most refreshEvery+refreshAfter before its checks
-// (the period's reads aside), and the refreshes add at most one batch a
-// second however many analyses are in flight.
-const (
-	refreshEvery = time.Second
-	refreshAfter = 500 * time.Millisecond
-)
-
-// refreshable are the comparisons of url that a read at the checks'
-// moment brings up to date, and the reads in flight of the round's own
-// analyses (group), which the round waits for. When url's last refresh
-// is at least refreshEvery ago: every comparison of url up to date
-// already (a rebuild is the tick's), not read in the last refreshAfter,
-// no read in flight. Otherwise only the round's own not read for
-// refreshEvery+refreshAfter (one the last refresh could not read). They
-// are busy until read.
-func (rd *Reader) refreshable(url string, group []*checkRound, now time.Time) (jobs []job, inFlight []chan struct{}) {
+// refreshable are the comparisons of the analyses whose checks are read
+// now (group) that a read at the checks' moment brings up to date: up to
+// date already (a rebuild is the tick's), not read in the last second, no
+// read in flight. They are busy until read. inFlight are the reads of
+// the others' comparisons in flight (the period's, another round's): the
+// round hands its results out only once they are stored.
+func (rd *Reader) refreshable(group []*checkRound, now time.Time) (jobs []job, inFlight []chan struct{}) {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
-	stale := func(r *reading, age time.Duration) bool {
-		return r.req.url == url && !r.busy && r.verdict != nil && now.Sub(r.read) >= age && now.Sub(r.c.from(r.req)) <= rd.batchable()
-	}
 	for _, c := range group {
 		r := rd.readings[c.key]
 		switch {
 		case r == nil:
 		case r.busy:
 			inFlight = append(inFlight, r.done)
-		case now.Sub(rd.lastRefresh[url]) < refreshEvery && stale(r, refreshEvery+refreshAfter):
+		case r.verdict == nil || now.Sub(r.read) < time.Second || now.Sub(r.c.from(r.req)) > rd.batchable():
+		default:
 			r.hold()
 			jobs = append(jobs, job{r, r.req})
 		}
-	}
-	if now.Sub(rd.lastRefresh[url]) < refreshEvery {
-		return jobs, inFlight
-	}
-	for _, r := range rd.readings {
-		if stale(r, refreshAfter) {
-			r.hold()
-			jobs = append(jobs, job{r, r.req})
-		}
-	}
-	if len(jobs) > 0 {
-		rd.lastRefresh[url] = now
 	}
 	return jobs, inFlight
 }

@@ -416,53 +416,8 @@ func TestChecksReadTheComparisonBeside(t *testing.T) {
 	}
 }
 
-// TestRefreshesShareOneBatchASecond: rounds of checks in the same second
-// share one refresh of the comparisons, which reads every analysis on the
-// Prometheus, so that the later rounds find theirs current (read at most
-// refreshEvery+refreshAfter before); a round a second later refreshes
-// again. The queries follow the seconds, not the rounds.
-func TestRefreshesShareOneBatchASecond(t *testing.T) {
-	st := &store{}
-	start := time.Now()
-	fc := clocktesting.NewFakePassiveClock(start) // the rounds' moments
-	rd := &Reader{Period: time.Hour, QueryTimeout: 5 * time.Second, Clock: fc, CheckDelay: 10 * time.Millisecond,
-		Querier: func(string) (Querier, error) { return storeQuerier{st}, nil }}
-	startReader(t, rd)
-	const n = 5
-	reqs := firstVerdicts(t, rd, n, start)
-	if got := len(st.asked()); got != 3 {
-		t.Fatalf("%d reads for the period, want 3", got)
-	}
-	// Rounds 300ms apart, each of one analysis: the first refreshes
-	// everyone; the next three find theirs read 300-900ms before; the
-	// fifth, a second after the first, refreshes again.
-	fc.SetTime(start.Add(600 * time.Millisecond))
-	for i := range n - 1 {
-		checksIn(t, rd, reqs[i], i, "step 1", fc.Now())
-		if i == 0 {
-			if got := len(st.asked()); got != 6 {
-				t.Fatalf("%d comparison reads after the first round, want 6: one refresh for all", got)
-			}
-			for k := range n {
-				if got := readAt(rd, k); !got.Equal(fc.Now()) {
-					t.Errorf("ns-%d's comparison was not refreshed with the first round's (read %v after the start)", k, got.Sub(start))
-				}
-			}
-		}
-		fc.SetTime(fc.Now().Add(300 * time.Millisecond))
-	}
-	if got := len(st.asked()); got != 6 {
-		t.Errorf("%d comparison reads after %d rounds within a second, want 6: the rounds shared one refresh", got, n-1)
-	}
-	fc.SetTime(start.Add(1700 * time.Millisecond))
-	checksIn(t, rd, reqs[n-1], n-1, "step 1", fc.Now())
-	if got := len(st.asked()); got != 9 {
-		t.Errorf("%d comparison reads after a round a second after the refresh, want 9: it refreshes again", got)
-	}
-}
-
 // TestRoundWaitsForTheReadInFlight: a round whose analysis' comparison is
-// being read (by another round's refresh) hands its results out only once
+// being read (by the period's read, say) hands its results out only once
 // that read is stored: never beside a verdict older than its checks.
 func TestRoundWaitsForTheReadInFlight(t *testing.T) {
 	gq := &gatedQuerier{storeQuerier: storeQuerier{&store{}}}
@@ -473,22 +428,20 @@ func TestRoundWaitsForTheReadInFlight(t *testing.T) {
 	startReader(t, rd)
 	reqs := firstVerdicts(t, rd, 2, start)
 	release := gq.block()
-	fc.SetTime(start.Add(600 * time.Millisecond))
-	run := func(i int) checkRun {
-		return checkRun{settings: contract.DefaultSettings(), namespace: fmt.Sprintf("ns-%d", i), canary: "reviews-canary", stable: "reviews", window: time.Minute, comparedRequests: -1}
-	}
-	rd.Checks("ns-0/reviews", "step 1", run(0), reqs[0].url, fc.Now()) // refreshes both, held
-	waitFor(t, "the refresh in flight", func() bool { return gq.waiting() > 0 })
-	fc.SetTime(start.Add(700 * time.Millisecond))
-	rd.Checks("ns-1/reviews", "step 1", run(1), reqs[1].url, fc.Now())
+	fc.SetTime(start.Add(5 * time.Second))
+	rd.tick(t.Context(), fc.Now()) // the period's read of both, held
+	waitFor(t, "the period's read in flight", func() bool { return gq.waiting() > 0 })
+	fc.SetTime(start.Add(5500 * time.Millisecond))
+	run := checkRun{settings: contract.DefaultSettings(), namespace: "ns-1", canary: "reviews-canary", stable: "reviews", window: time.Minute, comparedRequests: -1}
+	rd.Checks("ns-1/reviews", "step 1", run, reqs[1].url, fc.Now())
 	time.Sleep(300 * time.Millisecond)
-	if _, ok := rd.Checks("ns-1/reviews", "step 1", run(1), reqs[1].url, fc.Now()); ok {
-		t.Fatal("ns-1's checks handed out while its comparison's refresh was in flight")
+	if _, ok := rd.Checks("ns-1/reviews", "step 1", run, reqs[1].url, fc.Now()); ok {
+		t.Fatal("ns-1's checks handed out while its comparison's read was in flight")
 	}
 	release()
 	checksIn(t, rd, reqs[1], 1, "step 1", fc.Now())
-	if got := readAt(rd, 1); !got.Equal(start.Add(600 * time.Millisecond)) {
-		t.Errorf("ns-1's comparison read %v after the start, want the refresh's 600ms", got.Sub(start))
+	if got := readAt(rd, 1); !got.Equal(start.Add(5 * time.Second)) {
+		t.Errorf("ns-1's comparison read %v after the start, want the period's 5s", got.Sub(start))
 	}
 }
 
