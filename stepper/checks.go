@@ -262,8 +262,8 @@ const maxWorkloadsShown = 5
 // they had no data, and says why (plan.ExplainNoData); "" when the reads
 // fail or explain nothing. A message only: the no-data policy decides.
 func explainNoData(ctx context.Context, q Querier, run checkRun, now time.Time) string {
-	sel := fmt.Sprintf(`istio_requests_total{reporter="destination",destination_workload_namespace=%q,destination_workload=%q}[%s]`,
-		run.namespace, run.canary, contract.PromDuration(run.window))
+	live := fmt.Sprintf(`istio_requests_total{reporter="destination",destination_workload_namespace=%q,destination_workload=%q}`, run.namespace, run.canary)
+	sel := live + "[" + contract.PromDuration(run.window) + "]"
 	f := plan.NoDataFacts{Namespace: run.namespace, Canary: run.canary, Window: run.window, Scrape: run.scrape, ComparedRequests: run.comparedRequests}
 	series, _, err := q.Query(ctx, "count(count_over_time("+sel+"))", now)
 	if err != nil {
@@ -277,7 +277,7 @@ func explainNoData(ctx context.Context, q Querier, run checkRun, now time.Time) 
 		}
 		f.MaxSamples = int(samples)
 		// Live series only: a gone pod's last sample is no new series.
-		single, _, err := q.Query(ctx, "count((count_over_time("+sel+") == 1) and "+strings.TrimSuffix(sel, "["+contract.PromDuration(run.window)+"]")+")", now)
+		single, _, err := q.Query(ctx, "count((count_over_time("+sel+") == 1) and "+live+")", now)
 		if err != nil {
 			return ""
 		}

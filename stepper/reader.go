@@ -622,31 +622,24 @@ const (
 )
 
 // builtinQueries renders the batched built-in checks for runs (which
-// share window).
+// share window), and the count of their canaries' new series of errors
+// (hiddenErrorsQuery, about the canaries only).
 //
 // Example: runs of shop/reviews and shop/ratings, window 40s →
 // destination_workload_namespace=~"shop",
-// destination_workload=~"reviews-canary|reviews|ratings-canary|ratings", [40s].
-func builtinQueries(runs []checkRun, window time.Duration) (success, latency string) {
-	var namespaces, workloads names
+// destination_workload=~"reviews-canary|reviews|ratings-canary|ratings", [40s];
+// the count: destination_workload=~"reviews-canary|ratings-canary".
+func builtinQueries(runs []checkRun, window time.Duration) (success, latency, hidden string) {
+	var namespaces, workloads, canaries names
 	for _, r := range runs {
 		namespaces.add(r.namespace)
 		workloads.add(r.canary, r.stable)
+		canaries.add(r.canary)
 	}
-	rep := strings.NewReplacer("{{namespaces}}", namespaces.match(), "{{workloads}}", workloads.match(), "{{interval}}", contract.PromDuration(window))
-	return rep.Replace(batchSuccessQuery), rep.Replace(batchLatencyQuery)
-}
-
-// builtinHiddenQuery renders the batched hiddenErrorsQuery for the
-// canaries of runs (which share window).
-func builtinHiddenQuery(runs []checkRun, window time.Duration) string {
-	var namespaces, workloads names
-	for _, r := range runs {
-		namespaces.add(r.namespace)
-		workloads.add(r.canary)
+	render := func(q string, wl names) string {
+		return strings.NewReplacer("{{namespaces}}", namespaces.match(), "{{workloads}}", wl.match(), "{{interval}}", contract.PromDuration(window)).Replace(q)
 	}
-	rep := strings.NewReplacer("{{namespaces}}", namespaces.match(), "{{workloads}}", workloads.match(), "{{interval}}", contract.PromDuration(window))
-	return rep.Replace(batchHiddenQuery)
+	return render(batchSuccessQuery, workloads), render(batchLatencyQuery, workloads), render(batchHiddenQuery, canaries)
 }
 
 // builtinsOf reads the built-in checks of every run at once, one pair of
@@ -666,8 +659,11 @@ func builtinsOf(ctx context.Context, q MatrixQuerier, runs []checkRun, now time.
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for window, group := range byWindow {
-		success, latency := builtinQueries(group, window)
-		for _, c := range []struct{ batch, single string }{{success, successRateQuery}, {latency, latencyQuery}} {
+		success, latency, hidden := builtinQueries(group, window)
+		for _, c := range []struct {
+			batch, single string
+			stableToo     bool
+		}{{success, successRateQuery, true}, {latency, latencyQuery, true}, {hidden, hiddenErrorsQuery, false}} {
 			wg.Go(func() {
 				vec, err := q.Vector(ctx, c.batch, now)
 				answers := map[workloadKey]measured{}
@@ -679,7 +675,11 @@ func builtinsOf(ctx context.Context, q MatrixQuerier, runs []checkRun, now time.
 				mu.Lock()
 				defer mu.Unlock()
 				for _, r := range group {
-					for _, wl := range []string{r.canary, r.stable} {
+					workloads := []string{r.canary}
+					if c.stableToo {
+						workloads = append(workloads, r.stable)
+					}
+					for _, wl := range workloads {
 						m := answers[workloadKey{r.namespace, wl}]
 						if err != nil {
 							m = measured{err: err}
@@ -692,24 +692,6 @@ func builtinsOf(ctx context.Context, q MatrixQuerier, runs []checkRun, now time.
 				}
 			})
 		}
-	}
-	for window, group := range byWindow {
-		wg.Go(func() {
-			vec, err := q.Vector(ctx, builtinHiddenQuery(group, window), now)
-			counts := map[workloadKey]float64{}
-			for _, s := range vec {
-				counts[workloadKey{string(s.Metric["destination_workload_namespace"]), string(s.Metric["destination_workload"])}] = float64(s.Value)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			for _, r := range group {
-				m := measured{err: err}
-				if err == nil {
-					m.value, m.ok = counts[workloadKey{r.namespace, r.canary}]
-				}
-				out[builtinQuery(hiddenErrorsQuery, r.namespace, r.canary, window)] = m
-			}
-		})
 	}
 	wg.Wait()
 	return out
