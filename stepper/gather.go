@@ -154,8 +154,7 @@ func (r *Reconciler) gather(ctx context.Context, d *appsv1.Deployment) (*world, 
 		// comparison has its verdict: the checks read the window that
 		// ends now, the hooks' traffic included, in the background.
 		// Until they are in, Next waits for them (obs.Checks nil).
-		round := fmt.Sprintf("%s/step %d from %s", analysisKey(w), w.state.Step, w.state.StepStarted.UTC().Format(time.RFC3339))
-		if checks, ok := r.Reader.Checks(keyOf(d), round, r.checkRun(ctx, w), r.prometheusURL(w), now); ok {
+		if checks, ok := r.Reader.Checks(keyOf(d), checksRound(w.state), r.checkRun(ctx, w, now), r.prometheusURL(w), now); ok {
 			w.obs.Checks = append(slices.Clone(checks), rollout...)
 		}
 	}
@@ -174,14 +173,40 @@ func (r *Reconciler) prometheusURL(w *world) string {
 	return r.Prometheus
 }
 
-// checkRun is what the threshold checks of w need: the window, from the
-// scrape interval of the Deployment's Prometheus, and what the comparison
-// counted.
-func (r *Reconciler) checkRun(ctx context.Context, w *world) checkRun {
+// checksRound names the end-of-step checks of the step st runs: its
+// analysis, the step and when it started.
+//
+// Example: revision 5d4f, analysis started 12:00:00, step 1 from 12:00:42
+// → "5d4f/2026-12-03T12:00:00Z/step 1 from 2026-12-03T12:00:42Z".
+func checksRound(st plan.State) string {
+	return fmt.Sprintf("%s/%s/step %d from %s", st.Revision, st.AnalysisStarted.UTC().Format(time.RFC3339), st.Step, st.StepStarted.UTC().Format(time.RFC3339))
+}
+
+// expectChecks tells the Reader when the checks of the step next runs
+// fall due, so that they are read in that moment's round even when the
+// pass comes late (a busy queue); otherwise (no step running, paused, or
+// rollout hooks, whose answers the checks wait for) it forgets them.
+func (r *Reconciler) expectChecks(ctx context.Context, w *world, next plan.State) {
+	if r.Reader == nil {
+		return
+	}
+	key := keyOf(w.deployment)
+	at, ok := plan.MovesAt(w.spec, next, w.obs)
+	if !ok || next.StepStarted.IsZero() || !plan.ChecksDue(w.spec, next, at) || !at.After(w.obs.Now) || hasHooks(w, contract.HookRollout) {
+		r.Reader.Unexpect(key)
+		return
+	}
+	r.Reader.Expect(key, checksRound(next), r.checkRun(ctx, w, at), r.prometheusURL(w), at)
+}
+
+// checkRun is what the threshold checks of w read at now need: the
+// window that ends then, from the scrape interval of the Deployment's
+// Prometheus, and what the comparison counted.
+func (r *Reconciler) checkRun(ctx context.Context, w *world, now time.Time) checkRun {
 	scrape := r.scrapeInterval(ctx, w)
 	run := checkRun{
 		settings: w.settings, namespace: w.deployment.Namespace, canary: CanaryName(w.deployment.Name), stable: w.deployment.Name,
-		scrape: scrape, window: checksWindow(contract.Window(w.settings.Interval, w.settings.Window, scrape), w.analysisStarted, w.obs.Now),
+		scrape: scrape, window: checksWindow(contract.Window(w.settings.Interval, w.settings.Window, scrape), w.analysisStarted, now),
 		comparedRequests: -1,
 	}
 	if w.comparison != nil {

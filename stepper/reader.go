@@ -29,16 +29,25 @@ import (
 //     read in catch-up groups of windows within a factor of two, at most
 //     AloneLimit groups at once, so that a long window never weighs on
 //     the reads that need a short one;
-//   - the end-of-step checks: read in rounds at most one per CheckDelay
-//     (four a second by default); a request that finds the Reader quiet
-//     starts a round almost at once (after checkGather, for the requests
-//     of the same moment), one that comes while a round was just read
-//     waits for the next. The requests of a round are read together, one query per built-in check and
-//     window for all of them (grouped by namespace and workload); the
-//     custom metrics stay one query per analysis. Their comparisons are
-//     read again beside them, in one batch (or, being read already, that
-//     read is waited for), so that a step is judged on the comparison as
-//     of its checks.
+//   - the end-of-step checks: a step's checks fall due at a moment
+//     known when it starts (its start plus the interval, a whole second),
+//     and the pass that records the step tells the Reader (Expect): the
+//     checks of every analysis due at the same second are read in one
+//     round at that second, whether or not their passes are on time, so
+//     that the rounds follow the seconds in which steps end, at most one
+//     a second, not the number of analyses nor how late the passes come.
+//     A request the Reader was not told of (the checks asked again after
+//     no data, a step waiting for its hooks, the first pass after a
+//     restart) is read in rounds at most one per CheckDelay (four a
+//     second by default); one that finds the Reader quiet starts a round
+//     almost at once (after checkGather, for the requests of the same
+//     moment), one that comes while a round was just read waits for the
+//     next. The requests of a round are read together, one query per
+//     built-in check and window for all of them (grouped by namespace and
+//     workload); the custom metrics stay one query per analysis. Their
+//     comparisons are read again beside them, in one batch (or, being
+//     read already, that read is waited for), so that a step is judged on
+//     the comparison as of its checks.
 //
 // A pass asks for what it needs and takes the latest answer (Compare,
 // Checks): it never blocks. A read that fails is a failure for every
@@ -73,6 +82,11 @@ type Reader struct {
 	ctx      context.Context // nil when not running
 	readings map[string]*reading
 	rounds   map[string]*checkRound
+	// expected are the checks falling due at a known moment, by
+	// Deployment key (Expect); expectKick is when the next read of them
+	// is scheduled (zero: none).
+	expected   map[string]*expectation
+	expectKick time.Time
 	busyURLs map[string]bool // a comparison batch in flight
 	alone    int
 	flushing bool // a flush of the check requests is scheduled
@@ -132,6 +146,14 @@ type checkRound struct {
 	results    []plan.CheckResult
 }
 
+// expectation is an analysis' end-of-step checks for round, falling due
+// at a known moment: read in that moment's round, before its pass asks.
+type expectation struct {
+	round, url string
+	run        checkRun
+	at         time.Time
+}
+
 // NeedLeaderElection implements manager.LeaderElectionRunnable.
 func (rd *Reader) NeedLeaderElection() bool { return true }
 
@@ -141,6 +163,7 @@ func (rd *Reader) Start(ctx context.Context) error {
 	rd.mu.Lock()
 	rd.ctx = ctx
 	rd.readings, rd.rounds, rd.busyURLs = map[string]*reading{}, map[string]*checkRound{}, map[string]bool{}
+	rd.expected, rd.expectKick = map[string]*expectation{}, time.Time{}
 	rd.kick, rd.soon = make(chan struct{}, 1), make(chan struct{}, 1)
 	kick, soon := rd.kick, rd.soon
 	rd.mu.Unlock()
@@ -167,6 +190,7 @@ func (rd *Reader) Start(ctx context.Context) error {
 	}
 	rd.mu.Lock()
 	rd.ctx, rd.readings, rd.rounds, rd.busyURLs, rd.alone, rd.flushing, rd.hurrying = nil, nil, nil, nil, 0, false, false
+	rd.expected = nil
 	rd.mu.Unlock()
 	rd.wg.Wait()
 	return nil
@@ -234,6 +258,89 @@ func (rd *Reader) Drop(key string) {
 	defer rd.mu.Unlock()
 	delete(rd.readings, key)
 	delete(rd.rounds, key)
+	delete(rd.expected, key)
+}
+
+// Expect tells the Reader that the end-of-step checks of the Deployment
+// key for round fall due at: they are read in the round of that moment
+// (checkGather after it), beside every other analysis' due then, and
+// handed to the pass that asks for round (Checks). run's window is the
+// one that ends at. Expecting again replaces; Unexpect forgets. An
+// expectation whose comparison has no verdict yet when it falls due is
+// dropped: the pass asks once it has one.
+func (rd *Reader) Expect(key, round string, run checkRun, url string, at time.Time) {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	if rd.ctx == nil {
+		return
+	}
+	if e := rd.expected[key]; e != nil && e.round == round && e.at.Equal(at) {
+		return
+	}
+	rd.expected[key] = &expectation{round: round, url: url, run: run, at: at}
+	rd.scheduleExpected(at, rd.Clock.Now())
+}
+
+// Unexpect forgets the expected checks of the Deployment key: its step
+// ended, or it waits for something else (a pause, its hooks).
+func (rd *Reader) Unexpect(key string) {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	delete(rd.expected, key)
+}
+
+// scheduleExpected makes sure a round starts checkGather after at, unless
+// one is scheduled before then (the Reader's lock held).
+func (rd *Reader) scheduleExpected(at, now time.Time) {
+	kickAt := at.Add(checkGather)
+	if !rd.expectKick.IsZero() && !kickAt.Before(rd.expectKick) {
+		return
+	}
+	rd.expectKick = kickAt
+	kick := rd.kick
+	time.AfterFunc(kickAt.Sub(now), func() {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	})
+}
+
+// takeExpected turns the expectations due by now into check requests of
+// this round and schedules the next (the Reader's lock held). One whose
+// pass has asked already, or whose comparison has no verdict yet, is
+// dropped.
+func (rd *Reader) takeExpected(now time.Time) {
+	if !rd.expectKick.After(now) {
+		rd.expectKick = time.Time{}
+	}
+	var next time.Time
+	for key, e := range rd.expected {
+		if e.at.After(now) {
+			if next.IsZero() || e.at.Before(next) {
+				next = e.at
+			}
+			continue
+		}
+		delete(rd.expected, key)
+		if c := rd.rounds[key]; c != nil && c.round == e.round {
+			continue
+		}
+		run := e.run
+		run.comparedRequests = -1
+		if r := rd.readings[key]; r != nil {
+			if r.verdict == nil && r.err == nil {
+				continue
+			}
+			if r.verdict != nil {
+				run.comparedRequests = r.verdict.Errors.CanaryRequests
+			}
+		}
+		rd.rounds[key] = &checkRound{key: key, round: e.round, url: e.url, run: run, asked: now}
+	}
+	if !next.IsZero() {
+		rd.scheduleExpected(next, now)
+	}
 }
 
 // catchUp is a group of comparisons far behind (rebuilt after a restart,
@@ -470,13 +577,16 @@ func (rd *Reader) flushChecks(ctx context.Context, now time.Time) {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
 	rd.flushing = false
-	rd.lastFlush = now
+	rd.takeExpected(now)
 	groups := map[string][]*checkRound{}
 	for _, c := range rd.rounds {
 		if !c.started {
 			c.started = true
 			groups[c.url] = append(groups[c.url], c)
 		}
+	}
+	if len(groups) > 0 {
+		rd.lastFlush = now
 	}
 	for url, group := range groups {
 		rd.wg.Go(func() { rd.readChecks(ctx, url, group, now) })

@@ -416,6 +416,95 @@ func TestChecksReadTheComparisonBeside(t *testing.T) {
 	}
 }
 
+// TestExpectedChecksReadAtTheirMoment: checks the Reader was told of
+// (Expect) are read when they fall due, all in one round, without their
+// passes asking; each is woken and then gets its results from that round
+// without another read. Checks forgotten (Unexpect, Drop) are not read;
+// nor are those whose comparison has no verdict yet (the pass asks once
+// it has one); nor twice those whose pass asked first.
+func TestExpectedChecksReadAtTheirMoment(t *testing.T) {
+	p := &checkProm{success: model.Vector{sample("ns-0", "reviews-canary", 99.5), sample("ns-0", "reviews", 100)}}
+	var mu sync.Mutex
+	woken := map[string]time.Time{}
+	rd := &Reader{QueryTimeout: time.Second, Clock: clock.RealClock{}, CheckDelay: 20 * time.Millisecond,
+		Querier: func(string) (Querier, error) { return p, nil },
+		Wake: func(key string) {
+			mu.Lock()
+			defer mu.Unlock()
+			woken[key] = time.Now()
+		}}
+	startReader(t, rd)
+	run := func(i int) checkRun {
+		return checkRun{settings: contract.DefaultSettings(), namespace: fmt.Sprintf("ns-%d", i), canary: "reviews-canary", stable: "reviews", window: 40 * time.Second, scrape: 5 * time.Second, comparedRequests: -1}
+	}
+	key := func(i int) string { return fmt.Sprintf("ns-%d/reviews", i) }
+	const url = "http://prometheus:9090"
+	now := time.Now()
+	at := now.Add(300 * time.Millisecond)
+	for i := range 14 {
+		rd.Expect(key(i), "step 1", run(i), url, at)
+	}
+	rd.Unexpect(key(10))
+	rd.Drop(key(11))
+	rd.Compare(key(12), request("ns-12", now), false, now) // no verdict yet: pending
+	// ns-13's pass asks on time, before the round: its request is read
+	// once, in the round.
+	time.Sleep(time.Until(at))
+	p.mu.Lock()
+	early := p.vectors
+	p.mu.Unlock()
+	if early != 0 {
+		t.Fatalf("%d queries before the checks fell due", early)
+	}
+	if _, ok := rd.Checks(key(13), "step 1", run(13), url, time.Now()); ok {
+		t.Fatal("ns-13's checks in before any read")
+	}
+	waitFor(t, "the expected analyses woken", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, i := range []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13} {
+			if _, ok := woken[key(i)]; !ok {
+				return false
+			}
+		}
+		return true
+	})
+	mu.Lock()
+	for k, when := range woken {
+		if when.Before(at) {
+			t.Errorf("%s woken at %v, before its checks fell due at %v", k, when, at)
+		}
+	}
+	for _, i := range []int{10, 11, 12} {
+		if _, ok := woken[key(i)]; ok {
+			t.Errorf("%s woken: its expected checks were read", key(i))
+		}
+	}
+	mu.Unlock()
+	for _, i := range []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13} {
+		rs, ok := rd.Checks(key(i), "step 1", run(i), url, time.Now())
+		if !ok || len(rs) == 0 {
+			t.Fatalf("%s: no results when woken (%v, %v)", key(i), rs, ok)
+		}
+		if i == 0 && (!rs[0].HasData || rs[0].Canary != 99.5) {
+			t.Errorf("ns-0's success rate: %+v", rs[0])
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.vectors != 3 {
+		t.Errorf("%d batched queries for the 11 analyses due at the same moment, want 3 (one round)", p.vectors)
+	}
+	if n := strings.Count(p.lastSuccess, "ns-"); n != 22 {
+		t.Errorf("the round names %d namespaces, want the 11 due in each of its two selectors: %s", n, p.lastSuccess)
+	}
+	for _, i := range []int{10, 11, 12} {
+		if strings.Contains(p.lastSuccess, fmt.Sprintf(`ns-%d"`, i)) || strings.Contains(p.lastSuccess, fmt.Sprintf("ns-%d|", i)) {
+			t.Errorf("ns-%d's forgotten or pending checks were read: %s", i, p.lastSuccess)
+		}
+	}
+}
+
 // TestRoundWaitsForTheReadInFlight: a round whose analysis' comparison is
 // being read (by the period's read, say) hands its results out only once
 // that read is stored: never beside a verdict older than its checks.

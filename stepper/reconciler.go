@@ -464,6 +464,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		r.recordFailure(ctx, w, err)
 		return ctrl.Result{}, err
 	}
+	r.expectChecks(ctx, w, dec.Next)
 	log.FromContext(ctx).V(2).Info("pass", "phase", dec.Next.Phase, "weight", dec.Next.Weight, "actions", fmt.Sprint(dec.Actions), "requeue", dec.Requeue.String())
 	if len(dec.Actions) > 1 || dec.Event != nil { // more than the state write
 		log.FromContext(ctx).V(1).Info("stepped", "phase", dec.Next.Phase, "weight", dec.Next.Weight, "actions", fmt.Sprint(dec.Actions))
