@@ -87,9 +87,9 @@ type Reader struct {
 	// is scheduled (zero: none).
 	expected   map[string]*expectation
 	expectKick time.Time
-	busyURLs map[string]bool // a comparison batch in flight
-	alone    int
-	flushing bool // a flush of the check requests is scheduled
+	busyURLs   map[string]bool // a comparison batch in flight
+	alone      int
+	flushing   bool // a flush of the check requests is scheduled
 	// lastFlush is when the last round of check reads started.
 	lastFlush time.Time
 	hurrying  bool // a read of the first reads steps wait for is scheduled
