@@ -30,8 +30,9 @@ type Metrics struct {
 	skipped      *prometheus.CounterVec
 }
 
-// prometheusQueries and comparisonSamples count the controller's work on
-// Prometheus, whichever Deployment it is for; NewMetrics registers them.
+// prometheusQueries, comparisonSamples and checkRoundSeconds measure the
+// controller's work on Prometheus, whichever Deployment it is for;
+// NewMetrics registers them.
 var (
 	prometheusQueries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "canary_prometheus_queries_total",
@@ -40,6 +41,12 @@ var (
 	comparisonSamples = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "canary_comparison_samples_total",
 		Help: "Raw samples the continuous comparison read from Prometheus: it reads only those since its last period, so the rate does not grow with the analyses' length.",
+	})
+	checkRoundSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "canary_check_round_seconds",
+		Help: "How long a round of end-of-step checks took to hand an analysis its results: the batched reads, its custom metrics, and the comparison read beside them or in flight.",
+		// 10ms to about 82s.
+		Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
 	})
 )
 
@@ -133,7 +140,7 @@ func (m *Metrics) own() []prometheus.Collector {
 }
 
 // shared are the collectors every Metrics registers.
-var shared = []prometheus.Collector{prometheusQueries, comparisonSamples}
+var shared = []prometheus.Collector{prometheusQueries, comparisonSamples, checkRoundSeconds}
 
 // analysisSkipped counts a skip-analysis rollout of Deployment name in ns.
 func (m *Metrics) analysisSkipped(ns, name string) {

@@ -654,6 +654,7 @@ func (rd *Reader) readChecks(ctx context.Context, url string, group []*checkRoun
 			c.results, c.done = results, true
 			current := rd.rounds[c.key] == c
 			rd.mu.Unlock()
+			checkRoundSeconds.Observe(rd.Clock.Since(now).Seconds())
 			if current {
 				rd.wake([]string{c.key})
 			}

@@ -478,9 +478,11 @@ func round(ctx context.Context, o options, c *cluster.Cluster, cs kubernetes.Int
 			ended: w.countIn(inKeys, ended), machine: scale.BusyShare(prevMachine, mu),
 		})
 		s := samples[len(samples)-1]
-		say("%4v  %d/%d at a weight, %d/%d ended; controller %.0f%% of a core, %.0f MiB; Prometheus %.0f%%, %.0f MiB, %.1f queries/s (%.1f/s from the controller); machine %.0f%% busy",
+		say("%4v  %d/%d at a weight, %d/%d ended; controller %.0f%% of a core, %.0f MiB, %.0f workers busy, %.0f passes queued; Prometheus %.0f%%, %.0f MiB, %.1f queries/s (%.1f/s from the controller); machine %.0f%% busy",
 			s.at, w.countIn(inKeys, func(s *status) bool { return !s.firstWeight.IsZero() }), m, w.countIn(inKeys, ended), m,
-			100*s.ctrlCPU, mib(s.ctrlRSS), 100*s.promCPU, mib(s.promRSS), s.promQueries, s.ctrlQPS, 100*s.machine)
+			100*s.ctrlCPU, mib(s.ctrlRSS), cm.Sum("controller_runtime_active_workers", map[string]string{"controller": "stepper"}),
+			cm.Sum("workqueue_depth", map[string]string{"name": "stepper"}),
+			100*s.promCPU, mib(s.promRSS), s.promQueries, s.ctrlQPS, 100*s.machine)
 		prevCtrl, prevProm, prevPQ, prevCQ, prevMachine = cu, pu, pq, cq, mu
 	}
 	ctrlAfter, err := scale.ScrapeURL(ctrl.MetricsURL())
@@ -582,6 +584,8 @@ func round(ctx context.Context, o options, c *cluster.Cluster, cs kubernetes.Int
 	fmt.Printf("| comparison samples read | %.0f (%.0f per analysis) |\n", samplesRead, samplesRead/float64(m))
 	fmt.Printf("| step lateness | p50 %.2fs, p99 %.2fs |\n",
 		scale.Quantile(0.5, "canary_step_lateness_seconds", ctrlBefore, ctrlAfter), scale.Quantile(0.99, "canary_step_lateness_seconds", ctrlBefore, ctrlAfter))
+	fmt.Printf("| a round of checks, start → an analysis' results | p50 %.2fs, p99 %.2fs |\n",
+		scale.Quantile(0.5, "canary_check_round_seconds", ctrlBefore, ctrlAfter), scale.Quantile(0.99, "canary_check_round_seconds", ctrlBefore, ctrlAfter))
 	fmt.Printf("| weight lateness (a ready canary's first weight recorded after its due moment: the controller's own part of ready → weight) | p50 %.2fs, p99 %.2fs |\n",
 		scale.Quantile(0.5, "canary_weight_lateness_seconds", ctrlBefore, ctrlAfter), scale.Quantile(0.99, "canary_weight_lateness_seconds", ctrlBefore, ctrlAfter))
 	// Where a pass's time goes: waiting in the controller's queue, and
