@@ -17,7 +17,9 @@ import (
 // pause, rollout hooks the checks wait for, checks already due) forgets
 // what it was told.
 func TestExpectChecks(t *testing.T) {
-	now := time.Date(2026, 12, 3, 12, 0, 0, 300_000_000, time.UTC)
+	// The step's checks fall due half a minute from now: no expectation
+	// is read while the test looks at it.
+	now := time.Now().UTC()
 	started := now.Truncate(time.Second).Add(-10 * time.Second)
 	spec := plan.Spec{Steps: []int32{20, 40, 60}, Interval: 40 * time.Second, Threshold: 1, NoData: contract.NoDataHold,
 		ProgressDeadline: 10 * time.Minute, Replicas: 5, PropagationDelay: 2 * time.Second}
@@ -43,7 +45,8 @@ func TestExpectChecks(t *testing.T) {
 		{name: "rolled back", next: func(s plan.State) plan.State { s.Phase = contract.PhaseRolledBack; return s }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rd := &Reader{QueryTimeout: time.Second, Clock: clock.RealClock{}}
+			rd := &Reader{QueryTimeout: time.Second, Clock: clock.RealClock{},
+				Querier: func(string) (Querier, error) { return &checkProm{}, nil }}
 			startReader(t, rd)
 			r := &Reconciler{Reader: rd, Prometheus: "http://prometheus:9090"}
 			settings := contract.DefaultSettings()

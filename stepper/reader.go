@@ -144,6 +144,9 @@ type checkRound struct {
 	started    bool
 	done       bool
 	results    []plan.CheckResult
+	// read is the moment the results were read at: the end of the
+	// window they measure.
+	read time.Time
 }
 
 // expectation is an analysis' end-of-step checks for round, falling due
@@ -299,6 +302,13 @@ func (rd *Reader) scheduleExpected(at, now time.Time) {
 	rd.expectKick = kickAt
 	kick := rd.kick
 	time.AfterFunc(kickAt.Sub(now), func() {
+		// Fired: the next expectation needs a timer of its own, even if
+		// this one fired before its moment by the wall clock.
+		rd.mu.Lock()
+		if rd.expectKick.Equal(kickAt) {
+			rd.expectKick = time.Time{}
+		}
+		rd.mu.Unlock()
 		select {
 		case kick <- struct{}{}:
 		default:
@@ -533,14 +543,17 @@ func (rd *Reader) store(r *reading, v sequential.Verdict, err error, now time.Ti
 // they have not been: false until they are in. The results are handed
 // out once: a pass that judges them and waits for data asks again, and
 // the next read covers the window that ends then. A request for another
-// round replaces the one before.
+// round replaces the one before. Results read at the step's end (an
+// expected round) are handed to a pass that comes late, a busy queue
+// say, as long as they still cover part of the window that ends now:
+// asked more than a window after they were read, they are read again.
 func (rd *Reader) Checks(key, round string, run checkRun, url string, now time.Time) ([]plan.CheckResult, bool) {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
 	if rd.ctx == nil {
 		return nil, false
 	}
-	if c := rd.rounds[key]; c != nil && c.round == round {
+	if c := rd.rounds[key]; c != nil && c.round == round && !(c.done && now.Sub(c.read) > c.run.window) {
 		c.asked = now
 		if c.done {
 			delete(rd.rounds, key)
@@ -651,7 +664,7 @@ func (rd *Reader) readChecks(ctx context.Context, url string, group []*checkRoun
 				<-done // bounded: every read runs under QueryTimeout
 			}
 			rd.mu.Lock()
-			c.results, c.done = results, true
+			c.results, c.done, c.read = results, true, now
 			current := rd.rounds[c.key] == c
 			rd.mu.Unlock()
 			checkRoundSeconds.Observe(rd.Clock.Since(now).Seconds())

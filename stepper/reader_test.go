@@ -505,6 +505,58 @@ func TestExpectedChecksReadAtTheirMoment(t *testing.T) {
 	}
 }
 
+// TestLateResultsReadAgain: results read at a step's end go to a pass
+// that comes late only while they still cover part of the window that
+// ends when it asks; later, the checks are read again.
+func TestLateResultsReadAgain(t *testing.T) {
+	p := &checkProm{success: model.Vector{sample("shop", "reviews-canary", 99.5), sample("shop", "reviews", 100)}}
+	woken := make(chan string, 4)
+	rd := &Reader{QueryTimeout: time.Second, Clock: clock.RealClock{}, CheckDelay: 20 * time.Millisecond,
+		Querier: func(string) (Querier, error) { return p, nil },
+		Wake:    func(key string) { woken <- key }}
+	startReader(t, rd)
+	run := checkRun{settings: contract.DefaultSettings(), namespace: "shop", canary: "reviews-canary", stable: "reviews", window: 40 * time.Second, scrape: 5 * time.Second, comparedRequests: -1}
+	const url = "http://prometheus:9090"
+	for _, tc := range []struct {
+		late      time.Duration
+		readAgain bool
+	}{{late: 39 * time.Second}, {late: 41 * time.Second, readAgain: true}} {
+		round := fmt.Sprintf("step late by %v", tc.late)
+		rd.Expect("shop/reviews", round, run, url, time.Now().Add(50*time.Millisecond))
+		wokenWithin(t, woken)
+		p.mu.Lock()
+		before := p.vectors
+		p.mu.Unlock()
+		rs, ok := rd.Checks("shop/reviews", round, run, url, time.Now().Add(tc.late))
+		if ok == tc.readAgain {
+			t.Errorf("asked %v after the read: results handed out %v, want %v", tc.late, ok, !tc.readAgain)
+		}
+		if !tc.readAgain {
+			if len(rs) == 0 {
+				t.Errorf("asked %v after the read: no results", tc.late)
+			}
+			continue
+		}
+		wokenWithin(t, woken)
+		p.mu.Lock()
+		again := p.vectors - before
+		p.mu.Unlock()
+		if again != 3 {
+			t.Errorf("asked %v after the read: %d queries since, want the 3 of a read again", tc.late, again)
+		}
+	}
+}
+
+// wokenWithin waits up to 5 s for a wake-up.
+func wokenWithin(t *testing.T, woken <-chan string) {
+	t.Helper()
+	select {
+	case <-woken:
+	case <-time.After(5 * time.Second):
+		t.Fatal("not woken within 5s")
+	}
+}
+
 // TestRoundWaitsForTheReadInFlight: a round whose analysis' comparison is
 // being read (by the period's read, say) hands its results out only once
 // that read is stored: never beside a verdict older than its checks.
