@@ -30,15 +30,16 @@ import (
 //     AloneLimit groups at once, so that a long window never weighs on
 //     the reads that need a short one;
 //   - the end-of-step checks: a step's checks fall due at a moment
-//     known when it starts (its start plus the interval, a whole second),
-//     and the pass that records the step tells the Reader (Expect): the
-//     checks of every analysis due at the same second are read in one
-//     round at that second, whether or not their passes are on time, so
-//     that the rounds follow the seconds in which steps end, at most one
-//     a second, not the number of analyses nor how late the passes come.
-//     A request the Reader was not told of (the checks asked again after
-//     no data, a step waiting for its hooks, the first pass after a
-//     restart) is read in rounds at most one per CheckDelay (four a
+//     known when it starts (its start, a whole second, plus the
+//     interval), and the pass that records the step tells the Reader
+//     (Expect): the checks of every analysis due at the same moment are
+//     read in one round then, whether or not their passes are on time,
+//     so that the rounds follow the moments at which steps end (at most
+//     one a second with whole-second intervals), not the number of
+//     analyses nor how late the passes come. A request the Reader was not
+//     told of (the checks asked again after no data, a step waiting for
+//     its hooks, a paused analysis, the first pass after a restart) is
+//     read in rounds at most one per CheckDelay (four a
 //     second by default); one that finds the Reader quiet starts a round
 //     almost at once (after checkGather, for the requests of the same
 //     moment), one that comes while a round was just read waits for the
