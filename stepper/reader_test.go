@@ -281,12 +281,7 @@ func TestReaderBatchesChecks(t *testing.T) {
 	})
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.vectors != 3 {
-		t.Errorf("%d batched queries for 30 analyses' built-in checks, want 3 (success rate, latency, new series of errors)", p.vectors)
-	}
-	if n := strings.Count(p.lastSuccess, "ns-"); n != 60 {
-		t.Errorf("the batched query names %d namespaces, want the 30 in each of its two selectors: %s", n, p.lastSuccess)
-	}
+	oneRound(t, p, 30)
 	byName := func(rs []plan.CheckResult, name string) plan.CheckResult {
 		for _, r := range rs {
 			if r.Name == name {
@@ -326,6 +321,19 @@ func TestReaderBatchesChecks(t *testing.T) {
 		t.Error("the same results handed out twice: a pass waiting for data would never see new data")
 	}
 	p.mu.Lock()
+}
+
+// oneRound checks that p was asked one round of batched built-in checks
+// (success rate, latency, new series of errors) naming the namespaces of
+// n analyses, each in the two selectors of the success rate (p locked).
+func oneRound(t *testing.T, p *checkProm, n int) {
+	t.Helper()
+	if p.vectors != 3 {
+		t.Errorf("%d batched queries for %d analyses' built-in checks, want 3 (one round: success rate, latency, new series of errors)", p.vectors, n)
+	}
+	if got := strings.Count(p.lastSuccess, "ns-"); got != 2*n {
+		t.Errorf("the batched query names %d namespaces, want the %d in each of its two selectors: %s", got, n, p.lastSuccess)
+	}
 }
 
 // TestBuiltinsOfFailureIsNoDataForAll: a batched check query that fails is
@@ -492,12 +500,7 @@ func TestExpectedChecksReadAtTheirMoment(t *testing.T) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.vectors != 3 {
-		t.Errorf("%d batched queries for the 11 analyses due at the same moment, want 3 (one round)", p.vectors)
-	}
-	if n := strings.Count(p.lastSuccess, "ns-"); n != 22 {
-		t.Errorf("the round names %d namespaces, want the 11 due in each of its two selectors: %s", n, p.lastSuccess)
-	}
+	oneRound(t, p, 11)
 	for _, i := range []int{10, 11, 12} {
 		if strings.Contains(p.lastSuccess, fmt.Sprintf(`ns-%d"`, i)) || strings.Contains(p.lastSuccess, fmt.Sprintf("ns-%d|", i)) {
 			t.Errorf("ns-%d's forgotten or pending checks were read: %s", i, p.lastSuccess)
