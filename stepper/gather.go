@@ -434,7 +434,7 @@ func (r *Reconciler) readCanary(ctx context.Context, w *world) error {
 		for _, c := range p.Status.Conditions {
 			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
 				w.obs.CanaryReady++
-				if t := c.LastTransitionTime.Time; t.After(w.obs.CanaryReadySince) {
+				if t := r.readySince(p, c.LastTransitionTime.Time); t.After(w.obs.CanaryReadySince) {
 					w.obs.CanaryReadySince = t
 				}
 			}

@@ -127,6 +127,9 @@ type Reconciler struct {
 	// Deployment's canary without weight routed to it, in a row (only
 	// while a canary exists): plan.Observations.UnroutedSince.
 	unrouted map[string]time.Time
+	// readySeen holds, by pod UID, when this process' pod watch first saw
+	// a canary pod ready (readySince), at most maxReadySeen of them.
+	readySeen map[types.UID]time.Time
 }
 
 // unroutedSince returns when this process first saw, in a row, the
@@ -339,7 +342,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 		// A canary pod's readiness wakes its Deployment at once, not when
 		// the deployment controller, busy with many canaries, gets to
 		// count it in the canary Deployment's status.
-		Watches(&corev1.Pod{}, urgently(handler.EnqueueRequestsFromMapFunc(canaryPodOwner)),
+		Watches(&corev1.Pod{}, r.sightings(urgently(handler.EnqueueRequestsFromMapFunc(canaryPodOwner))),
 			builder.WithPredicates(predicate.Funcs{UpdateFunc: podReadinessChanged})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
