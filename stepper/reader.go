@@ -145,9 +145,8 @@ type checkRound struct {
 	started    bool
 	done       bool
 	results    []plan.CheckResult
-	// read is the moment the results were read at: the end of the
-	// window they measure.
-	read time.Time
+	// stored is when the results were stored (the round's reads ended).
+	stored time.Time
 }
 
 // expectation is an analysis' end-of-step checks for round, falling due
@@ -546,15 +545,16 @@ func (rd *Reader) store(r *reading, v sequential.Verdict, err error, now time.Ti
 // the next read covers the window that ends then. A request for another
 // round replaces the one before. Results read at the step's end (an
 // expected round) are handed to a pass that comes late, a busy queue
-// say, as long as they still cover part of the window that ends now:
-// asked more than a window after they were read, they are read again.
+// say, as long as it comes within a window of their reads' end: later,
+// they are read again. (From their reads' end, not start: a round slower
+// than its window, a hanging query's, is never stale on arrival.)
 func (rd *Reader) Checks(key, round string, run checkRun, url string, now time.Time) ([]plan.CheckResult, bool) {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
 	if rd.ctx == nil {
 		return nil, false
 	}
-	if c := rd.rounds[key]; c != nil && c.round == round && !(c.done && now.Sub(c.read) > c.run.window) {
+	if c := rd.rounds[key]; c != nil && c.round == round && !(c.done && now.Sub(c.stored) > c.run.window) {
 		c.asked = now
 		if c.done {
 			delete(rd.rounds, key)
@@ -665,7 +665,7 @@ func (rd *Reader) readChecks(ctx context.Context, url string, group []*checkRoun
 				<-done // bounded: every read runs under QueryTimeout
 			}
 			rd.mu.Lock()
-			c.results, c.done, c.read = results, true, now
+			c.results, c.done, c.stored = results, true, rd.Clock.Now()
 			current := rd.rounds[c.key] == c
 			rd.mu.Unlock()
 			checkRoundSeconds.Observe(rd.Clock.Since(now).Seconds())

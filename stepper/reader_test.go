@@ -710,6 +710,32 @@ func (p *hangProm) Query(ctx context.Context, _ string, _ time.Time) (float64, b
 	return 0, false, p.wait(ctx, true)
 }
 
+// TestSlowRoundIsNotStale: a round slower than its checks' window (a
+// hanging query, ended by the query timeout) hands its results (failed
+// queries) to the pass it wakes; they are not read again and again.
+func TestSlowRoundIsNotStale(t *testing.T) {
+	p := &hangProm{}
+	woken := make(chan string, 4)
+	rd := &Reader{QueryTimeout: 300 * time.Millisecond, Clock: clock.RealClock{}, CheckDelay: 20 * time.Millisecond,
+		Querier: func(string) (Querier, error) { return p, nil },
+		Wake:    func(key string) { woken <- key }}
+	startReader(t, rd)
+	run := checkRun{settings: contract.DefaultSettings(), namespace: "shop", canary: "reviews-canary", stable: "reviews", window: 100 * time.Millisecond, scrape: 5 * time.Second, comparedRequests: -1}
+	if _, ok := rd.Checks("shop/reviews", "step 1", run, "http://prometheus:9090", time.Now()); ok {
+		t.Fatal("checks in before any read")
+	}
+	wokenWithin(t, woken)
+	rs, ok := rd.Checks("shop/reviews", "step 1", run, "http://prometheus:9090", time.Now())
+	if !ok || len(rs) == 0 {
+		t.Fatalf("woken after a round of %v (window %v): results %v, %v; want the round's failed queries", rd.QueryTimeout, run.window, rs, ok)
+	}
+	for _, r := range rs {
+		if !r.QueryFailed || r.Passed() {
+			t.Errorf("%+v, want a failed query", r)
+		}
+	}
+}
+
 // TestCheckRoundReadsAtOnce: a round's batched built-ins and its custom
 // metrics are read at the same time, so that a hanging Prometheus costs a
 // round one query timeout, not one per kind of read; every check of it is
