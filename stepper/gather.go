@@ -327,19 +327,9 @@ func (r *Reconciler) resolveService(ctx context.Context, w *world) error {
 	}
 	// Read only (the cache's own objects, not copies); the one chosen
 	// is copied.
-	var list corev1.ServiceList
-	if err := r.Client.List(ctx, &list, client.InNamespace(d.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+	matches, err := r.servicesSelecting(ctx, d)
+	if err != nil {
 		return fmt.Errorf("list services in %s: %w", d.Namespace, err)
-	}
-	var matches []*corev1.Service
-	for i := range list.Items {
-		svc := &list.Items[i]
-		if svc.Labels[LabelCanary] == "true" {
-			continue
-		}
-		if selects(svc, d) {
-			matches = append(matches, svc)
-		}
 	}
 	switch len(matches) {
 	case 1:
@@ -378,19 +368,13 @@ func selects(svc *corev1.Service, d *appsv1.Deployment) bool {
 // VirtualService against each other.
 func (r *Reconciler) checkOneDeploymentPerService(ctx context.Context, w *world) error {
 	d, svc := w.deployment, w.service
-	// Read only: the cache's own objects, not copies.
-	var list appsv1.DeploymentList
-	if err := r.Client.List(ctx, &list, client.InNamespace(d.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+	sel := withoutPin(svc.Spec.Selector)
+	others, err := r.deploymentsSelectedBy(ctx, d.Namespace, sel)
+	if err != nil {
 		return fmt.Errorf("list deployments in %s: %w", d.Namespace, err)
 	}
-	sel := map[string]string{}
-	for k, v := range svc.Spec.Selector {
-		if k != podTemplateHash {
-			sel[k] = v
-		}
-	}
-	for i := range list.Items {
-		other := &list.Items[i]
+	for i := range others {
+		other := &others[i]
 		if other.UID == d.UID || !contract.OptedIn(other) || other.Spec.Template.Labels[LabelCanary] == "true" {
 			continue
 		}

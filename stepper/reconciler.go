@@ -316,6 +316,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 		GenericFunc: func(e event.GenericEvent) bool { return concerned(e.Object) },
 		UpdateFunc:  func(e event.UpdateEvent) bool { return concerned(e.ObjectOld) || concerned(e.ObjectNew) },
 	}
+	if err := IndexFields(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return fmt.Errorf("index the cache: %w", err)
+	}
 	r.wake = make(chan event.GenericEvent, 1024)
 	r.creating = make(chan struct{}, creationSlots(workers))
 	b := ctrl.NewControllerManagedBy(mgr).
