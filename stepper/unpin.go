@@ -104,6 +104,9 @@ func (u *Unpinner) SetupWithManager(mgr ctrl.Manager) error {
 		cur, okNew := e.ObjectNew.(*appsv1.Deployment)
 		return !okOld || !okNew || pinManaged(old) != pinManaged(cur) || !maps.Equal(old.Spec.Template.Labels, cur.Spec.Template.Labels)
 	}}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &corev1.Service{}, indexPinnedBy, pinnedBy); err != nil {
+		return fmt.Errorf("index pinned Services: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("unpinner").
 		For(&corev1.Service{}, builder.WithPredicates(pinned)).
@@ -118,19 +121,66 @@ func pinManaged(d *appsv1.Deployment) bool {
 	return contract.OptedIn(d) || phase
 }
 
-// pinnedIn lists the pinned Services of a Deployment's namespace.
-func (u *Unpinner) pinnedIn(ctx context.Context, o client.Object) []reconcile.Request {
-	var list corev1.ServiceList
-	if err := u.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.UnsafeDisableDeepCopy); err != nil {
+// indexPinnedBy: pinned Services by the name of the Deployment that
+// pinned them, or unownedPin for a pin without an owner record.
+const indexPinnedBy = "canary.io/pinned-by"
+
+// unownedPin is the index value of a pin without an owner record: a
+// Deployment's name never holds a slash.
+const unownedPin = "/"
+
+// pinnedBy indexes a Service under indexPinnedBy.
+func pinnedBy(o client.Object) []string {
+	if _, pinned := o.GetAnnotations()[contract.KeyPinned]; !pinned {
 		return nil
 	}
+	owner, ok := o.GetAnnotations()[contract.KeyPinnedBy]
+	if !ok {
+		return []string{unownedPin}
+	}
+	name, _, _ := strings.Cut(owner, "/")
+	return []string{name}
+}
+
+// pinnedIn lists the pinned Services a Deployment's change may orphan:
+// those it pinned, and those of its namespace without an owner record.
+// A list that fails wakes nothing: the Services' own events, and the
+// resync, still reach them.
+func (u *Unpinner) pinnedIn(ctx context.Context, o client.Object) []reconcile.Request {
 	var out []reconcile.Request
-	for _, svc := range list.Items {
-		if _, ok := svc.Annotations[contract.KeyPinned]; ok {
-			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&svc)})
+	for _, owner := range []string{o.GetName(), unownedPin} {
+		var list corev1.ServiceList
+		if err := u.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexPinnedBy: owner}, client.UnsafeDisableDeepCopy); err != nil {
+			return nil
+		}
+		for i := range list.Items {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 		}
 	}
 	return out
+}
+
+// pinOwners are the Deployments that may own svc's pin: the one named in
+// its owner record (none if it is gone), or for a pin without one,
+// every Deployment of its namespace. Read only: the cache's own objects.
+func (u *Unpinner) pinOwners(ctx context.Context, svc *corev1.Service) ([]appsv1.Deployment, error) {
+	owner, ok := svc.Annotations[contract.KeyPinnedBy]
+	if !ok {
+		var list appsv1.DeploymentList
+		if err := u.Client.List(ctx, &list, client.InNamespace(svc.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+			return nil, err
+		}
+		return list.Items, nil
+	}
+	name, _, _ := strings.Cut(owner, "/")
+	var d appsv1.Deployment
+	switch err := u.Client.Get(ctx, client.ObjectKey{Namespace: svc.Namespace, Name: name}, &d); {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return []appsv1.Deployment{d}, nil
 }
 
 // Reconcile unpins one Service if its pin is orphaned.
@@ -141,12 +191,14 @@ func (u *Unpinner) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	} else if err != nil {
 		return ctrl.Result{}, err
 	}
-	// Read only: the cache's own objects, not copies.
-	var deployments appsv1.DeploymentList
-	if err := u.Client.List(ctx, &deployments, client.InNamespace(req.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+	if _, pinned := svc.Annotations[contract.KeyPinned]; !pinned {
+		return ctrl.Result{}, nil
+	}
+	owners, err := u.pinOwners(ctx, &svc)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
-	why := orphanedPin(&svc, deployments.Items)
+	why := orphanedPin(&svc, owners)
 	if why == "" {
 		return ctrl.Result{}, nil
 	}
