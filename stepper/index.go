@@ -3,6 +3,7 @@ package stepper
 import (
 	"context"
 	"slices"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -83,15 +84,7 @@ func (r *Reconciler) servicesSelecting(ctx context.Context, d *appsv1.Deployment
 			out = append(out, svc)
 		}
 	}
-	slices.SortFunc(out, func(a, b *corev1.Service) int {
-		switch {
-		case a.Name < b.Name:
-			return -1
-		case a.Name > b.Name:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b *corev1.Service) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
 

@@ -31,6 +31,14 @@ func PinOwner(d *appsv1.Deployment) string {
 	return d.Name + "/" + string(d.UID)
 }
 
+// pinOwnerName is the Deployment's name in an owner record (PinOwner).
+//
+// Example: "reviews/0d7c5a4e-…" → "reviews".
+func pinOwnerName(owner string) string {
+	name, _, _ := strings.Cut(owner, "/")
+	return name
+}
+
 // unpinned is svc without the pin: the pod-template-hash out of its
 // selector, the pin's annotations gone. It changes a copy.
 func unpinned(svc *corev1.Service) *corev1.Service {
@@ -53,7 +61,7 @@ func orphanedPin(svc *corev1.Service, deployments []appsv1.Deployment) string {
 	}
 	managed := pinManaged
 	if owner, ok := svc.Annotations[contract.KeyPinnedBy]; ok {
-		name, _, _ := strings.Cut(owner, "/")
+		name := pinOwnerName(owner)
 		for i := range deployments {
 			d := &deployments[i]
 			if d.Name != name {
@@ -69,8 +77,7 @@ func orphanedPin(svc *corev1.Service, deployments []appsv1.Deployment) string {
 		}
 		return fmt.Sprintf("Deployment %s that pinned it was deleted", name)
 	}
-	sel := maps.Clone(svc.Spec.Selector)
-	delete(sel, podTemplateHash)
+	sel := withoutPin(svc.Spec.Selector)
 	for i := range deployments {
 		d := &deployments[i]
 		if managed(d) && len(sel) > 0 && labels.SelectorFromSet(sel).Matches(labels.Set(d.Spec.Template.Labels)) {
@@ -138,8 +145,7 @@ func pinnedBy(o client.Object) []string {
 	if !ok {
 		return []string{unownedPin}
 	}
-	name, _, _ := strings.Cut(owner, "/")
-	return []string{name}
+	return []string{pinOwnerName(owner)}
 }
 
 // pinnedIn lists the pinned Services a Deployment's change may orphan:
@@ -172,9 +178,8 @@ func (u *Unpinner) pinOwners(ctx context.Context, svc *corev1.Service) ([]appsv1
 		}
 		return list.Items, nil
 	}
-	name, _, _ := strings.Cut(owner, "/")
 	var d appsv1.Deployment
-	switch err := u.Client.Get(ctx, client.ObjectKey{Namespace: svc.Namespace, Name: name}, &d); {
+	switch err := u.Client.Get(ctx, client.ObjectKey{Namespace: svc.Namespace, Name: pinOwnerName(owner)}, &d); {
 	case apierrors.IsNotFound(err):
 		return nil, nil
 	case err != nil:
