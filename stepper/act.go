@@ -14,6 +14,7 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -61,8 +62,18 @@ func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error
 			// A write of its own, after what the plan put before it (the
 			// Service's unpin).
 			if d.Spec.Paused {
+				last := d.DeepCopy() // as the state write left it
 				d.Spec.Paused = false
-				err = r.updateDeployment(ctx, w.deployment, d)
+				if id := transitionID(d.Annotations); r.wasEmitted(d, id) {
+					// The promotion's Event went out after the state
+					// write: this write records it, and the next pass
+					// has no write to make for it.
+					d.Annotations[contract.KeyEventedTransition] = id
+				}
+				// A conflict with the deployment controller's status
+				// write since the state write is retried, not taken for
+				// someone's change.
+				err = r.updateDeploymentOver(ctx, w.deployment, last, d)
 			}
 		case plan.ActionRecordRejected:
 			// Carried by the state write.
@@ -151,7 +162,7 @@ func (r *Reconciler) writeState(ctx context.Context, w *world, dec plan.Decision
 			return nil, err
 		}
 	}
-	for _, e := range []*plan.Event{dec.Announce, dec.Event} {
+	for _, e := range []*plan.Event{dec.Announce, dec.Passed, dec.Event} {
 		if e != nil {
 			r.emit(ctx, w, d, e)
 		}
@@ -300,6 +311,14 @@ func comparisonNote(w *world, dec plan.Decision) string {
 // fresh resourceVersion. Any other change fails the pass, and the next
 // one decides anew.
 func (r *Reconciler) updateDeployment(ctx context.Context, read, want *appsv1.Deployment) error {
+	return r.updateDeploymentOver(ctx, read, read, want)
+}
+
+// updateDeploymentOver is updateDeployment for a pass's later write: last
+// is the version its earlier write left (the apiserver's answer), which a
+// conflict's fresh copy is compared with; read, the version it decided
+// on, stays marked as written over.
+func (r *Reconciler) updateDeploymentOver(ctx context.Context, read, last, want *appsv1.Deployment) error {
 	err := retry.OnError(conflictBackoff, apierrors.IsConflict, func() error {
 		base := want.ResourceVersion
 		err := r.Client.Update(ctx, want)
@@ -313,7 +332,7 @@ func (r *Reconciler) updateDeployment(ctx context.Context, read, want *appsv1.De
 		if gerr := r.APIReader.Get(ctx, client.ObjectKeyFromObject(want), &fresh); gerr != nil {
 			return gerr
 		}
-		if changedMeanwhile(read, &fresh) {
+		if changedMeanwhile(last, &fresh) {
 			return errChangedMeanwhile
 		}
 		want.ResourceVersion = fresh.ResourceVersion
@@ -511,8 +530,7 @@ func (r *Reconciler) deleteLeftoverRoutes(ctx context.Context, w *world) error {
 		leftovers = append(leftovers, w.leftoverHTTPRoute)
 	}
 	for _, o := range leftovers {
-		uid := o.GetUID()
-		if err := r.Client.Delete(ctx, o, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) {
+		if err := r.deleteOnce(ctx, o); err != nil {
 			return fmt.Errorf("delete %s %s: %w", kindOf(o), o.GetName(), err)
 		}
 	}
@@ -643,12 +661,45 @@ func (r *Reconciler) deleteCanary(ctx context.Context, w *world) error {
 		objs = append(objs, w.canaryRule)
 	}
 	for _, o := range objs {
-		uid := o.GetUID()
-		err := r.Client.Delete(ctx, o, client.Preconditions{UID: &uid}, client.PropagationPolicy(metav1.DeletePropagationBackground))
-		if err != nil && !apierrors.IsNotFound(err) {
+		if err := r.deleteOnce(ctx, o, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil {
 			return fmt.Errorf("delete %s %s: %w", kindOf(o), o.GetName(), err)
 		}
 	}
+	return nil
+}
+
+// deletedFor is how long a pass takes an object this stepper deleted for
+// gone while the cache still serves it: the passes that follow a deletion
+// (its pods terminating) would each delete it again, for a 404.
+const deletedFor = 10 * time.Second
+
+// deleteOnce deletes o (its UID as a precondition: never another object
+// under the same name), unless this stepper deleted it less than
+// deletedFor ago; gone already is no error.
+func (r *Reconciler) deleteOnce(ctx context.Context, o client.Object, opts ...client.DeleteOption) error {
+	uid := o.GetUID()
+	now := r.Clock.Now()
+	r.mu.Lock()
+	at, recent := r.deletedAt[uid]
+	r.mu.Unlock()
+	if recent && now.Sub(at) < deletedFor {
+		return nil
+	}
+	err := r.Client.Delete(ctx, o, append(opts, client.Preconditions{UID: &uid})...)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.deletedAt == nil {
+		r.deletedAt = map[types.UID]time.Time{}
+	}
+	for k, t := range r.deletedAt {
+		if now.Sub(t) >= deletedFor {
+			delete(r.deletedAt, k)
+		}
+	}
+	r.deletedAt[uid] = now
 	return nil
 }
 

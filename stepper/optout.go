@@ -7,7 +7,6 @@ import (
 	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -72,9 +71,7 @@ func (r *Reconciler) removeLeftovers(ctx context.Context, d *appsv1.Deployment) 
 		if !ownedBy(o, d) {
 			continue
 		}
-		uid := o.GetUID()
-		err := r.Client.Delete(ctx, o, client.Preconditions{UID: &uid}, client.PropagationPolicy(metav1.DeletePropagationBackground))
-		if err != nil && !apierrors.IsNotFound(err) {
+		if err := r.deleteOnce(ctx, o, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil {
 			return deleted, fmt.Errorf("delete %s %s: %w", kindOf(o), o.GetName(), err)
 		}
 		deleted = append(deleted, kindOf(o)+" "+o.GetName())

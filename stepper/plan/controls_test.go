@@ -119,7 +119,7 @@ func TestNextControls(t *testing.T) {
 		next:    func(s *State) { promoting(s); s.Acted = map[string]string{contract.KeyPromote: "p1"} },
 		actions: promoteActions,
 		requeue: RecheckAfter,
-		message: `canary.io/promote "p1" at step 1/3 (weight 20%); promoting revision rev2: all traffic to the Deployment's Service, rolling update started`,
+		message: `canary.io/promote "p1" at step 1/3 (weight 20%); promoting revision rev2: all traffic to the Deployment's Service, rolling update started (progress deadline 2026-03-01T12:10:00Z)`,
 		event:   "Normal/PromoteRequested",
 	}, {
 		name:    "new promote value while paused: Promoting",
@@ -128,7 +128,7 @@ func TestNextControls(t *testing.T) {
 		next:    func(s *State) { promoting(s); s.Acted = map[string]string{contract.KeyPromote: "p1"} },
 		actions: promoteActions,
 		requeue: RecheckAfter,
-		message: `canary.io/promote "p1" at step 2/3 (weight 20%); promoting revision rev2: all traffic to the Deployment's Service, rolling update started`,
+		message: `canary.io/promote "p1" at step 2/3 (weight 20%); promoting revision rev2: all traffic to the Deployment's Service, rolling update started (progress deadline 2026-03-01T12:10:00Z)`,
 		event:   "Normal/PromoteRequested",
 	}, {
 		name:    "promote value already acted on (kept in git): nothing happens",

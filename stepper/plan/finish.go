@@ -26,9 +26,12 @@ func promote(spec Spec, st State, obs Observations, reason, why string) Decision
 	st.StepStarted = stamp(obs.Now)
 	st.WaitingSince = st.StepStarted
 	st.RolledOut = time.Time{}
+	// The message names the rolling update's deadline: it stands while
+	// the update runs (awaitRollout).
+	deadline := clock(st.WaitingSince.Add(spec.ProgressDeadline))
 	if switches {
 		st.Weight = 100
-		msg := fmt.Sprintf("%s; promoting revision %s: all traffic switched to the canary, rolling update started", why, st.Revision)
+		msg := fmt.Sprintf("%s; promoting revision %s: all traffic switched to the canary, rolling update started (progress deadline %s)", why, st.Revision, deadline)
 		return Decision{
 			Next:    st,
 			Actions: []Action{WriteState(), SetWeight(100), UnpinService(), Unpause()},
@@ -37,7 +40,7 @@ func promote(spec Spec, st State, obs Observations, reason, why string) Decision
 			Event:   normal(reason, msg),
 		}
 	}
-	msg := fmt.Sprintf("%s; promoting revision %s: all traffic to the Deployment's Service, rolling update started", why, st.Revision)
+	msg := fmt.Sprintf("%s; promoting revision %s: all traffic to the Deployment's Service, rolling update started (progress deadline %s)", why, st.Revision, deadline)
 	// The decision is recorded first; the Service is unpinned after it
 	// and the Deployment unpaused after that, in this pass if nothing
 	// stops it, else by the next one (promoting): a Service still pinned
@@ -187,9 +190,15 @@ func awaitRollout(spec Spec, st State, obs Observations, acts []Action) Decision
 	}
 	deadline := st.WaitingSince.Add(spec.ProgressDeadline)
 	if now.Before(deadline) {
-		return Decision{Next: st, Actions: acts, Requeue: min(RecheckAfter, until(now, deadline)),
-			Message: fmt.Sprintf("promoting revision %s: waiting for the rolling update to complete (progress deadline %s)",
-				st.Revision, clock(deadline))}
+		d := Decision{Next: st, Actions: acts, Requeue: min(RecheckAfter, until(now, deadline))}
+		if obs.Failing != "" {
+			// The promotion's message (it names the deadline) stands
+			// while the update runs, unwritten; a failure's message is
+			// replaced once the pass does all it decided.
+			d.Message = fmt.Sprintf("promoting revision %s: waiting for the rolling update to complete (progress deadline %s)",
+				st.Revision, clock(deadline))
+		}
+		return d
 	}
 	st.WaitingSince = time.Time{}
 	msg := overdueMessage(spec, st)

@@ -22,9 +22,16 @@ func TestNextPromoting(t *testing.T) {
 		s.Phase, s.Stable, s.WaitingSince = contract.PhaseSucceeded, "rev2", time.Time{}
 	}
 	runTransitions(t, []transition{{
-		name:    "rolling update in progress: wait",
+		name:    "rolling update in progress: wait; the promotion's message, which names the deadline, stands",
 		state:   promotingSince(ago(30 * time.Second)),
 		obs:     func(o *Observations) { o.ServicePinned = false },
+		requeue: RecheckAfter,
+	}, {
+		name:  "rolling update in progress after a failure: the message replaces the failure's",
+		state: promotingSince(ago(30 * time.Second)),
+		obs: func(o *Observations) {
+			o.ServicePinned, o.Failing, o.FailingSince = false, "unpin: refused", ago(20*time.Second)
+		},
 		requeue: RecheckAfter,
 		message: "promoting revision rev2: waiting for the rolling update to complete (progress deadline 2026-03-01T12:09:30Z)",
 	}, {
@@ -131,13 +138,11 @@ func TestNextPromoting(t *testing.T) {
 		obs:     func(o *Observations) { o.ServicePinned, o.Promote = false, "p2" },
 		next:    func(s *State) { s.Acted = map[string]string{contract.KeyPromote: "p2"} },
 		requeue: RecheckAfter,
-		message: "promoting revision rev2: waiting for the rolling update to complete (progress deadline 2026-03-01T12:09:30Z)",
 	}, {
 		name:    "Service pinned again by someone: unpinned, or the rollout would starve it",
 		state:   promotingSince(ago(30 * time.Second)),
 		actions: []Action{UnpinService()},
 		requeue: RecheckAfter,
-		message: "promoting revision rev2: waiting for the rolling update to complete (progress deadline 2026-03-01T12:09:30Z)",
 	}, {
 		name:  "rolled out, someone else routes to the canary: the canary is kept",
 		next:  rolledOutNow,
@@ -278,7 +283,7 @@ func TestNextCleanup(t *testing.T) {
 		},
 		actions: []Action{UnpinService(), SetWeight(0), Unpause()},
 		requeue: RecheckAfter,
-		message: `canary.io/promote "p2" overrides the rollback of revision rev2; promoting revision rev2: all traffic to the Deployment's Service, rolling update started`,
+		message: `canary.io/promote "p2" overrides the rollback of revision rev2; promoting revision rev2: all traffic to the Deployment's Service, rolling update started (progress deadline 2026-03-01T12:10:00Z)`,
 		event:   "Normal/PromoteRequested",
 	}, {
 		name:  "promote value acted on before the rollback: nothing happens",

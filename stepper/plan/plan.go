@@ -16,6 +16,15 @@ import (
 // going away. Watches usually wake the reconciler sooner.
 const RecheckAfter = 5 * time.Second
 
+// ShortWait is the longest wait for the propagation delay whose message
+// is not written: the message before it stands for those few seconds, and
+// the step's start, which follows, is the write that tells. With the
+// default delay (2s) the wait is always this short, and an analysis saves
+// a Deployment write per step that scales its canary up. While a failure
+// is recorded the message is given all the same: it replaces the
+// failure's once the pass does all it decided.
+const ShortWait = 5 * time.Second
+
 // ChecksLate is how long the checks may be due without their results
 // before the message says that the step waits for them: they are read in
 // the background and usually come within a second, and saying so for
@@ -368,6 +377,10 @@ type Decision struct {
 	// Event is the Kubernetes Event for this pass, nil for none. Every phase
 	// change has one.
 	Event *Event
+	// Passed is the Event of a step that passed in this pass when the
+	// same pass starts the next step (Event is then that start's): it is
+	// emitted after Announce, before Event. Nil otherwise.
+	Passed *Event
 	// Announce is the Event of a transition recorded earlier whose Event
 	// was never emitted: one the webhook made, or the stepper's own when
 	// it was stopped between the write and the Event. It is emitted after

@@ -119,6 +119,9 @@ type transition struct {
 	requeue time.Duration
 	message string
 	event   string // "Type/Reason", "" for no event
+	// passed is Decision.Passed as "Type/Reason": a step that passed in
+	// the pass that starts the next.
+	passed string
 }
 
 func runTransitions(t *testing.T, cases []transition) {
@@ -159,6 +162,9 @@ func runTransitions(t *testing.T, cases []transition) {
 			}
 			if e := eventString(got.Event); e != tc.event {
 				t.Errorf("event = %q, want %q", e, tc.event)
+			}
+			if e := eventString(got.Passed); e != tc.passed {
+				t.Errorf("passed event = %q, want %q", e, tc.passed)
 			}
 			checkInvariants(t, spec, tc.state, obs, got)
 		})
@@ -311,6 +317,22 @@ func TestNextScaling(t *testing.T) {
 		requeue: 6 * time.Second,
 		message: "step 2/3: 2 of 2 canary pods ready; the weight moves to 40% at 2026-03-01T12:00:06Z, after the propagation delay (10s)",
 	}, {
+		name:    "canary pods ready, the weight moves within ShortWait: the message before stands, unwritten",
+		state:   scaling(1, ago(time.Minute)),
+		obs:     func(o *Observations) { o.CanaryReady, o.CanaryReadySince = 2, ago(10*time.Second-ShortWait) },
+		actions: []Action{EnsureCanary(2)},
+		requeue: ShortWait,
+	}, {
+		name:  "the same after a failure: the message replaces the failure's",
+		state: scaling(1, ago(time.Minute)),
+		obs: func(o *Observations) {
+			o.CanaryReady, o.CanaryReadySince = 2, ago(10*time.Second-ShortWait)
+			o.Failing, o.FailingSince = "ensure canary: refused", ago(time.Minute)
+		},
+		actions: []Action{EnsureCanary(2)},
+		requeue: ShortWait,
+		message: "step 2/3: 2 of 2 canary pods ready; the weight moves to 40% at 2026-03-01T12:00:05Z, after the propagation delay (10s)",
+	}, {
 		name:    "canary pods ready for the propagation delay: the weight moves",
 		state:   scaling(1, ago(time.Minute)),
 		obs:     func(o *Observations) { o.CanaryReady, o.CanaryReadySince = 2, ago(10*time.Second) },
@@ -406,6 +428,29 @@ func TestNextRunning(t *testing.T) {
 		message: "step 2/3 passed: " + passedDetails + "; weight 40%",
 		event:   "Normal/StepPassed",
 	}, {
+		name:  "checks passed, the canary ready for the next step since the propagation delay: it starts in the same pass",
+		state: running(1, ago(time.Minute)),
+		obs: func(o *Observations) {
+			o.Checks, o.CanaryReady, o.CanaryReadySince = passing, 3, ago(10*time.Second)
+		},
+		next:    func(s *State) { s.Step, s.Weight, s.StepStarted = 2, 60, t0 },
+		actions: []Action{EnsureCanary(3), SetWeight(60)},
+		requeue: time.Minute,
+		message: "step 3/3 running at weight 60%; checks at 2026-03-01T12:01:00Z",
+		event:   "Normal/StepStarted",
+		passed:  "Normal/StepPassed",
+	}, {
+		name:  "checks passed, the canary ready for the next step for less than the propagation delay: prepared",
+		state: running(1, ago(time.Minute)),
+		obs: func(o *Observations) {
+			o.Checks, o.CanaryReady, o.CanaryReadySince = passing, 3, ago(9*time.Second)
+		},
+		next:    func(s *State) { s.Step, s.StepStarted, s.WaitingSince = 2, time.Time{}, t0 },
+		actions: []Action{EnsureCanary(3)},
+		requeue: RecheckAfter,
+		message: "step 2/3 passed: " + passedDetails + "; weight 40%",
+		event:   "Normal/StepPassed",
+	}, {
 		name:  "last step passed, no gate: promoting",
 		state: running(2, ago(time.Minute)),
 		obs:   func(o *Observations) { o.Checks = passing },
@@ -414,7 +459,7 @@ func TestNextRunning(t *testing.T) {
 		},
 		actions: []Action{UnpinService(), SetWeight(0), Unpause()},
 		requeue: RecheckAfter,
-		message: "step 3/3 passed: " + passedDetails + "; weight 60%; promoting revision rev2: all traffic to the Deployment's Service, rolling update started",
+		message: "step 3/3 passed: " + passedDetails + "; weight 60%; promoting revision rev2: all traffic to the Deployment's Service, rolling update started (progress deadline 2026-03-01T12:10:00Z)",
 		event:   "Normal/Promoting",
 	}, {
 		name:    "last step passed, confirm-promotion gate closed: wait for it",
@@ -441,7 +486,7 @@ func TestNextRunning(t *testing.T) {
 		},
 		actions: []Action{UnpinService(), SetWeight(0), Unpause()},
 		requeue: RecheckAfter,
-		message: "all 3 steps passed; the confirm-promotion gate is open; promoting revision rev2: all traffic to the Deployment's Service, rolling update started",
+		message: "all 3 steps passed; the confirm-promotion gate is open; promoting revision rev2: all traffic to the Deployment's Service, rolling update started (progress deadline 2026-03-01T12:10:00Z)",
 		event:   "Normal/Promoting",
 	}, {
 		name:    "gate closed at the progress deadline: rolled back",

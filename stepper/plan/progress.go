@@ -246,9 +246,12 @@ func scaleUp(spec Spec, st State, obs Observations) Decision {
 	}
 	if at, ready := routable(spec, obs, w); ready {
 		if now.Before(at) {
-			return Decision{Next: st, Requeue: until(now, at),
-				Message: fmt.Sprintf("%s: %d of %d canary pods ready; %s at %s, after the propagation delay (%s)",
-					label, obs.CanaryReady, need, startsWith(spec, w), clock(at), contract.PromDuration(spec.PropagationDelay))}
+			d := Decision{Next: st, Requeue: until(now, at)}
+			if d.Requeue > ShortWait || obs.Failing != "" {
+				d.Message = fmt.Sprintf("%s: %d of %d canary pods ready; %s at %s, after the propagation delay (%s)",
+					label, obs.CanaryReady, need, startsWith(spec, w), clock(at), contract.PromDuration(spec.PropagationDelay))
+			}
+			return d
 		}
 		if awaitsPreRollout(spec, st) {
 			return preRollout(spec, st, obs, need)
@@ -442,6 +445,14 @@ func passStep(spec Spec, st State, obs Observations, v verdict) Decision {
 	st.StepStarted = time.Time{}
 	if st.Step == len(spec.Steps) {
 		return awaitPromotion(spec, st, obs, msg)
+	}
+	if at, ready := routable(spec, obs, spec.Steps[st.Step]); ready && !now.Before(at) {
+		// The canary already has the pods the next step needs, ready for
+		// the propagation delay (its size did not change): that step
+		// starts in this pass, with one state write for both.
+		d := startStep(spec, st, obs, spec.canaryReplicas(spec.Steps[st.Step]))
+		d.Passed = normal(ReasonStepPassed, msg)
+		return d
 	}
 	st.WaitingSince = stamp(now)
 	return Decision{Next: st, Requeue: RecheckAfter, Message: msg, Event: normal(ReasonStepPassed, msg)}

@@ -176,6 +176,9 @@ func phases(trace []pass) []contract.Phase {
 func reasons(trace []pass) []string {
 	var out []string
 	for _, p := range trace {
+		if p.decision.Passed != nil {
+			out = append(out, p.decision.Passed.Reason)
+		}
 		if p.decision.Event != nil {
 			out = append(out, p.decision.Event.Reason)
 		}
@@ -601,6 +604,12 @@ func TestSimulatedABRollout(t *testing.T) {
 	var passed []string
 	for _, p := range trace {
 		if e := p.decision.Event; e != nil && e.Reason == ReasonStepPassed {
+			t.Errorf("%v: iteration passed without the next one starting in the same pass (the canary is full size)", p.at)
+		}
+		if e := p.decision.Passed; e != nil {
+			if p.decision.Event == nil || p.decision.Event.Reason != ReasonStepStarted {
+				t.Errorf("%v: iteration passed, then event %+v, want the next one started", p.at, p.decision.Event)
+			}
 			passed = append(passed, e.Message)
 		}
 	}
