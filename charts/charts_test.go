@@ -19,6 +19,7 @@ import (
 
 	"github.com/canary-io/canary/charts"
 	"github.com/canary-io/canary/e2e/cluster"
+	"github.com/canary-io/canary/hack/releasebuild"
 	"github.com/canary-io/canary/manifests"
 	"github.com/canary-io/canary/stepper/notify"
 )
@@ -191,8 +192,7 @@ func controllerFlags(t *testing.T) map[string]bool {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(t.TempDir(), "canary-controller")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/canary-controller")
-	build.Dir = root
+	build := releasebuild.Command(t.Context(), root, "", "", bin, "./cmd/canary-controller")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build canary-controller: %v\n%s", err, out)
 	}

@@ -127,9 +127,9 @@ type Reconciler struct {
 	// Deployment's canary without weight routed to it, in a row (only
 	// while a canary exists): plan.Observations.UnroutedSince.
 	unrouted map[string]time.Time
-	// deletedAt holds, by UID, when this stepper deleted an object, for
-	// deletedFor: see deleteOnce.
-	deletedAt map[types.UID]time.Time
+	// recent are this stepper's creates and deletes the cache may not
+	// show yet: see createOnce and deleteOnce.
+	recent recentWrites
 	// readySeen holds, by pod UID, when this process' pod watch first saw
 	// a canary pod ready (readySince), at most maxReadySeen of them.
 	readySeen map[types.UID]time.Time

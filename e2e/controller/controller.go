@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/canary-io/canary/e2e/cluster"
+	"github.com/canary-io/canary/hack/releasebuild"
 )
 
 // Process is one canary-controller process.
@@ -61,12 +62,12 @@ func BuildWithTags(c *cluster.Cluster, tags ...string) (*Process, error) {
 		return nil, err
 	}
 	p := &Process{Bin: filepath.Join(dir, "canary-controller"), Dir: dir, LogName: "canary-controller.log", cluster: c}
-	args := []string{"build", "-o", p.Bin}
+	var extra []string
 	if len(tags) > 0 {
-		args = append(args, "-tags", strings.Join(tags, ","))
+		extra = []string{"-tags", strings.Join(tags, ",")}
 	}
-	build := exec.Command("go", append(args, "./cmd/canary-controller")...)
-	build.Dir = root
+	// Built as the release builds it: see package releasebuild.
+	build := releasebuild.Command(context.Background(), root, "", "", p.Bin, "./cmd/canary-controller", extra...)
 	if out, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("build canary-controller: %v\n%s", err, out)
 	}

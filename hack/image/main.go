@@ -40,11 +40,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-)
 
-// buildFlags are the go build flags of the controller's binary, here and
-// in the Dockerfile.
-var buildFlags = []string{"-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid="}
+	"github.com/canary-io/canary/hack/releasebuild"
+)
 
 // Platforms are the image's platforms.
 var Platforms = []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}}
@@ -136,10 +134,7 @@ func goBuild(ctx context.Context, root string, p v1.Platform) ([]byte, error) {
 	}
 	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "canary-controller")
-	args := append(append([]string{"build"}, buildFlags...), "-o", bin, "./cmd/canary-controller")
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Architecture, "GOFLAGS=")
+	cmd := releasebuild.Command(ctx, root, p.OS, p.Architecture, bin, "./cmd/canary-controller")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("go build for %s/%s: %v\n%s", p.OS, p.Architecture, err, out)
 	}

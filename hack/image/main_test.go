@@ -22,6 +22,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/canary-io/canary/hack/releasebuild"
 )
 
 // TestImage builds the image twice (the same digest: reproducible), pushes
@@ -189,8 +191,8 @@ func TestDockerfileBuildsTheSameBinary(t *testing.T) {
 	for _, f := range regexp.MustCompile(`-ldflags="[^"]*"|\S+`).FindAllString(m[1], -1) {
 		got = append(got, strings.ReplaceAll(f, `"`, ""))
 	}
-	if !slices.Equal(got, buildFlags) {
-		t.Errorf("the Dockerfile builds with %q, this program with %q", got, buildFlags)
+	if !slices.Equal(got, releasebuild.Flags) {
+		t.Errorf("the Dockerfile builds with %q, this program with %q", got, releasebuild.Flags)
 	}
 	if !strings.Contains(text, "CGO_ENABLED=0") || !strings.Contains(text, "USER 65532:65532") || !strings.Contains(text, `ENTRYPOINT ["/canary-controller"]`) {
 		t.Errorf("the Dockerfile's static build, user or entrypoint differ from the image's")

@@ -19,7 +19,7 @@ import (
 // TestDeleteOnce: the passes that follow a deletion, while the cache still
 // serves the object, do not delete it again (each would be a write for a
 // 404); another object under the same name is deleted, and so is the same
-// one again once deletedFor has passed.
+// one again once recentWritesFor has passed.
 func TestDeleteOnce(t *testing.T) {
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
@@ -46,9 +46,9 @@ func TestDeleteOnce(t *testing.T) {
 		want    int // Delete calls so far
 	}{
 		{name: "deleted", obj: first, want: 1},
-		{name: "the cache still serves it, a moment later", obj: first, advance: deletedFor - time.Second, want: 1},
+		{name: "the cache still serves it, a moment later", obj: first, advance: recentWritesFor - time.Second, want: 1},
 		{name: "another object under the same name", obj: second, create: true, want: 2},
-		{name: "the first again, deletedFor after its deletion: gone already, no error", obj: first, advance: time.Second, want: 3},
+		{name: "the first again, recentWritesFor after its deletion: gone already, no error", obj: first, advance: time.Second, want: 3},
 	} {
 		clk.SetTime(clk.Now().Add(step.advance))
 		if step.create {
@@ -67,4 +67,49 @@ func TestDeleteOnce(t *testing.T) {
 	if err := c.List(t.Context(), &left); err != nil || len(left.Items) != 0 {
 		t.Errorf("left %d Services (err %v), want none", len(left.Items), err)
 	}
+}
+
+// TestCreateOnce: the passes that follow a create, while the cache does
+// not serve the object yet, do not create it again (each would be a 409,
+// and for a Service a cluster IP allocated and released); once it is
+// deleted, or recentWritesFor has passed, it is created again.
+func TestCreateOnce(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	creates := 0
+	c := fake.NewClientBuilder().WithScheme(scheme).
+		WithInterceptorFuncs(interceptor.Funcs{Create: func(ctx context.Context, c client.WithWatch, o client.Object, opts ...client.CreateOption) error {
+			creates++
+			return c.Create(ctx, o, opts...)
+		}}).Build()
+	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC))
+	r := &Reconciler{Client: c, Clock: clk}
+	svc := func() *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "reviews-canary", Namespace: "shop"}}
+	}
+	create := func(step string, want int) {
+		t.Helper()
+		if err := r.createOnce(t.Context(), svc()); err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if creates != want {
+			t.Errorf("%s: %d Create calls, want %d", step, creates, want)
+		}
+	}
+	create("created", 1)
+	clk.SetTime(clk.Now().Add(recentWritesFor - time.Second))
+	create("again a moment later, the cache not serving it yet", 1)
+	clk.SetTime(clk.Now().Add(time.Second))
+	create("again recentWritesFor later: there already, no error", 2)
+
+	var got corev1.Service
+	if err := c.Get(t.Context(), client.ObjectKey{Namespace: "shop", Name: "reviews-canary"}, &got); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.deleteOnce(t.Context(), &got); err != nil {
+		t.Fatal(err)
+	}
+	create("deleted: a new analysis creates it at once", 3)
 }
