@@ -21,22 +21,15 @@ import (
 // 404); another object under the same name is deleted, and so is the same
 // one again once recentWritesFor has passed.
 func TestDeleteOnce(t *testing.T) {
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
 	svc := func(uid string) *corev1.Service {
 		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "reviews-canary", Namespace: "shop", UID: k8stypes.UID(uid)}}
 	}
 	first, second := svc("u1"), svc("u2")
 	deletes := 0
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(first).
-		WithInterceptorFuncs(interceptor.Funcs{Delete: func(ctx context.Context, c client.WithWatch, o client.Object, opts ...client.DeleteOption) error {
-			deletes++
-			return c.Delete(ctx, o, opts...)
-		}}).Build()
-	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC))
-	r := &Reconciler{Client: c, Clock: clk}
+	r, c, clk := writesReconciler(t, interceptor.Funcs{Delete: func(ctx context.Context, c client.WithWatch, o client.Object, opts ...client.DeleteOption) error {
+		deletes++
+		return c.Delete(ctx, o, opts...)
+	}}, first)
 
 	for _, step := range []struct {
 		name    string
@@ -74,18 +67,11 @@ func TestDeleteOnce(t *testing.T) {
 // and for a Service a cluster IP allocated and released); once it is
 // deleted, or recentWritesFor has passed, it is created again.
 func TestCreateOnce(t *testing.T) {
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
 	creates := 0
-	c := fake.NewClientBuilder().WithScheme(scheme).
-		WithInterceptorFuncs(interceptor.Funcs{Create: func(ctx context.Context, c client.WithWatch, o client.Object, opts ...client.CreateOption) error {
-			creates++
-			return c.Create(ctx, o, opts...)
-		}}).Build()
-	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC))
-	r := &Reconciler{Client: c, Clock: clk}
+	r, c, clk := writesReconciler(t, interceptor.Funcs{Create: func(ctx context.Context, c client.WithWatch, o client.Object, opts ...client.CreateOption) error {
+		creates++
+		return c.Create(ctx, o, opts...)
+	}})
 	svc := func() *corev1.Service {
 		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "reviews-canary", Namespace: "shop"}}
 	}
@@ -112,4 +98,17 @@ func TestCreateOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	create("deleted: a new analysis creates it at once", 3)
+}
+
+// writesReconciler is a Reconciler on a fake client holding objs, whose
+// calls go through f, and on a fake clock.
+func writesReconciler(t *testing.T, f interceptor.Funcs, objs ...client.Object) (*Reconciler, client.WithWatch, *clocktesting.FakePassiveClock) {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithInterceptorFuncs(f).Build()
+	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC))
+	return &Reconciler{Client: c, Clock: clk}, c, clk
 }
