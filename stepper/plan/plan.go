@@ -352,10 +352,13 @@ type Transition struct {
 // The reconciler applies Actions in order and stops at the first error
 // (the next pass decides again from what was recorded). Among them is one
 // ActionWriteState: the update of the Deployment that carries Encode(Next)
-// and Message, plus the Unpause and RecordRejected actions (the webhook
-// lets the controller unpause only in an update that sets phase
-// Promoting); the Event is emitted once it succeeded. It comes before
-// every action that follows from the decision (write-ahead), so that a
+// and Message, plus the RecordRejected action; the Events (Announce,
+// Passed, Event) are emitted once it succeeded. Unpause is a write of its
+// own, after the Service's unpin (a Service pinned to the stable
+// ReplicaSet while the rolling update drains it would have no endpoints;
+// the webhook lets the controller unpause only a Deployment in phase
+// Promoting), and records the promotion's Event as emitted. The state
+// write comes before every action that follows from the decision (write-ahead), so that a
 // stepper killed between two writes, or a refused write, never leaves
 // traffic where nothing recorded it: a rollback is recorded before the
 // weight leaves the canary, a step before its weight is raised.
