@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
@@ -22,6 +23,7 @@ import (
 	"github.com/canary-io/canary/hack/releasebuild"
 	"github.com/canary-io/canary/manifests"
 	"github.com/canary-io/canary/stepper/notify"
+	"github.com/canary-io/canary/webhook"
 )
 
 const namespace = "canary-system"
@@ -348,6 +350,26 @@ func TestEveryOption(t *testing.T) {
 		t.Errorf("the chart's serving certificate does not verify for canary-webhook.platform.svc: %v", err)
 	}
 	caBundle := base64.StdEncoding.EncodeToString(s.Data["ca.crt"])
+	// The match conditions name the release's controller identity: its
+	// status writes skip the webhooks, as webhook.Configurations has it.
+	codeM, codeV := webhook.Configurations(func(string) admissionregistrationv1.WebhookClientConfig {
+		return admissionregistrationv1.WebhookClientConfig{}
+	}, "system:serviceaccount:"+ns+":canary-controller")
+	wantConditions := map[string]any{}
+	for _, h := range codeM.Webhooks {
+		wantConditions[h.Name] = toYAML(t, h.MatchConditions)
+	}
+	for _, h := range codeV.Webhooks {
+		wantConditions[h.Name] = toYAML(t, h.MatchConditions)
+	}
+	for kind, w := range webhooks {
+		for _, h := range w["webhooks"].([]any) {
+			h := h.(map[string]any)
+			if got := toYAML(t, h["matchConditions"]); got != wantConditions[h["name"].(string)] {
+				t.Errorf("%s %s: match conditions\n%s\nwant\n%s", kind, h["name"], got, wantConditions[h["name"].(string)])
+			}
+		}
+	}
 	for kind, w := range webhooks {
 		if _, ok := w["metadata"].(map[string]any)["annotations"]; ok {
 			t.Errorf("%s asks cert-manager to inject a CA while certManager.enabled=false", kind)

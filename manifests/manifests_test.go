@@ -112,7 +112,7 @@ func TestWebhooksMatchTheCode(t *testing.T) {
 	r := render(t)
 	wantM, wantV := webhook.Configurations(func(string) admissionregistrationv1.WebhookClientConfig {
 		return admissionregistrationv1.WebhookClientConfig{}
-	})
+	}, manifests.ServiceAccount)
 	paths := map[string]string{}
 	svc := r.services["canary-webhook"]
 	if svc == nil {
@@ -150,7 +150,7 @@ func TestWebhooksMatchTheCode(t *testing.T) {
 	wantPaths := map[string]string{}
 	codeM, codeV := webhook.Configurations(func(p string) admissionregistrationv1.WebhookClientConfig {
 		return admissionregistrationv1.WebhookClientConfig{URL: &p}
-	})
+	}, manifests.ServiceAccount)
 	for _, w := range codeM.Webhooks {
 		wantPaths[w.Name] = *w.ClientConfig.URL
 	}

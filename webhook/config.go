@@ -3,6 +3,8 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -31,6 +33,34 @@ var optedInCondition = fmt.Sprintf(
 var pinnedCondition = fmt.Sprintf(
 	`oldObject != null && has(oldObject.metadata.annotations) && '%[1]s' in oldObject.metadata.annotations`, contract.KeyPinned)
 
+// controllerStatusWrite is a CEL expression, true for an update by the
+// controller (user name controller) that changes nothing the webhooks
+// judge: the pod template is the stored one, spec.paused is not turned
+// off, and no annotation but the system's (contract.SystemKeys) is added,
+// changed or removed (an opted-in Deployment has annotations before and
+// after any write of the controller; one without goes to the webhooks). Mutate passes such a write untouched and Validate
+// allows it, so the apiserver need not ask: the Deployment webhooks' match
+// conditions leave it out, and the controller's status writes, a dozen per
+// analysis, each save two admission round trips. Every other write by the
+// controller, the unpause above all, still goes to the webhooks, which
+// judge it as before. Each has() guards a field Kubernetes omits when
+// empty: a match condition that fails to evaluate refuses the write
+// (failurePolicy Fail).
+func controllerStatusWrite(controller string) string {
+	system := make([]string, len(contract.SystemKeys))
+	for i, k := range contract.SystemKeys {
+		system[i] = strconv.Quote(k)
+	}
+	keys := "[" + strings.Join(system, ", ") + "]"
+	return fmt.Sprintf(`oldObject != null && request.userInfo.username == %[1]s && `+
+		`object.spec.template == oldObject.spec.template && `+
+		`!(has(oldObject.spec.paused) && oldObject.spec.paused && !(has(object.spec.paused) && object.spec.paused)) && `+
+		`has(object.metadata.annotations) && has(oldObject.metadata.annotations) && `+
+		`(object.metadata.annotations.map(k, k) + oldObject.metadata.annotations.map(k, k)).all(k, k in %[2]s || `+
+		`(k in object.metadata.annotations && k in oldObject.metadata.annotations && object.metadata.annotations[k] == oldObject.metadata.annotations[k]))`,
+		strconv.Quote(controller), keys)
+}
+
 // ClientConfig says where the apiserver reaches the webhook server: a
 // function of the handler's path.
 type ClientConfig func(path string) admissionregistrationv1.WebhookClientConfig
@@ -44,12 +74,16 @@ func URLClientConfig(base string, caBundle []byte) ClientConfig {
 }
 
 // Configurations are the mutating and validating webhook configurations:
-// Deployments opted in on the old or new object, CREATE and UPDATE, and
-// (mutating only) updates of the Services an analysis pinned;
+// Deployments opted in on the old or new object, CREATE and UPDATE, but
+// for the status writes of the controller (controllerStatusWrite), and
+// (mutating only) updates of the Services an analysis pinned by anyone
+// but the controller (MutateService passes its writes untouched);
 // failurePolicy Fail (an outage refuses template updates of opted-in
 // Deployments and never rolls them unanalysed), no side effects, and
 // reinvocation when a later mutating webhook changes the object.
-func Configurations(cc ClientConfig) (*admissionregistrationv1.MutatingWebhookConfiguration, *admissionregistrationv1.ValidatingWebhookConfiguration) {
+// controller is the user name the controller writes as
+// (--controller-identity).
+func Configurations(cc ClientConfig, controller string) (*admissionregistrationv1.MutatingWebhookConfiguration, *admissionregistrationv1.ValidatingWebhookConfiguration) {
 	rules := []admissionregistrationv1.RuleWithOperations{{
 		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
 		Rule: admissionregistrationv1.Rule{
@@ -57,7 +91,10 @@ func Configurations(cc ClientConfig) (*admissionregistrationv1.MutatingWebhookCo
 			Scope: ptr.To(admissionregistrationv1.NamespacedScope),
 		},
 	}}
-	match := []admissionregistrationv1.MatchCondition{{Name: "opted-in", Expression: optedInCondition}}
+	match := []admissionregistrationv1.MatchCondition{
+		{Name: "opted-in", Expression: optedInCondition},
+		{Name: "not-a-controller-status-write", Expression: "!(" + controllerStatusWrite(controller) + ")"},
+	}
 	mutating := &admissionregistrationv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: ConfigurationName},
 		Webhooks: []admissionregistrationv1.MutatingWebhook{{
@@ -80,7 +117,10 @@ func Configurations(cc ClientConfig) (*admissionregistrationv1.MutatingWebhookCo
 					Scope: ptr.To(admissionregistrationv1.NamespacedScope),
 				},
 			}},
-			MatchConditions:         []admissionregistrationv1.MatchCondition{{Name: "pinned", Expression: pinnedCondition}},
+			MatchConditions: []admissionregistrationv1.MatchCondition{
+				{Name: "pinned", Expression: pinnedCondition},
+				{Name: "not-the-controller", Expression: "request.userInfo.username != " + strconv.Quote(controller)},
+			},
 			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
 			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
 			ReinvocationPolicy:      ptr.To(admissionregistrationv1.IfNeededReinvocationPolicy),
@@ -106,8 +146,8 @@ func Configurations(cc ClientConfig) (*admissionregistrationv1.MutatingWebhookCo
 
 // Register creates or replaces both webhook configurations (for running
 // out of cluster: make run, tests; a real cluster applies manifests/).
-func Register(ctx context.Context, cs kubernetes.Interface, cc ClientConfig) error {
-	m, v := Configurations(cc)
+func Register(ctx context.Context, cs kubernetes.Interface, cc ClientConfig, controller string) error {
+	m, v := Configurations(cc, controller)
 	mc := cs.AdmissionregistrationV1().MutatingWebhookConfigurations()
 	if old, err := mc.Get(ctx, m.Name, metav1.GetOptions{}); err == nil {
 		m.ResourceVersion = old.ResourceVersion

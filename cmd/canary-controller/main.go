@@ -293,7 +293,7 @@ func run(ctx context.Context, o options) error {
 		if err != nil {
 			return fmt.Errorf("client: %w", err)
 		}
-		if err := webhook.Register(ctx, cs, webhook.URLClientConfig(o.registerURL, caBundle)); err != nil {
+		if err := webhook.Register(ctx, cs, webhook.URLClientConfig(o.registerURL, caBundle), o.controllerIdentity); err != nil {
 			return err
 		}
 		ctrl.Log.Info("registered the webhook configurations", "url", o.registerURL)

@@ -88,7 +88,7 @@ func rolloutUnderRBAC(t *testing.T, ns string, args ...string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.Stop)
-	if err := webhook.Register(ctx, cs, webhook.URLClientConfig(fmt.Sprintf("https://127.0.0.1:%d", p.Webhook), ca)); err != nil {
+	if err := webhook.Register(ctx, cs, webhook.URLClientConfig(fmt.Sprintf("https://127.0.0.1:%d", p.Webhook), ca), cluster.ControllerUser); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

@@ -84,8 +84,12 @@ spec:
   ports: [{name: http, port: 9080}]
 `, ns), "apply", "-f", "-")
 	kubectl(t, manifest(ns, "v1", settings...), "apply", "-f", "-")
-	waitFor(t, cs, ns, 60*time.Second, "v1 rolled out and Idle", func(d *appsv1.Deployment) bool {
-		return d.Annotations[contract.KeyPhase] == "Idle" && d.Status.AvailableReplicas == 3 && d.Status.UpdatedReplicas == 3
+	// Idle, and seen by the stepper (it records the Enabled Event as
+	// emitted): a test's next apply does not replace a transition the
+	// stepper has not seen yet (the first test may start before its caches).
+	waitFor(t, cs, ns, 60*time.Second, "v1 rolled out, Idle and evented", func(d *appsv1.Deployment) bool {
+		return d.Annotations[contract.KeyPhase] == "Idle" && d.Status.AvailableReplicas == 3 && d.Status.UpdatedReplicas == 3 &&
+			d.Annotations[contract.KeyEventedTransition] != ""
 	})
 	return ns, cs, ic
 }

@@ -426,3 +426,75 @@ func TestAdmissionLatency(t *testing.T) {
 	}
 	fmt.Printf("BENCH webhook server handling time (controller-runtime histogram):\n%s\n", strings.Join(lines, "\n"))
 }
+
+// decisions is the controller's count of admission decisions so far
+// (canary_webhook_decisions_total, all webhooks and outcomes).
+func decisions(t *testing.T) float64 {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", ctrl.Metrics))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, l := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(l, "canary_webhook_decisions_total{") {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscan(l[strings.LastIndex(l, " ")+1:], &v); err != nil {
+			t.Fatalf("metric line %q: %v", l, err)
+		}
+		sum += v
+	}
+	return sum
+}
+
+// TestControllerStatusWritesSkipTheWebhooks: the apiserver does not call
+// the webhooks for the controller's status writes (the match conditions
+// of webhook.Configurations), and still calls them, and they still refuse,
+// for the controller's writes that change what they judge.
+func TestControllerStatusWritesSkipTheWebhooks(t *testing.T) {
+	ns, cs, _ := heldDeployment(t)
+	before := decisions(t)
+	for i := range 3 {
+		controllerUpdate(t, ns, func(d *appsv1.Deployment) {
+			d.Annotations[contract.KeyWeight] = fmt.Sprint(10 * (i + 1))
+			d.Annotations[contract.KeyMessage] = fmt.Sprintf("step %d", i+1)
+			d.Annotations[contract.KeyStepStarted] = time.Now().UTC().Format(time.RFC3339)
+		})
+	}
+	if got := get(t, cs, ns).Annotations[contract.KeyWeight]; got != "30" {
+		t.Fatalf("canary.io/weight %q after the controller's writes, want 30", got)
+	}
+	if after := decisions(t); after != before {
+		t.Errorf("the controller's status writes reached the webhooks: %v decisions, want none", after-before)
+	}
+
+	cc := controllerClient(t)
+	d := get(t, cc, ns)
+	d.Spec.Template.Spec.Containers[0].Image = "reviews:v3"
+	if _, err := cc.AppsV1().Deployments(ns).Update(t.Context(), d, metav1.UpdateOptions{}); err == nil ||
+		!strings.Contains(err.Error(), "the controller may not change spec.template") {
+		t.Fatalf("the controller changing the template: err %v, want the webhook's refusal", err)
+	}
+	d = get(t, cc, ns)
+	d.Spec.Paused = false
+	if _, err := cc.AppsV1().Deployments(ns).Update(t.Context(), d, metav1.UpdateOptions{}); err == nil ||
+		!strings.Contains(err.Error(), "may unpause only a revision being promoted") {
+		t.Fatalf("the controller unpausing a Progressing revision: err %v, want the webhook's refusal", err)
+	}
+	d = get(t, cc, ns)
+	d.Annotations[contract.KeySteps] = "20,abc"
+	if _, err := cc.AppsV1().Deployments(ns).Update(t.Context(), d, metav1.UpdateOptions{}); err == nil ||
+		!strings.Contains(err.Error(), "metadata.annotations[canary.io/steps]") {
+		t.Fatalf("the controller writing an invalid setting: err %v, want the webhook's refusal naming the field", err)
+	}
+	if got := decisions(t) - before; got < 3 {
+		t.Errorf("%v decisions for the controller's three refused writes, want at least 3", got)
+	}
+}

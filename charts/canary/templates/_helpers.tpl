@@ -59,7 +59,9 @@ clientConfig:
 {{- end }}
 {{- end }}
 
-{{/* The webhooks' match condition on opted-in Deployments. */}}
+{{/* The Deployment webhooks' match conditions: opted-in Deployments, but
+for the controller's own status writes (webhook/config.go,
+controllerStatusWrite). */}}
 {{- define "canary.optedIn" -}}
 matchConditions:
 - name: opted-in
@@ -68,6 +70,23 @@ matchConditions:
     && object.metadata.annotations['canary.io/enabled'] != 'false') ||
     (oldObject != null && has(oldObject.metadata.annotations) && 'canary.io/enabled' in oldObject.metadata.annotations
     && oldObject.metadata.annotations['canary.io/enabled'] != 'false')
+- name: not-a-controller-status-write
+  expression: >-
+    !(oldObject != null && request.userInfo.username ==
+    "{{ include "canary.identity" . }}" && object.spec.template ==
+    oldObject.spec.template && !(has(oldObject.spec.paused) && oldObject.spec.paused &&
+    !(has(object.spec.paused) && object.spec.paused)) && has(object.metadata.annotations) &&
+    has(oldObject.metadata.annotations) && (object.metadata.annotations.map(k, k) +
+    oldObject.metadata.annotations.map(k, k)).all(k, k in ["canary.io/phase", "canary.io/weight",
+    "canary.io/step", "canary.io/revision", "canary.io/stable-revision", "canary.io/failed-checks",
+    "canary.io/message", "canary.io/last-transition", "canary.io/rejected-revision",
+    "canary.io/analysis-settings", "canary.io/acted", "canary.io/steps-passed",
+    "canary.io/step-started", "canary.io/waiting-since", "canary.io/pre-rollout-failed",
+    "canary.io/analysis-started", "canary.io/rolled-out", "canary.io/evented-transition",
+    "canary.io/transition-reason", "canary.io/rejection", "canary.io/failing",
+    "canary.io/failing-since"] || (k in object.metadata.annotations && k in
+    oldObject.metadata.annotations && object.metadata.annotations[k] ==
+    oldObject.metadata.annotations[k])))
 {{- end }}
 
 {{/* The controller's RBAC rules: a ClusterRole's, or each served
