@@ -19,6 +19,13 @@ var (
 	chat *scenario.Receiver
 )
 
+// TestMain starts the cluster and the controller once for the package.
+// The A/B and sticky stories of both routers run two at a time
+// (t.Parallel): each in its namespace, with its own traffic generator
+// and scrape job, after the serial tests. The rest stay serial:
+// TestBookinfo reloads Prometheus (the stories after it rely on its 1 s
+// scrapes), and the blue/green stories start Flagger's load tester under
+// one name.
 func TestMain(m *testing.M) {
 	// Prometheus scrapes every 15 s, as Istio's addon (samples/addons)
 	// that users install does; the story reloads it with 1 s scrapes for
@@ -106,6 +113,7 @@ func TestBlueGreenWithMirroring(t *testing.T) {
 // client the canary answered is answered by stable again before the
 // analysis ends (scenario.RunSticky).
 func TestStickyCanary(t *testing.T) {
+	t.Parallel()
 	playStory(t, "sticky", func(out io.Writer) (*scenario.StoryResult, error) {
 		return scenario.RunSticky(t.Context(), env, "sticky-istio", strategyInterval, nil, out)
 	})
@@ -117,6 +125,7 @@ func TestStickyCanary(t *testing.T) {
 // other request does, as counted at the traffic generator that follows
 // istiod's routes; then v2 is promoted.
 func TestABTesting(t *testing.T) {
+	t.Parallel()
 	playStory(t, "ab", func(out io.Writer) (*scenario.StoryResult, error) {
 		res, err := scenario.RunAB(t.Context(), env, "ab-istio", strategyInterval, nil, out)
 		if err != nil {

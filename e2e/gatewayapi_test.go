@@ -79,6 +79,7 @@ func TestBookinfoThroughAnHTTPRoute(t *testing.T) {
 // (the header match exact, the cookie's as a regular expression): only
 // the matching requests reach the canary, counted at the generator.
 func TestABThroughAnHTTPRoute(t *testing.T) {
+	t.Parallel()
 	playStory(t, "gateway-api ab", func(out io.Writer) (*scenario.StoryResult, error) {
 		res, err := scenario.RunAB(t.Context(), env, "ab-gateway", strategyInterval, gatewayAPI, out)
 		if err != nil {
@@ -105,6 +106,7 @@ func TestBlueGreenThroughAnHTTPRoute(t *testing.T) {
 // matched by a rule's header regex): no client the canary answered is
 // answered by stable again before the analysis ends.
 func TestStickyThroughAnHTTPRoute(t *testing.T) {
+	t.Parallel()
 	playStory(t, "gateway-api sticky", func(out io.Writer) (*scenario.StoryResult, error) {
 		return scenario.RunSticky(t.Context(), env, "sticky-gateway", strategyInterval, gatewayAPI, out)
 	})

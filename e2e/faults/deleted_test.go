@@ -17,6 +17,7 @@ import (
 // traffic leaves no pinned Service behind: the Service is unpinned within
 // 10 s, and the owner's own apply of it is never reverted.
 func TestDeletedMidAnalysis(t *testing.T) {
+	t.Parallel()
 	cs, _ := clients(t)
 	team := kit.Namespace(t, cs, "deleted", nil)
 	kit.Kubectl(t, env, kit.Service(team, "reviews", "reviews", 9080), "apply", "-f", "-")

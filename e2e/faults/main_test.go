@@ -57,6 +57,11 @@ const badShare = 0.5
 // maxVersions bounds the bad images the traffic generator knows.
 const maxVersions = 40
 
+// TestMain sets the suite up once (setUp). A test that works on the
+// suite's reviews in namespace ns (the package's stable and versions, the
+// shared traffic generator), restarts the controller, or changes
+// Prometheus, its proxy or its scrape interval stays serial; only a test
+// in a namespace of its own that changes nothing shared calls t.Parallel.
 func TestMain(m *testing.M) {
 	os.Exit(cluster.RunTests(m, cluster.Options{Istiod: true, ScrapeInterval: time.Second}, func(c *cluster.Cluster) {
 		env = c

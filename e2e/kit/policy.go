@@ -1,7 +1,9 @@
 package kit
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -42,8 +44,13 @@ func DenyPolicy(t testing.TB, cs kubernetes.Interface, name, ns string, ops []ad
 	}
 	vap := cs.AdmissionregistrationV1()
 	remove = func() {
-		_ = vap.ValidatingAdmissionPolicyBindings().Delete(t.Context(), name, metav1.DeleteOptions{})
-		_ = vap.ValidatingAdmissionPolicies().Delete(t.Context(), name, metav1.DeleteOptions{})
+		// Not t.Context(): it is cancelled before the cleanups run, and a
+		// policy left behind would refuse the controller's writes for the
+		// tests that follow.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = vap.ValidatingAdmissionPolicyBindings().Delete(ctx, name, metav1.DeleteOptions{})
+		_ = vap.ValidatingAdmissionPolicies().Delete(ctx, name, metav1.DeleteOptions{})
 	}
 	if _, err := vap.ValidatingAdmissionPolicies().Create(t.Context(), policy, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

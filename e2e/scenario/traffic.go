@@ -223,9 +223,13 @@ func StartTrafficWith(ctx context.Context, c *cluster.Cluster, cs kubernetes.Int
 	go func() { _ = trafficgen.ServeMetrics(ctx, "127.0.0.1:0", reg, func(a net.Addr) { addr <- a }) }()
 	select {
 	case a := <-addr:
-		if err := c.AddScrapeTarget("bookinfo-sidecars", []string{a.String()}, nil); err != nil {
+		// A job of its own per namespace: stories that run at the same
+		// time each keep their generator scraped.
+		job := "bookinfo-sidecars-" + ns
+		if err := c.AddScrapeTarget(job, []string{a.String()}, nil); err != nil {
 			return nil, err
 		}
+		go func() { <-ctx.Done(); _ = c.RemoveScrapeTarget(job) }()
 	case <-time.After(10 * time.Second):
 		return nil, fmt.Errorf("the traffic generator's metrics endpoint did not start")
 	}

@@ -115,6 +115,7 @@ func (r *routeRecorder) end() {
 // update, and gives it back to the Service once the Deployment runs the
 // revision: the route never carries any other split.
 func TestBlueGreenAnalysis(t *testing.T) {
+	t.Parallel()
 	for _, router := range []string{"istio", "gateway-api"} {
 		t.Run(router, func(t *testing.T) {
 			ns, cs, _ := setup(t, `canary.io/router: `+router)
@@ -179,6 +180,7 @@ func TestBlueGreenAnalysis(t *testing.T) {
 // mirror, Istio's or the Gateway API's), then the weight step (50) runs
 // without the mirror, and the promotion leaves the route without one.
 func TestMirroredCanary(t *testing.T) {
+	t.Parallel()
 	for _, router := range []string{"istio", "gateway-api"} {
 		t.Run(router, func(t *testing.T) {
 			settings := []string{`canary.io/router: ` + router, `canary.io/mirror: "40"`, `canary.io/steps: "50"`}

@@ -12,6 +12,7 @@ import (
 // pointing at the cloud metadata address is denied at admission with its
 // field and the reason, and nothing is stored.
 func TestHookURLOutsideTheAllowList(t *testing.T) {
+	t.Parallel()
 	ns, _, _ := setup(t)
 	hooks := webhooksSetting(t, map[string]any{"name": "metadata", "type": "rollout", "url": "http://169.254.169.254/latest/meta-data"})
 	out, err := kit.TryKubectl(t.Context(), env, manifest(ns, "v2", hooks), "apply", "-f", "-")

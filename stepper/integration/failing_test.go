@@ -19,6 +19,7 @@ import (
 // message at once, and at the progress deadline the analysis rolls back
 // like any other wait, instead of retrying silently forever.
 func TestActionRefusedEveryTime(t *testing.T) {
+	t.Parallel()
 	ns, cs, _ := setup(t, `canary.io/progress-deadline: "8s"`)
 	prom.Set(ns, kit.Healthy)
 	name := "no-canaries-" + ns

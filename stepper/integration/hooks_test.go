@@ -225,6 +225,7 @@ func TestHooksDriveTheRollout(t *testing.T) {
 // the hook, and the post-rollout hook learns of it. A failing rollout hook
 // in another analysis is a failed check.
 func TestRollbackHookRollsBack(t *testing.T) {
+	t.Parallel()
 	ns, cs, _ := setup(t) // the settings are frozen from the template held: v2's
 	hooks := newHookServer(t, cs, ns)
 	settings := []string{`canary.io/interval: "30s"`, webhooksSetting(t,
@@ -267,6 +268,7 @@ func TestRollbackHookRollsBack(t *testing.T) {
 }
 
 func TestFailingRolloutHookIsAFailedCheck(t *testing.T) {
+	t.Parallel()
 	ns, cs, _ := setup(t) // the settings are frozen from the template held: v2's
 	hooks := newHookServer(t, cs, ns)
 	settings := []string{`canary.io/threshold: "1"`, webhooksSetting(t,
@@ -285,6 +287,7 @@ func TestFailingRolloutHookIsAFailedCheck(t *testing.T) {
 // TestClosedGateRollsBackAtTheDeadline: a confirm-promotion gate that
 // stays closed holds the promotion only until the progress deadline.
 func TestClosedGateRollsBackAtTheDeadline(t *testing.T) {
+	t.Parallel()
 	ns, cs, _ := setup(t)
 	hooks := newHookServer(t, cs, ns)
 	settings := []string{`canary.io/progress-deadline: "6s"`, webhooksSetting(t,

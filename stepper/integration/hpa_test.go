@@ -96,6 +96,7 @@ func sampleReplicas(t *testing.T, cs kubernetes.Interface, ns string) func() []r
 // the HPA's selector counts the canary's ready pods (they carry the
 // template's labels), and the promotion keeps the HPA's count.
 func TestAutoscalerInterplay(t *testing.T) {
+	t.Parallel()
 	ns, cs, _ := setup(t, `canary.io/interval: "4s"`)
 	prom.Set(ns, map[string]float64{"canary/success": 100, "stable/success": 100, "canary/p99": 100, "stable/p99": 100})
 	_, err := cs.AutoscalingV2().HorizontalPodAutoscalers(ns).Create(t.Context(), &autoscalingv2.HorizontalPodAutoscaler{

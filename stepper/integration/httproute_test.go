@@ -42,6 +42,7 @@ func waitRoute(t *testing.T, c client.Client, ns, name string, timeout time.Dura
 // moves its weights 20, 40, 60, promotes, and leaves it routing all of
 // the Service to the stable pods; no VirtualService is generated.
 func TestGeneratedHTTPRoutePromotes(t *testing.T) {
+	t.Parallel()
 	settings := []string{`canary.io/router: gateway-api`}
 	ns, cs, _ := setup(t, settings...)
 	c := kit.RouteClient(t, env)
@@ -90,6 +91,7 @@ func TestGeneratedHTTPRoutePromotes(t *testing.T) {
 // its other rules, matches and filters stay as written, and the rollback
 // gives the rule back as the user wrote it.
 func TestUserHTTPRouteSteered(t *testing.T) {
+	t.Parallel()
 	settings := []string{`canary.io/interval: "10m"`, `canary.io/httproute: "reviews-routes"`}
 	cs, _ := clients(t)
 	ns := kit.Namespace(t, cs, "stepper", nil)
@@ -141,6 +143,7 @@ spec:
 // HTTPRoute attached to the Service (a second kind of route for the
 // host) stops the analysis before any traffic moves, and names it.
 func TestHTTPRouteConflictStopsTheAnalysis(t *testing.T) {
+	t.Parallel()
 	ns, cs, _ := setup(t)
 	kubectl(t, fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -184,6 +187,7 @@ func keys(m map[string]bool) []string {
 // any traffic moves. (Each analysis is ended by canary.io/abort: a new
 // template after a rollback starts the next.)
 func TestSwitchingRouterBetweenAnalyses(t *testing.T) {
+	t.Parallel()
 	settings := []string{`canary.io/interval: "10m"`}
 	ns, cs, _ := setup(t, settings...)
 	c := kit.RouteClient(t, env)
@@ -241,6 +245,7 @@ spec:
 // route, for its iterations, then promotes; the route then sends
 // everything to the Service again.
 func TestABAnalysis(t *testing.T) {
+	t.Parallel()
 	for _, router := range []string{"istio", "gateway-api"} {
 		t.Run(router, func(t *testing.T) {
 			settings := []string{`canary.io/router: ` + router, `canary.io/strategy: ab`, `canary.io/iterations: "3"`,

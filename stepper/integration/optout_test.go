@@ -21,6 +21,7 @@ import (
 // analyses) goes, while an object another controller made the Deployment
 // own stays.
 func TestOptOutRemovesLeftovers(t *testing.T) {
+	t.Parallel()
 	ns, cs, ic := setup(t)
 	prom.Set(ns, kit.Healthy)
 	kubectl(t, manifest(ns, "v2"), "apply", "-f", "-")

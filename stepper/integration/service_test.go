@@ -17,6 +17,7 @@ import (
 // analysis before any traffic moves, says why, and leaves that Service as
 // it was.
 func TestNamedServiceMustSelectThePods(t *testing.T) {
+	t.Parallel()
 	ns, cs, _ := setup(t)
 	kubectl(t, kit.Service(ns, "payments", "payments", 8080), "apply", "-f", "-")
 	before, err := cs.CoreV1().Services(ns).Get(t.Context(), "payments", metav1.GetOptions{})

@@ -33,6 +33,14 @@ var (
 	prom *kit.PromStandIn
 )
 
+// TestMain starts the cluster, the Prometheus stand-in and the controller
+// once for the package. A test that works only in a namespace of its own
+// (kit.Namespace, its stand-in values set with prom.Set, its own hook
+// server) calls t.Parallel: such tests run two at a time once the serial
+// ones have finished. A test stays serial if it kills, restarts or adds a
+// controller process, reloads the real Prometheus, changes what other
+// namespaces would see, or asserts a bound of a second or so that a
+// concurrent test's load could break.
 func TestMain(m *testing.M) {
 	os.Exit(cluster.RunTests(m, cluster.Options{}, func(c *cluster.Cluster) {
 		env = c
@@ -175,6 +183,7 @@ func watchVersions(t *testing.T, cs kubernetes.Interface, ns string) func() []ap
 }
 
 func TestFullPromotion(t *testing.T) {
+	t.Parallel()
 	ns, cs, ic := setup(t)
 	prom.Set(ns, map[string]float64{"canary/success": 100, "stable/success": 99.9, "canary/p99": 120, "stable/p99": 110})
 	weights := watchWeights(t, cs, ns)
@@ -326,6 +335,7 @@ func TestFullPromotion(t *testing.T) {
 }
 
 func TestRollbackOnFailingSuccessRate(t *testing.T) {
+	t.Parallel()
 	ns, cs, _ := setup(t, `canary.io/threshold: "1"`)
 	prom.Set(ns, map[string]float64{"canary/success": 80, "stable/success": 99.9, "canary/p99": 120, "stable/p99": 110})
 	kubectl(t, manifest(ns, "v2", `canary.io/threshold: "1"`), "apply", "-f", "-")
@@ -381,6 +391,7 @@ spec:
 // way a user or GitOps tool does, and checks the pin each time; then an
 // abort rolls back and removes the pin.
 func TestServicePinSurvivesEveryWrite(t *testing.T) {
+	t.Parallel()
 	ns, cs, _ := setup(t, `canary.io/interval: "10m"`)
 	prom.Set(ns, kit.Healthy)
 	kubectl(t, manifest(ns, "v2", `canary.io/interval: "10m"`), "apply", "-f", "-")
@@ -432,6 +443,7 @@ func TestServicePinSurvivesEveryWrite(t *testing.T) {
 // survive untouched, and carries the user's DestinationRule's traffic
 // policy to the canary.
 func TestUserVirtualServiceAndDestinationRule(t *testing.T) {
+	t.Parallel()
 	settings := []string{`canary.io/interval: "10m"`, `canary.io/virtualservice: "reviews-routes"`}
 	cs, ic := clients(t)
 	ns := kit.Namespace(t, cs, "stepper", nil)
@@ -520,6 +532,7 @@ func phaseOf(t *testing.T, cs kubernetes.Interface, ns string, phase contract.Ph
 }
 
 func TestNoDataHoldsThenRollsBackAtTheDeadline(t *testing.T) {
+	t.Parallel()
 	settings := []string{`canary.io/progress-deadline: "6s"`}
 	ns, cs, _ := setup(t, settings...)
 	// No values for this namespace: every query is empty.
@@ -534,6 +547,7 @@ func TestNoDataHoldsThenRollsBackAtTheDeadline(t *testing.T) {
 }
 
 func TestNoDataFailCountsAsAFailedCheck(t *testing.T) {
+	t.Parallel()
 	settings := []string{`canary.io/no-data: "fail"`, `canary.io/threshold: "1"`}
 	ns, cs, _ := setup(t, settings...)
 	kubectl(t, manifest(ns, "v2", settings...), "apply", "-f", "-")
@@ -544,6 +558,7 @@ func TestNoDataFailCountsAsAFailedCheck(t *testing.T) {
 }
 
 func TestNewTemplateMidAnalysisRestartsIt(t *testing.T) {
+	t.Parallel()
 	settings := []string{`canary.io/interval: "10m"`}
 	ns, cs, _ := setup(t, settings...)
 	prom.Set(ns, kit.Healthy)
@@ -566,6 +581,7 @@ func TestNewTemplateMidAnalysisRestartsIt(t *testing.T) {
 }
 
 func TestStableTemplateReappliedRollsBack(t *testing.T) {
+	t.Parallel()
 	settings := []string{`canary.io/interval: "10m"`}
 	ns, cs, ic := setup(t, settings...)
 	prom.Set(ns, kit.Healthy)
@@ -593,6 +609,7 @@ func TestStableTemplateReappliedRollsBack(t *testing.T) {
 }
 
 func TestControlsActOncePerValue(t *testing.T) {
+	t.Parallel()
 	settings := []string{`canary.io/interval: "10m"`}
 	ns, cs, _ := setup(t, settings...)
 	prom.Set(ns, kit.Healthy)
@@ -631,6 +648,7 @@ func TestControlsActOncePerValue(t *testing.T) {
 }
 
 func TestNameCollisionStopsTheAnalysis(t *testing.T) {
+	t.Parallel()
 	ns, cs, _ := setup(t)
 	kubectl(t, fmt.Sprintf(`apiVersion: v1
 kind: Service
@@ -694,6 +712,7 @@ func get(t *testing.T, cs kubernetes.Interface, ns string) *appsv1.Deployment {
 // query (a custom metric) hangs; another's rollout, whose built-in checks
 // are read in the same batches, goes on at its own pace.
 func TestSlowPrometheusDelaysOnlyItsOwnDeployment(t *testing.T) {
+	t.Parallel()
 	slowMetric := `canary.io/metrics: '[{"name": "queue", "query": "sum(slow_queue{namespace=\"{{namespace}}\"})", "max": 5}]'`
 	slowNS, cs, _ := setup(t, slowMetric)
 	fastNS, _, _ := setup(t)
@@ -719,6 +738,7 @@ func TestSlowPrometheusDelaysOnlyItsOwnDeployment(t *testing.T) {
 // TestSecondOptedInDeploymentOnTheServiceIsAConflict: two opted-in
 // Deployments behind one Service would steer it against each other.
 func TestSecondOptedInDeploymentOnTheServiceIsAConflict(t *testing.T) {
+	t.Parallel()
 	ns, cs, _ := setup(t)
 	kubectl(t, strings.ReplaceAll(strings.Replace(manifest(ns, "v1"), "name: reviews\n", "name: reviews-two\n", 1), "version: v1", "version: two"), "apply", "-f", "-")
 	kubectl(t, manifest(ns, "v2"), "apply", "-f", "-")
@@ -731,6 +751,7 @@ func TestSecondOptedInDeploymentOnTheServiceIsAConflict(t *testing.T) {
 // TestWeightsChangedBySomeoneElseHold: the stepper does not fight a
 // person who edits the weights; it holds and says so.
 func TestWeightsChangedBySomeoneElseHold(t *testing.T) {
+	t.Parallel()
 	settings := []string{`canary.io/interval: "10m"`}
 	ns, cs, ic := setup(t, settings...)
 	prom.Set(ns, kit.Healthy)
@@ -863,6 +884,7 @@ func grep(metrics, ns string) string {
 // template out as plain Kubernetes would, and the bypass is recorded in
 // the message and in an Event.
 func TestSkipAnalysisRollsOutDirectlyAndSaysSo(t *testing.T) {
+	t.Parallel()
 	ns, cs, _ := setup(t)
 	kubectl(t, manifest(ns, "v2", `canary.io/skip-analysis: "true"`), "apply", "-f", "-")
 	d := waitFor(t, cs, ns, 60*time.Second, "v2 rolled out", func(d *appsv1.Deployment) bool {
@@ -904,6 +926,7 @@ func TestSkipAnalysisRollsOutDirectlyAndSaysSo(t *testing.T) {
 // own: the generated one is deleted (two VirtualServices must not route
 // one host) and the user's is steered.
 func TestGeneratedVirtualServiceGoesWhenTheUserNamesTheirs(t *testing.T) {
+	t.Parallel()
 	ns, cs, ic := setup(t)
 	prom.Set(ns, kit.Healthy)
 	kubectl(t, manifest(ns, "v2"), "apply", "-f", "-")

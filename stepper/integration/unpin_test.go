@@ -17,6 +17,7 @@ import (
 // no pinned Service behind (the webhook would keep the pin against its
 // owner's own writes); the stepper unpins it within seconds.
 func TestDeletedMidAnalysisUnpins(t *testing.T) {
+	t.Parallel()
 	ns, cs, _ := setup(t, `canary.io/interval: "1m"`)
 	prom.Set(ns, kit.Healthy)
 	kubectl(t, manifest(ns, "v2", `canary.io/interval: "1m"`), "apply", "-f", "-")
