@@ -10,8 +10,9 @@ LOCAL := $(CURDIR)/.local
 BIN := $(LOCAL)/bin
 GO_PACKAGES := ./...
 # Integration and end-to-end packages each start a local cluster: run the
-# packages one at a time so that two clusters never share the 2 cores.
-TEST_FLAGS ?= -count=1 -p 1 -timeout 45m
+# packages one at a time so that two clusters never share the 2 cores,
+# and within one, the tests marked parallel two at a time on any machine.
+TEST_FLAGS ?= -count=1 -p 1 -parallel 2 -timeout 45m
 
 .PHONY: help
 help: ## list the targets

@@ -1,8 +1,11 @@
 package manifests_test
 
 import (
+	"cmp"
 	"fmt"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -497,4 +500,78 @@ func onlyIn(t *testing.T, sel *metav1.LabelSelector, ns string) bool {
 	}
 	name := "kubernetes.io/metadata.name"
 	return s.Matches(labels.Set{name: ns}) && !s.Matches(labels.Set{name: ns + "-other"}) && !s.Matches(labels.Set{})
+}
+
+// TestWebhooksNameTheControllersIdentity: in the base and every overlay,
+// the webhooks' match conditions name the identity the controller runs as
+// (its ServiceAccount, and --controller-identity): a condition that named
+// another would leave that other identity's status writes unjudged.
+func TestWebhooksNameTheControllersIdentity(t *testing.T) {
+	overlays := []string{""}
+	dirs, err := filepath.Glob("overlays/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	overlays = append(overlays, dirs...)
+	for _, overlay := range overlays {
+		t.Run(cmp.Or(overlay, "base"), func(t *testing.T) {
+			out, err := manifests.RenderOverlay(overlay)
+			if err != nil {
+				t.Fatal(err)
+			}
+			objs, err := manifests.Split(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var identity, serviceAccount string
+			var conditions []admissionregistrationv1.MatchCondition
+			for _, o := range objs {
+				switch o.Kind {
+				case "Deployment":
+					var d appsv1.Deployment
+					if err := yaml.Unmarshal(o.YAML, &d); err != nil {
+						t.Fatal(err)
+					}
+					serviceAccount = "system:serviceaccount:" + d.Namespace + ":" + d.Spec.Template.Spec.ServiceAccountName
+					for _, a := range d.Spec.Template.Spec.Containers[0].Args {
+						if v, ok := strings.CutPrefix(a, "--controller-identity="); ok {
+							identity = v
+						}
+					}
+				case "MutatingWebhookConfiguration":
+					var m admissionregistrationv1.MutatingWebhookConfiguration
+					if err := yaml.Unmarshal(o.YAML, &m); err != nil {
+						t.Fatal(err)
+					}
+					for _, h := range m.Webhooks {
+						conditions = append(conditions, h.MatchConditions...)
+					}
+				case "ValidatingWebhookConfiguration":
+					var v admissionregistrationv1.ValidatingWebhookConfiguration
+					if err := yaml.Unmarshal(o.YAML, &v); err != nil {
+						t.Fatal(err)
+					}
+					for _, h := range v.Webhooks {
+						conditions = append(conditions, h.MatchConditions...)
+					}
+				}
+			}
+			if identity == "" || identity != serviceAccount {
+				t.Fatalf("--controller-identity is %q, the controller runs as %q", identity, serviceAccount)
+			}
+			named := 0
+			for _, c := range conditions {
+				if !strings.Contains(c.Expression, "request.userInfo.username") {
+					continue
+				}
+				named++
+				if !strings.Contains(c.Expression, strconv.Quote(identity)) {
+					t.Errorf("match condition %s does not name %s:\n%s", c.Name, identity, c.Expression)
+				}
+			}
+			if named != 3 {
+				t.Errorf("%d match conditions name a user, want 3 (the Deployment webhooks' and the Service webhook's)", named)
+			}
+		})
+	}
 }

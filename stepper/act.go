@@ -232,11 +232,22 @@ func (r *Reconciler) recordFailure(ctx context.Context, w *world, actErr error) 
 	}
 	cur.Annotations[contract.KeyFailing] = why
 	cur.Annotations[contract.KeyFailingSince] = since.Format(time.RFC3339)
-	cur.Annotations[contract.KeyMessage] = plan.CapMessage(fmt.Sprintf("cannot act: %s; rolling back at %s if it keeps failing",
-		why, since.Add(w.spec.ProgressDeadline).UTC().Format(time.RFC3339)))
+	cur.Annotations[contract.KeyMessage] = plan.CapMessage(failureMessage(contract.Phase(cur.Annotations[contract.KeyPhase]), why,
+		since.Add(w.spec.ProgressDeadline)))
 	if err := r.Client.Update(ctx, &cur); err != nil { // on the version just read
 		log.FromContext(ctx).Info("could not record the failure", "err", err.Error())
 	}
+}
+
+// failureMessage is the message of a pass that could not act, in the
+// phase the Deployment records: an analysis in flight rolls back at
+// deadline if it keeps failing; a promotion (the pass recorded Promoting,
+// then could not unpause) is never rolled back: it retries.
+func failureMessage(phase contract.Phase, why string, deadline time.Time) string {
+	if phase == contract.PhasePromoting {
+		return fmt.Sprintf("cannot act: %s; the promotion retries until it can (a promotion is not rolled back)", why)
+	}
+	return fmt.Sprintf("cannot act: %s; rolling back at %s if it keeps failing", why, deadline.UTC().Format(time.RFC3339))
 }
 
 // analysisEnded reports whether this pass recorded the end of an analysis:

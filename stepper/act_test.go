@@ -2,9 +2,12 @@ package stepper
 
 import (
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/canary-io/canary/contract"
 )
 
 // TestChangedMeanwhile: a conflict retry writes the decision over a fresh
@@ -61,5 +64,23 @@ func TestOnlyTheNoteDiffers(t *testing.T) {
 				t.Errorf("onlyTheNoteDiffers(%q, %q) = %v, want %v", tc.recorded, tc.message, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestFailureMessage: an analysis in flight that cannot act says when it
+// rolls back; a promotion, which is never rolled back, says it retries.
+func TestFailureMessage(t *testing.T) {
+	deadline := time.Date(2026, 12, 3, 21, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		phase contract.Phase
+		want  string
+	}{
+		{contract.PhaseProgressing, "cannot act: refused; rolling back at 2026-12-03T21:00:00Z if it keeps failing"},
+		{contract.PhasePaused, "cannot act: refused; rolling back at 2026-12-03T21:00:00Z if it keeps failing"},
+		{contract.PhasePromoting, "cannot act: refused; the promotion retries until it can (a promotion is not rolled back)"},
+	} {
+		if got := failureMessage(tc.phase, "refused", deadline); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.phase, got, tc.want)
+		}
 	}
 }

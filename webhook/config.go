@@ -56,10 +56,18 @@ func controllerStatusWrite(controller string) string {
 		`object.spec.template == oldObject.spec.template && `+
 		`!(has(oldObject.spec.paused) && oldObject.spec.paused && !(has(object.spec.paused) && object.spec.paused)) && `+
 		`has(object.metadata.annotations) && has(oldObject.metadata.annotations) && `+
-		`(object.metadata.annotations.map(k, k) + oldObject.metadata.annotations.map(k, k)).all(k, k in %[2]s || `+
-		`(k in object.metadata.annotations && k in oldObject.metadata.annotations && object.metadata.annotations[k] == oldObject.metadata.annotations[k]))`,
-		strconv.Quote(controller), keys)
+		`size(object.metadata.annotations) <= %[3]d && size(oldObject.metadata.annotations) <= %[3]d && `+
+		`object.metadata.annotations.all(k, k in %[2]s || `+
+		`(k in oldObject.metadata.annotations && oldObject.metadata.annotations[k] == object.metadata.annotations[k])) && `+
+		`oldObject.metadata.annotations.all(k, k in %[2]s || k in object.metadata.annotations)`,
+		strconv.Quote(controller), keys, maxSkippedAnnotations)
 }
+
+// maxSkippedAnnotations bounds the annotations the match condition
+// compares: the comparison's cost grows with their number, and a
+// Deployment with more goes to the webhooks (the apiserver's cost limit
+// would otherwise refuse the write).
+const maxSkippedAnnotations = 128
 
 // ClientConfig says where the apiserver reaches the webhook server: a
 // function of the handler's path.

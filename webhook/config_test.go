@@ -1,8 +1,10 @@
 package webhook_test
 
 import (
+	"fmt"
 	"maps"
 	"testing"
+	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -167,8 +169,30 @@ func TestDeploymentWebhooksSkipOnlyTheControllersStatusWrites(t *testing.T) {
 					t.Errorf("webhook %s called: %v, want %v", hooks[i].GetName(), g, tc.want)
 				}
 			}
+			if !got[0] || !got[1] {
+				passedUntouched(t, old, obj)
+			}
 		})
 	}
+
+	t.Run("many annotations", func(t *testing.T) {
+		for _, tc := range []struct {
+			n    int
+			want bool
+		}{{100, false}, {500, true}} {
+			old := stored.DeepCopy()
+			for i := range tc.n {
+				old.Annotations[fmt.Sprintf("example.com/a%d", i)] = "x"
+			}
+			obj := old.DeepCopy()
+			obj.Annotations[contract.KeyWeight] = "50"
+			for i, g := range calls(t, hooks, obj, old, appsv1.SchemeGroupVersion.WithKind("Deployment"), appsv1.SchemeGroupVersion.WithResource("deployments"), controller) {
+				if g != tc.want {
+					t.Errorf("%d annotations: webhook %s called: %v, want %v", len(old.Annotations), hooks[i].GetName(), g, tc.want)
+				}
+			}
+		}
+	})
 
 	t.Run("created by the controller", func(t *testing.T) {
 		for i, g := range calls(t, hooks, stored.DeepCopy(), nil, appsv1.SchemeGroupVersion.WithKind("Deployment"), appsv1.SchemeGroupVersion.WithResource("deployments"), controller) {
@@ -189,6 +213,24 @@ func TestDeploymentWebhooksSkipOnlyTheControllersStatusWrites(t *testing.T) {
 			}
 		}
 	})
+}
+
+// passedUntouched checks that the webhooks would have passed a write the
+// apiserver leaves out of them untouched: Mutate changes nothing and
+// Validate allows it (the stored settings being valid).
+func passedUntouched(t *testing.T, old, obj *appsv1.Deployment) {
+	t.Helper()
+	req := webhook.Request{Old: old, New: obj, ByController: true, Now: time.Now(), User: controller}
+	r := webhook.Mutate(req)
+	if r.Denied != "" {
+		t.Fatalf("a write the webhooks do not see is one Mutate denies: %s", r.Denied)
+	}
+	if r.Object.Spec.Paused != obj.Spec.Paused || !maps.Equal(r.Object.Annotations, obj.Annotations) {
+		t.Errorf("a write the webhooks do not see is one Mutate changes: paused %v, annotations %v", r.Object.Spec.Paused, r.Object.Annotations)
+	}
+	if errs, reason := webhook.Validate(req); len(errs) > 0 || reason != "" {
+		t.Errorf("a write the webhooks do not see is one Validate refuses: %v %s", errs, reason)
+	}
 }
 
 // TestServiceWebhookSkipsTheController: the controller's writes to a

@@ -26,8 +26,9 @@
 // In every case the status annotations are the system's: a user's write
 // never changes them.
 //
-// The controller's own status writes never reach the server: the match
+// The controller's own status writes do not reach the server: the match
 // conditions of [Configurations] leave out an update by the controller
 // that keeps the template, does not unpause and changes only the system's
-// annotations, which Mutate would pass untouched.
+// annotations (on a Deployment of at most 128 annotations), which Mutate
+// would pass untouched.
 package webhook

@@ -7,6 +7,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -172,6 +173,27 @@ func (p *Process) Pid() int {
 
 // MetricsURL is the process' metrics endpoint.
 func (p *Process) MetricsURL() string { return fmt.Sprintf("http://127.0.0.1:%d/metrics", p.Metrics) }
+
+// Scrape reads the process' metrics endpoint (the text exposition format).
+func (p *Process) Scrape(ctx context.Context) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.MetricsURL(), nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("scrape %s: %w", p.MetricsURL(), err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return "", fmt.Errorf("scrape %s: %w", p.MetricsURL(), err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("scrape %s: %s", p.MetricsURL(), resp.Status)
+	}
+	return string(body), nil
+}
 
 // Running reports whether the process is still running.
 func (p *Process) Running() bool {

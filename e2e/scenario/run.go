@@ -396,7 +396,7 @@ func (s *story) checkNotified(ctx context.Context, d *appsv1.Deployment) {
 			if n.Severity != "warn" {
 				s.res.fail("the warn-only provider was told of an info notification: %+v", n)
 			}
-			if n.Deployment == "reviews" && n.Revision == rev && n.Phase == string(contract.PhaseRolledBack) {
+			if n.Namespace == s.ns && n.Deployment == "reviews" && n.Revision == rev && n.Phase == string(contract.PhaseRolledBack) {
 				rollbacks = append(rollbacks, n.Reason+": "+n.Message)
 			}
 		}

@@ -3,8 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -201,11 +199,16 @@ func TestFullPromotion(t *testing.T) {
 	fmt.Printf("BENCH reaction: reviews-canary created %v after the apply\n", time.Since(start).Round(10*time.Millisecond))
 
 	// The controller's metrics serve the rollout as it goes.
+	// The controller sets them once the apiserver has answered its write,
+	// which a reader may see a moment before.
 	waitFor(t, cs, ns, 60*time.Second, "weight 40", func(d *appsv1.Deployment) bool { return d.Annotations[contract.KeyWeight] == "40" })
-	if m := scrape(t); !strings.Contains(m, fmt.Sprintf(`canary_weight{deployment="reviews",namespace=%q} 40`, ns)) ||
-		!strings.Contains(m, fmt.Sprintf(`canary_phase{deployment="reviews",namespace=%q,phase="Progressing"} 1`, ns)) {
-		t.Errorf("mid-rollout, the metrics endpoint does not report weight 40 and phase Progressing:\n%s", grep(m, ns))
-	}
+	kit.Eventually(t, 2*time.Second, "the metrics at weight 40", func(context.Context) error {
+		if m := scrape(t); !strings.Contains(m, fmt.Sprintf(`canary_weight{deployment="reviews",namespace=%q} 40`, ns)) ||
+			!strings.Contains(m, fmt.Sprintf(`canary_phase{deployment="reviews",namespace=%q,phase="Progressing"} 1`, ns)) {
+			return fmt.Errorf("mid-rollout, the metrics endpoint does not report weight 40 and phase Progressing:\n%s", grep(m, ns))
+		}
+		return nil
+	})
 
 	// During the analysis the user's Service is pinned to the stable pods.
 	svcPinned := false
@@ -857,16 +860,11 @@ func TestTwoReplicasOneSteps(t *testing.T) {
 // scrape reads the controller's metrics endpoint.
 func scrape(t *testing.T) string {
 	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", ctrlProc.Metrics))
+	body, err := ctrlProc.Scrape(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(body)
+	return body
 }
 
 // grep keeps the canary_ lines about a namespace, for failure messages.

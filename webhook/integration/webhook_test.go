@@ -3,8 +3,6 @@ package integration_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -409,14 +407,12 @@ func TestAdmissionLatency(t *testing.T) {
 	fmt.Printf("BENCH admission latency over %d updates: without webhook median %v p99 %v; with webhook median %v p99 %v; added median %v\n",
 		n, pct(without, 0.5), pct(without, 0.99), pct(with, 0.5), pct(with, 0.99), pct(with, 0.5)-pct(without, 0.5))
 
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", ctrl.Metrics))
+	body, err := ctrl.Scrape(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
 	var lines []string
-	for _, l := range strings.Split(string(body), "\n") {
+	for _, l := range strings.Split(body, "\n") {
 		if strings.HasPrefix(l, "controller_runtime_webhook_latency_seconds") || strings.HasPrefix(l, "canary_webhook_decisions_total") {
 			lines = append(lines, l)
 		}
@@ -431,17 +427,12 @@ func TestAdmissionLatency(t *testing.T) {
 // (canary_webhook_decisions_total, all webhooks and outcomes).
 func decisions(t *testing.T) float64 {
 	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", ctrl.Metrics))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	body, err := ctrl.Scrape(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	var sum float64
-	for _, l := range strings.Split(string(body), "\n") {
+	for _, l := range strings.Split(body, "\n") {
 		if !strings.HasPrefix(l, "canary_webhook_decisions_total{") {
 			continue
 		}

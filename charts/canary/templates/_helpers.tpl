@@ -76,17 +76,23 @@ matchConditions:
     "{{ include "canary.identity" . }}" && object.spec.template ==
     oldObject.spec.template && !(has(oldObject.spec.paused) && oldObject.spec.paused &&
     !(has(object.spec.paused) && object.spec.paused)) && has(object.metadata.annotations) &&
-    has(oldObject.metadata.annotations) && (object.metadata.annotations.map(k, k) +
-    oldObject.metadata.annotations.map(k, k)).all(k, k in ["canary.io/phase", "canary.io/weight",
-    "canary.io/step", "canary.io/revision", "canary.io/stable-revision", "canary.io/failed-checks",
-    "canary.io/message", "canary.io/last-transition", "canary.io/rejected-revision",
-    "canary.io/analysis-settings", "canary.io/acted", "canary.io/steps-passed",
-    "canary.io/step-started", "canary.io/waiting-since", "canary.io/pre-rollout-failed",
-    "canary.io/analysis-started", "canary.io/rolled-out", "canary.io/evented-transition",
-    "canary.io/transition-reason", "canary.io/rejection", "canary.io/failing",
-    "canary.io/failing-since"] || (k in object.metadata.annotations && k in
-    oldObject.metadata.annotations && object.metadata.annotations[k] ==
-    oldObject.metadata.annotations[k])))
+    has(oldObject.metadata.annotations) && size(object.metadata.annotations) <= 128 &&
+    size(oldObject.metadata.annotations) <= 128 && object.metadata.annotations.all(k, k in
+    ["canary.io/phase", "canary.io/weight", "canary.io/step", "canary.io/revision",
+    "canary.io/stable-revision", "canary.io/failed-checks", "canary.io/message",
+    "canary.io/last-transition", "canary.io/rejected-revision", "canary.io/analysis-settings",
+    "canary.io/acted", "canary.io/steps-passed", "canary.io/step-started", "canary.io/waiting-since",
+    "canary.io/pre-rollout-failed", "canary.io/analysis-started", "canary.io/rolled-out",
+    "canary.io/evented-transition", "canary.io/transition-reason", "canary.io/rejection",
+    "canary.io/failing", "canary.io/failing-since"] || (k in oldObject.metadata.annotations &&
+    oldObject.metadata.annotations[k] == object.metadata.annotations[k])) &&
+    oldObject.metadata.annotations.all(k, k in ["canary.io/phase", "canary.io/weight", "canary.io/step",
+    "canary.io/revision", "canary.io/stable-revision", "canary.io/failed-checks", "canary.io/message",
+    "canary.io/last-transition", "canary.io/rejected-revision", "canary.io/analysis-settings",
+    "canary.io/acted", "canary.io/steps-passed", "canary.io/step-started", "canary.io/waiting-since",
+    "canary.io/pre-rollout-failed", "canary.io/analysis-started", "canary.io/rolled-out",
+    "canary.io/evented-transition", "canary.io/transition-reason", "canary.io/rejection",
+    "canary.io/failing", "canary.io/failing-since"] || k in object.metadata.annotations))
 {{- end }}
 
 {{/* The controller's RBAC rules: a ClusterRole's, or each served
