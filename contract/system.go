@@ -65,3 +65,6 @@ var BookkeepingKeys = []string{KeyAnalysisSettings, KeyActed, KeyStepsPassed, Ke
 // SystemKeys are every annotation only the system writes: the status
 // annotations and the bookkeeping ones.
 var SystemKeys = append(append([]string(nil), StatusKeys...), BookkeepingKeys...)
+
+// IsSystemKey reports whether k is one of [SystemKeys].
+func IsSystemKey(k string) bool { return knownKeys[k] == kindStatus }

@@ -41,7 +41,7 @@ func realisticReviews(image string) *appsv1.Deployment {
 	return d
 }
 
-func admissionRequest(b *testing.B, old, new *appsv1.Deployment) admission.Request {
+func admissionRequest(b testing.TB, old, new *appsv1.Deployment) admission.Request {
 	b.Helper()
 	raw := func(d *appsv1.Deployment) []byte {
 		data, err := json.Marshal(d)

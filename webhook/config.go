@@ -1,12 +1,14 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strconv"
 	"strings"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -61,6 +63,33 @@ func controllerStatusWrite(controller string) string {
 		`(k in oldObject.metadata.annotations && oldObject.metadata.annotations[k] == object.metadata.annotations[k])) && `+
 		`oldObject.metadata.annotations.all(k, k in %[2]s || k in object.metadata.annotations)`,
 		strconv.Quote(controller), keys, maxSkippedAnnotations)
+}
+
+// StatusWriteOnly is controllerStatusWrite in Go, but for who writes:
+// the update keeps the pod template, does not unpause, and adds, changes
+// or removes no annotation but the system's, on a Deployment of at most
+// maxSkippedAnnotations annotations. A write of the controller that
+// reaches the webhooks and is one of these tells that the match
+// conditions do not leave them out (they name another identity, or the
+// apiserver ignores them): the Handler reports it (Unskipped).
+func StatusWriteOnly(old, new *appsv1.Deployment) bool {
+	if old == nil || len(old.Annotations) == 0 || len(new.Annotations) == 0 ||
+		len(old.Annotations) > maxSkippedAnnotations || len(new.Annotations) > maxSkippedAnnotations ||
+		old.Spec.Paused && !new.Spec.Paused ||
+		!bytes.Equal(contract.TemplateJSON(&old.Spec.Template), contract.TemplateJSON(&new.Spec.Template)) {
+		return false
+	}
+	for k, v := range new.Annotations {
+		if w, ok := old.Annotations[k]; (!ok || w != v) && !contract.IsSystemKey(k) {
+			return false
+		}
+	}
+	for k := range old.Annotations {
+		if _, ok := new.Annotations[k]; !ok && !contract.IsSystemKey(k) {
+			return false
+		}
+	}
+	return true
 }
 
 // maxSkippedAnnotations bounds the annotations the match condition

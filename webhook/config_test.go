@@ -172,6 +172,11 @@ func TestDeploymentWebhooksSkipOnlyTheControllersStatusWrites(t *testing.T) {
 			if !got[0] || !got[1] {
 				passedUntouched(t, old, obj)
 			}
+			// The Go mirror the handler uses to spot a configuration
+			// that does not leave the controller's status writes out.
+			if u == controller && webhook.StatusWriteOnly(old, obj) == got[0] {
+				t.Errorf("StatusWriteOnly %v, but the webhooks are called: %v", webhook.StatusWriteOnly(old, obj), got[0])
+			}
 		})
 	}
 
@@ -186,6 +191,9 @@ func TestDeploymentWebhooksSkipOnlyTheControllersStatusWrites(t *testing.T) {
 			}
 			obj := old.DeepCopy()
 			obj.Annotations[contract.KeyWeight] = "50"
+			if webhook.StatusWriteOnly(old, obj) == tc.want {
+				t.Errorf("%d annotations: StatusWriteOnly %v, want %v", len(old.Annotations), !tc.want, tc.want)
+			}
 			for i, g := range calls(t, hooks, obj, old, appsv1.SchemeGroupVersion.WithKind("Deployment"), appsv1.SchemeGroupVersion.WithResource("deployments"), controller) {
 				if g != tc.want {
 					t.Errorf("%d annotations: webhook %s called: %v, want %v", len(old.Annotations), hooks[i].GetName(), g, tc.want)

@@ -39,6 +39,13 @@ type Handler struct {
 	ScrapeInterval func() time.Duration
 	// Egress is where the URLs users write may point.
 	Egress Egress
+	// Unskipped, if set, is called (validating only) for a status write
+	// of the controller that reached the webhook although the match
+	// conditions should have left it out (StatusWriteOnly): the
+	// configurations name another identity than ControllerUser, or the
+	// apiserver ignores their match conditions. The write is judged as
+	// any other.
+	Unskipped func()
 }
 
 var _ admission.Handler = (*Handler)(nil)
@@ -50,6 +57,9 @@ func (h *Handler) Handle(_ context.Context, req admission.Request) admission.Res
 		return admission.Errored(http.StatusBadRequest, err)
 	}
 	if h.Validating {
+		if r.ByController && h.Unskipped != nil && StatusWriteOnly(r.Old, r.New) {
+			h.Unskipped()
+		}
 		errs, reason := Validate(r)
 		switch {
 		case len(errs) > 0:

@@ -15,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
@@ -235,6 +236,7 @@ func run(ctx context.Context, o options) error {
 	}})
 	srv.Register(webhook.ValidatePath, &crwebhook.Admission{Handler: &webhook.Handler{
 		ControllerUser: o.controllerIdentity, Clock: clock.RealClock{}, Validating: true, Decisions: count, Egress: egress,
+		Unskipped: unskippedReporter(o.controllerIdentity),
 	}})
 	if o.enableStepper {
 		stepperMetrics, err := stepper.NewMetrics(metrics.Registry)
@@ -334,6 +336,31 @@ func checkIdentity(ctx context.Context, cfg *rest.Config, want string) error {
 		return fmt.Errorf("the controller runs as %q but --controller-identity is %q: the webhook would take the controller's own writes for a user's; set --controller-identity=%s", got, want, got)
 	}
 	return nil
+}
+
+// unskippedReporter counts the controller's status writes that reached
+// the webhook although its configurations' match conditions should leave
+// them out, and says why at most every ten minutes: a configuration that
+// names another identity would leave that identity's status writes
+// unjudged (docs/security.md).
+func unskippedReporter(identity string) func() {
+	unskipped := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "canary_webhook_unskipped_controller_writes_total",
+		Help: "Status writes of the controller that reached the webhook although the webhook configurations' match conditions should leave them out: the configurations name another identity than --controller-identity, or the apiserver ignores match conditions.",
+	})
+	metrics.Registry.MustRegister(unskipped)
+	var mu sync.Mutex
+	var last time.Time
+	return func() {
+		unskipped.Inc()
+		mu.Lock()
+		defer mu.Unlock()
+		if now := time.Now(); now.Sub(last) >= 10*time.Minute {
+			last = now
+			ctrl.Log.Error(nil, "a status write of the controller reached the webhook: the webhook configurations' match conditions do not name --controller-identity (or the apiserver ignores them); apply the configurations with this identity (docs/security.md)",
+				"controllerIdentity", identity)
+		}
+	}
 }
 
 // egressPolicy parses the allow-lists and adds the apiserver's addresses

@@ -61,3 +61,57 @@ func DenyPolicy(t testing.TB, cs kubernetes.Interface, name, ns string, ops []ad
 	}
 	return remove
 }
+
+// ChangeWebhooks changes the canary.io webhook configurations (both named
+// name) with change, as a person or an outage would leave them, and puts
+// their webhooks back as they were when the returned function is called
+// or the test ends.
+func ChangeWebhooks(t testing.TB, cs kubernetes.Interface, name string,
+	change func(*admissionregistrationv1.MutatingWebhookConfiguration, *admissionregistrationv1.ValidatingWebhookConfiguration)) (restore func()) {
+	t.Helper()
+	ar := cs.AdmissionregistrationV1()
+	m, err := ar.MutatingWebhookConfigurations().Get(t.Context(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := ar.ValidatingWebhookConfigurations().Get(t.Context(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, cv := m.DeepCopy(), v.DeepCopy()
+	change(cm, cv)
+	restored := false
+	restore = func() {
+		if restored {
+			return
+		}
+		restored = true
+		// Not t.Context(): it is cancelled before the cleanups run.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cur, err := ar.MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
+		if err == nil {
+			cur.Webhooks = m.Webhooks
+			_, err = ar.MutatingWebhookConfigurations().Update(ctx, cur, metav1.UpdateOptions{})
+		}
+		if err != nil {
+			t.Errorf("restore the mutating webhook configuration: %v", err)
+		}
+		curV, err := ar.ValidatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
+		if err == nil {
+			curV.Webhooks = v.Webhooks
+			_, err = ar.ValidatingWebhookConfigurations().Update(ctx, curV, metav1.UpdateOptions{})
+		}
+		if err != nil {
+			t.Errorf("restore the validating webhook configuration: %v", err)
+		}
+	}
+	t.Cleanup(restore)
+	if _, err := ar.MutatingWebhookConfigurations().Update(t.Context(), cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ar.ValidatingWebhookConfigurations().Update(t.Context(), cv, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return restore
+}

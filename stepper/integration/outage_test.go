@@ -1,15 +1,14 @@
 package integration
 
 import (
-	"context"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
@@ -23,69 +22,22 @@ import (
 // function (also a cleanup) puts them back.
 func breakWebhooks(t *testing.T, cs kubernetes.Interface) (restore func()) {
 	t.Helper()
-	ar := cs.AdmissionregistrationV1()
-	m, err := ar.MutatingWebhookConfigurations().Get(t.Context(), webhook.ConfigurationName, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := ar.ValidatingWebhookConfigurations().Get(t.Context(), webhook.ConfigurationName, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	broken := func(raw *string) *string { // port 1: nothing listens, connections are refused
-		u, err := url.Parse(*raw)
+	broken := func(cc *admissionregistrationv1.WebhookClientConfig) { // port 1: nothing listens, connections are refused
+		u, err := url.Parse(*cc.URL)
 		if err != nil {
 			t.Fatal(err)
 		}
 		u.Host = "127.0.0.1:1"
-		return ptr.To(u.String())
+		cc.URL = ptr.To(u.String())
 	}
-	bm, bv := m.DeepCopy(), v.DeepCopy()
-	for i := range bm.Webhooks {
-		bm.Webhooks[i].ClientConfig.URL = broken(bm.Webhooks[i].ClientConfig.URL)
-	}
-	for i := range bv.Webhooks {
-		bv.Webhooks[i].ClientConfig.URL = broken(bv.Webhooks[i].ClientConfig.URL)
-	}
-	if _, err := ar.MutatingWebhookConfigurations().Update(t.Context(), bm, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	restored := false
-	restore = func() {
-		if restored {
-			return
+	return kit.ChangeWebhooks(t, cs, webhook.ConfigurationName, func(m *admissionregistrationv1.MutatingWebhookConfiguration, v *admissionregistrationv1.ValidatingWebhookConfiguration) {
+		for i := range m.Webhooks {
+			broken(&m.Webhooks[i].ClientConfig)
 		}
-		restored = true
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		for _, put := range []func() error{
-			func() error {
-				cur, err := ar.MutatingWebhookConfigurations().Get(ctx, m.Name, metav1.GetOptions{})
-				if err == nil {
-					cur.Webhooks = m.Webhooks
-					_, err = ar.MutatingWebhookConfigurations().Update(ctx, cur, metav1.UpdateOptions{})
-				}
-				return err
-			},
-			func() error {
-				cur, err := ar.ValidatingWebhookConfigurations().Get(ctx, v.Name, metav1.GetOptions{})
-				if err == nil {
-					cur.Webhooks = v.Webhooks
-					_, err = ar.ValidatingWebhookConfigurations().Update(ctx, cur, metav1.UpdateOptions{})
-				}
-				return err
-			},
-		} {
-			if err := put(); err != nil {
-				t.Errorf("restore the webhook configurations: %v", err)
-			}
+		for i := range v.Webhooks {
+			broken(&v.Webhooks[i].ClientConfig)
 		}
-	}
-	t.Cleanup(restore)
-	if _, err := ar.ValidatingWebhookConfigurations().Update(t.Context(), bv, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return restore
+	})
 }
 
 // TestWebhookOutageMidAnalysis: with the webhook server unreachable, an

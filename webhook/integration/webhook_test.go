@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -21,6 +23,7 @@ import (
 	"github.com/canary-io/canary/e2e/cluster"
 	"github.com/canary-io/canary/e2e/controller"
 	"github.com/canary-io/canary/e2e/kit"
+	"github.com/canary-io/canary/webhook"
 )
 
 var (
@@ -423,6 +426,56 @@ func TestAdmissionLatency(t *testing.T) {
 	fmt.Printf("BENCH webhook server handling time (controller-runtime histogram):\n%s\n", strings.Join(lines, "\n"))
 }
 
+// unskipped is the controller's count of its status writes that reached
+// the webhook (canary_webhook_unskipped_controller_writes_total).
+func unskipped(t *testing.T) float64 {
+	t.Helper()
+	body, err := ctrl.Scrape(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(l, "canary_webhook_unskipped_controller_writes_total "); ok {
+			var n float64
+			if _, err := fmt.Sscan(v, &n); err != nil {
+				t.Fatalf("metric line %q: %v", l, err)
+			}
+			return n
+		}
+	}
+	t.Fatal("the controller serves no canary_webhook_unskipped_controller_writes_total")
+	return 0
+}
+
+// TestConfigurationNamingAnotherIdentityIsReported: webhook
+// configurations whose match conditions name another identity than the
+// controller's send it the controller's status writes; it judges them as
+// any other write and reports them (metric and log).
+func TestConfigurationNamingAnotherIdentityIsReported(t *testing.T) {
+	ns, cs, _ := heldDeployment(t)
+	other := func(conditions []admissionregistrationv1.MatchCondition) {
+		for i := range conditions {
+			conditions[i].Expression = strings.ReplaceAll(conditions[i].Expression, strconv.Quote(cluster.ControllerUser), strconv.Quote("someone-else"))
+		}
+	}
+	kit.ChangeWebhooks(t, cs, webhook.ConfigurationName, func(m *admissionregistrationv1.MutatingWebhookConfiguration, v *admissionregistrationv1.ValidatingWebhookConfiguration) {
+		for i := range m.Webhooks {
+			other(m.Webhooks[i].MatchConditions)
+		}
+		for i := range v.Webhooks {
+			other(v.Webhooks[i].MatchConditions)
+		}
+	})
+	before := unskipped(t)
+	controllerUpdate(t, ns, func(d *appsv1.Deployment) { d.Annotations[contract.KeyWeight] = "20" })
+	if got := unskipped(t) - before; got < 1 {
+		t.Errorf("the controller's status write under configurations naming someone else: %v reported, want at least 1", got)
+	}
+	if !strings.Contains(ctrl.Log(), "match conditions do not name --controller-identity") {
+		t.Errorf("the controller's log does not say the configurations name another identity")
+	}
+}
+
 // decisions is the controller's count of admission decisions so far
 // (canary_webhook_decisions_total, all webhooks and outcomes).
 func decisions(t *testing.T) float64 {
@@ -451,7 +504,7 @@ func decisions(t *testing.T) float64 {
 // for the controller's writes that change what they judge.
 func TestControllerStatusWritesSkipTheWebhooks(t *testing.T) {
 	ns, cs, _ := heldDeployment(t)
-	before := decisions(t)
+	before, unskippedBefore := decisions(t), unskipped(t)
 	for i := range 3 {
 		controllerUpdate(t, ns, func(d *appsv1.Deployment) {
 			d.Annotations[contract.KeyWeight] = fmt.Sprint(10 * (i + 1))
@@ -464,6 +517,9 @@ func TestControllerStatusWritesSkipTheWebhooks(t *testing.T) {
 	}
 	if after := decisions(t); after != before {
 		t.Errorf("the controller's status writes reached the webhooks: %v decisions, want none", after-before)
+	}
+	if got := unskipped(t) - unskippedBefore; got != 0 {
+		t.Errorf("%v of the controller's status writes reported as reaching the webhook with the configurations as registered, want 0", got)
 	}
 
 	cc := controllerClient(t)
