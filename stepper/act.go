@@ -232,8 +232,9 @@ func (r *Reconciler) recordFailure(ctx context.Context, w *world, actErr error) 
 	}
 	cur.Annotations[contract.KeyFailing] = why
 	cur.Annotations[contract.KeyFailingSince] = since.Format(time.RFC3339)
-	cur.Annotations[contract.KeyMessage] = plan.CapMessage(failureMessage(contract.Phase(cur.Annotations[contract.KeyPhase]), why,
-		since.Add(w.spec.ProgressDeadline)))
+	if msg := failureMessage(contract.Phase(cur.Annotations[contract.KeyPhase]), why, since.Add(w.spec.ProgressDeadline)); msg != "" {
+		cur.Annotations[contract.KeyMessage] = plan.CapMessage(msg)
+	}
 	if err := r.Client.Update(ctx, &cur); err != nil { // on the version just read
 		log.FromContext(ctx).Info("could not record the failure", "err", err.Error())
 	}
@@ -242,12 +243,18 @@ func (r *Reconciler) recordFailure(ctx context.Context, w *world, actErr error) 
 // failureMessage is the message of a pass that could not act, in the
 // phase the Deployment records: an analysis in flight rolls back at
 // deadline if it keeps failing; a promotion (the pass recorded Promoting,
-// then could not unpause) is never rolled back: it retries.
+// then an action after it failed, the unpause say) is never rolled back:
+// it retries. An analysis the pass ended (it recorded RolledBack or
+// Succeeded, then its cleanup failed) keeps the message that says why it
+// ended: "" (canary.io/failing holds the error until a pass succeeds).
 func failureMessage(phase contract.Phase, why string, deadline time.Time) string {
-	if phase == contract.PhasePromoting {
+	switch phase {
+	case contract.PhasePromoting:
 		return fmt.Sprintf("cannot act: %s; the promotion retries until it can (a promotion is not rolled back)", why)
+	case contract.PhaseProgressing, contract.PhasePaused:
+		return fmt.Sprintf("cannot act: %s; rolling back at %s if it keeps failing", why, deadline.UTC().Format(time.RFC3339))
 	}
-	return fmt.Sprintf("cannot act: %s; rolling back at %s if it keeps failing", why, deadline.UTC().Format(time.RFC3339))
+	return ""
 }
 
 // analysisEnded reports whether this pass recorded the end of an analysis:

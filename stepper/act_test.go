@@ -68,7 +68,8 @@ func TestOnlyTheNoteDiffers(t *testing.T) {
 }
 
 // TestFailureMessage: an analysis in flight that cannot act says when it
-// rolls back; a promotion, which is never rolled back, says it retries.
+// rolls back; a promotion, which is never rolled back, says it retries;
+// an analysis that has ended keeps the message that says why.
 func TestFailureMessage(t *testing.T) {
 	deadline := time.Date(2026, 12, 3, 21, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
@@ -78,6 +79,9 @@ func TestFailureMessage(t *testing.T) {
 		{contract.PhaseProgressing, "cannot act: refused; rolling back at 2026-12-03T21:00:00Z if it keeps failing"},
 		{contract.PhasePaused, "cannot act: refused; rolling back at 2026-12-03T21:00:00Z if it keeps failing"},
 		{contract.PhasePromoting, "cannot act: refused; the promotion retries until it can (a promotion is not rolled back)"},
+		// Ended by this pass: the message that says why stays.
+		{contract.PhaseRolledBack, ""},
+		{contract.PhaseSucceeded, ""},
 	} {
 		if got := failureMessage(tc.phase, "refused", deadline); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.phase, got, tc.want)
