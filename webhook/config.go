@@ -40,8 +40,11 @@ var pinnedCondition = fmt.Sprintf(
 // judge: the pod template is the stored one, spec.paused is not turned
 // off, and no annotation but the system's (contract.SystemKeys) is added,
 // changed or removed (an opted-in Deployment has annotations before and
-// after any write of the controller; one without goes to the webhooks). Mutate passes such a write untouched and Validate
-// allows it, so the apiserver need not ask: the Deployment webhooks' match
+// after any write of the controller; one without goes to the webhooks).
+// Mutate passes such a write untouched and Validate allows it, unless
+// the stored settings do not parse (docs/security.md: the stepper then
+// rolls back, and that write must go through), so the apiserver need not
+// ask: the Deployment webhooks' match
 // conditions leave it out, and the controller's status writes, a dozen per
 // analysis, each save two admission round trips. Every other write by the
 // controller, the unpause above all, still goes to the webhooks, which

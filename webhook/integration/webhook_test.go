@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,6 +24,7 @@ import (
 	"github.com/canary-io/canary/e2e/cluster"
 	"github.com/canary-io/canary/e2e/controller"
 	"github.com/canary-io/canary/e2e/kit"
+	"github.com/canary-io/canary/e2e/scale"
 	"github.com/canary-io/canary/webhook"
 )
 
@@ -430,21 +432,27 @@ func TestAdmissionLatency(t *testing.T) {
 // the webhook (canary_webhook_unskipped_controller_writes_total).
 func unskipped(t *testing.T) float64 {
 	t.Helper()
+	const name = "canary_webhook_unskipped_controller_writes_total"
+	samples := controllerSamples(t)
+	if !slices.ContainsFunc(samples, func(s *model.Sample) bool { return string(s.Metric[model.MetricNameLabel]) == name }) {
+		t.Fatal("the controller serves no " + name)
+	}
+	return samples.Sum(name, nil)
+}
+
+// controllerSamples are the samples the controller's metrics endpoint
+// serves now.
+func controllerSamples(t *testing.T) scale.Samples {
+	t.Helper()
 	body, err := ctrl.Scrape(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range strings.Split(body, "\n") {
-		if v, ok := strings.CutPrefix(l, "canary_webhook_unskipped_controller_writes_total "); ok {
-			var n float64
-			if _, err := fmt.Sscan(v, &n); err != nil {
-				t.Fatalf("metric line %q: %v", l, err)
-			}
-			return n
-		}
+	samples, err := scale.Parse(strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("the controller serves no canary_webhook_unskipped_controller_writes_total")
-	return 0
+	return samples
 }
 
 // TestConfigurationNamingAnotherIdentityIsReported: webhook
@@ -480,22 +488,7 @@ func TestConfigurationNamingAnotherIdentityIsReported(t *testing.T) {
 // (canary_webhook_decisions_total, all webhooks and outcomes).
 func decisions(t *testing.T) float64 {
 	t.Helper()
-	body, err := ctrl.Scrape(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, l := range strings.Split(body, "\n") {
-		if !strings.HasPrefix(l, "canary_webhook_decisions_total{") {
-			continue
-		}
-		var v float64
-		if _, err := fmt.Sscan(l[strings.LastIndex(l, " ")+1:], &v); err != nil {
-			t.Fatalf("metric line %q: %v", l, err)
-		}
-		sum += v
-	}
-	return sum
+	return controllerSamples(t).Sum("canary_webhook_decisions_total", nil)
 }
 
 // TestControllerStatusWritesSkipTheWebhooks: the apiserver does not call
