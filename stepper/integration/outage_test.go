@@ -74,12 +74,7 @@ func TestWebhookOutageMidAnalysis(t *testing.T) {
 		return d.Annotations[contract.KeyPhase] == string(contract.PhaseSucceeded) && !d.Spec.Paused &&
 			d.Annotations[contract.KeyFailing] == ""
 	})
-	var moved []string
-	for _, w := range weights() {
-		if w != "0" && w != "" {
-			moved = append(moved, w)
-		}
-	}
+	moved := movedWeights(weights())
 	if !slices.Equal(moved, []string{"20", "40", "60"}) {
 		t.Errorf("weights recorded %v, want 20, 40, 60 (40 and 60 during the outage)", moved)
 	}

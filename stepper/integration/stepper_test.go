@@ -156,6 +156,17 @@ func watchWeights(t *testing.T, cs kubernetes.Interface, ns string) func() []str
 	}
 }
 
+// movedWeights are the weights of seen that put traffic on the canary.
+func movedWeights(seen []string) []string {
+	var moved []string
+	for _, w := range seen {
+		if w != "0" && w != "" {
+			moved = append(moved, w)
+		}
+	}
+	return moved
+}
+
 // watchVersions records every version of the Deployment reviews the
 // apiserver serves from now until the returned function is called.
 func watchVersions(t *testing.T, cs kubernetes.Interface, ns string) func() []appsv1.Deployment {
@@ -251,12 +262,7 @@ func TestFullPromotion(t *testing.T) {
 	if !unpaused {
 		t.Errorf("no version of the Deployment in phase Promoting and unpaused was seen")
 	}
-	var moved []string
-	for _, w := range seen {
-		if w != "0" && w != "" {
-			moved = append(moved, w)
-		}
-	}
+	moved := movedWeights(seen)
 	if !slices.Equal(moved, []string{"20", "40", "60"}) {
 		t.Errorf("weights seen %v, want 20, 40, 60 in order", seen)
 	}
@@ -691,12 +697,7 @@ func TestStepperKilledMidStepResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	phaseOf(t, cs, ns, contract.PhaseSucceeded, 90*time.Second)
-	var moved []string
-	for _, w := range weights() {
-		if w != "0" && w != "" {
-			moved = append(moved, w)
-		}
-	}
+	moved := movedWeights(weights())
 	if !slices.Equal(moved, []string{"20", "40", "60"}) {
 		t.Errorf("weights seen %v, want 20, 40, 60 in order across the restart", moved)
 	}
