@@ -30,9 +30,9 @@ type Metrics struct {
 	skipped      *prometheus.CounterVec
 }
 
-// prometheusQueries, comparisonSamples and checkRoundSeconds measure the
-// controller's work on Prometheus, whichever Deployment it is for;
-// NewMetrics registers them.
+// prometheusQueries, comparisonSamples, checkRoundSeconds and
+// checkRoundWaitSeconds measure the controller's work on Prometheus,
+// whichever Deployment it is for; NewMetrics registers them.
 var (
 	prometheusQueries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "canary_prometheus_queries_total",
@@ -46,6 +46,11 @@ var (
 		Name: "canary_check_round_seconds",
 		Help: "How long a round of end-of-step checks took to hand an analysis its results: the batched reads, its custom metrics, and the comparison read beside them or in flight.",
 		// 10ms to about 82s.
+		Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+	})
+	checkRoundWaitSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "canary_check_round_comparison_wait_seconds",
+		Help:    "The part of canary_check_round_seconds after an analysis' checks were read: the wait for its comparison, read beside them or in flight.",
 		Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
 	})
 )
@@ -140,7 +145,7 @@ func (m *Metrics) own() []prometheus.Collector {
 }
 
 // shared are the collectors every Metrics registers.
-var shared = []prometheus.Collector{prometheusQueries, comparisonSamples, checkRoundSeconds}
+var shared = []prometheus.Collector{prometheusQueries, comparisonSamples, checkRoundSeconds, checkRoundWaitSeconds}
 
 // analysisSkipped counts a skip-analysis rollout of Deployment name in ns.
 func (m *Metrics) analysisSkipped(ns, name string) {

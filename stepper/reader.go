@@ -22,7 +22,9 @@ import (
 //   - the continuous comparison: every Period, one range query per metric
 //     (requests, the duration histogram's _count and its buckets) for
 //     every analysis whose comparison is up to date, reading only the
-//     samples since the last period (groupSelectors, fanOut); the
+//     samples since the last period (groupSelectors, fanOut), but for
+//     the analyses whose checks fall due within the period: the round of
+//     their checks reads them (checksSoon); the
 //     analyses further behind (a first read after a restart or a lost
 //     lease, which rebuilds from the analysis' start, or the first read
 //     of an analysis whose canary took traffic long after it started) are
@@ -390,6 +392,9 @@ func (rd *Reader) tick(ctx context.Context, now time.Time) {
 			continue
 		}
 		if now.Sub(r.c.from(r.req)) <= batchable {
+			if rd.checksSoon(key, r, now) {
+				continue
+			}
 			if !rd.busyURLs[r.req.url] {
 				groups[r.req.url] = append(groups[r.req.url], job{r, r.req})
 				r.hold()
@@ -420,6 +425,19 @@ func (rd *Reader) tick(ctx context.Context, now time.Time) {
 		rd.busyURLs[url] = true
 		rd.wg.Go(func() { rd.readBatch(ctx, url, group, now) })
 	}
+}
+
+// checksSoon reports whether the period's batch leaves out the
+// comparison r of the Deployment key (the Reader's lock held): its
+// expected checks fall due within the period (or are being taken now),
+// and the round of their moment reads it beside them (refreshable). Read
+// in the batch, it would be in flight when the round starts, and the
+// round would wait for the whole batch, every analysis' comparison, to
+// hand out its results. One without a verdict yet is read: its round
+// drops it (takeExpected).
+func (rd *Reader) checksSoon(key string, r *reading, now time.Time) bool {
+	e := rd.expected[key]
+	return e != nil && r.verdict != nil && e.at.After(now.Add(-time.Second)) && !e.at.After(now.Add(rd.Period))
 }
 
 func (rd *Reader) checkDelay() time.Duration {
@@ -660,10 +678,12 @@ func (rd *Reader) readChecks(ctx context.Context, url string, group []*checkRoun
 			slots <- struct{}{}
 			results := runChecks(ctx, q, c.run, now, rd.QueryTimeout, known)
 			<-slots
+			checked := rd.Clock.Now()
 			<-refreshed
 			for _, done := range inFlight {
 				<-done // bounded: every read runs under QueryTimeout
 			}
+			checkRoundWaitSeconds.Observe(rd.Clock.Since(checked).Seconds())
 			rd.mu.Lock()
 			c.results, c.done, c.stored = results, true, rd.Clock.Now()
 			current := rd.rounds[c.key] == c

@@ -589,6 +589,61 @@ func TestRoundWaitsForTheReadInFlight(t *testing.T) {
 	}
 }
 
+// TestPeriodLeavesOutChecksDueWithin: the period's batch leaves out the
+// comparisons whose expected checks fall due before the next period (the
+// round of their moment reads them beside the checks, and would otherwise
+// wait for the whole batch in flight), and reads all the others: those
+// due later, those not expected, and the one due soon with no verdict yet.
+// That round then reads the comparison it left out.
+func TestPeriodLeavesOutChecksDueWithin(t *testing.T) {
+	st := &store{}
+	start := time.Now()
+	fc := clocktesting.NewFakePassiveClock(start)
+	rd := &Reader{Period: 5 * time.Second, QueryTimeout: 5 * time.Second, Clock: fc, CheckDelay: 10 * time.Millisecond,
+		Querier: func(string) (Querier, error) { return storeQuerier{st}, nil }}
+	startReader(t, rd)
+	reqs := firstVerdicts(t, rd, 3, start)
+	rd.Compare("ns-3/reviews", request("ns-3", start), false, start) // no verdict yet
+	run := func(i int) checkRun {
+		return checkRun{settings: contract.DefaultSettings(), namespace: fmt.Sprintf("ns-%d", i), canary: "reviews-canary", stable: "reviews", window: time.Minute, comparedRequests: -1}
+	}
+	now := start.Add(5 * time.Second)
+	fc.SetTime(now)
+	// The round's timers run on the wall clock: due in an hour by it, it
+	// does not start during the test.
+	rd.Expect("ns-0/reviews", "step 1", run(0), reqs[0].url, now.Add(4*time.Second))
+	rd.Expect("ns-1/reviews", "step 1", run(1), reqs[1].url, now.Add(6*time.Second))
+	rd.Expect("ns-3/reviews", "step 1", run(3), reqs[0].url, now.Add(4*time.Second))
+	rd.mu.Lock()
+	rd.expectKick = now.Add(time.Hour)
+	rd.mu.Unlock()
+	before := len(st.asked())
+	rd.tick(t.Context(), now)
+	waitFor(t, "the period's batch", func() bool { return !readAt(rd, 1).Before(now) })
+	asked := st.asked()[before:]
+	if len(asked) != 3 {
+		t.Fatalf("%d queries in the period's batch, want 3 (one per metric): %v", len(asked), asked)
+	}
+	for _, q := range asked {
+		for ns, want := range map[string]bool{"ns-0": false, "ns-1": true, "ns-2": true, "ns-3": true} {
+			if got := strings.Contains(q, ns+`"`) || strings.Contains(q, ns+"|"); got != want {
+				t.Errorf("the batch reads %s: %v, want %v: %s", ns, got, want, q)
+			}
+		}
+	}
+	if got := readAt(rd, 0); !got.Equal(start) {
+		t.Errorf("ns-0's comparison read %v after the start, want only the first read's", got.Sub(start))
+	}
+	// Its round reads it beside its checks.
+	due := now.Add(4 * time.Second)
+	fc.SetTime(due)
+	rd.flushChecks(t.Context(), due)
+	checksIn(t, rd, reqs[0], 0, "step 1", due)
+	if got := readAt(rd, 0); !got.Equal(due) {
+		t.Errorf("ns-0's comparison read %v after the start, want at its checks' moment (9s)", got.Sub(start))
+	}
+}
+
 // gatedQuerier holds its range reads while blocked.
 type gatedQuerier struct {
 	storeQuerier

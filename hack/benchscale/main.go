@@ -593,6 +593,8 @@ func round(ctx context.Context, o options, c *cluster.Cluster, cs kubernetes.Int
 		scale.Quantile(0.5, "canary_step_lateness_seconds", ctrlBefore, ctrlAfter), scale.Quantile(0.99, "canary_step_lateness_seconds", ctrlBefore, ctrlAfter))
 	fmt.Printf("| a round of checks, start → an analysis' results | p50 %.2fs, p99 %.2fs |\n",
 		scale.Quantile(0.5, "canary_check_round_seconds", ctrlBefore, ctrlAfter), scale.Quantile(0.99, "canary_check_round_seconds", ctrlBefore, ctrlAfter))
+	fmt.Printf("| of which the wait for the comparison, after the checks were read | p50 %.2fs, p99 %.2fs |\n",
+		scale.Quantile(0.5, "canary_check_round_comparison_wait_seconds", ctrlBefore, ctrlAfter), scale.Quantile(0.99, "canary_check_round_comparison_wait_seconds", ctrlBefore, ctrlAfter))
 	fmt.Printf("| weight lateness (a ready canary's first weight recorded after its due moment: the controller's own part of ready → weight) | p50 %.2fs, p99 %.2fs |\n",
 		scale.Quantile(0.5, "canary_weight_lateness_seconds", ctrlBefore, ctrlAfter), scale.Quantile(0.99, "canary_weight_lateness_seconds", ctrlBefore, ctrlAfter))
 	// Where a pass's time goes: waiting in the controller's queue, and
