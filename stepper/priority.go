@@ -170,3 +170,21 @@ func (r *Reconciler) releaseCreation() {
 	namespace, name, _ := strings.Cut(next, "/")
 	r.wakeUp(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}})
 }
+
+// maxRetryBackoff bounds the wait before a pass that failed is tried
+// again; controller-runtime's default grows to 1,000 s. A pass that
+// failed in Promoting records nothing (its unpause refused while the
+// webhook is unreachable, say) and only its retry moves the promotion on
+// once the cause is gone; one that failed in an analysis in flight comes
+// back to roll back at the progress deadline. Either would otherwise lag
+// by up to about 17 minutes after a long failure. Events (a write of the
+// Deployment, a canary pod's readiness) still bring a pass at once.
+const maxRetryBackoff = 30 * time.Second
+
+// retryLimiter is the stepper queue's backoff for a pass that failed:
+// exponential from 5 ms, as controller-runtime's, up to maxRetryBackoff.
+// With every analysis failing (the apiserver refusing the controller's
+// writes), that is at most one pass per analysis every 30 s.
+func retryLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
+	return workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](5*time.Millisecond, maxRetryBackoff)
+}

@@ -149,3 +149,28 @@ func TestRequeueLeft(t *testing.T) {
 		}
 	}
 }
+
+// TestRetriesBackOffAtMostMaxRetryBackoff: a pass that keeps failing is
+// retried soon at first, then at most maxRetryBackoff apart however long
+// it fails (controller-runtime's default reaches 1,000 s), and soon again
+// once it succeeded.
+func TestRetriesBackOffAtMostMaxRetryBackoff(t *testing.T) {
+	l := retryLimiter()
+	req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "shop", Name: "reviews"}}
+	if got := l.When(req); got != 5*time.Millisecond {
+		t.Errorf("first retry after %v, want 5ms", got)
+	}
+	var waited, last time.Duration
+	for range 40 {
+		last = l.When(req)
+		waited += last
+	}
+	if last != maxRetryBackoff || maxRetryBackoff != 30*time.Second {
+		t.Errorf("after 41 failures the retry waits %v, want 30s", last)
+	}
+	t.Logf("41 failures over %v", waited)
+	l.Forget(req)
+	if got := l.When(req); got != 5*time.Millisecond {
+		t.Errorf("after a success the first retry waits %v, want 5ms", got)
+	}
+}

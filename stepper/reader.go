@@ -35,7 +35,9 @@ import (
 //     known when it starts (its start, a whole second, plus the
 //     interval), and the pass that records the step tells the Reader
 //     (Expect): the checks of every analysis due at the same moment are
-//     read in one round then, whether or not their passes are on time,
+//     read in one round then, over the window that ends at it (read
+//     checkLead before it, so that the results are in when the step
+//     ends), whether or not their passes are on time,
 //     so that the rounds follow the moments at which steps end (at most
 //     one a second with whole-second intervals), not the number of
 //     analyses nor how late the passes come. A request the Reader was not
@@ -106,7 +108,15 @@ const (
 	DefaultCheckDelay = 250 * time.Millisecond
 	// checkGather is how long a round that may start at once waits for
 	// the other requests of the same moment (passes woken together).
-	checkGather       = 20 * time.Millisecond
+	checkGather = 20 * time.Millisecond
+	// checkLead is how long before their moment expected checks are
+	// read, evaluated at it (the window that ends then): a round takes a
+	// tenth of a second typically and half a second when the machine is
+	// busy, and the step's pass, due at the moment, then finds them in.
+	// Prometheus has no sample of the last half second then, as it has
+	// none of the last scrape interval's part at any moment: the newest
+	// sample of a series is up to a scrape interval old.
+	checkLead         = 500 * time.Millisecond
 	DefaultAloneLimit = 8
 	// forgetAfter: a reading or check round no pass has asked about for
 	// this long is dropped (its analysis ended while the Deployment was
@@ -146,7 +156,11 @@ type checkRound struct {
 	asked      time.Time
 	started    bool
 	done       bool
-	results    []plan.CheckResult
+	// at is when the checks are evaluated, the end of their window: an
+	// expected round's moment; zero for a request, read when its round
+	// starts.
+	at      time.Time
+	results []plan.CheckResult
 	// stored is when the results were stored (the round's reads ended).
 	stored time.Time
 }
@@ -268,7 +282,8 @@ func (rd *Reader) Drop(key string) {
 
 // Expect tells the Reader that the end-of-step checks of the Deployment
 // key for round fall due at: they are read in the round of that moment
-// (checkGather after it), beside every other analysis' due then, and
+// (checkLead before it, evaluated at it), beside every other analysis'
+// due then, and
 // handed to the pass that asks for round (Checks). run's window is the
 // one that ends at. Expecting again replaces; Unexpect forgets. An
 // expectation whose comparison has no verdict yet when it falls due is
@@ -294,10 +309,10 @@ func (rd *Reader) Unexpect(key string) {
 	delete(rd.expected, key)
 }
 
-// scheduleExpected makes sure a round starts checkGather after at, unless
+// scheduleExpected makes sure a round starts checkLead before at, unless
 // one is scheduled before then (the Reader's lock held).
 func (rd *Reader) scheduleExpected(at, now time.Time) {
-	kickAt := at.Add(checkGather)
+	kickAt := at.Add(-checkLead)
 	if !rd.expectKick.IsZero() && !kickAt.Before(rd.expectKick) {
 		return
 	}
@@ -318,8 +333,9 @@ func (rd *Reader) scheduleExpected(at, now time.Time) {
 	})
 }
 
-// takeExpected turns the expectations due by now into check requests of
-// this round and schedules the next (the Reader's lock held). One whose
+// takeExpected turns the expectations due by now and checkLead into check
+// requests of this round and schedules the next (the Reader's lock
+// held). One whose
 // pass has asked already, or whose comparison has no verdict yet, is
 // dropped.
 func (rd *Reader) takeExpected(now time.Time) {
@@ -328,7 +344,7 @@ func (rd *Reader) takeExpected(now time.Time) {
 	}
 	var next time.Time
 	for key, e := range rd.expected {
-		if e.at.After(now) {
+		if e.at.After(now.Add(checkLead)) {
 			if next.IsZero() || e.at.Before(next) {
 				next = e.at
 			}
@@ -348,7 +364,7 @@ func (rd *Reader) takeExpected(now time.Time) {
 				run.comparedRequests = r.verdict.Errors.CanaryRequests
 			}
 		}
-		rd.rounds[key] = &checkRound{key: key, round: e.round, url: e.url, run: run, asked: now}
+		rd.rounds[key] = &checkRound{key: key, round: e.round, url: e.url, run: run, asked: now, at: e.at}
 	}
 	if !next.IsZero() {
 		rd.scheduleExpected(next, now)
@@ -604,24 +620,32 @@ func flushWait(last, now time.Time, delay time.Duration) time.Duration {
 }
 
 // flushChecks starts the reads of every check request waiting: one group
-// per Prometheus.
+// per Prometheus and moment (the expected rounds' moment, or now).
 func (rd *Reader) flushChecks(ctx context.Context, now time.Time) {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
 	rd.flushing = false
 	rd.takeExpected(now)
-	groups := map[string][]*checkRound{}
+	type groupKey struct {
+		url string
+		at  time.Time
+	}
+	groups := map[groupKey][]*checkRound{}
 	for _, c := range rd.rounds {
 		if !c.started {
 			c.started = true
-			groups[c.url] = append(groups[c.url], c)
+			k := groupKey{c.url, c.at}
+			if k.at.IsZero() {
+				k.at = now
+			}
+			groups[k] = append(groups[k], c)
 		}
 	}
 	if len(groups) > 0 {
 		rd.lastFlush = now
 	}
-	for url, group := range groups {
-		rd.wg.Go(func() { rd.readChecks(ctx, url, group, now) })
+	for k, group := range groups {
+		rd.wg.Go(func() { rd.readChecks(ctx, k.url, group, now, k.at) })
 	}
 }
 
@@ -629,10 +653,11 @@ func (rd *Reader) flushChecks(ctx context.Context, now time.Time) {
 // once (their custom metrics, and the reads that explain no data).
 const checkConcurrency = 32
 
-// readChecks runs the checks of group, which share one Prometheus: the
-// built-in checks of all of them batched (builtinsOf), the rest per
-// analysis.
-func (rd *Reader) readChecks(ctx context.Context, url string, group []*checkRound, now time.Time) {
+// readChecks runs the checks of group, which share one Prometheus and
+// the moment at which they are evaluated (at; now is when the round
+// started): the built-in checks of all of them batched (builtinsOf), the
+// rest per analysis.
+func (rd *Reader) readChecks(ctx context.Context, url string, group []*checkRound, now, at time.Time) {
 	q, err := rd.Querier(url)
 	if err != nil {
 		// Never a pass: every check is a failed query, judged by the
@@ -668,7 +693,7 @@ func (rd *Reader) readChecks(ctx context.Context, url string, group []*checkRoun
 	if mq, ok := q.(MatrixQuerier); ok {
 		known = &answers{done: make(chan struct{})}
 		wg.Go(func() {
-			known.m = builtinsOf(ctx, mq, runs, now, rd.QueryTimeout)
+			known.m = builtinsOf(ctx, mq, runs, at, rd.QueryTimeout)
 			close(known.done)
 		})
 	}
@@ -676,7 +701,7 @@ func (rd *Reader) readChecks(ctx context.Context, url string, group []*checkRoun
 	for _, c := range group {
 		wg.Go(func() {
 			slots <- struct{}{}
-			results := runChecks(ctx, q, c.run, now, rd.QueryTimeout, known)
+			results := runChecks(ctx, q, c.run, at, rd.QueryTimeout, known)
 			<-slots
 			checked := rd.Clock.Now()
 			<-refreshed
@@ -684,12 +709,16 @@ func (rd *Reader) readChecks(ctx context.Context, url string, group []*checkRoun
 				<-done // bounded: every read runs under QueryTimeout
 			}
 			checkRoundWaitSeconds.Observe(rd.Clock.Since(checked).Seconds())
+			stored := rd.Clock.Now()
 			rd.mu.Lock()
-			c.results, c.done, c.stored = results, true, rd.Clock.Now()
+			c.results, c.done, c.stored = results, true, stored
 			current := rd.rounds[c.key] == c
 			rd.mu.Unlock()
-			checkRoundSeconds.Observe(rd.Clock.Since(now).Seconds())
-			if current {
+			checkRoundSeconds.Observe(stored.Sub(now).Seconds())
+			// In before their moment, the results wait for the pass due
+			// then (its requeue): a wake now would find the step not
+			// over.
+			if current && !stored.Before(c.at) {
 				rd.wake([]string{c.key})
 			}
 		})

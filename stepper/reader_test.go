@@ -201,13 +201,15 @@ type checkProm struct {
 	vectorErr         error
 	singleValue       float64
 	lastSuccess, last string
+	lastAt            time.Time // the last success rate's evaluation time
+	lastCalled        time.Time // and when it was asked
 }
 
 func (p *checkProm) Matrix(context.Context, string, time.Time) (model.Matrix, error) {
 	return nil, nil
 }
 
-func (p *checkProm) Vector(_ context.Context, promql string, _ time.Time) (model.Vector, error) {
+func (p *checkProm) Vector(_ context.Context, promql string, at time.Time) (model.Vector, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.vectors++
@@ -220,7 +222,7 @@ func (p *checkProm) Vector(_ context.Context, promql string, _ time.Time) (model
 	if strings.Contains(promql, `response_code=~"5.*"`) {
 		return p.hidden, p.hiddenErr
 	}
-	p.lastSuccess = promql
+	p.lastSuccess, p.lastAt, p.lastCalled = promql, at, time.Now()
 	return p.success, nil
 }
 
@@ -425,11 +427,13 @@ func TestChecksReadTheComparisonBeside(t *testing.T) {
 }
 
 // TestExpectedChecksReadAtTheirMoment: checks the Reader was told of
-// (Expect) are read when they fall due, all in one round, without their
-// passes asking; each is woken and then gets its results from that round
-// without another read. Checks forgotten (Unexpect, Drop) are not read;
-// nor are those whose comparison has no verdict yet (the pass asks once
-// it has one); nor twice those whose pass asked first.
+// (Expect) are read in one round checkLead before they fall due,
+// evaluated at their moment (the window that ends then), without their
+// passes asking; in before then, they wake no one (the step is not over)
+// and each pass due at the moment gets its results without another read.
+// Checks forgotten (Unexpect, Drop) are not read; nor are those whose
+// comparison has no verdict yet (the pass asks once it has one); nor
+// twice those whose pass asked first.
 func TestExpectedChecksReadAtTheirMoment(t *testing.T) {
 	p := &checkProm{success: model.Vector{sample("ns-0", "reviews-canary", 99.5), sample("ns-0", "reviews", 100)}}
 	var mu sync.Mutex
@@ -448,39 +452,52 @@ func TestExpectedChecksReadAtTheirMoment(t *testing.T) {
 	key := func(i int) string { return fmt.Sprintf("ns-%d/reviews", i) }
 	const url = "http://prometheus:9090"
 	now := time.Now()
-	at := now.Add(300 * time.Millisecond)
+	at := now.Add(checkLead + 700*time.Millisecond).Truncate(time.Millisecond)
 	for i := range 14 {
 		rd.Expect(key(i), "step 1", run(i), url, at)
 	}
 	rd.Unexpect(key(10))
 	rd.Drop(key(11))
 	rd.Compare(key(12), request("ns-12", now), false, now) // no verdict yet: pending
-	// ns-13's pass asks on time, before the round: its request is read
-	// once, in the round.
-	time.Sleep(time.Until(at))
+	// ns-13's pass asks first (again after no data, say): its request is
+	// read at once, in a round of its own, and not again at the moment.
+	if _, ok := rd.Checks(key(13), "step 1", run(13), url, now); ok {
+		t.Fatal("ns-13's checks in before any read")
+	}
+	waitFor(t, "ns-13's checks read", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.vectors == 3
+	})
+	p.mu.Lock()
+	if !strings.Contains(p.lastSuccess, `"ns-13"`) || !p.lastAt.Before(at) {
+		t.Errorf("ns-13's round: %s at %v, want ns-13 alone, evaluated when asked", p.lastSuccess, p.lastAt)
+	}
+	p.mu.Unlock()
+	time.Sleep(time.Until(at.Add(-checkLead - 100*time.Millisecond)))
 	p.mu.Lock()
 	early := p.vectors
 	p.mu.Unlock()
-	if early != 0 {
-		t.Fatalf("%d queries before the checks fell due", early)
+	if early != 3 {
+		t.Fatalf("%d queries more than checkLead before the checks fell due", early-3)
 	}
-	if _, ok := rd.Checks(key(13), "step 1", run(13), url, time.Now()); ok {
-		t.Fatal("ns-13's checks in before any read")
-	}
-	waitFor(t, "the expected analyses woken", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, i := range []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13} {
-			if _, ok := woken[key(i)]; !ok {
-				return false
+	expected := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
+	stored := map[int]time.Time{}
+	waitFor(t, "the expected round's results", func() bool {
+		rd.mu.Lock()
+		defer rd.mu.Unlock()
+		for _, i := range expected {
+			if c := rd.rounds[key(i)]; c != nil && c.done {
+				stored[i] = c.stored
 			}
 		}
-		return true
+		return len(stored) == len(expected)
 	})
+	time.Sleep(time.Until(at))
 	mu.Lock()
-	for k, when := range woken {
-		if when.Before(at) {
-			t.Errorf("%s woken at %v, before its checks fell due at %v", k, when, at)
+	for _, i := range expected {
+		if when, ok := woken[key(i)]; ok && stored[i].Before(at) {
+			t.Errorf("%s woken at %v by results stored at %v, before its checks fell due at %v", key(i), when, stored[i], at)
 		}
 	}
 	for _, i := range []int{10, 11, 12} {
@@ -489,10 +506,10 @@ func TestExpectedChecksReadAtTheirMoment(t *testing.T) {
 		}
 	}
 	mu.Unlock()
-	for _, i := range []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13} {
+	for _, i := range expected {
 		rs, ok := rd.Checks(key(i), "step 1", run(i), url, time.Now())
 		if !ok || len(rs) == 0 {
-			t.Fatalf("%s: no results when woken (%v, %v)", key(i), rs, ok)
+			t.Fatalf("%s: no results at its moment (%v, %v)", key(i), rs, ok)
 		}
 		if i == 0 && (!rs[0].HasData || rs[0].Canary != 99.5) {
 			t.Errorf("ns-0's success rate: %+v", rs[0])
@@ -500,10 +517,17 @@ func TestExpectedChecksReadAtTheirMoment(t *testing.T) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	oneRound(t, p, 11)
-	for _, i := range []int{10, 11, 12} {
+	p.vectors -= 3 // ns-13's round
+	oneRound(t, p, len(expected))
+	if !p.lastAt.Equal(at) {
+		t.Errorf("the expected round evaluated at %v, want at the checks' moment %v", p.lastAt, at)
+	}
+	if !p.lastCalled.Before(at) {
+		t.Errorf("the expected round read at %v, not before the checks' moment %v: the pass due then would wait for it", p.lastCalled, at)
+	}
+	for _, i := range []int{10, 11, 12, 13} {
 		if strings.Contains(p.lastSuccess, fmt.Sprintf(`ns-%d"`, i)) || strings.Contains(p.lastSuccess, fmt.Sprintf("ns-%d|", i)) {
-			t.Errorf("ns-%d's forgotten or pending checks were read: %s", i, p.lastSuccess)
+			t.Errorf("ns-%d's forgotten, pending or already read checks were read: %s", i, p.lastSuccess)
 		}
 	}
 }
@@ -525,8 +549,10 @@ func TestLateResultsReadAgain(t *testing.T) {
 		readAgain bool
 	}{{late: 39 * time.Second}, {late: 41 * time.Second, readAgain: true}} {
 		round := fmt.Sprintf("step late by %v", tc.late)
-		rd.Expect("shop/reviews", round, run, url, time.Now().Add(50*time.Millisecond))
-		wokenWithin(t, woken)
+		at := time.Now().Add(50 * time.Millisecond)
+		rd.Expect("shop/reviews", round, run, url, at)
+		roundDone(t, rd, "shop/reviews")
+		time.Sleep(time.Until(at))
 		p.mu.Lock()
 		before := p.vectors
 		p.mu.Unlock()
@@ -548,6 +574,18 @@ func TestLateResultsReadAgain(t *testing.T) {
 			t.Errorf("asked %v after the read: %d queries since, want the 3 of a read again", tc.late, again)
 		}
 	}
+}
+
+// roundDone waits for the round of checks of the Deployment key to have
+// its results.
+func roundDone(t *testing.T, rd *Reader, key string) {
+	t.Helper()
+	waitFor(t, "the round of "+key, func() bool {
+		rd.mu.Lock()
+		defer rd.mu.Unlock()
+		c := rd.rounds[key]
+		return c != nil && c.done
+	})
 }
 
 // wokenWithin waits up to 5 s for a wake-up.

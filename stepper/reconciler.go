@@ -350,7 +350,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 		// count it in the canary Deployment's status.
 		Watches(&corev1.Pod{}, r.sightings(urgently(handler.EnqueueRequestsFromMapFunc(canaryPodOwner))),
 			builder.WithPredicates(predicate.Funcs{UpdateFunc: podReadinessChanged})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers, RateLimiter: retryLimiter()}).
 		Complete(r)
 }
 

@@ -87,7 +87,9 @@
 //	           StepStarted = WaitingSince = now
 //	rolling    wait for RolloutComplete, bounded by the progress deadline
 //	overdue    deadline passed: SetProgressingFailed and a Warning Event,
-//	           once (WaitingSince zeroed); phase stays Promoting and the
+//	           once (WaitingSince zeroed; the condition again after the
+//	           unpause while that is still to be made, refused by a
+//	           webhook outage say); phase stays Promoting and the
 //	           wait goes on: the passed revision is already rolling and the
 //	           controller may not change the template, so there is nothing
 //	           to roll back to; canary.io/skip-analysis remains the way out

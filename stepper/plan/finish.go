@@ -182,11 +182,19 @@ func unhold(obs Observations) []Action {
 
 // awaitRollout waits for the promotion's rolling update. Past the progress
 // deadline it marks the Deployment failed and warns, once: WaitingSince
-// is zeroed to say so, and the wait goes on without a bound.
+// is zeroed to say so, and the wait goes on without a bound. The mark
+// comes after the unpause (the deployment controller judges no progress
+// of a paused Deployment); while the unpause is still to be made (it was
+// refused: a webhook outage, say), each pass that makes it marks again
+// after it, so that a refused unpause never loses the mark.
 func awaitRollout(spec Spec, st State, obs Observations, acts []Action) Decision {
 	now := obs.Now
 	if st.WaitingSince.IsZero() {
-		return Decision{Next: st, Actions: acts, Requeue: RecheckAfter, Message: overdueMessage(spec, st)}
+		msg := overdueMessage(spec, st)
+		if obs.Held {
+			acts = append(acts, SetProgressingFailed(msg))
+		}
+		return Decision{Next: st, Actions: acts, Requeue: RecheckAfter, Message: msg}
 	}
 	deadline := st.WaitingSince.Add(spec.ProgressDeadline)
 	if now.Before(deadline) {

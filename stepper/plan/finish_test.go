@@ -50,6 +50,15 @@ func TestNextPromoting(t *testing.T) {
 		requeue: RecheckAfter,
 		message: overdue,
 	}, {
+		name:  "overdue, the unpause refused when it fell overdue: unpaused, then marked again",
+		state: with(promotingSince(ago(20*time.Minute)), func(s *State) { s.WaitingSince = time.Time{} }),
+		obs: func(o *Observations) {
+			o.ServicePinned, o.Held, o.Failing = false, true, "unpause: webhook unreachable"
+		},
+		actions: []Action{Unpause(), SetProgressingFailed(overdue)},
+		requeue: RecheckAfter,
+		message: overdue,
+	}, {
 		// Every annotation write raises the Deployment's generation: the
 		// status lags the stepper's own record of the completion. Judged
 		// again, the promotion would go back to waiting and write again,
