@@ -48,7 +48,9 @@ func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error
 		case plan.ActionUnpinService:
 			err = r.pin(ctx, w, false)
 		case plan.ActionSetWeight:
-			err = r.setWeight(ctx, w, a.Weight, a.Mirror)
+			if err = r.setWeight(ctx, w, a.Weight, a.Mirror); err == nil {
+				r.Metrics.routed(w, dec.Next, r.Clock.Now())
+			}
 		case plan.ActionDeleteCanary:
 			err = r.deleteCanary(ctx, w)
 		case plan.ActionDeleteGeneratedVirtualService:
@@ -210,7 +212,7 @@ const maxFailing = 512
 // failures began, so that plan.Next rolls back at the progress deadline.
 // Best effort: when this write fails too (the apiserver refuses the
 // controller's writes), the pass's error is retried with backoff.
-func (r *Reconciler) recordFailure(ctx context.Context, w *world, actErr error) {
+func (r *Reconciler) recordFailure(ctx context.Context, w *world, dec plan.Decision, actErr error) {
 	phase := w.state.Phase
 	if phase != contract.PhaseProgressing && phase != contract.PhasePaused {
 		return
@@ -232,7 +234,8 @@ func (r *Reconciler) recordFailure(ctx context.Context, w *world, actErr error) 
 	}
 	cur.Annotations[contract.KeyFailing] = why
 	cur.Annotations[contract.KeyFailingSince] = since.Format(time.RFC3339)
-	if msg := failureMessage(contract.Phase(cur.Annotations[contract.KeyPhase]), why, since.Add(w.spec.ProgressDeadline)); msg != "" {
+	promoteAsked := dec.Event != nil && dec.Event.Reason == plan.ReasonPromoteRequested
+	if msg := failureMessage(contract.Phase(cur.Annotations[contract.KeyPhase]), promoteAsked, why, since.Add(w.spec.ProgressDeadline)); msg != "" {
 		cur.Annotations[contract.KeyMessage] = plan.CapMessage(msg)
 	}
 	if err := r.Client.Update(ctx, &cur); err != nil { // on the version just read
@@ -244,14 +247,18 @@ func (r *Reconciler) recordFailure(ctx context.Context, w *world, actErr error) 
 // phase the Deployment records: an analysis in flight rolls back at
 // deadline if it keeps failing; a promotion (the pass recorded Promoting,
 // then an action after it failed, the unpause say) is never rolled back:
-// it retries. An analysis the pass ended (it recorded RolledBack or
+// it retries. So is the promotion a user asked for (promoteAsked: a new
+// canary.io/promote, which every pass acts on before the deadline until
+// it is recorded). An analysis the pass ended (it recorded RolledBack or
 // Succeeded, then its cleanup failed) keeps the message that says why it
 // ended: "" (canary.io/failing holds the error until a pass succeeds).
-func failureMessage(phase contract.Phase, why string, deadline time.Time) string {
-	switch phase {
-	case contract.PhasePromoting:
+func failureMessage(phase contract.Phase, promoteAsked bool, why string, deadline time.Time) string {
+	switch {
+	case phase == contract.PhasePromoting:
 		return fmt.Sprintf("cannot act: %s; the promotion retries until it can (a promotion is not rolled back)", why)
-	case contract.PhaseProgressing, contract.PhasePaused:
+	case promoteAsked && (phase == contract.PhaseProgressing || phase == contract.PhasePaused):
+		return fmt.Sprintf("cannot act: %s; the promotion canary.io/promote asked for retries until it can (it is not rolled back at the progress deadline)", why)
+	case phase == contract.PhaseProgressing || phase == contract.PhasePaused:
 		return fmt.Sprintf("cannot act: %s; rolling back at %s if it keeps failing", why, deadline.UTC().Format(time.RFC3339))
 	}
 	return ""

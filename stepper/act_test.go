@@ -73,18 +73,24 @@ func TestOnlyTheNoteDiffers(t *testing.T) {
 func TestFailureMessage(t *testing.T) {
 	deadline := time.Date(2026, 12, 3, 21, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
-		phase contract.Phase
-		want  string
+		phase        contract.Phase
+		promoteAsked bool
+		want         string
 	}{
-		{contract.PhaseProgressing, "cannot act: refused; rolling back at 2026-12-03T21:00:00Z if it keeps failing"},
-		{contract.PhasePaused, "cannot act: refused; rolling back at 2026-12-03T21:00:00Z if it keeps failing"},
-		{contract.PhasePromoting, "cannot act: refused; the promotion retries until it can (a promotion is not rolled back)"},
+		{contract.PhaseProgressing, false, "cannot act: refused; rolling back at 2026-12-03T21:00:00Z if it keeps failing"},
+		{contract.PhasePaused, false, "cannot act: refused; rolling back at 2026-12-03T21:00:00Z if it keeps failing"},
+		{contract.PhasePromoting, false, "cannot act: refused; the promotion retries until it can (a promotion is not rolled back)"},
+		// A new canary.io/promote not recorded yet: every pass promotes
+		// again, before the deadline is looked at.
+		{contract.PhaseProgressing, true, "cannot act: refused; the promotion canary.io/promote asked for retries until it can (it is not rolled back at the progress deadline)"},
+		{contract.PhasePaused, true, "cannot act: refused; the promotion canary.io/promote asked for retries until it can (it is not rolled back at the progress deadline)"},
+		{contract.PhasePromoting, true, "cannot act: refused; the promotion retries until it can (a promotion is not rolled back)"},
 		// Ended by this pass: the message that says why stays.
-		{contract.PhaseRolledBack, ""},
-		{contract.PhaseSucceeded, ""},
+		{contract.PhaseRolledBack, false, ""},
+		{contract.PhaseSucceeded, false, ""},
 	} {
-		if got := failureMessage(tc.phase, "refused", deadline); got != tc.want {
-			t.Errorf("%s: %q, want %q", tc.phase, got, tc.want)
+		if got := failureMessage(tc.phase, tc.promoteAsked, "refused", deadline); got != tc.want {
+			t.Errorf("%s (promote asked %v): %q, want %q", tc.phase, tc.promoteAsked, got, tc.want)
 		}
 	}
 }

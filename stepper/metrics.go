@@ -23,6 +23,7 @@ type Metrics struct {
 	stepSeconds  *prometheus.HistogramVec
 	stepLateness prometheus.Histogram
 	weightLate   prometheus.Histogram
+	readyRouted  prometheus.Histogram
 	actions      *prometheus.HistogramVec
 	rollout      *prometheus.HistogramVec
 	outcomes     *prometheus.CounterVec
@@ -54,6 +55,12 @@ var (
 		Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
 	})
 )
+
+// latenessBuckets are the buckets of the lateness histograms, 10 ms to
+// 80 s, with edges at a quarter, half, three quarters and one second, so
+// that the share of steps on time within a second is read exactly (an
+// alert on it, the scale benchmark's bound), not interpolated.
+var latenessBuckets = []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2.5, 5, 10, 20, 40, 80}
 
 // The phases reported by canary_phase.
 var phases = []contract.Phase{
@@ -93,16 +100,19 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(5, 2, 10),
 		}, []string{"namespace"}),
 		stepLateness: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "canary_step_lateness_seconds",
-			Help: "How long after its due time (the step's start plus canary.io/interval) a step's checks were judged and it passed: the controller's own delay, Prometheus' answer time included.",
-			// 10ms to about 82s.
-			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+			Name:    "canary_step_lateness_seconds",
+			Help:    "How long after its due time (the step's start plus canary.io/interval) a step's checks were judged and it passed: the controller's own delay, Prometheus' answer time included.",
+			Buckets: latenessBuckets,
 		}),
 		weightLate: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "canary_weight_lateness_seconds",
-			Help: "How long after an analysis' first weight could move (its canary pods ready for the propagation delay, as the controller saw them) the pass that moves it recorded it: the controller's own delay, before its writes.",
-			// 10ms to about 82s.
-			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+			Name:    "canary_weight_lateness_seconds",
+			Help:    "How long after an analysis' first weight could move (its canary pods ready for the propagation delay, as the controller saw them) the pass that moves it recorded it: the controller's own delay, before its writes.",
+			Buckets: latenessBuckets,
+		}),
+		readyRouted: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "canary_ready_to_routed_seconds",
+			Help:    "From an analysis' canary pods ready (as the controller counts them: its pod watch's sighting, or the Ready condition's next second if sooner) to its first weight routed (the route's write returned): the propagation delay, the controller's delay and its writes.",
+			Buckets: []float64{0.5, 1, 1.5, 2, 2.25, 2.5, 2.75, 3, 3.5, 4, 5, 7.5, 10, 20, 40, 80},
 		}),
 		actions: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "canary_action_duration_seconds",
@@ -141,7 +151,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 
 // own are the collectors of one Metrics.
 func (m *Metrics) own() []prometheus.Collector {
-	return []prometheus.Collector{m.weight, m.step, m.phase, m.failedChecks, m.checkValue, m.eValue, m.errorRate, m.stepSeconds, m.stepLateness, m.weightLate, m.actions, m.rollout, m.outcomes, m.hookCalls, m.skipped}
+	return []prometheus.Collector{m.weight, m.step, m.phase, m.failedChecks, m.checkValue, m.eValue, m.errorRate, m.stepSeconds, m.stepLateness, m.weightLate, m.readyRouted, m.actions, m.rollout, m.outcomes, m.hookCalls, m.skipped}
 }
 
 // shared are the collectors every Metrics registers.
@@ -203,7 +213,7 @@ func (m *Metrics) observe(w *world, dec plan.Decision, now time.Time) {
 	}
 	// The first weight only: a later step's weight may move from the
 	// end of the step before, a moment no state records.
-	if at, ok := plan.MovesAt(w.spec, w.state, w.obs); ok && w.state.Step == 0 && w.state.StepStarted.IsZero() && !next.StepStarted.IsZero() && next.Weight > 0 {
+	if at, ok := plan.MovesAt(w.spec, w.state, w.obs); ok && firstWeight(w, next) {
 		m.weightLate.Observe(max(0, now.Sub(at).Seconds()))
 	}
 	if next.Step > w.state.Step && !w.state.StepStarted.IsZero() {
@@ -221,6 +231,22 @@ func (m *Metrics) observe(w *world, dec plan.Decision, now time.Time) {
 			m.rollout.WithLabelValues(ns, string(next.Phase)).Observe(now.Sub(w.analysisStarted).Seconds())
 		}
 	}
+}
+
+// routed records, on the pass that routes an analysis' first weight
+// (firstWeight), how long after its canary pods were ready the route's
+// write returned (now).
+func (m *Metrics) routed(w *world, next plan.State, now time.Time) {
+	if m == nil || !firstWeight(w, next) || w.obs.CanaryReadySince.IsZero() {
+		return
+	}
+	m.readyRouted.Observe(max(0, now.Sub(w.obs.CanaryReadySince).Seconds()))
+}
+
+// firstWeight reports whether the pass of w that records next starts an
+// analysis' first step at a weight: its first weight.
+func firstWeight(w *world, next plan.State) bool {
+	return w.state.Step == 0 && w.state.StepStarted.IsZero() && !next.StepStarted.IsZero() && next.Weight > 0
 }
 
 // took records how long a part of a pass took (action: gather, or an

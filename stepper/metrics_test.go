@@ -2,6 +2,7 @@ package stepper
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"regexp"
 	"slices"
@@ -108,6 +109,21 @@ func TestWeightLateness(t *testing.T) {
 	}
 	if h := late.GetHistogram(); h.GetSampleCount() != 1 || h.GetSampleSum() != 0.5 {
 		t.Errorf("canary_weight_lateness_seconds: %d samples summing to %v, want 1 of 0.5s", h.GetSampleCount(), h.GetSampleSum())
+	}
+	// Its route written 300ms after the pass began: routed 2.8s after the
+	// pods were ready. Neither the later step's route nor a pass that
+	// routes the same weight again counts.
+	m.routed(w, plan.State{Phase: contract.PhaseProgressing, Weight: 20, StepStarted: now}, now.Add(300*time.Millisecond))
+	m.routed(&later, plan.State{Phase: contract.PhaseProgressing, Step: 1, Weight: 40, StepStarted: now}, now)
+	again := *w
+	again.state = plan.State{Phase: contract.PhaseProgressing, Weight: 20, StepStarted: now}
+	m.routed(&again, again.state, now.Add(time.Second))
+	var routed dto.Metric
+	if err := m.readyRouted.Write(&routed); err != nil {
+		t.Fatal(err)
+	}
+	if h := routed.GetHistogram(); h.GetSampleCount() != 1 || math.Abs(h.GetSampleSum()-2.8) > 1e-9 {
+		t.Errorf("canary_ready_to_routed_seconds: %d samples summing to %v, want 1 of 2.8s", h.GetSampleCount(), h.GetSampleSum())
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -15,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/canary-io/canary/contract"
 	"github.com/canary-io/canary/stepper/plan"
 )
 
@@ -131,37 +133,74 @@ func createsCanary(w *world, dec plan.Decision) bool {
 	return false
 }
 
-// mayCreate takes a creation slot for the Deployment key, if one is
-// free, and returns its release; true when there is no bound (the
+// finishes reports whether dec is the work of an analysis that passed,
+// after the pass that recorded it: the promotion's route, unpin and
+// unpause, the canary's removal, the Succeeded record's cleanup. Like a
+// creation, it is many writes to an apiserver busy (when many analyses
+// end together) with every promotion's rolling update, and nothing about
+// it is due at a moment: a quarter of the workers at most do it at once,
+// so that the steps still due find a worker. A rollback's work is never
+// bounded so (a version judged bad leaves the traffic at once).
+func finishes(w *world, dec plan.Decision) bool {
+	if p := w.state.Phase; p != contract.PhasePromoting && p != contract.PhaseSucceeded {
+		return false
+	}
+	for _, a := range dec.Actions {
+		if a.Kind != plan.ActionWriteState && a.Kind != plan.ActionRecordRejected {
+			return true
+		}
+	}
+	return false
+}
+
+// slotPool bounds how many passes of one kind act at once: a pass takes a
+// slot or writes nothing and waits in line; the release of a slot wakes
+// the Deployment first in line, and creationRetry bounds the wait should
+// that wake-up be lost.
+type slotPool struct {
+	free chan struct{}
+	mu   sync.Mutex
+	line []string // Deployments (namespace/name) waiting, the first first
+}
+
+func newSlotPool(n int) *slotPool { return &slotPool{free: make(chan struct{}, n)} }
+
+// mayCreate takes a creation slot for the Deployment key (mayTake).
+func (r *Reconciler) mayCreate(key string) (release func(), ok bool) {
+	return r.mayTake(r.creating, key)
+}
+
+// mayTake takes a slot of p for the Deployment key, if one is free, and
+// returns its release; true when there is no bound (p nil: the
 // reconciler was not set up with a manager, as in tests). When none is
 // free the key waits in line: the next release wakes the first in line.
-func (r *Reconciler) mayCreate(key string) (release func(), ok bool) {
-	if r.creating == nil {
+func (r *Reconciler) mayTake(p *slotPool, key string) (release func(), ok bool) {
+	if p == nil {
 		return func() {}, true
 	}
 	select {
-	case r.creating <- struct{}{}:
-		return r.releaseCreation, true
+	case p.free <- struct{}{}:
+		return func() { r.release(p) }, true
 	default:
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !slices.Contains(r.creationLine, key) {
-		r.creationLine = append(r.creationLine, key)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !slices.Contains(p.line, key) {
+		p.line = append(p.line, key)
 	}
 	return nil, false
 }
 
-// releaseCreation frees a creation slot and wakes the first Deployment
-// in line for one.
-func (r *Reconciler) releaseCreation() {
-	<-r.creating
-	r.mu.Lock()
+// release frees a slot of p and wakes the first Deployment in line for
+// one.
+func (r *Reconciler) release(p *slotPool) {
+	<-p.free
+	p.mu.Lock()
 	var next string
-	if len(r.creationLine) > 0 {
-		next, r.creationLine = r.creationLine[0], r.creationLine[1:]
+	if len(p.line) > 0 {
+		next, p.line = p.line[0], p.line[1:]
 	}
-	r.mu.Unlock()
+	p.mu.Unlock()
 	if next == "" || r.wake == nil {
 		return
 	}

@@ -96,7 +96,7 @@ func TestCreationSlots(t *testing.T) {
 			t.Errorf("creationSlots(%d) = %d, want %d", workers, got, want)
 		}
 	}
-	r := &Reconciler{creating: make(chan struct{}, 2), wake: make(chan event.GenericEvent, 4)}
+	r := &Reconciler{creating: newSlotPool(2), wake: make(chan event.GenericEvent, 4)}
 	first, ok1 := r.mayCreate("shop/a")
 	_, ok2 := r.mayCreate("shop/b")
 	_, ok3 := r.mayCreate("shop/c")
@@ -117,8 +117,8 @@ func TestCreationSlots(t *testing.T) {
 	if _, ok := r.mayCreate("shop/c"); !ok {
 		t.Errorf("a released slot was not free again")
 	}
-	if !slices.Equal(r.creationLine, []string{"shop/d"}) {
-		t.Errorf("in line: %v, want [shop/d]", r.creationLine)
+	if !slices.Equal(r.creating.line, []string{"shop/d"}) {
+		t.Errorf("in line: %v, want [shop/d]", r.creating.line)
 	}
 	creates := plan.Decision{Actions: []plan.Action{plan.WriteState(), plan.EnsureCanary(1)}}
 	if !createsCanary(&world{}, creates) {
@@ -129,6 +129,34 @@ func TestCreationSlots(t *testing.T) {
 	}
 	if createsCanary(&world{}, plan.Decision{Actions: []plan.Action{plan.WriteState(), plan.SetWeight(0)}}) {
 		t.Errorf("no EnsureCanary: a creation")
+	}
+}
+
+// TestFinishes: the work after a promotion is recorded (its route,
+// unpin, unpause; the canary's removal) is bounded; the record itself, a
+// pass with nothing but its state to write, and a rollback's work are not.
+func TestFinishes(t *testing.T) {
+	in := func(p contract.Phase) *world { return &world{state: plan.State{Phase: p}} }
+	record := plan.Decision{Actions: []plan.Action{plan.WriteState()}}
+	unhold := plan.Decision{Actions: []plan.Action{plan.WriteState(), plan.UnpinService(), plan.Unpause(), plan.SetWeight(0)}}
+	cleanup := plan.Decision{Actions: []plan.Action{plan.WriteState(), plan.DeleteCanary()}}
+	for _, tc := range []struct {
+		name string
+		w    *world
+		dec  plan.Decision
+		want bool
+	}{
+		{"the promotion recorded (the last step's pass)", in(contract.PhaseProgressing), record, false},
+		{"the promotion's route, unpin and unpause", in(contract.PhasePromoting), unhold, true},
+		{"the canary removed at the promotion's end", in(contract.PhasePromoting), cleanup, true},
+		{"a Succeeded analysis' leftovers removed", in(contract.PhaseSucceeded), cleanup, true},
+		{"waiting for the rolling update", in(contract.PhasePromoting), record, false},
+		{"a rollback's route", in(contract.PhaseProgressing), plan.Decision{Actions: []plan.Action{plan.WriteState(), plan.UnpinService(), plan.SetWeight(0), plan.Unpause()}}, false},
+		{"a rolled-back analysis' route and removal", in(contract.PhaseRolledBack), cleanup, false},
+	} {
+		if got := finishes(tc.w, tc.dec); got != tc.want {
+			t.Errorf("%s: finishes %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
 

@@ -92,12 +92,10 @@ type Reconciler struct {
 	// bounded by its hook's timeout. Default http.DefaultClient.
 	HookClient *http.Client
 
-	// creating bounds the passes that create a canary at once
-	// (SetupWithManager sizes it): see mayCreate.
-	creating chan struct{}
-	// creationLine are the Deployments (namespace/name) waiting for a
-	// creation slot, the first first (guarded by mu).
-	creationLine []string
+	// creating bounds the passes that create a canary at once, finishing
+	// those that finish an analysis that passed (SetupWithManager sizes
+	// them): see mayTake, createsCanary, finishes.
+	creating, finishing *slotPool
 
 	mu            sync.Mutex
 	queriers      map[string]Querier
@@ -323,7 +321,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 		return fmt.Errorf("index the cache: %w", err)
 	}
 	r.wake = make(chan event.GenericEvent, 1024)
-	r.creating = make(chan struct{}, creationSlots(workers))
+	r.creating, r.finishing = newSlotPool(creationSlots(workers)), newSlotPool(creationSlots(workers))
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("stepper").
 		WatchesRawSource(source.Channel(r.wake, urgently(&handler.EnqueueRequestForObject{}))).
@@ -456,8 +454,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 	dec := plan.Next(w.spec, w.state, w.obs)
-	if createsCanary(w, dec) {
-		release, ok := r.mayCreate(req.String())
+	for _, bounded := range []struct {
+		pool *slotPool
+		is   bool
+	}{{r.creating, createsCanary(w, dec)}, {r.finishing, finishes(w, dec)}} {
+		if !bounded.is {
+			continue
+		}
+		release, ok := r.mayTake(bounded.pool, req.String())
 		if !ok {
 			// Nothing decided is written: the next pass decides again.
 			return ctrl.Result{RequeueAfter: creationRetry}, nil
@@ -470,7 +474,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		log.FromContext(ctx).V(1).Info("changed meanwhile; deciding again", "err", err.Error())
 		return ctrl.Result{RequeueAfter: staleRecheck}, nil
 	} else if err != nil {
-		r.recordFailure(ctx, w, err)
+		r.recordFailure(ctx, w, dec, err)
 		return ctrl.Result{}, err
 	}
 	r.expectChecks(ctx, w, dec.Next)

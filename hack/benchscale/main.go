@@ -285,9 +285,67 @@ type watcher struct {
 	cs kubernetes.Interface
 	mu sync.Mutex
 	by map[key]*status
+	// probeSeen is when each resourceVersion of the watch probe (see
+	// probeWatch) came through the Deployment informer.
+	probeSeen map[string]time.Time
 }
 
-func newWatcher(cs kubernetes.Interface) *watcher { return &watcher{cs: cs, by: map[key]*status{}} }
+func newWatcher(cs kubernetes.Interface) *watcher {
+	return &watcher{cs: cs, by: map[key]*status{}, probeSeen: map[string]time.Time{}}
+}
+
+// probeName is a Deployment, not opted in and with no replicas, that the
+// benchmark writes every half second during a round (probeWatch): the
+// time from each write's answer to its arrival through the benchmark's
+// own Deployment informer is the delay with which the benchmark sees any
+// Deployment change, the controller's weights included.
+const probeName = "bench-watch-probe"
+
+// probeWatch writes the probe in namespace ns every half second until ctx
+// ends and returns, per resourceVersion written, when the write answered.
+func probeWatch(ctx context.Context, cs kubernetes.Interface, ns string) (written map[string]time.Time, err error) {
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: probeName, Namespace: ns, Labels: map[string]string{"app": probeName}},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(int32(0)), Paused: true,
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": probeName}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": probeName}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.com/probe:v1"}}},
+			},
+		},
+	}
+	if d, err = cs.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
+		d, err = cs.AppsV1().Deployments(ns).Get(ctx, probeName, metav1.GetOptions{})
+	}
+	if err != nil {
+		return nil, err
+	}
+	written = map[string]time.Time{}
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return written, nil
+		case <-time.After(500 * time.Millisecond):
+		}
+		if d.Annotations == nil {
+			d.Annotations = map[string]string{}
+		}
+		d.Annotations["bench/write"] = fmt.Sprint(i)
+		u, err := cs.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{})
+		answered := time.Now()
+		if err != nil {
+			if ctx.Err() != nil {
+				return written, nil
+			}
+			if d, err = cs.AppsV1().Deployments(ns).Get(ctx, probeName, metav1.GetOptions{}); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		written[u.ResourceVersion], d = answered, u
+	}
+}
 
 func (w *watcher) run(ctx context.Context) {
 	f := informers.NewSharedInformerFactory(w.cs, 0)
@@ -344,6 +402,10 @@ func (w *watcher) seen(d *appsv1.Deployment) {
 	now := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if d.Name == probeName {
+		w.probeSeen[d.ResourceVersion] = now
+		return
+	}
 	if strings.HasSuffix(d.Name, "-canary") && d.Labels["canary.io/canary"] == "true" {
 		return // the canary's readiness is its pods' (seenPod)
 	}
@@ -404,6 +466,18 @@ func round(ctx context.Context, o options, c *cluster.Cluster, cs kubernetes.Int
 		return err
 	}
 
+	probeCtx, stopProbe := context.WithCancel(ctx)
+	type probed struct {
+		written map[string]time.Time
+		err     error
+	}
+	probeDone := make(chan probed, 1)
+	go func() {
+		written, err := probeWatch(probeCtx, cs, keys[0].ns)
+		probeDone <- probed{written, err}
+	}()
+	defer stopProbe()
+
 	first := time.Now()
 	err = parallel(ctx, o.parallel, keys, func(ctx context.Context, k key) error {
 		for {
@@ -446,6 +520,11 @@ func round(ctx context.Context, o options, c *cluster.Cluster, cs kubernetes.Int
 	prevMachine, _ := scale.ReadMachine()
 	prevPQ := promBefore.Sum("prometheus_http_requests_total", map[string]string{"handler": "/api/v1/query"})
 	prevCQ := ctrlBefore.Sum("canary_prometheus_queries_total", nil)
+	// Steps judged more than a second after their due moment, so far.
+	lateSteps := func(s scale.Samples) float64 {
+		return s.Sum("canary_step_lateness_seconds_count", nil) - s.Sum("canary_step_lateness_seconds_bucket", map[string]string{"le": "1"})
+	}
+	prevLate := lateSteps(ctrlBefore)
 	inKeys := map[key]bool{}
 	for _, k := range keys {
 		inKeys[k] = true
@@ -478,12 +557,17 @@ func round(ctx context.Context, o options, c *cluster.Cluster, cs kubernetes.Int
 			ended: w.countIn(inKeys, ended), machine: scale.BusyShare(prevMachine, mu),
 		})
 		s := samples[len(samples)-1]
-		say("%4v  %d/%d at a weight, %d/%d ended; controller %.0f%% of a core, %.0f MiB, %.0f workers busy, %.0f passes queued; Prometheus %.0f%%, %.0f MiB, %.1f queries/s (%.1f/s from the controller); machine %.0f%% busy",
-			s.at, w.countIn(inKeys, func(s *status) bool { return !s.firstWeight.IsZero() }), m, w.countIn(inKeys, ended), m,
+		say("%4v  %d/%d at a weight, %d/%d ended, %.0f steps late by over 1s; controller %.0f%% of a core, %.0f MiB, %.0f workers busy, %.0f passes queued; Prometheus %.0f%%, %.0f MiB, %.1f queries/s (%.1f/s from the controller); machine %.0f%% busy",
+			s.at, w.countIn(inKeys, func(s *status) bool { return !s.firstWeight.IsZero() }), m, w.countIn(inKeys, ended), m, lateSteps(cm)-prevLate,
 			100*s.ctrlCPU, mib(s.ctrlRSS), cm.Sum("controller_runtime_active_workers", map[string]string{"controller": "stepper"}),
 			cm.Sum("workqueue_depth", map[string]string{"name": "stepper"}),
 			100*s.promCPU, mib(s.promRSS), s.promQueries, s.ctrlQPS, 100*s.machine)
-		prevCtrl, prevProm, prevPQ, prevCQ, prevMachine = cu, pu, pq, cq, mu
+		prevCtrl, prevProm, prevPQ, prevCQ, prevMachine, prevLate = cu, pu, pq, cq, mu, lateSteps(cm)
+	}
+	stopProbe()
+	probe := <-probeDone
+	if probe.err != nil {
+		return fmt.Errorf("watch probe: %w", probe.err)
 	}
 	ctrlAfter, err := scale.ScrapeURL(ctrl.MetricsURL())
 	if err != nil {
@@ -496,6 +580,12 @@ func round(ctx context.Context, o options, c *cluster.Cluster, cs kubernetes.Int
 
 	// The figures.
 	w.mu.Lock()
+	var watchLag []time.Duration
+	for rv, answered := range probe.written {
+		if at, ok := w.probeSeen[rv]; ok {
+			watchLag = append(watchLag, max(0, at.Sub(answered)))
+		}
+	}
 	var toWeight, readyToWeight, toEnd []time.Duration
 	var lastWeight, lastEnd time.Time
 	outcomes := map[string]int{}
@@ -569,7 +659,22 @@ func round(ctx context.Context, o options, c *cluster.Cluster, cs kubernetes.Int
 	fmt.Printf("| update → first canary weight, per Deployment | median %v, p99 %v, max %v; the last %v after the first update |\n",
 		pct(toWeight, 0.5), pct(toWeight, 0.99), pct(toWeight, 1), lastWeight.Sub(first).Round(100*time.Millisecond))
 	if len(readyToWeight) > 0 {
-		fmt.Printf("| canary pods ready → weight moved | median %v, p99 %v, max %v (the propagation delay is 2s) |\n", pct(readyToWeight, 0.5), pct(readyToWeight, 0.99), pct(readyToWeight, 1))
+		fmt.Printf("| canary pods ready → weight moved | median %v, p99 %v, max %v (the propagation delay is 2s); within 3s: %d of %d (%.2f %%) |\n",
+			pct(readyToWeight, 0.5), pct(readyToWeight, 0.99), pct(readyToWeight, 1),
+			countWithin(readyToWeight, 3*time.Second), len(readyToWeight), 100*float64(countWithin(readyToWeight, 3*time.Second))/float64(len(readyToWeight)))
+	}
+	routedIn := ctrlAfter.Sum("canary_ready_to_routed_seconds_bucket", map[string]string{"le": "3"}) - ctrlBefore.Sum("canary_ready_to_routed_seconds_bucket", map[string]string{"le": "3"})
+	routedAll := ctrlAfter.Sum("canary_ready_to_routed_seconds_count", nil) - ctrlBefore.Sum("canary_ready_to_routed_seconds_count", nil)
+	fmt.Printf("| the same as the controller saw it: pods ready → its route's write answered | p50 %.2fs, p99 %.2fs; within 3s: %.0f of %.0f (%.2f %%) |\n",
+		scale.Quantile(0.5, "canary_ready_to_routed_seconds", ctrlBefore, ctrlAfter), scale.Quantile(0.99, "canary_ready_to_routed_seconds", ctrlBefore, ctrlAfter),
+		routedIn, routedAll, 100*routedIn/routedAll)
+	slices.Sort(watchLag)
+	if len(watchLag) > 0 {
+		q := func(f float64) time.Duration {
+			return watchLag[max(0, min(len(watchLag)-1, int(math.Ceil(f*float64(len(watchLag))))-1))].Round(10 * time.Millisecond)
+		}
+		fmt.Printf("| the benchmark's own view: a Deployment write answered → seen through its informer (%d probe writes) | p50 %v, p99 %v, max %v |\n",
+			len(watchLag), q(0.5), q(0.99), q(1))
 	}
 	fmt.Printf("| update → analysis ended | median %v, max %v; all %d ended %v after the first update; outcomes %v |\n",
 		pct(toEnd, 0.5), pct(toEnd, 1), m, lastEnd.Sub(first).Round(time.Second), outcomes)
@@ -591,12 +696,19 @@ func round(ctx context.Context, o options, c *cluster.Cluster, cs kubernetes.Int
 	fmt.Printf("| comparison samples read | %.0f (%.0f per analysis) |\n", samplesRead, samplesRead/float64(m))
 	fmt.Printf("| step lateness | p50 %.2fs, p99 %.2fs |\n",
 		scale.Quantile(0.5, "canary_step_lateness_seconds", ctrlBefore, ctrlAfter), scale.Quantile(0.99, "canary_step_lateness_seconds", ctrlBefore, ctrlAfter))
+	within := func(name string) string {
+		total := ctrlAfter.Sum(name+"_count", nil) - ctrlBefore.Sum(name+"_count", nil)
+		in := ctrlAfter.Sum(name+"_bucket", map[string]string{"le": "1"}) - ctrlBefore.Sum(name+"_bucket", map[string]string{"le": "1"})
+		return fmt.Sprintf("%.0f of %.0f (%.2f %%)", in, total, 100*in/total)
+	}
+	fmt.Printf("| steps within 1 s of their due moment | %s |\n", within("canary_step_lateness_seconds"))
 	fmt.Printf("| a round of checks, start → an analysis' results | p50 %.2fs, p99 %.2fs |\n",
 		scale.Quantile(0.5, "canary_check_round_seconds", ctrlBefore, ctrlAfter), scale.Quantile(0.99, "canary_check_round_seconds", ctrlBefore, ctrlAfter))
 	fmt.Printf("| of which the wait for the comparison, after the checks were read | p50 %.2fs, p99 %.2fs |\n",
 		scale.Quantile(0.5, "canary_check_round_comparison_wait_seconds", ctrlBefore, ctrlAfter), scale.Quantile(0.99, "canary_check_round_comparison_wait_seconds", ctrlBefore, ctrlAfter))
 	fmt.Printf("| weight lateness (a ready canary's first weight recorded after its due moment: the controller's own part of ready → weight) | p50 %.2fs, p99 %.2fs |\n",
 		scale.Quantile(0.5, "canary_weight_lateness_seconds", ctrlBefore, ctrlAfter), scale.Quantile(0.99, "canary_weight_lateness_seconds", ctrlBefore, ctrlAfter))
+	fmt.Printf("| first weights recorded within 1 s of their due moment | %s |\n", within("canary_weight_lateness_seconds"))
 	// Where a pass's time goes: waiting in the controller's queue, and
 	// the apiserver's answer to its writes (our own webhooks included).
 	fmt.Printf("| controller's queue: wait / pass | p50 %.3fs, p99 %.3fs / p50 %.3fs, p99 %.3fs |\n",
@@ -663,6 +775,17 @@ func pct(ds []time.Duration, q float64) time.Duration {
 	slices.Sort(s)
 	i := int(math.Ceil(q*float64(len(s)))) - 1
 	return s[max(0, min(i, len(s)-1))].Round(100 * time.Millisecond)
+}
+
+// countWithin is how many of ds are at most d.
+func countWithin(ds []time.Duration, d time.Duration) int {
+	n := 0
+	for _, x := range ds {
+		if x <= d {
+			n++
+		}
+	}
+	return n
 }
 
 func firstErr(errs ...error) error {

@@ -109,7 +109,6 @@ func TestNextControls(t *testing.T) {
 	promoting := func(s *State) {
 		s.Phase, s.Weight, s.StepStarted, s.WaitingSince = contract.PhasePromoting, 0, t0, t0
 	}
-	promoteActions := []Action{UnpinService(), SetWeight(0), Unpause()}
 	abortAt40 := `canary.io/abort "a1" at step 2/3 (weight 40%)`
 	abortAt20 := `canary.io/abort "a1" at step 1/3 (weight 0%)`
 	runTransitions(t, []transition{{
@@ -117,8 +116,7 @@ func TestNextControls(t *testing.T) {
 		state:   running(0, ago(20*time.Second)),
 		obs:     func(o *Observations) { o.Promote = "p1" },
 		next:    func(s *State) { promoting(s); s.Acted = map[string]string{contract.KeyPromote: "p1"} },
-		actions: promoteActions,
-		requeue: RecheckAfter,
+		requeue: minRequeue, // promoting continues the promotion at once
 		message: `canary.io/promote "p1" at step 1/3 (weight 20%); promoting revision rev2: all traffic to the Deployment's Service, rolling update started (progress deadline 2026-03-01T12:10:00Z)`,
 		event:   "Normal/PromoteRequested",
 	}, {
@@ -126,8 +124,7 @@ func TestNextControls(t *testing.T) {
 		state:   paused(scaling(1, time.Time{})),
 		obs:     func(o *Observations) { o.Pause, o.Promote = true, "p1" },
 		next:    func(s *State) { promoting(s); s.Acted = map[string]string{contract.KeyPromote: "p1"} },
-		actions: promoteActions,
-		requeue: RecheckAfter,
+		requeue: minRequeue, // promoting continues the promotion at once
 		message: `canary.io/promote "p1" at step 2/3 (weight 20%); promoting revision rev2: all traffic to the Deployment's Service, rolling update started (progress deadline 2026-03-01T12:10:00Z)`,
 		event:   "Normal/PromoteRequested",
 	}, {

@@ -83,8 +83,10 @@
 //
 // # Promoting
 //
-//	enter      UnpinService, SetWeight(0), Unpause; Weight 0,
-//	           StepStarted = WaitingSince = now
+//	enter      the record alone (Weight 0, StepStarted = WaitingSince =
+//	           now); the next pass, at once: UnpinService, Unpause,
+//	           SetWeight(0) (unhold: the stepper bounds how many such
+//	           passes run at once, never the record's)
 //	rolling    wait for RolloutComplete, bounded by the progress deadline
 //	overdue    deadline passed: SetProgressingFailed and a Warning Event,
 //	           once (WaitingSince zeroed; the condition again after the

@@ -29,30 +29,22 @@ func promote(spec Spec, st State, obs Observations, reason, why string) Decision
 	// The message names the rolling update's deadline: it stands while
 	// the update runs (awaitRollout).
 	deadline := clock(st.WaitingSince.Add(spec.ProgressDeadline))
+	// The decision is recorded alone; the next pass (promoting, at once)
+	// routes the weight recorded, unpins the Service and then unpauses
+	// the Deployment (a Service still pinned to the stable ReplicaSet
+	// while the rolling update drains it would have no endpoints). The
+	// pass that records a promotion is the one at which the last step's
+	// checks passed, due at a known moment; its three writes after the
+	// record are not: they are left to a pass the stepper may bound (when
+	// a thousand analyses end together, so that the steps still due find
+	// a worker), as a process stopped after the record leaves them.
 	if switches {
 		st.Weight = 100
 		msg := fmt.Sprintf("%s; promoting revision %s: all traffic switched to the canary, rolling update started (progress deadline %s)", why, st.Revision, deadline)
-		return Decision{
-			Next:    st,
-			Actions: []Action{WriteState(), SetWeight(100), UnpinService(), Unpause()},
-			Requeue: RecheckAfter,
-			Message: msg,
-			Event:   normal(reason, msg),
-		}
+		return Decision{Next: st, Actions: []Action{WriteState()}, Requeue: minRequeue, Message: msg, Event: normal(reason, msg)}
 	}
 	msg := fmt.Sprintf("%s; promoting revision %s: all traffic to the Deployment's Service, rolling update started (progress deadline %s)", why, st.Revision, deadline)
-	// The decision is recorded first; the Service is unpinned after it
-	// and the Deployment unpaused after that, in this pass if nothing
-	// stops it, else by the next one (promoting): a Service still pinned
-	// to the stable ReplicaSet while the rolling update drains it would
-	// have no endpoints.
-	return Decision{
-		Next:    st,
-		Actions: []Action{WriteState(), UnpinService(), SetWeight(0), Unpause()},
-		Requeue: RecheckAfter,
-		Message: msg,
-		Event:   normal(reason, msg),
-	}
+	return Decision{Next: st, Actions: []Action{WriteState()}, Requeue: minRequeue, Message: msg, Event: normal(reason, msg)}
 }
 
 // switchesAtOnce reports whether a promotion switches all traffic to the

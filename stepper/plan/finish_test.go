@@ -290,8 +290,7 @@ func TestNextCleanup(t *testing.T) {
 			s.Phase, s.StepStarted, s.WaitingSince = contract.PhasePromoting, t0, t0
 			s.Acted = map[string]string{contract.KeyPromote: "p2"}
 		},
-		actions: []Action{UnpinService(), SetWeight(0), Unpause()},
-		requeue: RecheckAfter,
+		requeue: minRequeue, // promoting continues the promotion at once
 		message: `canary.io/promote "p2" overrides the rollback of revision rev2; promoting revision rev2: all traffic to the Deployment's Service, rolling update started (progress deadline 2026-03-01T12:10:00Z)`,
 		event:   "Normal/PromoteRequested",
 	}, {

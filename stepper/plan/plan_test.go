@@ -457,8 +457,7 @@ func TestNextRunning(t *testing.T) {
 		next: func(s *State) {
 			s.Phase, s.Step, s.Weight, s.StepStarted, s.WaitingSince = contract.PhasePromoting, 3, 0, t0, t0
 		},
-		actions: []Action{UnpinService(), SetWeight(0), Unpause()},
-		requeue: RecheckAfter,
+		requeue: minRequeue, // promoting continues the promotion at once
 		message: "step 3/3 passed: " + passedDetails + "; weight 60%; promoting revision rev2: all traffic to the Deployment's Service, rolling update started (progress deadline 2026-03-01T12:10:00Z)",
 		event:   "Normal/Promoting",
 	}, {
@@ -484,8 +483,7 @@ func TestNextRunning(t *testing.T) {
 		next: func(s *State) {
 			s.Phase, s.Weight, s.StepStarted, s.WaitingSince = contract.PhasePromoting, 0, t0, t0
 		},
-		actions: []Action{UnpinService(), SetWeight(0), Unpause()},
-		requeue: RecheckAfter,
+		requeue: minRequeue, // promoting continues the promotion at once
 		message: "all 3 steps passed; the confirm-promotion gate is open; promoting revision rev2: all traffic to the Deployment's Service, rolling update started (progress deadline 2026-03-01T12:10:00Z)",
 		event:   "Normal/Promoting",
 	}, {

@@ -746,9 +746,33 @@ func TestBlueGreenEarlyPromoteDoesNotSwitch(t *testing.T) {
 	}
 	obs.CanaryReady = spec.Replicas
 	d = Next(spec, st, obs)
-	want := []Action{WriteState(), SetWeight(100), UnpinService(), Unpause()}
-	if d.Next.Weight != 100 || !slices.Equal(d.Actions, want) {
-		t.Errorf("promote of a ready blue-green canary: weight %d, actions %v, want %v", d.Next.Weight, d.Actions, want)
+	if want := []Action{WriteState()}; d.Next.Weight != 100 || !slices.Equal(d.Actions, want) {
+		t.Errorf("promote of a ready blue-green canary: weight %d, actions %v, want %v (the promotion recorded alone)", d.Next.Weight, d.Actions, want)
+	}
+	// The next pass routes the switch recorded, then unpins, then
+	// unpauses.
+	obs.Now = t0.Add(time.Second)
+	d = Next(spec, d.Next, obs)
+	if want := []Action{SetWeight(100), UnpinService(), Unpause()}; !slices.Equal(withoutWrite(d.Actions), want) {
+		t.Errorf("the pass after the switch was recorded: actions %v, want %v", d.Actions, want)
+	}
+}
+
+// TestPromotionContinuesInTheNextPass: the pass that records a promotion
+// writes only the record; the next routes the weight recorded (0), unpins
+// the Service and unpauses the Deployment, the unpin before the unpause.
+func TestPromotionContinuesInTheNextPass(t *testing.T) {
+	spec := testSpec()
+	st := running(2, ago(time.Minute))
+	obs := Observations{Now: t0, ServicePinned: true, CanaryObjectsExist: true, Held: true, RoutedWeight: st.Weight, Checks: passing}
+	d := Next(spec, st, obs)
+	if d.Next.Phase != contract.PhasePromoting || !slices.Equal(d.Actions, []Action{WriteState()}) || d.Requeue != minRequeue {
+		t.Fatalf("the promotion: phase %s, actions %v, requeue %v; want Promoting, [WriteState] alone, requeue %v", d.Next.Phase, d.Actions, d.Requeue, minRequeue)
+	}
+	obs.Now, obs.Checks = t0.Add(100*time.Millisecond), nil
+	d = Next(spec, d.Next, obs)
+	if want := []Action{UnpinService(), Unpause(), SetWeight(0)}; !slices.Equal(withoutWrite(d.Actions), want) {
+		t.Errorf("the next pass: actions %v, want %v", d.Actions, want)
 	}
 }
 
