@@ -140,9 +140,14 @@ func createsCanary(w *world, dec plan.Decision) bool {
 // end together) with every promotion's rolling update, and nothing about
 // it is due at a moment: a quarter of the workers at most do it at once,
 // so that the steps still due find a worker. A rollback's work is never
-// bounded so (a version judged bad leaves the traffic at once).
+// bounded so (a version judged bad leaves the traffic at once), nor a
+// decision that warns (a blue/green switch ended because the canary lost
+// pods: the traffic leaves it at once).
 func finishes(w *world, dec plan.Decision) bool {
 	if p := w.state.Phase; p != contract.PhasePromoting && p != contract.PhaseSucceeded {
+		return false
+	}
+	if dec.Event != nil && dec.Event.Type == plan.EventWarning {
 		return false
 	}
 	for _, a := range dec.Actions {

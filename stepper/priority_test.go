@@ -153,6 +153,8 @@ func TestFinishes(t *testing.T) {
 		{"waiting for the rolling update", in(contract.PhasePromoting), record, false},
 		{"a rollback's route", in(contract.PhaseProgressing), plan.Decision{Actions: []plan.Action{plan.WriteState(), plan.UnpinService(), plan.SetWeight(0), plan.Unpause()}}, false},
 		{"a rolled-back analysis' route and removal", in(contract.PhaseRolledBack), cleanup, false},
+		{"a blue/green switch ended, the canary short of pods", in(contract.PhasePromoting),
+			plan.Decision{Actions: unhold.Actions, Event: &plan.Event{Type: plan.EventWarning, Reason: plan.ReasonSwitchEnded}}, false},
 	} {
 		if got := finishes(tc.w, tc.dec); got != tc.want {
 			t.Errorf("%s: finishes %v, want %v", tc.name, got, tc.want)

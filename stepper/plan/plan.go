@@ -736,11 +736,19 @@ func stamp(t time.Time) time.Time {
 	return s
 }
 
-// until is the requeue delay from now to t, at least minRequeue.
+// until is the requeue delay from now to t: exactly while t is ahead, so
+// that a pass that comes just before a due moment (woken by an event: a
+// canary pod's readiness, a status change) does not push the moment's
+// pass back by up to minRequeue; minRequeue once t is reached (looked at
+// again promptly, never in a tight loop).
 //
-// Example: now 12:00:00, t 12:00:40 → 40s; t 11:59:00 → 1s.
+// Example: now 12:00:00, t 12:00:40 → 40s; t 12:00:00.3 → 300ms; t
+// 11:59:00 → 1s.
 func until(now, t time.Time) time.Duration {
-	return max(t.Sub(now), minRequeue)
+	if t.After(now) {
+		return t.Sub(now)
+	}
+	return minRequeue
 }
 
 // clock renders a due moment for a message.

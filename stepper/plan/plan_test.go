@@ -323,6 +323,14 @@ func TestNextScaling(t *testing.T) {
 		actions: []Action{EnsureCanary(2)},
 		requeue: ShortWait,
 	}, {
+		// A pass woken just before the moment (the canary Deployment's
+		// status, say) looks again at the moment, not a second later.
+		name:    "canary pods ready, the weight moves in 300ms: look again then",
+		state:   scaling(1, ago(time.Minute)),
+		obs:     func(o *Observations) { o.CanaryReady, o.CanaryReadySince = 2, ago(10*time.Second-300*time.Millisecond) },
+		actions: []Action{EnsureCanary(2)},
+		requeue: 300 * time.Millisecond,
+	}, {
 		name:  "the same after a failure: the message replaces the failure's",
 		state: scaling(1, ago(time.Minute)),
 		obs: func(o *Observations) {
