@@ -422,6 +422,11 @@ func announce(obs Observations, d Decision) Decision {
 	}
 	if !t.Emitted && t.Reason != "" {
 		d.Announce = EventFor(t.Reason, t.Message)
+	} else if t.Emitted && slices.Contains(d.Actions, Unpause()) {
+		// The unpause, a write of its own, records it (the promotion's,
+		// continued in the pass after its record): the state write has
+		// nothing to write for it.
+		return d
 	}
 	d.Evented = t.ID
 	return d

@@ -770,9 +770,20 @@ func TestPromotionContinuesInTheNextPass(t *testing.T) {
 		t.Fatalf("the promotion: phase %s, actions %v, requeue %v; want Promoting, [WriteState] alone, requeue %v", d.Next.Phase, d.Actions, d.Requeue, minRequeue)
 	}
 	obs.Now, obs.Checks = t0.Add(100*time.Millisecond), nil
+	// The promotion's Event went out after its record: the unpause
+	// records that (act), so the state write has nothing to write.
+	obs.Transition = Transition{ID: "Promoting/rev2/2026-03-01T12:00:00Z", Reason: ReasonPromoting, Emitted: true}
 	d = Next(spec, d.Next, obs)
 	if want := []Action{UnpinService(), Unpause(), SetWeight(0)}; !slices.Equal(withoutWrite(d.Actions), want) {
 		t.Errorf("the next pass: actions %v, want %v", d.Actions, want)
+	}
+	if d.Evented != "" {
+		t.Errorf("the next pass records the Event as evented in its state write (%q): a write the unpause makes anyway", d.Evented)
+	}
+	// Without an unpause to make (done already), the state write records it.
+	obs.Held = false
+	if d = Next(spec, d.Next, obs); d.Evented != obs.Transition.ID {
+		t.Errorf("no unpause left: Evented %q, want %q", d.Evented, obs.Transition.ID)
 	}
 }
 
