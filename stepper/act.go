@@ -66,9 +66,9 @@ func (r *Reconciler) act(ctx context.Context, w *world, dec plan.Decision) error
 				last := d.DeepCopy() // as the state write left it
 				d.Spec.Paused = false
 				if id := transitionID(d.Annotations); r.wasEmitted(d, id) {
-					// The promotion's Event went out after the state
-					// write: this write records it, and the next pass
-					// has no write to make for it.
+					// The promotion's Event went out after its state
+					// write (the pass before this one): this write
+					// records it, and no state write is made for it.
 					d.Annotations[contract.KeyEventedTransition] = id
 				}
 				// A conflict with the deployment controller's status
@@ -206,15 +206,16 @@ func (r *Reconciler) notifyTransition(w *world, d *appsv1.Deployment, e *plan.Ev
 // maxFailing bounds the error text kept in canary.io/failing.
 const maxFailing = 512
 
-// recordFailure makes a pass of an analysis in flight that could not do
-// what it decided visible and bounded: the error goes into the message
-// and canary.io/failing, and canary.io/failing-since keeps when the
-// failures began, so that plan.Next rolls back at the progress deadline.
+// recordFailure makes a pass of an analysis in flight (or of a promotion,
+// which never rolls back) that could not do what it decided visible and
+// bounded: the error goes into the message and canary.io/failing, and
+// canary.io/failing-since keeps when the failures began, so that
+// plan.Next rolls back an analysis at the progress deadline.
 // Best effort: when this write fails too (the apiserver refuses the
 // controller's writes), the pass's error is retried with backoff.
 func (r *Reconciler) recordFailure(ctx context.Context, w *world, dec plan.Decision, actErr error) {
 	phase := w.state.Phase
-	if phase != contract.PhaseProgressing && phase != contract.PhasePaused {
+	if phase != contract.PhaseProgressing && phase != contract.PhasePaused && phase != contract.PhasePromoting {
 		return
 	}
 	since := w.obs.FailingSince

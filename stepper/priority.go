@@ -183,13 +183,15 @@ func (r *Reconciler) mayTake(p *slotPool, key string) (release func(), ok bool) 
 	if p == nil {
 		return func() {}, true
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	select {
 	case p.free <- struct{}{}:
+		// Out of line, if it waited in it: a release wakes one that waits.
+		p.line = slices.DeleteFunc(p.line, func(k string) bool { return k == key })
 		return func() { r.release(p) }, true
 	default:
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if !slices.Contains(p.line, key) {
 		p.line = append(p.line, key)
 	}
@@ -217,9 +219,10 @@ func (r *Reconciler) release(p *slotPool) {
 
 // maxRetryBackoff bounds the wait before a pass that failed is tried
 // again; controller-runtime's default grows to 1,000 s. A pass that
-// failed in Promoting records nothing (its unpause refused while the
-// webhook is unreachable, say) and only its retry moves the promotion on
-// once the cause is gone; one that failed in an analysis in flight comes
+// failed in Promoting (its unpause refused while the webhook is
+// unreachable, say) is never rolled back: only its retry moves the
+// promotion on once the cause is gone; one that failed in an analysis in
+// flight comes
 // back to roll back at the progress deadline. Either would otherwise lag
 // by up to about 17 minutes after a long failure. Events (a write of the
 // Deployment, a canary pod's readiness) still bring a pass at once.

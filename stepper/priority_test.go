@@ -120,6 +120,20 @@ func TestCreationSlots(t *testing.T) {
 	if !slices.Equal(r.creating.line, []string{"shop/d"}) {
 		t.Errorf("in line: %v, want [shop/d]", r.creating.line)
 	}
+	// A Deployment in line that takes a slot on its own pass (its
+	// requeue came before the wake-up of the one first in line) leaves
+	// the line: a later release wakes one that still waits.
+	one := &Reconciler{creating: newSlotPool(1), wake: make(chan event.GenericEvent, 4)}
+	a, _ := one.mayCreate("shop/a")
+	one.mayCreate("shop/b")
+	one.mayCreate("shop/c")
+	a() // wakes shop/b
+	if _, ok := one.mayCreate("shop/c"); !ok {
+		t.Fatal("shop/c: no slot after a release")
+	}
+	if len(one.creating.line) != 0 {
+		t.Errorf("in line after shop/c took the slot: %v, want none", one.creating.line)
+	}
 	creates := plan.Decision{Actions: []plan.Action{plan.WriteState(), plan.EnsureCanary(1)}}
 	if !createsCanary(&world{}, creates) {
 		t.Errorf("EnsureCanary without a canary: not a creation")

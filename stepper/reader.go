@@ -709,8 +709,10 @@ func (rd *Reader) readChecks(ctx context.Context, url string, group []*checkRoun
 				<-done // bounded: every read runs under QueryTimeout
 			}
 			checkRoundWaitSeconds.Observe(rd.Clock.Since(checked).Seconds())
-			stored := rd.Clock.Now()
+			// The time under the lock: a pass that found the round not
+			// done (its now at or after the moment) is woken.
 			rd.mu.Lock()
+			stored := rd.Clock.Now()
 			c.results, c.done, c.stored = results, true, stored
 			current := rd.rounds[c.key] == c
 			rd.mu.Unlock()

@@ -84,9 +84,9 @@
 // # Promoting
 //
 //	enter      the record alone (Weight 0, StepStarted = WaitingSince =
-//	           now); the next pass, at once: UnpinService, Unpause,
-//	           SetWeight(0) (unhold: the stepper bounds how many such
-//	           passes run at once, never the record's)
+//	           now); the next pass, at once: UnpinService, SetWeight(0),
+//	           Unpause (the stepper bounds how many such passes run at
+//	           once, never the record's)
 //	rolling    wait for RolloutComplete, bounded by the progress deadline
 //	overdue    deadline passed: SetProgressingFailed and a Warning Event,
 //	           once (WaitingSince zeroed; the condition again after the

@@ -7,10 +7,11 @@ import (
 	"github.com/canary-io/canary/contract"
 )
 
-// promote enters Promoting: the user's Service is unpinned (it then
-// selects the stable and the canary pods), all traffic goes to it, and the
-// Deployment is unpaused so its rolling update moves it to the revision.
-// why is the sentence that led here.
+// promote enters Promoting, recorded alone: then (the next pass,
+// promoting) the user's Service is unpinned (it then selects the stable
+// and the canary pods), all traffic goes to it, and the Deployment is
+// unpaused so its rolling update moves it to the revision. why is the
+// sentence that led here.
 //
 // A blue-green analysis whose canary is ready at full size switches all
 // traffic to it instead (weight 100), before the unpin: the users move
@@ -30,9 +31,10 @@ func promote(spec Spec, st State, obs Observations, reason, why string) Decision
 	// the update runs (awaitRollout).
 	deadline := clock(st.WaitingSince.Add(spec.ProgressDeadline))
 	// The decision is recorded alone; the next pass (promoting, at once)
-	// routes the weight recorded, unpins the Service and then unpauses
-	// the Deployment (a Service still pinned to the stable ReplicaSet
-	// while the rolling update drains it would have no endpoints). The
+	// unpins the Service, routes the weight recorded (a switch's 100
+	// before the unpin) and then unpauses the Deployment (a Service
+	// still pinned to the stable ReplicaSet while the rolling update
+	// drains it would have no endpoints). The
 	// pass that records a promotion is the one at which the last step's
 	// checks passed, due at a known moment; its three writes after the
 	// record are not: they are left to a pass the stepper may bound (when
@@ -95,11 +97,20 @@ func promoting(spec Spec, st State, obs Observations) Decision {
 			acts = append(acts, SetWeight(st.Weight))
 		}
 	}
-	acts = append(acts, unhold(obs)...)
-	if obs.RoutingChangedBySomeoneElse == "" && st.Weight == 0 && obs.Routed() {
-		// Recorded with the promotion (weight 0), routed now: the removal
-		// delay counts from when it is seen unrouted (canaryFree).
+	// The promotion's weight 0 recorded, routed still (the pass after the
+	// record): moved after the unpin and before the unpause, as the
+	// promotion orders them, so that a refused unpause (a webhook outage)
+	// leaves the traffic where the promotion puts it. The removal delay
+	// counts from when it is seen unrouted (canaryFree).
+	unrouting := obs.RoutingChangedBySomeoneElse == "" && st.Weight == 0 && obs.Routed()
+	if obs.ServicePinned {
+		acts = append(acts, UnpinService())
+	}
+	if unrouting {
 		acts = append(acts, SetWeight(0))
+	}
+	if obs.Held {
+		acts = append(acts, Unpause())
 	}
 	if isNewControl(st, contract.KeyAbort, obs.Abort) {
 		st = consumeControls(st, obs)

@@ -31,9 +31,9 @@ const ShortWait = 5 * time.Second
 // that moment would cost every step a write of the Deployment.
 const ChecksLate = 5 * time.Second
 
-// minRequeue is the shortest requeue Next returns while something is in
-// flight, so that a due moment already reached is looked at again promptly
-// rather than never.
+// minRequeue is the requeue Next returns for a due moment already reached
+// (looked at again promptly rather than never, and never in a tight
+// loop); a moment ahead is requeued exactly (until).
 const minRequeue = time.Second
 
 // Spec is what is fixed for one analysis: the settings frozen when the

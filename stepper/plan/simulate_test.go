@@ -759,8 +759,9 @@ func TestBlueGreenEarlyPromoteDoesNotSwitch(t *testing.T) {
 }
 
 // TestPromotionContinuesInTheNextPass: the pass that records a promotion
-// writes only the record; the next routes the weight recorded (0), unpins
-// the Service and unpauses the Deployment, the unpin before the unpause.
+// writes only the record; the next unpins the Service, routes the weight
+// recorded (0) and unpauses the Deployment, in the promotion's order (a
+// refused unpause leaves the traffic where the promotion puts it).
 func TestPromotionContinuesInTheNextPass(t *testing.T) {
 	spec := testSpec()
 	st := running(2, ago(time.Minute))
@@ -774,7 +775,7 @@ func TestPromotionContinuesInTheNextPass(t *testing.T) {
 	// records that (act), so the state write has nothing to write.
 	obs.Transition = Transition{ID: "Promoting/rev2/2026-03-01T12:00:00Z", Reason: ReasonPromoting, Emitted: true}
 	d = Next(spec, d.Next, obs)
-	if want := []Action{UnpinService(), Unpause(), SetWeight(0)}; !slices.Equal(withoutWrite(d.Actions), want) {
+	if want := []Action{UnpinService(), SetWeight(0), Unpause()}; !slices.Equal(withoutWrite(d.Actions), want) {
 		t.Errorf("the next pass: actions %v, want %v", d.Actions, want)
 	}
 	if d.Evented != "" {
