@@ -170,11 +170,6 @@ type slotPool struct {
 
 func newSlotPool(n int) *slotPool { return &slotPool{free: make(chan struct{}, n)} }
 
-// mayCreate takes a creation slot for the Deployment key (mayTake).
-func (r *Reconciler) mayCreate(key string) (release func(), ok bool) {
-	return r.mayTake(r.creating, key)
-}
-
 // mayTake takes a slot of p for the Deployment key, if one is free, and
 // returns its release; true when there is no bound (p nil: the
 // reconciler was not set up with a manager, as in tests). When none is
@@ -222,10 +217,10 @@ func (r *Reconciler) release(p *slotPool) {
 // failed in Promoting (its unpause refused while the webhook is
 // unreachable, say) is never rolled back: only its retry moves the
 // promotion on once the cause is gone; one that failed in an analysis in
-// flight comes
-// back to roll back at the progress deadline. Either would otherwise lag
-// by up to about 17 minutes after a long failure. Events (a write of the
-// Deployment, a canary pod's readiness) still bring a pass at once.
+// flight comes back to roll back at the progress deadline. Either would
+// otherwise lag by up to about 17 minutes after a long failure. Events (a
+// write of the Deployment, a canary pod's readiness) still bring a pass
+// at once.
 const maxRetryBackoff = 30 * time.Second
 
 // retryLimiter is the stepper queue's backoff for a pass that failed:

@@ -97,11 +97,11 @@ func TestCreationSlots(t *testing.T) {
 		}
 	}
 	r := &Reconciler{creating: newSlotPool(2), wake: make(chan event.GenericEvent, 4)}
-	first, ok1 := r.mayCreate("shop/a")
-	_, ok2 := r.mayCreate("shop/b")
-	_, ok3 := r.mayCreate("shop/c")
-	_, ok4 := r.mayCreate("shop/d")
-	r.mayCreate("shop/c") // asks again: still second in line
+	first, ok1 := r.mayTake(r.creating, "shop/a")
+	_, ok2 := r.mayTake(r.creating, "shop/b")
+	_, ok3 := r.mayTake(r.creating, "shop/c")
+	_, ok4 := r.mayTake(r.creating, "shop/d")
+	r.mayTake(r.creating, "shop/c") // asks again: still second in line
 	if !ok1 || !ok2 || ok3 || ok4 {
 		t.Fatalf("slots taken: %v %v %v %v, want true true false false", ok1, ok2, ok3, ok4)
 	}
@@ -114,7 +114,7 @@ func TestCreationSlots(t *testing.T) {
 	default:
 		t.Errorf("the release woke nobody")
 	}
-	if _, ok := r.mayCreate("shop/c"); !ok {
+	if _, ok := r.mayTake(r.creating, "shop/c"); !ok {
 		t.Errorf("a released slot was not free again")
 	}
 	if !slices.Equal(r.creating.line, []string{"shop/d"}) {
@@ -124,11 +124,11 @@ func TestCreationSlots(t *testing.T) {
 	// requeue came before the wake-up of the one first in line) leaves
 	// the line: a later release wakes one that still waits.
 	one := &Reconciler{creating: newSlotPool(1), wake: make(chan event.GenericEvent, 4)}
-	a, _ := one.mayCreate("shop/a")
-	one.mayCreate("shop/b")
-	one.mayCreate("shop/c")
+	a, _ := one.mayTake(one.creating, "shop/a")
+	one.mayTake(one.creating, "shop/b")
+	one.mayTake(one.creating, "shop/c")
 	a() // wakes shop/b
-	if _, ok := one.mayCreate("shop/c"); !ok {
+	if _, ok := one.mayTake(one.creating, "shop/c"); !ok {
 		t.Fatal("shop/c: no slot after a release")
 	}
 	if len(one.creating.line) != 0 {
